@@ -1,0 +1,51 @@
+/**
+ * The rule language's view of a span: what the evaluator reads. It depends on
+ * nothing else in the pipeline; src/otlp builds these from OTLP protobuf or JSON.
+ *
+ * Ownership: a SpanRecord is immutable once built; the evaluator never mutates it
+ * and may keep references to it only for the duration of one evaluation.
+ */
+
+/** An OTLP AnyValue as rules see it. int64 values are numbers (exact up to 2^53);
+ * bytes are lowercase hex; a kvlist is a plain object. */
+export type AttributeValue =
+  | string
+  | number
+  | boolean
+  | readonly AttributeValue[]
+  | { readonly [key: string]: AttributeValue };
+
+export type Attributes = Readonly<Record<string, AttributeValue>>;
+
+/** OTLP Span.SpanKind numbering. */
+export const SpanKind = {
+  unspecified: 0,
+  internal: 1,
+  server: 2,
+  client: 3,
+  producer: 4,
+  consumer: 5,
+} as const;
+
+/** OTLP Status.StatusCode numbering. */
+export const StatusCode = { unset: 0, ok: 1, error: 2 } as const;
+
+export interface SpanRecord {
+  /** 32 lowercase hex characters. */
+  readonly traceId: string;
+  /** 16 lowercase hex characters. */
+  readonly spanId: string;
+  /** 16 lowercase hex characters, or '' for a span without a parent. */
+  readonly parentSpanId: string;
+  readonly name: string;
+  /** OTLP SpanKind number, see SpanKind. */
+  readonly kind: number;
+  readonly startTimeUnixNano: bigint;
+  readonly endTimeUnixNano: bigint;
+  /** OTLP StatusCode number, see StatusCode. */
+  readonly statusCode: number;
+  readonly statusMessage: string;
+  readonly attributes: Attributes;
+  /** The attributes of the span's resource (shared by every span of that resource). */
+  readonly resource: Attributes;
+}
