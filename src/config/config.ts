@@ -1,0 +1,53 @@
+/** The validated, normalized configuration every component is built from. Frozen after load. */
+
+export interface ListenConfig {
+  readonly enabled: boolean;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface DownstreamConfig {
+  /** '' when no downstream is configured. */
+  readonly endpoint: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly compression: 'none' | 'gzip';
+  readonly maxQueueSpans: number;
+  readonly maxBatchSpans: number;
+  readonly batchTimeoutMs: number;
+  readonly maxRetryTimeMs: number;
+}
+
+export interface Config {
+  /** Directory of the config file; relative paths in it are resolved against this. */
+  readonly baseDir: string;
+  readonly receiver: {
+    readonly grpc: ListenConfig;
+    readonly http: ListenConfig;
+    readonly maxRequestBytes: number;
+    readonly maxInFlightBytes: number;
+    readonly retryAfterMs: number;
+  };
+  readonly transport: {
+    readonly kind: 'embedded' | 'kafka';
+    readonly partitions: number;
+    readonly partitioner: 'sarama' | 'murmur2';
+    readonly maxQueuedBytes: number;
+  };
+  readonly downstream: DownstreamConfig;
+  readonly forwarder: { readonly enabled: boolean };
+  readonly worker: {
+    readonly traceIdleTimeoutMs: number;
+    readonly traceMaxDurationMs: number;
+    readonly rootIdleTimeoutMs: number;
+    readonly maxLiveTraces: number;
+    readonly maxSpansPerTrace: number;
+    readonly lateSpanGraceMs: number;
+    readonly evaluationThreads: number;
+    readonly evaluationBudgetMs: number;
+  };
+  readonly rules: { readonly paths: readonly string[] };
+  readonly api: ListenConfig & { readonly token: string };
+  readonly dataDir: string;
+  readonly log: { readonly level: string };
+}

@@ -1,0 +1,323 @@
+/**
+ * Loading the configuration: YAML file → environment overrides → schema
+ * validation (unknown keys rejected, every error naming its key and value) →
+ * normalized, frozen Config. Errors are values (ConfigError), never exits.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import type { Config, ListenConfig } from './config.ts';
+import { configSchema, type SchemaNode } from './schema.ts';
+import { parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+}
+
+type Raw = Record<string, unknown>;
+
+const ajv = new Ajv({ allErrors: true, verbose: true, useDefaults: true, strict: false, allowUnionTypes: true });
+ajv.addKeyword('x-env');
+ajv.addFormat('duration', { type: 'string', validate: (s: string) => parseDurationMs(s) !== undefined });
+ajv.addFormat('endpoint', { type: 'string', validate: (s: string) => parseEndpoint(s) !== undefined });
+ajv.addFormat('size', { type: 'string', validate: (s: string) => parseSizeBytes(s) !== undefined });
+const validate = ajv.compile(configSchema);
+
+/** Environment variables that override keys: name → YAML path. */
+const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
+  ['BETRACE_RECEIVER_GRPC_ENDPOINT', ['receiver', 'grpc', 'endpoint']],
+  ['BETRACE_RECEIVER_HTTP_ENDPOINT', ['receiver', 'http', 'endpoint']],
+  ['BETRACE_API_ENDPOINT', ['api', 'endpoint']],
+  ['BETRACE_API_TOKEN', ['api', 'token']],
+  ['BETRACE_TRANSPORT', ['transport', 'kind']],
+  ['BETRACE_DATA_DIR', ['data_dir']],
+  ['BETRACE_LOG_LEVEL', ['log', 'level']],
+  ['OTEL_EXPORTER_OTLP_ENDPOINT', ['downstream', 'endpoint']],
+  // More specific, so applied after the general one.
+  ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['downstream', 'endpoint']],
+];
+
+function setPath(target: Raw, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Raw;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** OTEL_EXPORTER_OTLP_HEADERS: comma-separated key=value pairs, values URL-encoded. */
+function parseHeaderList(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const i = pair.indexOf('=');
+    if (i <= 0) continue;
+    out[decodeURIComponent(pair.slice(0, i).trim())] = decodeURIComponent(pair.slice(i + 1).trim());
+  }
+  return out;
+}
+
+function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): void {
+  for (const [name, path] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    const downstream = (raw.downstream ??= {}) as Raw;
+    const headers = (downstream.headers ??= {}) as Record<string, string>;
+    Object.assign(headers, parseHeaderList(value));
+  }
+}
+
+function yamlPath(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .join('.');
+}
+
+function schemaAt(path: readonly string[]): SchemaNode | undefined {
+  let node: SchemaNode | undefined = configSchema;
+  for (const key of path) node = node?.properties?.[key];
+  return node;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = c;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+function describeError(e: ErrorObject): { path: string; message: string } {
+  const path = yamlPath(e.instancePath);
+  const value = e.data;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const full = path === '' ? key : `${path}.${key}`;
+      const known = Object.keys(schemaAt(path === '' ? [] : path.split('.'))?.properties ?? {});
+      const suggestion = closest(key, known);
+      return {
+        path: full,
+        message: `unknown key ${full}${suggestion ? ` (did you mean ${path === '' ? suggestion : `${path}.${suggestion}`}?)` : ''}`,
+      };
+    }
+    case 'format': {
+      const format = (e.params as { format: string }).format;
+      const what =
+        format === 'duration'
+          ? 'a duration with a unit (e.g. "5s", "250ms")'
+          : format === 'size'
+            ? 'a size (bytes, or e.g. "16MiB")'
+            : 'an endpoint host:port with a port 0-65535';
+      return { path, message: `${path} must be ${what}, got ${show(value)}` };
+    }
+    case 'enum':
+      return {
+        path,
+        message: `${path} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, got ${show(value)}`,
+      };
+    case 'type':
+      return { path, message: `${path} must be ${(e.params as { type: string }).type}, got ${show(value)}` };
+    case 'minimum':
+    case 'maximum':
+      return { path, message: `${path} must be ${e.keyword === 'minimum' ? '>=' : '<='} ${(e.params as { limit: number }).limit}, got ${show(value)}` };
+    case 'oneOf':
+      return { path, message: `${path} must be a size (bytes, or e.g. "16MiB"), got ${show(value)}` };
+    default:
+      return { path, message: `${path || 'config'} ${e.message ?? 'is invalid'}, got ${show(value)}` };
+  }
+}
+
+/** Line of the YAML node at a dotted path, for error messages. */
+function lineOf(doc: Document | undefined, path: string, lineStarts: number[]): number | undefined {
+  if (doc === undefined || path === '') return undefined;
+  let node: Node | null | undefined = doc.contents as Node | null;
+  for (const key of path.split('.')) {
+    if (isMap(node)) {
+      const pair: { key: unknown; value: unknown } | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+      if (pair === undefined) return undefined;
+      node = (pair.value as Node | null) ?? (pair.key as Node);
+    } else if (isSeq(node)) node = node.items[Number(key)] as Node | undefined;
+    else return undefined;
+  }
+  const offset = node?.range?.[0];
+  if (offset === undefined) return undefined;
+  let line = 0;
+  while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
+  return line + 1;
+}
+
+function positiveDuration(path: string, text: string, allowZero: boolean): number {
+  const ms = parseDurationMs(text)!;
+  if (!allowZero && ms <= 0) throw new ConfigError(`${path} must be a duration > 0, got ${show(text)}`);
+  return ms;
+}
+
+function listen(path: string, raw: Raw): ListenConfig {
+  const ep = parseEndpoint(raw.endpoint as string)!;
+  return { enabled: raw.enabled as boolean, host: ep.host, port: ep.port };
+}
+
+function normalize(raw: Raw, baseDir: string): Config {
+  const r = raw as Record<string, Raw>;
+  const receiver = r.receiver!;
+  const transport = r.transport!;
+  const downstream = r.downstream!;
+  const worker = r.worker!;
+  const api = r.api!;
+  const size = (v: unknown) => parseSizeBytes(v as string | number)!;
+  const dur = (path: string, v: unknown, allowZero = false) => positiveDuration(path, v as string, allowZero);
+
+  let token = api.token as string;
+  const tokenFile = api.token_file as string;
+  if (token === '' && tokenFile !== '') {
+    try {
+      token = readFileSync(resolve(baseDir, tokenFile), 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`api.token_file cannot be read, got ${show(tokenFile)}: ${(err as Error).message}`);
+    }
+  }
+  const endpointText = (downstream.endpoint as string).trim();
+  if (endpointText !== '' && !/^(https?:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(endpointText)) {
+    throw new ConfigError(`downstream.endpoint must be a URL like http://host:4317, got ${show(endpointText)}`);
+  }
+  const maxRequestBytes = size(receiver.max_request_bytes);
+  if (maxRequestBytes < 1024) throw new ConfigError(`receiver.max_request_bytes must be at least 1KiB, got ${show(receiver.max_request_bytes)}`);
+
+  return {
+    baseDir,
+    receiver: {
+      grpc: listen('receiver.grpc', receiver.grpc as Raw),
+      http: listen('receiver.http', receiver.http as Raw),
+      maxRequestBytes,
+      maxInFlightBytes: size(receiver.max_in_flight_bytes),
+      retryAfterMs: dur('receiver.retry_after', receiver.retry_after),
+    },
+    transport: {
+      kind: transport.kind as 'embedded' | 'kafka',
+      partitions: transport.partitions as number,
+      partitioner: transport.partitioner as 'sarama' | 'murmur2',
+      maxQueuedBytes: size(transport.max_queued_bytes),
+    },
+    downstream: {
+      endpoint: endpointText,
+      headers: { ...(downstream.headers as Record<string, string>) },
+      timeoutMs: dur('downstream.timeout', downstream.timeout),
+      compression: downstream.compression as 'none' | 'gzip',
+      maxQueueSpans: downstream.max_queue_spans as number,
+      maxBatchSpans: downstream.max_batch_spans as number,
+      batchTimeoutMs: dur('downstream.batch_timeout', downstream.batch_timeout),
+      maxRetryTimeMs: dur('downstream.max_retry_time', downstream.max_retry_time),
+    },
+    forwarder: { enabled: (r.forwarder!.enabled as boolean) && endpointText !== '' },
+    worker: {
+      traceIdleTimeoutMs: dur('worker.trace_idle_timeout', worker.trace_idle_timeout),
+      traceMaxDurationMs: dur('worker.trace_max_duration', worker.trace_max_duration),
+      rootIdleTimeoutMs: dur('worker.root_idle_timeout', worker.root_idle_timeout, true),
+      maxLiveTraces: worker.max_live_traces as number,
+      maxSpansPerTrace: worker.max_spans_per_trace as number,
+      lateSpanGraceMs: dur('worker.late_span_grace', worker.late_span_grace, true),
+      evaluationThreads: worker.evaluation_threads as number,
+      evaluationBudgetMs: dur('worker.evaluation_budget', worker.evaluation_budget),
+    },
+    rules: { paths: (r.rules!.paths as string[]).map((p) => resolve(baseDir, p)) },
+    api: { ...listen('api', api), token },
+    dataDir: resolve(baseDir, raw.data_dir as string),
+    log: { level: (r.log!.level as string) },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Validates a configuration given as YAML text. `source` names it in messages.
+ * Throws ConfigError with one line naming the key and the bad value.
+ */
+export function parseConfig(
+  text: string,
+  options: { source?: string; baseDir?: string; env?: NodeJS.ProcessEnv } = {},
+): Config {
+  const source = options.source ?? 'config';
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0].line;
+    throw new ConfigError(`${source}${line ? `:${line}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const value: unknown = doc.toJS() ?? {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${source}: the configuration must be a YAML mapping`);
+  }
+  const raw = structuredClone(value) as Raw;
+  applyEnv(raw, options.env ?? process.env);
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
+  if (!validate(raw)) {
+    const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if');
+    // The most specific error first: oneOf children repeat the parent's problem.
+    const primary = errors.find((e) => e.keyword !== 'oneOf' && !errors.some((o) => o.keyword === 'oneOf' && o.instancePath === e.instancePath)) ?? errors[0]!;
+    const { path, message } = describeError(primary);
+    const line = lineOf(doc, path, lineStarts);
+    throw new ConfigError(`${source}${line ? `:${line}` : ''}: ${message}`);
+  }
+  try {
+    return deepFreeze(normalize(raw, options.baseDir ?? process.cwd()));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const path = err.message.split(' ')[0]!;
+      const line = lineOf(doc, path, lineStarts);
+      throw new ConfigError(`${source}${line ? `:${line}` : ''}: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/** Loads and validates a configuration file (or the defaults when `path` is undefined). */
+export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  if (path === undefined) return parseConfig('{}', { source: 'defaults', env });
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read the config file: ${(err as Error).message}`);
+  }
+  return parseConfig(text, { source: path, baseDir: dirname(resolve(path)), env });
+}

@@ -1,0 +1,171 @@
+/**
+ * The configuration schema: every key, its type, its default and its meaning.
+ * The README's configuration reference is generated from this file
+ * (`betrace config reference`), and a test keeps the two in step.
+ * Durations are strings with units ("5s", "250ms"); sizes are bytes or strings with units ("16MiB").
+ */
+
+export interface SchemaNode {
+  type?: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
+  description?: string;
+  default?: unknown;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+  items?: SchemaNode;
+  enum?: readonly unknown[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  format?: 'duration' | 'size' | 'endpoint';
+  oneOf?: SchemaNode[];
+  /** Documentation only: the environment variable that overrides this key. */
+  'x-env'?: string;
+}
+
+function obj(description: string, properties: Record<string, SchemaNode>): SchemaNode {
+  return { type: 'object', description, properties, additionalProperties: false, default: {} };
+}
+function duration(description: string, def: string): SchemaNode {
+  return { type: 'string', format: 'duration', description, default: def };
+}
+function size(description: string, def: string): SchemaNode {
+  return { oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }], format: 'size', description, default: def };
+}
+function int(description: string, def: number, minimum = 1, maximum?: number): SchemaNode {
+  return { type: 'integer', description, default: def, minimum, ...(maximum === undefined ? {} : { maximum }) };
+}
+function bool(description: string, def: boolean): SchemaNode {
+  return { type: 'boolean', description, default: def };
+}
+function endpoint(description: string, def: string, env?: string): SchemaNode {
+  return { type: 'string', format: 'endpoint', description, default: def, ...(env ? { 'x-env': env } : {}) };
+}
+
+export const configSchema: SchemaNode = obj('The betrace configuration file.', {
+  receiver: obj('OTLP receiver: where applications (or a Collector) send spans.', {
+    grpc: obj('OTLP/gRPC (TraceService/Export).', {
+      enabled: bool('Serve OTLP/gRPC.', true),
+      endpoint: endpoint('Address to listen on, host:port (port 0: any free port).', '127.0.0.1:4317', 'BETRACE_RECEIVER_GRPC_ENDPOINT'),
+    }),
+    http: obj('OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip accepted).', {
+      enabled: bool('Serve OTLP/HTTP.', true),
+      endpoint: endpoint('Address to listen on, host:port.', '127.0.0.1:4318', 'BETRACE_RECEIVER_HTTP_ENDPOINT'),
+    }),
+    max_request_bytes: size(
+      'Largest request accepted, measured after decompression; larger ones get RESOURCE_EXHAUSTED / 413.',
+      '16MiB',
+    ),
+    max_in_flight_bytes: size(
+      'Bytes of requests being handed to the transport at once; past it requests get UNAVAILABLE / 503 with a retry delay.',
+      '64MiB',
+    ),
+    retry_after: duration('Retry delay suggested to clients with UNAVAILABLE / 503.', '1s'),
+  }),
+  transport: obj('How spans travel from the receiver to the workers and the forwarder.', {
+    kind: {
+      type: 'string',
+      enum: ['embedded', 'kafka'],
+      default: 'embedded',
+      description: 'embedded: in-process queues, one process runs every role. kafka: Apache Kafka between roles.',
+      'x-env': 'BETRACE_TRANSPORT',
+    },
+    partitions: int(
+      'Partitions of the embedded transport (traces are spread over them by trace id, as Kafka partitions would be).',
+      4,
+      1,
+      1024,
+    ),
+    partitioner: {
+      type: 'string',
+      enum: ['sarama', 'murmur2'],
+      default: 'sarama',
+      description:
+        'Partition function of the trace id key: sarama (FNV-1a, as the OpenTelemetry Collector Kafka exporter) or murmur2 (Java clients).',
+    },
+    max_queued_bytes: size(
+      'Embedded transport: bytes of records waiting per partition before producers are refused (backpressure).',
+      '64MiB',
+    ),
+  }),
+  downstream: obj('The OTLP/gRPC endpoint of the tracing backend (Tempo, Jaeger, a Collector): forwarded spans and violation spans go there.', {
+    endpoint: {
+      type: 'string',
+      default: '',
+      description:
+        'URL of the OTLP/gRPC endpoint (http://host:4317, or https:// for TLS). Empty: nothing is exported and the forwarder is off. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, overrides it.',
+      'x-env': 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    },
+    headers: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      default: {},
+      description: 'gRPC metadata sent with each export (e.g. an authorization header). OTEL_EXPORTER_OTLP_HEADERS adds to it.',
+      'x-env': 'OTEL_EXPORTER_OTLP_HEADERS',
+    },
+    timeout: duration('Deadline of one export call.', '10s'),
+    compression: { type: 'string', enum: ['none', 'gzip'], default: 'none', description: 'Compression of export calls.' },
+    max_queue_spans: int(
+      'Spans waiting for export (per exporter: forwarder and violations each); when full, new batches are dropped and counted.',
+      200_000,
+    ),
+    max_batch_spans: int('Most spans in one export call.', 4096),
+    batch_timeout: duration('Longest a span waits for its batch to fill.', '200ms'),
+    max_retry_time: duration(
+      'How long one batch is retried on retryable errors (UNAVAILABLE and the like) before it is dropped and counted.',
+      '5m',
+    ),
+  }),
+  forwarder: obj('Passes every accepted span, unchanged, downstream.', {
+    enabled: bool('Forward spans (only when downstream.endpoint is set).', true),
+  }),
+  worker: obj('Assembles traces and evaluates rules.', {
+    trace_idle_timeout: duration('A trace is complete when none of its spans arrived for this long.', '5s'),
+    trace_max_duration: duration('A trace is cut (evaluated, marked partial) this long after its first span arrived.', '60s'),
+    root_idle_timeout: duration(
+      'When not 0: a trace is complete this long after its root span ended, even if other spans still trickle in.',
+      '0s',
+    ),
+    max_live_traces: int('Traces assembled at once per worker; at the bound the transport is paused.', 100_000),
+    max_spans_per_trace: int('Spans kept per trace; a trace over it is cut (evaluated, marked partial).', 10_000),
+    late_span_grace: duration(
+      'After evaluation, a trace is remembered this long: a late span re-evaluates it with the spans seen before.',
+      '30s',
+    ),
+    evaluation_threads: int('Threads evaluating rules (worker_threads), off the I/O thread.', 1, 1, 64),
+    evaluation_budget: duration('Longest evaluation of one trace by one rule before it is abandoned and counted.', '250ms'),
+  }),
+  rules: obj('Where rules come from.', {
+    paths: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'Rule files (YAML, globs allowed), relative to the config file; reloaded when they change.',
+    },
+  }),
+  api: obj('Admin HTTP API: health, readiness, metrics, rules, violations.', {
+    enabled: bool('Serve the admin API.', true),
+    endpoint: endpoint('Address to listen on, host:port.', '127.0.0.1:12011', 'BETRACE_API_ENDPOINT'),
+    token: {
+      type: 'string',
+      default: '',
+      description: 'Bearer token required on mutating calls; empty: none. Prefer token_file or BETRACE_API_TOKEN.',
+      'x-env': 'BETRACE_API_TOKEN',
+    },
+    token_file: { type: 'string', default: '', description: 'File holding the bearer token (e.g. a mounted Secret).' },
+  }),
+  data_dir: {
+    type: 'string',
+    default: './data',
+    description: 'Directory for state kept across restarts (violations, API rules), relative to the config file.',
+    'x-env': 'BETRACE_DATA_DIR',
+  },
+  log: obj('Logging (JSON lines on stdout, pino).', {
+    level: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      description: 'Lowest level logged.',
+      'x-env': 'BETRACE_LOG_LEVEL',
+    },
+  }),
+});

@@ -1,0 +1,72 @@
+/**
+ * Reading trace files: OTLP/JSON (one request per document or per line, as the
+ * Collector's file exporter writes with `format: json`) and OTLP protobuf (one
+ * message, or the file exporter's `format: proto` stream of 4-byte big-endian
+ * length-prefixed messages).
+ */
+import { readFile } from 'node:fs/promises';
+import type { SpanRecord } from '../rules/span.ts';
+import { jsonTextToProtobuf } from './json.ts';
+import { decodeSpans } from './spans.ts';
+import { ExportTraceServiceRequest } from './schema.ts';
+
+export class TraceFileError extends Error {
+  override name = 'TraceFileError';
+}
+
+/** Every ExportTraceServiceRequest in the file, as protobuf bytes. Throws TraceFileError. */
+export async function readTraceFileRequests(path: string): Promise<Uint8Array[]> {
+  const data = await readFile(path).catch((err: unknown) => {
+    throw new TraceFileError(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const firstNonSpace = data.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+  if (firstNonSpace === 0x7b /* '{' */) return jsonRequests(path, data.toString('utf8'));
+  if (firstNonSpace === undefined) return [];
+  return protobufRequests(path, data);
+}
+
+function jsonRequests(path: string, text: string): Uint8Array[] {
+  const whole = jsonTextToProtobuf(text);
+  if (whole.ok) return [whole.protobuf];
+  const out: Uint8Array[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const r = jsonTextToProtobuf(line);
+    if (!r.ok) throw new TraceFileError(`${path}:${i + 1}: ${r.error}`);
+    out.push(r.protobuf);
+  }
+  return out;
+}
+
+function isValidRequest(bytes: Uint8Array): boolean {
+  try {
+    ExportTraceServiceRequest.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function protobufRequests(path: string, data: Buffer): Uint8Array[] {
+  // The file exporter's stream: [uint32 big-endian length][message]...
+  const framed: Uint8Array[] = [];
+  let pos = 0;
+  while (pos + 4 <= data.length) {
+    const len = data.readUInt32BE(pos);
+    if (pos + 4 + len > data.length) break;
+    framed.push(data.subarray(pos + 4, pos + 4 + len));
+    pos += 4 + len;
+  }
+  if (pos === data.length && framed.length > 0 && framed.every(isValidRequest)) return framed;
+  if (isValidRequest(data)) return [data];
+  throw new TraceFileError(`${path}: not OTLP JSON or protobuf (ExportTraceServiceRequest)`);
+}
+
+/** All spans in an OTLP trace file. */
+export async function readTraceFile(path: string): Promise<SpanRecord[]> {
+  const out: SpanRecord[] = [];
+  for (const request of await readTraceFileRequests(path)) for (const s of decodeSpans(request)) out.push(s);
+  return out;
+}

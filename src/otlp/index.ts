@@ -1,0 +1,14 @@
+export { splitByTrace, mergeRequests, type TracePart, type SplitResult } from './split.ts';
+export { jsonTextToProtobuf, jsonValueToProtobuf, type JsonResult } from './json.ts';
+export { decodeSpans, requestToSpans } from './spans.ts';
+export { readTraceFile, readTraceFileRequests, TraceFileError } from './files.ts';
+export { toHex, fromHexId, isAllZero } from './hex.ts';
+export {
+  ExportTraceServiceRequest,
+  ExportTraceServiceResponse,
+  RpcStatus,
+  RetryInfo,
+  TRACE_EXPORT_PATH,
+  TRACE_SERVICE_NAME,
+  longToBigInt,
+} from './schema.ts';

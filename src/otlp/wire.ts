@@ -1,0 +1,161 @@
+/**
+ * Protobuf wire-format framing, for reading and writing OTLP requests without
+ * decoding them into objects: the receiver splits a request by trace id by moving
+ * byte ranges, so every field it does not look at (including ones it does not know)
+ * passes through unchanged.
+ */
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LEN = 2;
+export const WIRE_FIXED32 = 5;
+
+/** A malformed message: the receiver answers INVALID_ARGUMENT. */
+export class WireError extends Error {
+  override name = 'WireError';
+}
+
+/** Sequential reader over one message's bytes. */
+export class WireReader {
+  readonly buf: Uint8Array;
+  pos: number;
+  readonly end: number;
+
+  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+  }
+
+  done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  /** A varint of at most 64 bits, as a number (exact below 2^53; callers use it for tags and lengths). */
+  varint(): number {
+    let result = 0;
+    let shift = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new WireError('truncated varint');
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * shift;
+      if (b < 0x80) return result;
+      shift *= 128;
+    }
+    throw new WireError('varint longer than 10 bytes');
+  }
+
+  /** The content range of a length-delimited field, advancing past it. */
+  lenRange(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    if (len > this.end - start) throw new WireError('length-delimited field runs past the end of its message');
+    this.pos = start + len;
+    return [start, start + len];
+  }
+
+  fixed64BigInt(): bigint {
+    if (this.end - this.pos < 8) throw new WireError('truncated fixed64');
+    const view = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8);
+    this.pos += 8;
+    return view.getBigUint64(0, true);
+  }
+
+  skip(wireType: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_FIXED64:
+        this.advance(8);
+        return;
+      case WIRE_LEN:
+        this.lenRange();
+        return;
+      case WIRE_FIXED32:
+        this.advance(4);
+        return;
+      default:
+        throw new WireError(`unsupported wire type ${wireType}`);
+    }
+  }
+
+  private advance(n: number): void {
+    if (this.end - this.pos < n) throw new WireError('truncated fixed-size field');
+    this.pos += n;
+  }
+}
+
+/** Bytes of a varint. */
+export function varintBytes(value: number): Uint8Array {
+  const out: number[] = [];
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 128) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return Uint8Array.from(out);
+}
+
+/** Builds a message from chunks; `len()` frames a nested message. */
+export class WireWriter {
+  readonly chunks: Uint8Array[] = [];
+  size = 0;
+
+  raw(bytes: Uint8Array): this {
+    this.chunks.push(bytes);
+    this.size += bytes.length;
+    return this;
+  }
+
+  /** A length-delimited field with the given content. */
+  lenField(field: number, content: WireWriter | Uint8Array): this {
+    this.raw(varintBytes((field << 3) | WIRE_LEN));
+    this.raw(varintBytes(content instanceof WireWriter ? content.size : content.length));
+    if (content instanceof WireWriter) {
+      for (const c of content.chunks) this.chunks.push(c);
+      this.size += content.size;
+    } else this.raw(content);
+    return this;
+  }
+
+  finish(): Uint8Array {
+    return Buffer.concat(this.chunks, this.size);
+  }
+}
+
+/** What a known field holds: a scalar wire type or a nested message's schema. */
+export type FieldKind = number | MessageSchema;
+export interface MessageSchema {
+  readonly name: string;
+  readonly fields: Readonly<Record<number, FieldKind>>;
+}
+
+/**
+ * Checks that bytes [start, end) are a well-formed message of the schema: every
+ * tag and length consistent, known fields of the right wire type, nesting bounded.
+ * Unknown fields are skipped (they pass through unchanged).
+ */
+export function checkMessage(buf: Uint8Array, start: number, end: number, schema: MessageSchema, depth = 0): void {
+  if (depth > 32) throw new WireError(`${schema.name}: nesting deeper than 32`);
+  const r = new WireReader(buf, start, end);
+  while (!r.done()) {
+    const tag = r.varint();
+    const field = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    if (field === 0) throw new WireError(`${schema.name}: field number 0`);
+    const kind = schema.fields[field];
+    if (kind === undefined) {
+      r.skip(wireType);
+    } else if (typeof kind === 'number') {
+      // Packed repeated scalars are not used by these messages.
+      if (wireType !== kind) throw new WireError(`${schema.name}: field ${field} has wire type ${wireType}, expected ${kind}`);
+      r.skip(wireType);
+    } else {
+      if (wireType !== WIRE_LEN) throw new WireError(`${schema.name}: field ${field} is not length-delimited`);
+      const [s, e] = r.lenRange();
+      checkMessage(buf, s, e, kind, depth + 1);
+    }
+  }
+}
