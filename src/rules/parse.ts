@@ -1,0 +1,145 @@
+/**
+ * Runs the nearley parser over the lexer's tokens. Returns the surface AST or one
+ * located error; never throws on bad input. Zero parses is a syntax error with the
+ * tokens that were expected; more than one parse is an internal error (the
+ * grammar must be unambiguous).
+ *
+ * Cost is bounded by construction: input over MAX_CONDITION_BYTES and bracket
+ * nesting over MAX_NESTING_DEPTH are refused before the parser runs, and the
+ * grammar is unambiguous, so an Earley parse is linear-ish in the token count.
+ */
+import nearley from 'nearley';
+import grammarModule from './grammar.generated.js';
+import type { Condition } from './ast.ts';
+import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH } from './diagnostics.ts';
+import type { RuleDiagnostic } from './diagnostics.ts';
+import { TOKEN_DISPLAY, tokenize } from './lexer.ts';
+import type { Position, Token } from './lexer.ts';
+
+const compiled = grammarModule as unknown as nearley.CompiledRules;
+const grammar = nearley.Grammar.fromCompiled(compiled);
+
+/** nearley's lexer interface over a token array. */
+class ArrayLexer implements nearley.Lexer {
+  readonly #tokens: readonly Token[];
+  #i = 0;
+  constructor(tokens: readonly Token[]) {
+    this.#tokens = tokens;
+  }
+  reset(): void {
+    this.#i = 0;
+  }
+  next(): nearley.Token | undefined {
+    return this.#tokens[this.#i++] as nearley.Token | undefined;
+  }
+  save(): nearley.LexerState {
+    return {};
+  }
+  formatError(): string {
+    return 'syntax error';
+  }
+  has(): boolean {
+    return true;
+  }
+}
+
+export type ParseResult = { ok: true; ast: Condition } | { ok: false; error: RuleDiagnostic };
+
+interface ParserInternals {
+  table: { scannable: { rule: { symbols: unknown[] }; dot: number }[] }[];
+  current: number;
+  reportError: () => string;
+  reportLexerError: () => string;
+}
+
+function err(at: { line: number; col: number }, message: string, code: RuleDiagnostic['code'] = 'syntax'): ParseResult {
+  return { ok: false, error: { line: at.line, column: at.col, message, code } };
+}
+
+/** Checks the size and bracket depth, then tokenizes. */
+function lex(text: string): { ok: true; tokens: Token[]; end: Position } | { ok: false; result: ParseResult } {
+  if (Buffer.byteLength(text, 'utf8') > MAX_CONDITION_BYTES) {
+    return { ok: false, result: err({ line: 1, col: 1 }, `condition is larger than ${MAX_CONDITION_BYTES} bytes`, 'too-large') };
+  }
+  const lexed = tokenize(text);
+  if (!lexed.ok) return { ok: false, result: err(lexed.error, lexed.error.message) };
+  let depth = 0;
+  for (const t of lexed.tokens) {
+    if (t.type === 'lparen' || t.type === 'lbrace' || t.type === 'lbracket') {
+      if (++depth > MAX_NESTING_DEPTH) {
+        return { ok: false, result: err(t, `nesting deeper than ${MAX_NESTING_DEPTH} levels`, 'too-deep') };
+      }
+    } else if (t.type === 'rparen' || t.type === 'rbrace' || t.type === 'rbracket') {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return { ok: true, tokens: lexed.tokens, end: lexed.end };
+}
+
+/** Runs nearley; returns all parses, or the index of the token that failed. */
+function runParser(tokens: readonly Token[]): { results: unknown[] } | { failedAt: number; expected: string[] } {
+  const parser = new nearley.Parser(grammar);
+  parser.lexer = new ArrayLexer(tokens);
+  const internals = parser as unknown as ParserInternals;
+  // nearley builds a long diagnostic on failure; ours is built below instead.
+  internals.reportError = () => 'syntax error';
+  internals.reportLexerError = () => 'syntax error';
+  try {
+    parser.feed('');
+  } catch {
+    return { failedAt: internals.current, expected: expectedAt(internals, internals.current) };
+  }
+  const results = parser.results;
+  if (results.length === 0) return { failedAt: tokens.length, expected: expectedAt(internals, internals.current) };
+  return { results };
+}
+
+function expectedAt(p: ParserInternals, column: number): string[] {
+  const col = p.table[column];
+  if (col === undefined) return [];
+  const out = new Set<string>();
+  for (const state of col.scannable) {
+    const sym = state.rule.symbols[state.dot] as { type?: string } | undefined;
+    if (sym?.type !== undefined) out.add(TOKEN_DISPLAY[sym.type] ?? sym.type);
+  }
+  return [...out].sort();
+}
+
+function describe(t: Token): string {
+  if (t.type === 'string') return `string ${t.text}`;
+  if (t.type === 'name') return `name "${t.text}"`;
+  if (t.type === 'number' || t.type === 'duration') return `${t.type} ${t.text}`;
+  return `"${t.text}"`;
+}
+
+/** Parses a condition into its surface AST (see ast.ts). */
+export function parseCondition(text: string): ParseResult {
+  const lexed = lex(text);
+  if (!lexed.ok) return lexed.result;
+  if (lexed.tokens.length === 0) return err({ line: 1, col: 1 }, 'empty condition');
+  const run = runParser(lexed.tokens);
+  if ('failedAt' in run) {
+    const bad = lexed.tokens[run.failedAt];
+    const expected = run.expected.length > 0 ? `; expected ${oneOf(run.expected)}` : '';
+    return bad === undefined
+      ? err(lexed.end, `unexpected end of condition${expected}`)
+      : err(bad, `unexpected ${describe(bad)}${expected}`);
+  }
+  if (run.results.length !== 1) {
+    return err({ line: 1, col: 1 }, `internal error: ${run.results.length} parses (the grammar is ambiguous here); please report`, 'ambiguous');
+  }
+  return { ok: true, ast: run.results[0] as Condition };
+}
+
+function oneOf(items: readonly string[]): string {
+  if (items.length === 1) return items[0] ?? '';
+  return `one of ${items.join(', ')}`;
+}
+
+/** For tests: how many parses nearley finds (exactly 1 for every valid condition). */
+export function countParses(text: string): number {
+  const lexed = lex(text);
+  if (!lexed.ok) return 0;
+  const run = runParser(lexed.tokens);
+  return 'results' in run ? run.results.length : 0;
+}
