@@ -163,7 +163,7 @@ function describeError(e: ErrorObject): { path: string; message: string } {
 /** Line of the YAML node at a dotted path, for error messages. */
 function lineOf(doc: Document | undefined, path: string, lineStarts: number[]): number | undefined {
   if (doc === undefined || path === '') return undefined;
-  let node: Node | null | undefined = doc.contents as Node | null;
+  let node: Node | null | undefined = doc.contents;
   for (const key of path.split('.')) {
     if (isMap(node)) {
       const pair: { key: unknown; value: unknown } | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);

@@ -34,11 +34,6 @@ interface SpanRef {
   start: number;
   end: number;
 }
-interface ScopeGroup {
-  /** Scope-level fields other than spans, as [fieldNumber, start, end] content ranges (LEN) or raw ranges. */
-  readonly header: Uint8Array[];
-  readonly spans: SpanRef[];
-}
 interface TraceGroup {
   traceId: string;
   spanCount: number;

@@ -1,0 +1,205 @@
+/**
+ * The admin HTTP API (port 12011): health, readiness, Prometheus metrics, and
+ * the routes other components register (rules, violations, replay). JSON in and
+ * out; errors are `{ "error": { "code", "message" } }` with a stable code.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Component } from '../component.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+
+export interface ApiRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingMessage['headers'];
+  /** Parsed JSON body (undefined when empty). */
+  readonly body: unknown;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Raw text body (e.g. Prometheus exposition) instead of JSON. */
+  readonly text?: string;
+}
+
+export type RouteHandler = (req: ApiRequest) => Promise<ApiResponse> | ApiResponse;
+
+export interface Route {
+  readonly method: string;
+  /** Path pattern with `{name}` parameters, e.g. /v1/rules/{id}. */
+  readonly path: string;
+  readonly handler: RouteHandler;
+}
+
+/** A readiness condition: ready, or why not. */
+export type ReadinessCheck = () => { ready: true } | { ready: false; reason: string };
+
+export function apiError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): ApiResponse {
+  return { status, body: { error: { code, message, ...extra } } };
+}
+
+export interface ApiServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly maxBodyBytes?: number;
+}
+
+interface CompiledRoute {
+  readonly method: string;
+  readonly pattern: RegExp;
+  readonly names: string[];
+  readonly handler: RouteHandler;
+}
+
+export class ApiServer implements Component {
+  readonly #o: ApiServerOptions;
+  readonly #routes: CompiledRoute[] = [];
+  readonly #checks = new Map<string, ReadinessCheck>();
+  #server: Server | undefined;
+  #port = 0;
+
+  constructor(options: ApiServerOptions) {
+    this.#o = options;
+    this.addRoute({ method: 'GET', path: '/health', handler: () => ({ status: 200, body: { status: 'ok' } }) });
+    this.addRoute({ method: 'GET', path: '/ready', handler: () => this.#ready() });
+    this.addRoute({
+      method: 'GET',
+      path: '/metrics',
+      handler: async () => ({
+        status: 200,
+        text: await options.metrics.registry.metrics(),
+        headers: { 'Content-Type': options.metrics.registry.contentType },
+      }),
+    });
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  addRoute(route: Route): void {
+    const names: string[] = [];
+    const pattern = new RegExp(
+      '^' +
+        route.path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_m, name: string) => {
+          names.push(name);
+          return '([^/]+)';
+        }) +
+        '$',
+    );
+    this.#routes.push({ method: route.method, pattern, names, handler: route.handler });
+  }
+
+  addReadinessCheck(name: string, check: ReadinessCheck): void {
+    this.#checks.set(name, check);
+  }
+
+  #ready(): ApiResponse {
+    const notReady: Record<string, string> = {};
+    for (const [name, check] of this.#checks) {
+      const r = check();
+      if (!r.ready) notReady[name] = r.reason;
+    }
+    return Object.keys(notReady).length === 0
+      ? { status: 200, body: { status: 'ready' } }
+      : { status: 503, body: { status: 'not ready', reasons: notReady } };
+  }
+
+  async start(): Promise<void> {
+    if (this.#server !== undefined) return;
+    const server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.#o.logger.error({ err }, 'admin API request failed unexpectedly');
+        if (!res.headersSent) send(res, apiError(500, 'INTERNAL', 'internal error'));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#o.port, this.#o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : this.#o.port;
+    this.#server = server;
+    this.#o.logger.info({ address: `${this.#o.host}:${this.#port}` }, 'admin API listening');
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/$/, '') : url.pathname;
+    const method = req.method ?? 'GET';
+    let pathMatched = false;
+    for (const route of this.#routes) {
+      const m = route.pattern.exec(path);
+      if (m === null) continue;
+      pathMatched = true;
+      if (route.method !== method) continue;
+      const params: Record<string, string> = {};
+      route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      const body = await readJsonBody(req, this.#o.maxBodyBytes ?? 1024 * 1024);
+      if (!body.ok) {
+        send(res, body.response);
+        return;
+      }
+      send(res, await route.handler({ method, path, params, query: url.searchParams, headers: req.headers, body: body.value }));
+      return;
+    }
+    req.resume();
+    send(res, pathMatched ? apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`) : apiError(404, 'NOT_FOUND', `no route ${path}`));
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) return;
+    this.#server = undefined;
+    server.closeIdleConnections();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => server.closeAllConnections(), 3000);
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function send(res: ServerResponse, response: ApiResponse): void {
+  if (response.text !== undefined) {
+    res.writeHead(response.status, { 'Content-Type': 'text/plain; charset=utf-8', ...response.headers });
+    res.end(response.text);
+    return;
+  }
+  const body = response.body === undefined ? '' : JSON.stringify(response.body);
+  res.writeHead(response.status, {
+    ...(body === '' ? {} : { 'Content-Type': 'application/json' }),
+    ...response.headers,
+  });
+  res.end(body);
+}
+
+async function readJsonBody(
+  req: IncomingMessage,
+  limit: number,
+): Promise<{ ok: true; value: unknown } | { ok: false; response: ApiResponse }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return { ok: false, response: apiError(413, 'BODY_TOO_LARGE', `request body larger than ${limit} bytes`) };
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+  } catch (err) {
+    return { ok: false, response: apiError(400, 'INVALID_JSON', `request body is not JSON: ${(err as Error).message}`) };
+  }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * The betrace command line. Only this entry point exits the process; every
+ * command returns its exit status (0 success, 1 usage or input error, 2
+ * violations found with --fail-on-violation).
+ */
+import { Command, CommanderError } from 'commander';
+import { loadConfig, ConfigError } from '../config/index.ts';
+import { configReference } from './config-reference.ts';
+import { ExitCode, processOutput, type Output } from './output.ts';
+import { runCommand } from './run.ts';
+
+export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
+  const program = new Command('betrace')
+    .description('Checks invariants learned from incidents on every trace: an OTLP pipeline that evaluates rules and emits violations as spans.')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => out.stdout(s), writeErr: (s) => out.stderr(s) })
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('Run the pipeline: receiver, worker, forwarder and API (or the roles given).')
+    .option('-c, --config <file>', 'configuration file (YAML); built-in defaults when omitted')
+    .option('-r, --roles <roles>', 'comma-separated roles: receiver,worker,forwarder,api')
+    .action((opts: { config?: string; roles?: string }) => {
+      setStatus(runCommand(opts, out));
+    });
+
+  const config = program.command('config').description('Configuration tools.');
+  config
+    .command('check')
+    .description('Validate a configuration file and exit.')
+    .argument('<file>', 'configuration file')
+    .action((file: string) => {
+      try {
+        loadConfig(file);
+        out.stdout(`${file}: ok`);
+        setStatus(ExitCode.ok);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        out.stderr(`betrace: ${err.message}`);
+        setStatus(ExitCode.inputError);
+      }
+    });
+  config
+    .command('reference')
+    .description('Print the configuration reference (Markdown).')
+    .action(() => {
+      out.stdout(configReference());
+      setStatus(ExitCode.ok);
+    });
+  return program;
+}
+
+/** Runs the command line; resolves with the exit status. */
+export async function main(argv: readonly string[], out: Output = processOutput): Promise<number> {
+  let status: Promise<number> | number = ExitCode.ok;
+  const program = buildProgram(out, (s) => {
+    status = s;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.inputError;
+    }
+    throw err;
+  }
+  return status;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (err: unknown) => {
+      process.stderr.write(`betrace: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

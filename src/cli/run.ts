@@ -1,0 +1,55 @@
+/** `betrace run`: starts the configured roles and runs until SIGINT/SIGTERM. */
+import { ConfigError, loadConfig } from '../config/index.ts';
+import { createPipeline, parseRoles, ALL_ROLES } from '../pipeline.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { ExitCode, type Output } from './output.ts';
+
+export interface RunOptions {
+  readonly config?: string;
+  readonly roles?: string;
+}
+
+/** Resolves with the exit status once the pipeline has shut down. */
+export async function runCommand(options: RunOptions, out: Output): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(options.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      out.stderr(`betrace: ${err.message}`);
+      return ExitCode.inputError;
+    }
+    throw err;
+  }
+  const roles = parseRoles(options.roles ?? ALL_ROLES.join(','));
+  if (typeof roles === 'string') {
+    out.stderr(`betrace: --roles: ${roles}`);
+    return ExitCode.inputError;
+  }
+  const logger = createLogger(config.log.level);
+  let pipeline;
+  try {
+    pipeline = createPipeline({ config, roles, logger });
+  } catch (err) {
+    out.stderr(`betrace: ${(err as Error).message}`);
+    return ExitCode.inputError;
+  }
+  try {
+    await pipeline.start();
+  } catch (err) {
+    out.stderr(`betrace: cannot start: ${(err as Error).message}`);
+    await pipeline.shutdown().catch(() => undefined);
+    return ExitCode.inputError;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await pipeline.shutdown();
+  logger.flush();
+  return ExitCode.ok;
+}

@@ -1,0 +1,139 @@
+/**
+ * Assembles the roles of one betrace process from the configuration:
+ *
+ *   OTLP clients → receiver → transport (partitioned by trace id)
+ *                                 ├─ forwarder group → downstream (unchanged spans)
+ *                                 └─ worker group → rules → violation spans → downstream
+ *   api: health, readiness, metrics, rules, violations
+ *
+ * Start order is downstream-first (exporters, consumers, then the receiver), so
+ * nothing is accepted before it has somewhere to go; shutdown is the reverse.
+ */
+import type { Component } from './component.ts';
+import type { Config } from './config/index.ts';
+import { ApiServer } from './api/index.ts';
+import { Forwarder, QueuedExporter, createOtlpGrpcSender } from './exporter/index.ts';
+import { GrpcReceiver, HttpReceiver, Ingest } from './receiver/index.ts';
+import type { Logger } from './telemetry/logger.ts';
+import { createMetrics, type Metrics } from './telemetry/metrics.ts';
+import { createEmbeddedTransport } from './transport/embedded.ts';
+import type { Transport } from './transport/transport.ts';
+
+export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
+export type Role = (typeof ALL_ROLES)[number];
+
+export interface PipelineOptions {
+  readonly config: Config;
+  readonly roles: readonly Role[];
+  readonly logger: Logger;
+}
+
+export interface Pipeline extends Component {
+  readonly metrics: Metrics;
+  readonly transport: Transport;
+  /** Bound ports (after start), useful when the config asks for port 0. */
+  ports(): { grpc?: number; http?: number; api?: number };
+}
+
+export function parseRoles(text: string): Role[] | string {
+  const roles = text
+    .split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
+  const bad = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r));
+  if (bad.length > 0) return `unknown role ${bad.join(', ')}; roles are ${ALL_ROLES.join(', ')}`;
+  if (roles.length === 0) return `no roles given; roles are ${ALL_ROLES.join(', ')}`;
+  return [...new Set(roles)] as Role[];
+}
+
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const { config, roles, logger } = options;
+  const metrics = createMetrics();
+  const has = (role: Role) => roles.includes(role);
+  if (config.transport.kind === 'kafka') {
+    throw new Error('transport.kind kafka is not available in this build');
+  }
+  if (roles.length < ALL_ROLES.length) {
+    throw new Error('the embedded transport runs every role in one process; use transport.kind: kafka to split roles');
+  }
+  const transport = createEmbeddedTransport({
+    partitions: config.transport.partitions,
+    partitioner: config.transport.partitioner,
+    maxQueuedBytes: config.transport.maxQueuedBytes,
+    retryAfterMs: config.receiver.retryAfterMs,
+    metrics,
+  });
+
+  // In start order.
+  const components: Component[] = [];
+  let api: ApiServer | undefined;
+  let grpc: GrpcReceiver | undefined;
+  let http: HttpReceiver | undefined;
+  let started = false;
+
+  if (has('forwarder') && config.forwarder.enabled) {
+    const exporter = new QueuedExporter({
+      name: 'forwarder',
+      sender: createOtlpGrpcSender(config.downstream),
+      config: config.downstream,
+      metrics,
+      logger,
+    });
+    components.push(
+      new Forwarder({ transport, exporter, logger, group: 'betrace-forwarder', waitWhenFull: false }),
+    );
+  } else if (has('forwarder')) {
+    logger.info('no downstream.endpoint configured: the forwarder is off');
+  }
+
+  if (has('receiver')) {
+    const producer = transport.createProducer();
+    const ingest = new Ingest({
+      producer,
+      metrics,
+      maxInFlightBytes: config.receiver.maxInFlightBytes,
+      retryAfterMs: config.receiver.retryAfterMs,
+    });
+    components.push(producer);
+    const common = { maxRequestBytes: config.receiver.maxRequestBytes, ingest, metrics, logger };
+    if (config.receiver.grpc.enabled) {
+      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port });
+      components.push(grpc);
+    }
+    if (config.receiver.http.enabled) {
+      http = new HttpReceiver({ ...common, host: config.receiver.http.host, port: config.receiver.http.port });
+      components.push(http);
+    }
+  }
+
+  if (has('api') && config.api.enabled) {
+    api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
+    api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
+    components.push(api);
+  }
+
+  const startedComponents: Component[] = [];
+  return {
+    metrics,
+    transport,
+    ports: () => ({ grpc: grpc?.port, http: http?.port, api: api?.port }),
+    async start() {
+      for (const c of components) {
+        await c.start();
+        startedComponents.push(c);
+      }
+      started = true;
+      logger.info({ roles, transport: config.transport.kind }, 'betrace started');
+    },
+    async shutdown() {
+      started = false;
+      // Intake first: receivers stop, then consumers drain, exporters flush.
+      const order = [...startedComponents].reverse();
+      const intake = order.filter((c) => c === grpc || c === http);
+      const rest = order.filter((c) => !intake.includes(c) && c !== api);
+      for (const c of [...intake, ...rest]) await c.shutdown();
+      if (api !== undefined && startedComponents.includes(api)) await api.shutdown();
+      startedComponents.length = 0;
+    },
+  };
+}

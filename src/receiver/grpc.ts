@@ -1,0 +1,123 @@
+/** OTLP/gRPC receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export. */
+import * as grpc from '@grpc/grpc-js';
+import type { Component } from '../component.ts';
+import { TRACE_EXPORT_PATH } from '../otlp/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { Ingest } from './ingest.ts';
+import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
+
+export interface GrpcReceiverOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxRequestBytes: number;
+  readonly ingest: Ingest;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+const codeNames: Record<number, string> = Object.fromEntries(
+  Object.entries(grpc.status).map(([name, code]) => [code, name]),
+);
+
+export class GrpcReceiver implements Component {
+  readonly #options: GrpcReceiverOptions;
+  #server: grpc.Server | undefined;
+  #port = 0;
+
+  constructor(options: GrpcReceiverOptions) {
+    this.#options = options;
+  }
+
+  /** The bound port (useful with port 0). */
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server !== undefined) return;
+    const { maxRequestBytes, host, port } = this.#options;
+    const server = new grpc.Server({
+      // The limit applies to the decompressed message too (grpc-js checks after decompression).
+      'grpc.max_receive_message_length': maxRequestBytes,
+      'grpc.max_send_message_length': 4 * 1024 * 1024,
+    });
+    server.addService(
+      {
+        Export: {
+          path: TRACE_EXPORT_PATH,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: identity,
+          requestDeserialize: identity,
+          responseSerialize: identity,
+          responseDeserialize: identity,
+        },
+      },
+      { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.#export(call, callback) },
+    );
+    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+    this.#server = server;
+    this.#options.logger.info({ address: `${host}:${this.#port}` }, 'OTLP/gRPC receiver listening');
+  }
+
+  #export(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    const { metrics, ingest } = this.#options;
+    const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'grpc' });
+    const answer = (code: number, body?: Buffer, error?: Partial<grpc.StatusObject>): void => {
+      metrics.receiverRequests.inc({ protocol: 'grpc', code: codeNames[code] ?? String(code) });
+      stopTimer();
+      if (code === GrpcCode.OK) callback(null, body ?? Buffer.alloc(0));
+      else callback({ code, details: error?.details ?? '', metadata: error?.metadata ?? new grpc.Metadata() }, null);
+    };
+    ingest.ingest(call.request, 'grpc').then(
+      (outcome) => {
+        switch (outcome.kind) {
+          case 'accepted':
+            answer(GrpcCode.OK, Buffer.from(exportResponseProtobuf(outcome.rejectedSpans, outcome.errorMessage)));
+            return;
+          case 'invalid':
+            answer(GrpcCode.INVALID_ARGUMENT, undefined, { details: outcome.message });
+            return;
+          case 'too_large':
+            answer(GrpcCode.RESOURCE_EXHAUSTED, undefined, { details: outcome.message });
+            return;
+          case 'unavailable': {
+            const metadata = new grpc.Metadata();
+            metadata.set(
+              'grpc-status-details-bin',
+              Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, outcome.message, outcome.retryAfterMs)),
+            );
+            answer(GrpcCode.UNAVAILABLE, undefined, { details: outcome.message, metadata });
+            return;
+          }
+        }
+      },
+      (err: unknown) => {
+        this.#options.logger.error({ err }, 'OTLP/gRPC export failed unexpectedly');
+        answer(GrpcCode.INTERNAL, undefined, { details: 'internal error' });
+      },
+    );
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) return;
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 5000);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * OTLP/HTTP receiver: POST /v1/traces with protobuf or JSON bodies, gzip
+ * accepted. The size limit holds for the body as sent and after decompression;
+ * nothing is allocated from a size the client declared.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { gunzip, inflate } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { Component } from '../component.ts';
+import { jsonTextToProtobuf } from '../otlp/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { Ingest } from './ingest.ts';
+import { GrpcCode, exportResponseJson, exportResponseProtobuf, statusJson, statusProtobuf } from './status.ts';
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+export interface HttpReceiverOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxRequestBytes: number;
+  readonly ingest: Ingest;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+type Encoding = 'protobuf' | 'json';
+
+class TooLarge extends Error {}
+
+export class HttpReceiver implements Component {
+  readonly #options: HttpReceiverOptions;
+  #server: Server | undefined;
+  #port = 0;
+
+  constructor(options: HttpReceiverOptions) {
+    this.#options = options;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server !== undefined) return;
+    const server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.#options.logger.error({ err }, 'OTLP/HTTP request failed unexpectedly');
+        if (!res.headersSent) this.#reply(res, 'json', 500, statusJson(GrpcCode.INTERNAL, 'internal error'));
+      });
+    });
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#options.port, this.#options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : this.#options.port;
+    this.#server = server;
+    this.#options.logger.info({ address: `${this.#options.host}:${this.#port}` }, 'OTLP/HTTP receiver listening');
+  }
+
+  #reply(res: ServerResponse, encoding: Encoding, status: number, body: string | Uint8Array, headers: Record<string, string> = {}): void {
+    this.#options.metrics.receiverRequests.inc({ protocol: 'http', code: String(status) });
+    res.writeHead(status, {
+      'Content-Type': encoding === 'json' ? 'application/json' : 'application/x-protobuf',
+      'Content-Length': String(typeof body === 'string' ? Buffer.byteLength(body) : body.length),
+      ...headers,
+    });
+    res.end(body);
+  }
+
+  #error(res: ServerResponse, encoding: Encoding, status: number, code: number, message: string, retryAfterMs?: number): void {
+    const headers: Record<string, string> = {};
+    if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+    if (status === 413) headers.Connection = 'close';
+    const body = encoding === 'json' ? statusJson(code, message, retryAfterMs) : statusProtobuf(code, message, retryAfterMs);
+    this.#reply(res, encoding, status, body, headers);
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { metrics, ingest, maxRequestBytes } = this.#options;
+    const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const encoding: Encoding = contentType === 'application/x-protobuf' || contentType === 'application/protobuf' ? 'protobuf' : 'json';
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/v1/traces') {
+      req.resume();
+      this.#error(res, encoding, 404, 5, `no such path ${path}; OTLP traces are POSTed to /v1/traces`);
+      return;
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      this.#error(res, encoding, 405, 12, 'use POST');
+      return;
+    }
+    if (contentType !== 'application/json' && encoding !== 'protobuf') {
+      req.resume();
+      this.#error(res, 'json', 415, GrpcCode.INVALID_ARGUMENT, `unsupported content type "${contentType}"; use application/x-protobuf or application/json`);
+      return;
+    }
+    const contentEncoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (!['identity', 'gzip', 'deflate', ''].includes(contentEncoding)) {
+      req.resume();
+      this.#error(res, encoding, 415, GrpcCode.INVALID_ARGUMENT, `unsupported content encoding "${contentEncoding}"; use gzip or none`);
+      return;
+    }
+    const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'http' });
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, maxRequestBytes);
+        if (contentEncoding === 'gzip') body = await gunzipAsync(body, { maxOutputLength: maxRequestBytes });
+        else if (contentEncoding === 'deflate') body = await inflateAsync(body, { maxOutputLength: maxRequestBytes });
+      } catch (err) {
+        if (err instanceof TooLarge || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          metrics.receiverSpansRejected.inc({ protocol: 'http', reason: 'too_large' });
+          this.#error(res, encoding, 413, GrpcCode.RESOURCE_EXHAUSTED, `request larger than ${maxRequestBytes} bytes (after decompression)`);
+          return;
+        }
+        if (err instanceof Error && 'errno' in err && contentEncoding !== 'identity') {
+          this.#error(res, encoding, 400, GrpcCode.INVALID_ARGUMENT, `cannot decompress the body: ${err.message}`);
+          return;
+        }
+        throw err;
+      }
+      let protobuf: Uint8Array = body;
+      if (encoding === 'json') {
+        const converted = jsonTextToProtobuf(body.toString('utf8'));
+        if (!converted.ok) {
+          metrics.receiverSpansRejected.inc({ protocol: 'http', reason: 'malformed' });
+          this.#error(res, encoding, 400, GrpcCode.INVALID_ARGUMENT, `malformed OTLP/JSON: ${converted.error}`);
+          return;
+        }
+        protobuf = converted.protobuf;
+      }
+      const outcome = await ingest.ingest(protobuf, 'http');
+      switch (outcome.kind) {
+        case 'accepted':
+          this.#reply(
+            res,
+            encoding,
+            200,
+            encoding === 'json'
+              ? exportResponseJson(outcome.rejectedSpans, outcome.errorMessage)
+              : exportResponseProtobuf(outcome.rejectedSpans, outcome.errorMessage),
+          );
+          return;
+        case 'invalid':
+          this.#error(res, encoding, 400, GrpcCode.INVALID_ARGUMENT, outcome.message);
+          return;
+        case 'too_large':
+          this.#error(res, encoding, 413, GrpcCode.RESOURCE_EXHAUSTED, outcome.message);
+          return;
+        case 'unavailable':
+          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, outcome.message, outcome.retryAfterMs);
+          return;
+      }
+    } finally {
+      stopTimer();
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) return;
+    this.#server = undefined;
+    server.closeIdleConnections();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.closeAllConnections();
+      }, 5000);
+      server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+/** The body, refusing (TooLarge) as soon as it passes `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.reject(new TooLarge());
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        chunks.length = 0;
+        reject(new TooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(err);
+    });
+  });
+}

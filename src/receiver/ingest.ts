@@ -1,0 +1,86 @@
+/**
+ * What both OTLP receivers (gRPC and HTTP) do with a request body: split it by
+ * trace id, hand the parts to the transport within an in-flight byte budget, and
+ * say how to answer. Outcomes are values; the protocol adapters map them to
+ * gRPC status codes and HTTP statuses.
+ */
+import { splitByTrace } from '../otlp/index.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { TraceRecord, TransportProducer } from '../transport/transport.ts';
+
+export type Protocol = 'grpc' | 'http';
+
+export type IngestOutcome =
+  | { readonly kind: 'accepted'; readonly rejectedSpans: number; readonly errorMessage: string }
+  | { readonly kind: 'invalid'; readonly message: string }
+  | { readonly kind: 'unavailable'; readonly retryAfterMs: number; readonly message: string }
+  | { readonly kind: 'too_large'; readonly message: string };
+
+export interface IngestOptions {
+  readonly producer: TransportProducer;
+  readonly metrics: Metrics;
+  readonly maxInFlightBytes: number;
+  readonly retryAfterMs: number;
+}
+
+export class Ingest {
+  readonly #options: IngestOptions;
+  #inFlightBytes = 0;
+
+  constructor(options: IngestOptions) {
+    this.#options = options;
+  }
+
+  get inFlightBytes(): number {
+    return this.#inFlightBytes;
+  }
+
+  /** Takes an ExportTraceServiceRequest in protobuf. Resolves once the transport took the spans (or refused). */
+  async ingest(body: Uint8Array, protocol: Protocol): Promise<IngestOutcome> {
+    const { metrics } = this.#options;
+    const split = splitByTrace(body);
+    if (!split.ok) {
+      metrics.receiverSpansRejected.inc({ protocol, reason: 'malformed' });
+      return { kind: 'invalid', message: `malformed ExportTraceServiceRequest: ${split.error}` };
+    }
+    const total = split.acceptedSpans + split.rejectedSpans;
+    metrics.receiverSpansReceived.inc({ protocol }, total);
+    if (split.rejectedSpans > 0) metrics.receiverSpansRejected.inc({ protocol, reason: 'invalid_id' }, split.rejectedSpans);
+    if (split.traces.length === 0) {
+      return { kind: 'accepted', rejectedSpans: split.rejectedSpans, errorMessage: split.errorMessage };
+    }
+    const bytes = body.length;
+    if (this.#inFlightBytes > 0 && this.#inFlightBytes + bytes > this.#options.maxInFlightBytes) {
+      metrics.receiverSpansRejected.inc({ protocol, reason: 'unavailable' }, split.acceptedSpans);
+      return {
+        kind: 'unavailable',
+        retryAfterMs: this.#options.retryAfterMs,
+        message: 'too many requests in flight to the transport',
+      };
+    }
+    const records: TraceRecord[] = split.traces.map((t) => ({
+      traceId: t.traceId,
+      payload: t.payload,
+      spanCount: t.spanCount,
+      timestampMs: t.earliestStartNs > 0n ? Number(t.earliestStartNs / 1_000_000n) : Date.now(),
+    }));
+    this.#inFlightBytes += bytes;
+    metrics.receiverInFlightBytes.set(this.#inFlightBytes);
+    try {
+      const result = await this.#options.producer.send(records);
+      if (result.status === 'success') {
+        metrics.receiverSpansAccepted.inc({ protocol }, split.acceptedSpans);
+        return { kind: 'accepted', rejectedSpans: split.rejectedSpans, errorMessage: split.errorMessage };
+      }
+      metrics.receiverSpansRejected.inc({ protocol, reason: 'unavailable' }, split.acceptedSpans);
+      return {
+        kind: 'unavailable',
+        retryAfterMs: result.status === 'retryable' ? result.retryInMillis : this.#options.retryAfterMs,
+        message: `transport unavailable: ${result.error}`,
+      };
+    } finally {
+      this.#inFlightBytes -= bytes;
+      metrics.receiverInFlightBytes.set(this.#inFlightBytes);
+    }
+  }
+}

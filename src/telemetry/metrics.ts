@@ -1,0 +1,205 @@
+/**
+ * Every metric betrace exports, in one place: the Helm chart's alerts and the
+ * dashboard refer to these names, and a test checks that they exist.
+ * One registry per pipeline instance (tests run several in one process).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly receiverSpansReceived: Counter<'protocol'>;
+  readonly receiverSpansAccepted: Counter<'protocol'>;
+  readonly receiverSpansRejected: Counter<'protocol' | 'reason'>;
+  readonly receiverRequests: Counter<'protocol' | 'code'>;
+  readonly receiverInFlightBytes: Gauge;
+  readonly receiverRequestDuration: Histogram<'protocol'>;
+  readonly transportQueuedBytes: Gauge<'partition'>;
+  readonly transportRecordsProduced: Counter;
+  readonly transportProduceRefused: Counter<'reason'>;
+  readonly exporterSpansSent: Counter<'exporter'>;
+  readonly exporterSpansFailed: Counter<'exporter'>;
+  readonly exporterSpansDropped: Counter<'exporter' | 'reason'>;
+  readonly exporterRetries: Counter<'exporter'>;
+  readonly exporterQueueSpans: Gauge<'exporter'>;
+  readonly workerTracesEvaluated: Counter<'outcome'>;
+  readonly workerSpansConsumed: Counter;
+  readonly workerLiveTraces: Gauge;
+  readonly workerLiveSpans: Gauge;
+  readonly workerForcedCuts: Counter<'reason'>;
+  readonly workerLateSpans: Counter<'outcome'>;
+  readonly workerDuplicateSpans: Counter;
+  readonly workerPaused: Gauge;
+  readonly ruleEvaluationDuration: Histogram;
+  readonly ruleEvaluationBudgetExceeded: Counter<'rule_id'>;
+  readonly violations: Counter<'rule_id' | 'severity'>;
+  readonly violationsEmitted: Counter;
+  readonly rulesLoaded: Gauge<'source'>;
+  readonly rulesReloadErrors: Counter;
+  readonly rulesReloadFailing: Gauge;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    receiverSpansReceived: new Counter({
+      name: 'betrace_receiver_spans_received_total',
+      help: 'Spans received by the OTLP receiver, valid or not.',
+      labelNames: ['protocol'],
+      registers,
+    }),
+    receiverSpansAccepted: new Counter({
+      name: 'betrace_receiver_spans_accepted_total',
+      help: 'Spans handed to the transport and acknowledged to the client.',
+      labelNames: ['protocol'],
+      registers,
+    }),
+    receiverSpansRejected: new Counter({
+      name: 'betrace_receiver_spans_rejected_total',
+      help: 'Spans not accepted, by reason (invalid_id, malformed, too_large, unavailable).',
+      labelNames: ['protocol', 'reason'],
+      registers,
+    }),
+    receiverRequests: new Counter({
+      name: 'betrace_receiver_requests_total',
+      help: 'OTLP export requests by protocol and outcome code (gRPC status name or HTTP status).',
+      labelNames: ['protocol', 'code'],
+      registers,
+    }),
+    receiverInFlightBytes: new Gauge({
+      name: 'betrace_receiver_in_flight_bytes',
+      help: 'Bytes of requests being handed to the transport.',
+      registers,
+    }),
+    receiverRequestDuration: new Histogram({
+      name: 'betrace_receiver_request_duration_seconds',
+      help: 'Time from receiving an export request to answering it.',
+      labelNames: ['protocol'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    transportQueuedBytes: new Gauge({
+      name: 'betrace_transport_queued_bytes',
+      help: 'Embedded transport: bytes of records waiting for a consumer, per partition.',
+      labelNames: ['partition'],
+      registers,
+    }),
+    transportRecordsProduced: new Counter({
+      name: 'betrace_transport_records_produced_total',
+      help: 'Records (one per request and trace) written to the transport.',
+      registers,
+    }),
+    transportProduceRefused: new Counter({
+      name: 'betrace_transport_produce_refused_total',
+      help: 'Produce calls refused (queue full, transport unavailable).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    exporterSpansSent: new Counter({
+      name: 'betrace_exporter_spans_sent_total',
+      help: 'Spans acknowledged by the downstream OTLP endpoint, by exporter (forwarder, violations).',
+      labelNames: ['exporter'],
+      registers,
+    }),
+    exporterSpansFailed: new Counter({
+      name: 'betrace_exporter_spans_failed_total',
+      help: 'Spans in export calls that failed (each failure of a retried batch counts).',
+      labelNames: ['exporter'],
+      registers,
+    }),
+    exporterSpansDropped: new Counter({
+      name: 'betrace_exporter_spans_dropped_total',
+      help: 'Spans given up on: queue full, retries exhausted, or rejected by downstream.',
+      labelNames: ['exporter', 'reason'],
+      registers,
+    }),
+    exporterRetries: new Counter({
+      name: 'betrace_exporter_retries_total',
+      help: 'Export calls retried after a retryable error.',
+      labelNames: ['exporter'],
+      registers,
+    }),
+    exporterQueueSpans: new Gauge({
+      name: 'betrace_exporter_queue_spans',
+      help: 'Spans waiting for export.',
+      labelNames: ['exporter'],
+      registers,
+    }),
+    workerTracesEvaluated: new Counter({
+      name: 'betrace_worker_traces_evaluated_total',
+      help: 'Traces evaluated, by outcome (complete, partial, late).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    workerSpansConsumed: new Counter({
+      name: 'betrace_worker_spans_consumed_total',
+      help: 'Spans read from the transport by workers.',
+      registers,
+    }),
+    workerLiveTraces: new Gauge({ name: 'betrace_worker_live_traces', help: 'Traces being assembled.', registers }),
+    workerLiveSpans: new Gauge({ name: 'betrace_worker_live_spans', help: 'Spans held in traces being assembled.', registers }),
+    workerForcedCuts: new Counter({
+      name: 'betrace_worker_forced_cuts_total',
+      help: 'Traces evaluated before they were idle, by reason (max_duration, max_spans, max_live_traces, shutdown).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    workerLateSpans: new Counter({
+      name: 'betrace_worker_late_spans_total',
+      help: 'Spans that arrived after their trace was evaluated: reevaluated (within the grace) or ignored (after it).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    workerDuplicateSpans: new Counter({
+      name: 'betrace_worker_duplicate_spans_total',
+      help: 'Spans dropped because a span with the same id was already in the trace.',
+      registers,
+    }),
+    workerPaused: new Gauge({
+      name: 'betrace_worker_paused',
+      help: '1 while the worker has paused the transport at max_live_traces.',
+      registers,
+    }),
+    ruleEvaluationDuration: new Histogram({
+      name: 'betrace_rule_evaluation_duration_seconds',
+      help: 'Time to evaluate every rule on one trace.',
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    }),
+    ruleEvaluationBudgetExceeded: new Counter({
+      name: 'betrace_rule_evaluation_budget_exceeded_total',
+      help: 'Rule evaluations abandoned at the per-trace evaluation budget.',
+      labelNames: ['rule_id'],
+      registers,
+    }),
+    violations: new Counter({
+      name: 'betrace_violations_total',
+      help: 'Violations found, by rule and severity.',
+      labelNames: ['rule_id', 'severity'],
+      registers,
+    }),
+    violationsEmitted: new Counter({
+      name: 'betrace_violation_spans_emitted_total',
+      help: 'Violation spans handed to the downstream exporter.',
+      registers,
+    }),
+    rulesLoaded: new Gauge({
+      name: 'betrace_rules_loaded',
+      help: 'Rules in force, by source (file, api).',
+      labelNames: ['source'],
+      registers,
+    }),
+    rulesReloadErrors: new Counter({
+      name: 'betrace_rules_reload_errors_total',
+      help: 'Rule reloads that failed (the previous rules stay in force).',
+      registers,
+    }),
+    rulesReloadFailing: new Gauge({
+      name: 'betrace_rules_reload_failing',
+      help: '1 while some rule file does not compile (its previous version stays in force).',
+      registers,
+    }),
+  };
+}
