@@ -16,7 +16,7 @@ function defaultOf(node: SchemaNode): string {
   if (d === undefined || d === '') return '';
   if (Array.isArray(d)) return d.length === 0 ? '`[]`' : `\`${JSON.stringify(d)}\``;
   if (typeof d === 'object') return Object.keys(d as object).length === 0 ? '`{}`' : `\`${JSON.stringify(d)}\``;
-  return `\`${String(d as string | number | boolean)}\``;
+  return `\`${typeof d === 'string' ? d : JSON.stringify(d)}\``;
 }
 
 /** Every leaf key of the schema with its dotted path. */
