@@ -36,7 +36,8 @@ export interface DurationValue {
 export interface StringValue {
   readonly kind: 'string';
   readonly value: string;
-  /** Written as a bare word (`operation == write`) rather than quoted. */
+  /** Written as a bare word (`operation == write`); validate.ts clears it once
+   * `== unique` has been resolved, and the printer always quotes. */
   readonly bare: boolean;
   readonly loc: Loc;
 }
@@ -56,9 +57,8 @@ export interface AttrRef {
   readonly kind: 'attr';
   /** `span.k` → span, `resource.k` → resource, bare or quoted `k` → any (span, then resource). */
   readonly scope: 'span' | 'resource' | 'any';
+  /** A quoted string names any key verbatim: `"span.x"` is the key `span.x`, scope any. */
   readonly key: string;
-  /** Written as a quoted string: never split on a prefix. */
-  readonly quoted: boolean;
   readonly loc: Loc;
 }
 export interface IntrinsicRef {
@@ -231,8 +231,6 @@ export interface ImpliesExpr {
   readonly kind: 'implies';
   readonly left: Expr;
   readonly right: Expr;
-  /** Produced from the seed's leading-has idiom (`H and A` read as `H implies A`). */
-  readonly fromLeadingHas?: boolean;
   readonly loc: Loc;
   readonly parens?: boolean;
 }
@@ -288,4 +286,11 @@ export function stripLocations(node: unknown): unknown {
     return out;
   }
   return node;
+}
+
+const AGG_KINDS: ReadonlySet<string> = new Set(['count', 'sum', 'min', 'max', 'avg', 'trace_duration', 'span_count']);
+
+/** The right side of a comparison is an aggregate (not a literal value). */
+export function isAgg(x: Agg | Value): x is Agg {
+  return AGG_KINDS.has(x.kind);
 }

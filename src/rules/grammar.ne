@@ -70,9 +70,9 @@ const anySel = (d) => ({ kind: 'any', loc: loc(d[0]) });
 const splitAttr = (d) => {
   const t = d[0];
   const m = /^(span|resource)\.(.+)$/.exec(t.value);
-  return m ? { kind: 'attr', scope: m[1], key: m[2], quoted: false, loc: loc(t) } : { kind: 'attr', scope: 'any', key: t.value, quoted: false, loc: loc(t) };
+  return m ? { kind: 'attr', scope: m[1], key: m[2], loc: loc(t) } : { kind: 'attr', scope: 'any', key: t.value, loc: loc(t) };
 };
-const quotedAttr = (d) => ({ kind: 'attr', scope: 'any', key: d[0].value, quoted: true, loc: loc(d[0]) });
+const quotedAttr = (d) => ({ kind: 'attr', scope: 'any', key: d[0].value, loc: loc(d[0]) });
 const intrinsic = (d) => ({ kind: 'intrinsic', name: d[0].value.slice('span:'.length), loc: loc(d[0]) });
 const UNIT_NS = { ns: 1, us: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 const duration = (d) => {

@@ -30,7 +30,7 @@ class ArrayLexer implements nearley.Lexer {
     this.#i = 0;
   }
   next(): nearley.Token | undefined {
-    return this.#tokens[this.#i++] as nearley.Token | undefined;
+    return this.#tokens[this.#i++];
   }
   save(): nearley.LexerState {
     return {};

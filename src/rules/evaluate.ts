@@ -1,0 +1,198 @@
+/**
+ * Evaluates a set of compiled rules on one trace and builds the violations
+ * (DSL.md §6, CONTRACT.md "Violation span").
+ *
+ * A RuleSet keeps a trigger index: span name → the rules it triggers. A trace runs
+ * only the rules triggered by one of its span names, plus the rules that always run
+ * (no triggers, or a verdict that fails without them); every other rule is
+ * skipped, at no per-rule cost. The skipped rules' verdict is a pass by
+ * construction (it is their verdict on a trace without their triggers).
+ *
+ * Evaluation of one trace is bounded by a time budget: once spent, the running rule
+ * is abandoned and it and the remaining rules are reported in `budgetExceededRuleIds`.
+ */
+import { BUDGET } from './compile.ts';
+import type { EvalContext } from './compile.ts';
+import type { CompiledRule, Severity } from './rule.ts';
+import { violationId } from './rule.ts';
+import type { SpanRecord } from './span.ts';
+import { TraceIndex } from './trace-index.ts';
+
+export const MAX_WITNESS_SPAN_IDS = 32;
+export const DEFAULT_BUDGET_MS = 1000;
+
+export interface Violation {
+  ruleId: string;
+  ruleName: string;
+  severity: Severity;
+  tags: string[];
+  message: string;
+  violationId: string;
+  traceId: string;
+  /** The trace's root span (DSL.md §6); '' for an empty trace. */
+  rootSpanId: string;
+  /** No parentless span was seen; rootSpanId is the trace's entry span. */
+  rootMissing: boolean;
+  /** Witness span ids, sorted by start time then span id, at most 32. */
+  witnessSpanIds: string[];
+  witnessCount: number;
+  /** Spans in the evaluated trace (after de-duplication). */
+  spanCount: number;
+  /** Earliest start / latest end of the witnesses, or of the whole trace if none. */
+  startTimeUnixNano: bigint;
+  endTimeUnixNano: bigint;
+}
+
+export interface EvaluateOptions {
+  /** Time budget for the whole trace, ms. Default DEFAULT_BUDGET_MS. */
+  budgetMs?: number;
+}
+
+export interface EvaluationResult {
+  /** In rule order. */
+  violations: Violation[];
+  /** Enabled rules not run because the trace holds none of their triggers. */
+  skipped: number;
+  /** Rules that ran (the rest of the enabled rules were skipped). */
+  evaluated: number;
+  budgetExceeded?: boolean;
+  /** Rules not (fully) evaluated because the budget was spent. */
+  budgetExceededRuleIds?: string[];
+  /** Rules whose evaluation failed unexpectedly (a bug; reported, not thrown). */
+  failedRuleIds?: string[];
+}
+
+export class RuleSet {
+  readonly rules: readonly CompiledRule[];
+  readonly #byTrigger = new Map<string, number[]>();
+  readonly #always: number[] = [];
+  readonly #stamp: Uint32Array;
+  #generation = 0;
+
+  constructor(rules: readonly CompiledRule[]) {
+    this.rules = rules.filter((r) => r.definition.enabled);
+    this.#stamp = new Uint32Array(this.rules.length);
+    this.rules.forEach((r, i) => {
+      if (r.triggers === null || !r.passesWithoutTriggers) {
+        this.#always.push(i);
+        return;
+      }
+      for (const name of r.triggers) {
+        const list = this.#byTrigger.get(name);
+        if (list === undefined) this.#byTrigger.set(name, [i]);
+        else list.push(i);
+      }
+    });
+  }
+
+  /** The rules a trace with these span names must run, in rule order. */
+  #selected(index: TraceIndex): number[] {
+    const gen = ++this.#generation;
+    if (gen === 0xffffffff) {
+      this.#stamp.fill(0);
+      this.#generation = 1;
+    }
+    const g = this.#generation;
+    const out = this.#always.slice();
+    for (const i of out) this.#stamp[i] = g;
+    if (this.#byTrigger.size > 0) {
+      for (const name of index.byName.keys()) {
+        const list = this.#byTrigger.get(name);
+        if (list === undefined) continue;
+        for (const i of list) {
+          if (this.#stamp[i] !== g) {
+            this.#stamp[i] = g;
+            out.push(i);
+          }
+        }
+      }
+    }
+    if (out.length > this.#always.length) out.sort((a, b) => a - b);
+    return out;
+  }
+
+  /** Evaluates every enabled rule on the trace made of `spans` (any order, duplicates allowed). */
+  evaluate(spans: readonly SpanRecord[], options: EvaluateOptions = {}): EvaluationResult {
+    const index = new TraceIndex(spans);
+    const selected = this.#selected(index);
+    const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
+    const violations: Violation[] = [];
+    let exceeded: string[] | undefined;
+    let failed: string[] | undefined;
+    for (const r of selected) {
+      const rule = this.rules[r] as CompiledRule;
+      if (exceeded !== undefined || performance.now() > deadline) {
+        (exceeded ??= []).push(rule.definition.id);
+        continue;
+      }
+      const ctx: EvalContext = { index, steps: 0, deadline };
+      try {
+        if (!rule.program.test(ctx)) violations.push(buildViolation(rule, index, rule.program.witnesses(ctx)));
+      } catch (e) {
+        if (e === BUDGET) (exceeded ??= []).push(rule.definition.id);
+        else (failed ??= []).push(rule.definition.id);
+      }
+    }
+    const result: EvaluationResult = { violations, skipped: this.rules.length - selected.length, evaluated: selected.length };
+    if (exceeded !== undefined) {
+      result.budgetExceeded = true;
+      result.budgetExceededRuleIds = exceeded;
+    }
+    if (failed !== undefined) result.failedRuleIds = failed;
+    return result;
+  }
+}
+
+export function createRuleSet(rules: readonly CompiledRule[]): RuleSet {
+  return new RuleSet(rules);
+}
+
+const ruleSets = new WeakMap<readonly CompiledRule[], RuleSet>();
+
+/**
+ * Evaluates `rules` on one trace. The trigger index is cached per rules array:
+ * pass the same array each time (or use createRuleSet) to build it once.
+ */
+export function evaluateTrace(rules: readonly CompiledRule[], spans: readonly SpanRecord[], options?: EvaluateOptions): EvaluationResult {
+  let set = ruleSets.get(rules);
+  if (set === undefined) {
+    set = new RuleSet(rules);
+    ruleSets.set(rules, set);
+  }
+  return set.evaluate(spans, options);
+}
+
+function bySpanOrder(a: SpanRecord, b: SpanRecord): number {
+  if (a.startTimeUnixNano !== b.startTimeUnixNano) return a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1;
+  return a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0;
+}
+
+function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: readonly number[]): Violation {
+  const def = rule.definition;
+  const witnesses = [...new Set(witnessIdx)].map((i) => index.spans[i] as SpanRecord).sort(bySpanOrder);
+  const timed = witnesses.length > 0 ? witnesses : index.spans;
+  let start: bigint | undefined;
+  let end: bigint | undefined;
+  for (const s of timed) {
+    if (start === undefined || s.startTimeUnixNano < start) start = s.startTimeUnixNano;
+    if (end === undefined || s.endTimeUnixNano > end) end = s.endTimeUnixNano;
+  }
+  const root = index.root();
+  const traceId = index.spans[0]?.traceId ?? '';
+  return {
+    ruleId: def.id,
+    ruleName: def.name,
+    severity: def.severity,
+    tags: [...def.tags],
+    message: def.message ?? (def.description !== '' ? def.description : def.name),
+    violationId: violationId(def.id, rule.canonical, traceId),
+    traceId,
+    rootSpanId: root === null ? '' : (index.spans[root.index] as SpanRecord).spanId,
+    rootMissing: root?.missing ?? false,
+    witnessSpanIds: witnesses.slice(0, MAX_WITNESS_SPAN_IDS).map((s) => s.spanId),
+    witnessCount: witnesses.length,
+    spanCount: index.size,
+    startTimeUnixNano: start ?? 0n,
+    endTimeUnixNano: end ?? 0n,
+  };
+}

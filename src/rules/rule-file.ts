@@ -1,0 +1,231 @@
+/**
+ * Rule files (DSL.md §1): YAML with a top-level `rules:` list. Every problem in a
+ * file is reported at once, each at a line and column inside the YAML file — a
+ * condition's errors are mapped through the position of its scalar (block, plain
+ * or quoted), not left relative to the condition.
+ *
+ * Expected failures are values: loadRuleFile never rejects.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Node as YamlNode, Scalar, YAMLMap } from 'yaml';
+import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
+import { RULE_ID_PATTERN, SEVERITIES, compileRule } from './rule.ts';
+import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
+
+export interface RuleFileResult {
+  /** The rules that compiled (disabled ones included), in file order. */
+  rules: CompiledRule[];
+  errors: FileDiagnostic[];
+  warnings: FileDiagnostic[];
+}
+
+const RULE_KEYS = new Set(['id', 'name', 'description', 'severity', 'enabled', 'tags', 'message', 'condition']);
+
+/** Reads and compiles a rule file. */
+export async function loadRuleFile(path: string): Promise<RuleFileResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return { rules: [], errors: [{ file: path, line: 1, column: 1, code: 'io', message: `cannot read rule file (${reason})` }], warnings: [] };
+  }
+  return parseRuleFile(text, path);
+}
+
+/**
+ * Maps positions inside a scalar's value to offsets in the file. The YAML styles
+ * only change whitespace (indentation, folding) and escapes, so the value's
+ * non-blank characters appear in the source in the same order: align on them.
+ */
+function valueToSource(source: string, node: Scalar): (valueOffset: number) => number {
+  const value = String(node.value);
+  const [rangeStart, rangeEnd] = node.range ?? [0, 0];
+  let s = rangeStart;
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+    const nl = source.indexOf('\n', rangeStart);
+    s = nl < 0 ? rangeEnd : nl + 1;
+  } else if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') s = rangeStart + 1;
+  const map = new Int32Array(value.length + 1);
+  for (let k = 0; k < value.length; k++) {
+    const ch = value[k] as string;
+    if (/\s/.test(ch)) {
+      map[k] = s;
+      if (s < rangeEnd && /\s/.test(source[s] as string)) s++;
+      continue;
+    }
+    let t = s;
+    while (t < rangeEnd && source[t] !== ch && /[\s\\'"]/.test(source[t] as string)) t++;
+    if (t < rangeEnd && source[t] === ch) {
+      map[k] = t;
+      s = t + 1;
+    } else map[k] = s;
+  }
+  map[value.length] = s;
+  return (o) => map[Math.max(0, Math.min(value.length, o))] as number;
+}
+
+/** Offset of (line, column) inside `text`, both 1-based. */
+function offsetIn(text: string, line: number, column: number): number {
+  let offset = 0;
+  for (let l = 1; l < line; l++) {
+    const nl = text.indexOf('\n', offset);
+    if (nl < 0) return text.length;
+    offset = nl + 1;
+  }
+  return offset + column - 1;
+}
+
+/** Parses and compiles rule-file text; `file` names it in diagnostics. */
+export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, uniqueKeys: true });
+  const errors: FileDiagnostic[] = [];
+  const warnings: FileDiagnostic[] = [];
+  const rules: CompiledRule[] = [];
+  const at = (offset: number | undefined, code: DiagnosticCode, message: string, ruleId?: string): FileDiagnostic => {
+    const p = lc.linePos(offset ?? 0);
+    return { file, line: p.line, column: p.col, code, message, ...(ruleId === undefined ? {} : { ruleId }) };
+  };
+  const nodeAt = (n: YamlNode | null | undefined): number | undefined => n?.range?.[0];
+
+  for (const e of doc.errors) {
+    const p = e.linePos?.[0];
+    errors.push({ file, line: p?.line ?? 1, column: p?.col ?? 1, code: 'yaml', message: e.message.split('\n')[0] ?? e.message });
+  }
+  if (errors.length > 0) return { rules, errors, warnings };
+
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { rules, errors, warnings };
+  if (!isMap(root)) {
+    errors.push(at(nodeAt(root), 'bad-rule', 'a rule file is a mapping with a `rules:` list'));
+    return { rules, errors, warnings };
+  }
+  let list: YamlNode | null = null;
+  for (const pair of root.items) {
+    const key = isScalar(pair.key) ? String(pair.key.value) : '';
+    if (key === 'rules') list = pair.value;
+    else errors.push(at(nodeAt(pair.key), 'unknown-key', `unknown top-level key ${JSON.stringify(key)} (a rule file has only \`rules:\`)`));
+  }
+  if (list === null || (isScalar(list) && list.value === null)) return { rules, errors, warnings };
+  if (!isSeq(list)) {
+    errors.push(at(nodeAt(list), 'bad-rule', '`rules:` must be a list of rules'));
+    return { rules, errors, warnings };
+  }
+
+  const seen = new Map<string, number>();
+  for (const item of list.items as (YamlNode | null)[]) {
+    const def = readRule(item, text, at, errors);
+    if (def === null) continue;
+    const compiled = compileRule(def.definition);
+    const mapDiag = (d: RuleDiagnostic): FileDiagnostic => {
+      const offset = def.conditionToSource(offsetIn(def.definition.condition, d.line, d.column));
+      return at(offset, d.code, d.message, def.definition.id);
+    };
+    if (!def.valid) {
+      if (!compiled.ok) errors.push(...compiled.errors.map(mapDiag));
+      continue;
+    }
+    const firstAt = seen.get(def.definition.id);
+    if (firstAt !== undefined) {
+      const p = lc.linePos(firstAt);
+      warnings.push(at(def.idOffset, 'duplicate-id', `duplicate rule id ${JSON.stringify(def.definition.id)} (first defined at ${p.line}:${p.col}); this definition is ignored`, def.definition.id));
+    }
+    if (!compiled.ok) {
+      errors.push(...compiled.errors.map(mapDiag));
+      continue;
+    }
+    warnings.push(...compiled.warnings.map(mapDiag));
+    if (firstAt !== undefined) continue;
+    seen.set(def.definition.id, def.idOffset ?? 0);
+    rules.push(compiled.rule);
+  }
+  return { rules, errors, warnings };
+}
+
+interface ReadRule {
+  /** False when the entry has errors of its own (its condition is still checked). */
+  valid: boolean;
+  definition: RuleDefinition;
+  idOffset: number | undefined;
+  conditionToSource: (valueOffset: number) => number;
+}
+
+/** Reads one `rules:` entry, reporting every problem; null if it cannot be compiled. */
+function readRule(
+  item: YamlNode | null,
+  source: string,
+  at: (offset: number | undefined, code: DiagnosticCode, message: string, ruleId?: string) => FileDiagnostic,
+  errors: FileDiagnostic[],
+): ReadRule | null {
+  if (!isMap(item)) {
+    errors.push(at(item?.range?.[0], 'bad-rule', 'each rule is a mapping (id, name, severity, condition, …)'));
+    return null;
+  }
+  const map = item;
+  const fields = new Map<string, { key: Scalar; value: YamlNode | null }>();
+  for (const pair of map.items) {
+    const key = pair.key as YamlNode;
+    const name = isScalar(key) ? String(key.value) : '';
+    if (!isScalar(key) || !RULE_KEYS.has(name)) {
+      errors.push(at(key.range?.[0], 'unknown-key', `unknown rule key ${JSON.stringify(name)} (allowed: ${[...RULE_KEYS].join(', ')})`));
+      continue;
+    }
+    fields.set(name, { key, value: pair.value as YamlNode | null });
+  }
+  const before = errors.length;
+  const str = (name: string, required: boolean): { value: string; node: Scalar } | undefined => {
+    const f = fields.get(name);
+    if (f === undefined) {
+      if (required) errors.push(at(map.range?.[0], 'bad-rule', `rule is missing \`${name}\``));
+      return undefined;
+    }
+    if (!isScalar(f.value) || typeof f.value.value !== 'string') {
+      errors.push(at(f.value?.range?.[0] ?? f.key.range?.[0], 'bad-rule', `\`${name}\` must be a string`));
+      return undefined;
+    }
+    return { value: f.value.value, node: f.value };
+  };
+  const id = str('id', true);
+  if (id !== undefined && !RULE_ID_PATTERN.test(id.value)) {
+    errors.push(at(id.node.range?.[0], 'bad-id', `rule id ${JSON.stringify(id.value)} must match [a-z0-9][a-z0-9._-]*`));
+  }
+  const ruleName = str('name', false);
+  const description = str('description', false);
+  const message = str('message', false);
+  const severity = str('severity', true);
+  if (severity !== undefined && !(SEVERITIES as readonly string[]).includes(severity.value)) {
+    errors.push(at(severity.node.range?.[0], 'bad-severity', `severity ${JSON.stringify(severity.value)} must be one of ${SEVERITIES.join(', ')}`));
+  }
+  let enabled = true;
+  const en = fields.get('enabled');
+  if (en !== undefined) {
+    if (isScalar(en.value) && typeof en.value.value === 'boolean') enabled = en.value.value;
+    else errors.push(at(en.value?.range?.[0] ?? en.key.range?.[0], 'bad-rule', '`enabled` must be true or false'));
+  }
+  const tags: string[] = [];
+  const tf = fields.get('tags');
+  if (tf !== undefined) {
+    if (isSeq(tf.value) && tf.value.items.every((t) => isScalar(t) && t.value !== null && typeof t.value !== 'object')) {
+      for (const t of tf.value.items) tags.push(String((t as Scalar).value));
+    } else errors.push(at(tf.value?.range?.[0] ?? tf.key.range?.[0], 'bad-rule', '`tags` must be a list of strings'));
+  }
+  const condition = str('condition', true);
+  if (condition === undefined) return null;
+  return {
+    valid: errors.length === before && id !== undefined && severity !== undefined,
+    definition: {
+      id: id?.value ?? '',
+      name: ruleName?.value ?? id?.value ?? '',
+      description: description?.value ?? '',
+      severity: (severity?.value ?? 'info') as Severity,
+      enabled,
+      tags,
+      ...(message === undefined ? {} : { message: message.value }),
+      condition: condition.value,
+    },
+    idOffset: id?.node.range?.[0],
+    conditionToSource: valueToSource(source, condition.node),
+  };
+}

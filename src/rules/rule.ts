@@ -1,0 +1,90 @@
+/**
+ * A rule from definition to compiled form: parse → validate → compile. The
+ * pipeline's entry point is compileRule(); it never throws on bad input.
+ */
+import { createHash } from 'node:crypto';
+import { compileCondition, triggerNames } from './compile.ts';
+import type { BoolNode } from './compile.ts';
+import type { Condition } from './ast.ts';
+import type { RuleDiagnostic } from './diagnostics.ts';
+import { parseCondition } from './parse.ts';
+import { printCondition } from './print.ts';
+import { TraceIndex } from './trace-index.ts';
+import { validateCondition } from './validate.ts';
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const RULE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+
+export interface RuleDefinition {
+  id: string;
+  name: string;
+  description: string;
+  severity: Severity;
+  enabled: boolean;
+  tags: string[];
+  /** The violation message; default: description, else name. */
+  message?: string;
+  condition: string;
+}
+
+export interface CompiledRule {
+  readonly definition: Readonly<RuleDefinition>;
+  /** The canonical printed condition (what `rules check --explain` shows; part of the violation id). */
+  readonly canonical: string;
+  /** Span names whose presence can change the verdict; null = the rule always runs. */
+  readonly triggers: ReadonlySet<string> | null;
+  /** The verdict on a trace holding none of the triggers. */
+  readonly passesWithoutTriggers: boolean;
+  /** The seed's leading-has idiom was applied (the rule reads as an implication). */
+  readonly leadingHas: boolean;
+  /** The resolved AST. */
+  readonly condition: Condition;
+  /** The compiled program (internal to src/rules). */
+  readonly program: BoolNode;
+}
+
+export type CompileResult =
+  | { ok: true; rule: CompiledRule; warnings: RuleDiagnostic[] }
+  | { ok: false; errors: RuleDiagnostic[] };
+
+/** Parses and validates a condition without building a rule (for editors and the API). */
+export function checkCondition(
+  text: string,
+  context?: { name?: string; description?: string; message?: string },
+): { ok: true; condition: Condition; canonical: string; leadingHas: boolean; warnings: RuleDiagnostic[] } | { ok: false; errors: RuleDiagnostic[] } {
+  const parsed = parseCondition(text);
+  if (!parsed.ok) return { ok: false, errors: [parsed.error] };
+  const v = validateCondition(parsed.ast, context);
+  if (v.condition === null) return { ok: false, errors: v.errors };
+  return { ok: true, condition: v.condition, canonical: printCondition(v.condition), leadingHas: v.leadingHas, warnings: v.warnings };
+}
+
+/** Compiles a rule definition; errors and warnings are relative to the condition text. */
+export function compileRule(def: RuleDefinition): CompileResult {
+  const checked = checkCondition(def.condition, { name: def.name, description: def.description, ...(def.message === undefined ? {} : { message: def.message }) });
+  if (!checked.ok) return checked;
+  const program = compileCondition(checked.condition);
+  const triggers = triggerNames(checked.condition);
+  const empty = new TraceIndex([]);
+  const passesWithoutTriggers = program.test({ index: empty, steps: 0, deadline: Infinity });
+  const rule: CompiledRule = Object.freeze({
+    definition: Object.freeze({ ...def, tags: Object.freeze([...def.tags]) as string[] }),
+    canonical: checked.canonical,
+    triggers,
+    passesWithoutTriggers,
+    leadingHas: checked.leadingHas,
+    condition: checked.condition,
+    program,
+  });
+  return { ok: true, rule, warnings: checked.warnings };
+}
+
+/**
+ * The violation id (CONTRACT.md): lowercase hex of the first 16 bytes of
+ * SHA-256 over `ruleId + "\n" + canonical + "\n" + traceIdHex`.
+ */
+export function violationId(ruleId: string, canonical: string, traceIdHex: string): string {
+  return createHash('sha256').update(`${ruleId}\n${canonical}\n${traceIdHex}`, 'utf8').digest('hex').slice(0, 32);
+}

@@ -1,0 +1,240 @@
+/**
+ * The immutable per-trace index that compiled rules read. Built once per trace
+ * evaluation; everything beyond the by-name lists is built lazily, on the first
+ * rule that needs it.
+ *
+ * - Spans are de-duplicated by span id (client retries re-send them); of two
+ *   records with one id the one with the later end, then higher status code, is
+ *   kept, so the choice does not depend on arrival order.
+ * - betrace's own `betrace.violation` spans are ignored.
+ * - Times are numbers of nanoseconds relative to the earliest start (exact up to
+ *   ~104 days of trace); the original bigints stay on the SpanRecords for output.
+ * - Ancestry uses a DFS numbering of the parent tree (pre-order `tin`, subtree end
+ *   `tout`); cyclic or self parent links are broken so every walk terminates.
+ */
+import type { SpanRecord } from './span.ts';
+
+export const VIOLATION_SPAN_NAME = 'betrace.violation';
+
+const EMPTY: readonly number[] = [];
+
+export class TraceIndex {
+  /** De-duplicated spans; a span's index in this array is its id everywhere else. */
+  readonly spans: readonly SpanRecord[];
+  readonly size: number;
+  /** Span indices by span name, in index order. */
+  readonly byName: ReadonlyMap<string, readonly number[]>;
+  /** Per-trace memo for compiled rules (keyed by the compiled node). */
+  readonly memo = new Map<object, unknown>();
+
+  #all: readonly number[] | undefined;
+  #start: Float64Array | undefined;
+  #end: Float64Array | undefined;
+  #base = 0n;
+  #parent: Int32Array | undefined;
+  #children: (readonly number[])[] | undefined;
+  #tin: Int32Array | undefined;
+  #tout: Int32Array | undefined;
+  #preorder: Int32Array | undefined;
+  #root: { index: number; missing: boolean } | null | undefined;
+
+  constructor(input: readonly SpanRecord[]) {
+    const spans: SpanRecord[] = [];
+    let seen: Map<string, number> | undefined;
+    const byName = new Map<string, number[]>();
+    for (const s of input) {
+      if (s.name === VIOLATION_SPAN_NAME) continue;
+      seen ??= new Map();
+      const prev = seen.get(s.spanId);
+      if (prev !== undefined) {
+        const p = spans[prev];
+        if (p !== undefined && preferred(s, p)) spans[prev] = s;
+        continue;
+      }
+      seen.set(s.spanId, spans.length);
+      spans.push(s);
+    }
+    for (let i = 0; i < spans.length; i++) {
+      const name = (spans[i] as SpanRecord).name;
+      const list = byName.get(name);
+      if (list === undefined) byName.set(name, [i]);
+      else list.push(i);
+    }
+    this.spans = spans;
+    this.size = spans.length;
+    this.byName = byName;
+  }
+
+  /** Indices of spans named `name` (empty if none). */
+  named(name: string): readonly number[] {
+    return this.byName.get(name) ?? EMPTY;
+  }
+
+  /** All span indices. */
+  all(): readonly number[] {
+    if (this.#all === undefined) this.#all = Array.from({ length: this.size }, (_, i) => i);
+    return this.#all;
+  }
+
+  #times(): void {
+    let base: bigint | undefined;
+    for (const s of this.spans) if (base === undefined || s.startTimeUnixNano < base) base = s.startTimeUnixNano;
+    this.#base = base ?? 0n;
+    const start = new Float64Array(this.size);
+    const end = new Float64Array(this.size);
+    for (let i = 0; i < this.size; i++) {
+      const s = this.spans[i] as SpanRecord;
+      start[i] = Number(s.startTimeUnixNano - this.#base);
+      end[i] = Number(s.endTimeUnixNano - this.#base);
+    }
+    this.#start = start;
+    this.#end = end;
+  }
+
+  /** Start times, ns relative to the earliest start. */
+  get start(): Float64Array {
+    if (this.#start === undefined) this.#times();
+    return this.#start as Float64Array;
+  }
+
+  /** End times, ns relative to the earliest start. */
+  get end(): Float64Array {
+    if (this.#end === undefined) this.#times();
+    return this.#end as Float64Array;
+  }
+
+  /** Latest end − earliest start, ns; undefined for an empty trace. */
+  duration(): number | undefined {
+    if (this.size === 0) return undefined;
+    const end = this.end;
+    let max = -Infinity;
+    for (let i = 0; i < this.size; i++) if ((end[i] as number) > max) max = end[i] as number;
+    return Math.max(0, max);
+  }
+
+  #tree(): void {
+    const n = this.size;
+    const idOf = new Map<string, number>();
+    for (let i = 0; i < n; i++) idOf.set((this.spans[i] as SpanRecord).spanId, i);
+    const rawParent = new Int32Array(n).fill(-1);
+    for (let i = 0; i < n; i++) {
+      const p = (this.spans[i] as SpanRecord).parentSpanId;
+      if (p !== '') {
+        const j = idOf.get(p);
+        if (j !== undefined && j !== i) rawParent[i] = j;
+      }
+    }
+    const kids: number[][] = Array.from({ length: n }, () => []);
+    for (let i = 0; i < n; i++) {
+      const p = rawParent[i] as number;
+      if (p >= 0) (kids[p] as number[]).push(i);
+    }
+    // DFS from the spans without a parent in the trace, then from any span left
+    // unvisited (only possible in a parent cycle), breaking the cycle there.
+    const parent = new Int32Array(n).fill(-1);
+    const tin = new Int32Array(n).fill(-1);
+    const tout = new Int32Array(n);
+    const preorder = new Int32Array(n);
+    let clock = 0;
+    const stack: number[] = [];
+    const dfs = (root: number): void => {
+      stack.push(root);
+      tin[root] = clock;
+      preorder[clock++] = root;
+      while (stack.length > 0) {
+        const top = stack[stack.length - 1] as number;
+        const list = kids[top] as number[];
+        let pushed = false;
+        while (list.length > 0) {
+          const c = list.pop() as number;
+          if ((tin[c] as number) >= 0) continue;
+          parent[c] = top;
+          tin[c] = clock;
+          preorder[clock++] = c;
+          stack.push(c);
+          pushed = true;
+          break;
+        }
+        if (!pushed) {
+          tout[top] = clock - 1;
+          stack.pop();
+        }
+      }
+    };
+    for (let i = 0; i < n; i++) if (rawParent[i] === -1) dfs(i);
+    for (let i = 0; i < n; i++) if ((tin[i] as number) < 0) dfs(i);
+    const children: number[][] = Array.from({ length: n }, () => []);
+    for (let i = 0; i < n; i++) {
+      const p = parent[i] as number;
+      if (p >= 0) (children[p] as number[]).push(i);
+    }
+    this.#parent = parent;
+    this.#children = children;
+    this.#tin = tin;
+    this.#tout = tout;
+    this.#preorder = preorder;
+  }
+
+  /** Parent index in the trace's tree, -1 for none. */
+  get parent(): Int32Array {
+    if (this.#parent === undefined) this.#tree();
+    return this.#parent as Int32Array;
+  }
+  /** Children indices per span. */
+  get children(): readonly (readonly number[])[] {
+    if (this.#children === undefined) this.#tree();
+    return this.#children as (readonly number[])[];
+  }
+  /** DFS pre-order number per span; a descendant d of a has tin[a] < tin[d] <= tout[a]. */
+  get tin(): Int32Array {
+    if (this.#tin === undefined) this.#tree();
+    return this.#tin as Int32Array;
+  }
+  /** Largest pre-order number in the span's subtree. */
+  get tout(): Int32Array {
+    if (this.#tout === undefined) this.#tree();
+    return this.#tout as Int32Array;
+  }
+  /** Span indices in DFS pre-order (parents before their descendants). */
+  get preorder(): Int32Array {
+    if (this.#preorder === undefined) this.#tree();
+    return this.#preorder as Int32Array;
+  }
+
+  /**
+   * The trace's root (DSL.md §6): the earliest-starting span without a parent id
+   * (ties: lowest span id); failing that, the earliest span whose parent is not in
+   * the trace (`missing: true`). Null for an empty trace.
+   */
+  root(): { index: number; missing: boolean } | null {
+    if (this.#root !== undefined) return this.#root;
+    let best = -1;
+    for (let i = 0; i < this.size; i++) {
+      if ((this.spans[i] as SpanRecord).parentSpanId === '' && (best < 0 || earlier(this.spans[i] as SpanRecord, this.spans[best] as SpanRecord))) best = i;
+    }
+    if (best >= 0) return (this.#root = { index: best, missing: false });
+    const ids = new Set(this.spans.map((s) => s.spanId));
+    for (let i = 0; i < this.size; i++) {
+      const s = this.spans[i] as SpanRecord;
+      if (!ids.has(s.parentSpanId) && (best < 0 || earlier(s, this.spans[best] as SpanRecord))) best = i;
+    }
+    if (best < 0) {
+      // Every span's parent is in the trace (a cycle): fall back to the earliest span.
+      for (let i = 0; i < this.size; i++) if (best < 0 || earlier(this.spans[i] as SpanRecord, this.spans[best] as SpanRecord)) best = i;
+    }
+    return (this.#root = best < 0 ? null : { index: best, missing: true });
+  }
+}
+
+function earlier(a: SpanRecord, b: SpanRecord): boolean {
+  return a.startTimeUnixNano < b.startTimeUnixNano || (a.startTimeUnixNano === b.startTimeUnixNano && a.spanId < b.spanId);
+}
+
+/** Which of two records with the same span id to keep, independent of arrival order. */
+function preferred(a: SpanRecord, b: SpanRecord): boolean {
+  if (a.endTimeUnixNano !== b.endTimeUnixNano) return a.endTimeUnixNano > b.endTimeUnixNano;
+  if (a.statusCode !== b.statusCode) return a.statusCode > b.statusCode;
+  if (a.startTimeUnixNano !== b.startTimeUnixNano) return a.startTimeUnixNano < b.startTimeUnixNano;
+  if (a.name !== b.name) return a.name < b.name;
+  return false;
+}
