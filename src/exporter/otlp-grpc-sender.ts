@@ -11,7 +11,7 @@ import {
   createSslCredentials,
 } from '@opentelemetry/otlp-grpc-exporter-base';
 import type { DownstreamConfig } from '../config/index.ts';
-import { TRACE_SERVICE_NAME } from '../otlp/index.ts';
+import { TRACE_EXPORT_PATH } from '../otlp/index.ts';
 
 /** Expected failures are values. */
 export type SendResult =
@@ -65,8 +65,8 @@ export function createOtlpGrpcSender(config: DownstreamConfig): PayloadSender {
     'betrace_exporter',
     { name: 'span', countItems: (batch) => batch.spanCount },
     undefined,
-    TRACE_SERVICE_NAME,
-    'Export',
+    'TraceExportService',
+    TRACE_EXPORT_PATH,
   );
   return {
     send: (payload, spanCount) =>
