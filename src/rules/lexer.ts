@@ -171,7 +171,8 @@ export const TOKEN_DISPLAY: Readonly<Record<string, string>> = {
   ...Object.fromEntries(Object.entries(KEYWORDS).map(([k, v]) => [k, `"${v}"`])),
 };
 
-/** Splits a condition into tokens, dropping whitespace and comments. */
+/** Splits a condition into tokens, dropping whitespace and comments. `end` is just
+ * after the last token (where "unexpected end of condition" is reported). */
 export function tokenize(text: string): LexResult {
   lexer.reset(text);
   const tokens: Token[] = [];
@@ -185,9 +186,9 @@ export function tokenize(text: string): LexResult {
       return { ok: false, error: { message: String(e), offset: 0, line: 1, col: 1 } };
     }
     if (t === undefined) break;
-    last = t;
     const type = t.type ?? 'error';
     if (type === 'ws' || type === 'comment') continue;
+    last = t;
     const at = { offset: t.offset, line: t.line, col: t.col };
     if (type === 'error') {
       const ch = t.text.codePointAt(0) ?? 0;

@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import type { Node as YamlNode, Scalar, YAMLMap } from 'yaml';
+import type { Node as YamlNode, Scalar } from 'yaml';
 import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
 import { RULE_ID_PATTERN, SEVERITIES, compileRule } from './rule.ts';
 import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
