@@ -1,0 +1,118 @@
+/** Rule files: YAML positions, every error at once, schema checks. */
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { formatFileDiagnostic, loadRuleFile, parseRuleFile } from '../../src/rules/index.ts';
+
+const at = (d: { line: number; column: number; code: string }) => `${d.line}:${d.column} ${d.code}`;
+
+describe('rule files', () => {
+  it('load the DSL.md §1 example', () => {
+    const r = parseRuleFile(`rules:
+  - id: shipment-requires-payment        # required, unique
+    name: Shipment requires payment confirmation
+    description: Order shipment should always be preceded by payment confirmation
+    severity: critical
+    enabled: true
+    tags: [revenue, "SOC2:CC7.2"]
+    message: Shipment without payment
+    condition: |
+      trace.has(shipment.initiate) and trace.has(payment.confirm)
+`, 'rules.yaml');
+    assert.deepEqual(r.errors, []);
+    assert.equal(r.rules.length, 1);
+    const d = r.rules[0]?.definition;
+    assert.deepEqual(d?.tags, ['revenue', 'SOC2:CC7.2']);
+    assert.equal(d?.message, 'Shipment without payment');
+    assert.equal(r.rules[0]?.canonical, 'trace.has(shipment.initiate) implies trace.has(payment.confirm)');
+    assert.deepEqual(r.warnings.map(at), ['10:7 ordering-not-checked']);
+  });
+
+  it('default name to the id, enabled to true, tags to none', () => {
+    const r = parseRuleFile('rules:\n  - id: a\n    severity: info\n    condition: not trace.has(x)\n');
+    assert.deepEqual(r.errors, []);
+    const d = r.rules[0]?.definition;
+    assert.equal(d?.name, 'a');
+    assert.equal(d?.enabled, true);
+    assert.deepEqual(d?.tags, []);
+    assert.equal(d?.description, '');
+  });
+
+  it('report every error at once at its YAML line and column', () => {
+    const text = `rules:
+  - id: a
+    severity: high
+    condition: |
+      trace.has(x)
+        and trace.has(y
+    bogus: 1
+  - id: B
+    severity: nope
+    condition: "trace.has(\\"x\\") and 5min"
+  - id: c
+    severity: low
+    condition: >-
+      trace.has(x)
+      and y
+  - id: d
+    severity: low
+    enabled: maybe
+    condition: trace.every(a).satisfies(x =~ "(a+)+")
+  - name: no id
+    condition: trace.has(x) implies trace.has(y)
+  - just a string
+`;
+    const r = parseRuleFile(text, 'f.yaml');
+    assert.deepEqual(r.errors.map(at), [
+      '7:5 unknown-key',
+      '6:24 syntax',
+      '8:9 bad-id',
+      '9:15 bad-severity',
+      '10:38 syntax',
+      '15:11 shorthand-outside-when',
+      '18:14 bad-rule',
+      '19:46 unsafe-regex',
+      '20:5 bad-rule',
+      '20:5 bad-rule',
+      '22:5 bad-rule',
+    ]);
+    assert.equal(r.rules.length, 0);
+    assert.equal(formatFileDiagnostic(r.errors[2]!, 'error'), 'f.yaml:8:9: rule id "B" must match [a-z0-9][a-z0-9._-]* [bad-id]');
+  });
+
+  it('map positions through a plain multi-line scalar', () => {
+    const r = parseRuleFile('rules:\n  - id: a\n    severity: low\n    condition: trace.has(x) and\n      trace.has(y) )\n');
+    assert.deepEqual(r.errors.map(at), ['5:20 syntax']);
+  });
+
+  it('warn on duplicate ids and keep the first', () => {
+    const r = parseRuleFile('rules:\n  - id: a\n    severity: low\n    condition: not trace.has(x)\n  - id: a\n    severity: low\n    condition: not trace.has(y)\n');
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.warnings.map(at), ['5:9 duplicate-id']);
+    assert.equal(r.rules.length, 1);
+    assert.equal(r.rules[0]?.canonical, 'not trace.has(x)');
+  });
+
+  it('reject unknown top-level keys and malformed YAML', () => {
+    assert.deepEqual(parseRuleFile('rule:\n  - id: a\n').errors.map(at), ['1:1 unknown-key']);
+    const bad = parseRuleFile('rules:\n  - id: a\n   severity: [\n');
+    assert.ok(bad.errors.length > 0);
+    assert.ok(bad.errors.every((e) => e.code === 'yaml'));
+  });
+
+  it('accept an empty file', () => {
+    assert.deepEqual(parseRuleFile(''), { rules: [], errors: [], warnings: [] });
+  });
+
+  it('load from disk and report an unreadable file as a value', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'betrace-rules-'));
+    const file = join(dir, 'r.yaml');
+    await writeFile(file, 'rules:\n  - id: a\n    severity: low\n    condition: not trace.has(x)\n');
+    const ok = await loadRuleFile(file);
+    assert.equal(ok.rules.length, 1);
+    const missing = await loadRuleFile(join(dir, 'nope.yaml'));
+    assert.deepEqual(missing.errors.map((e) => e.code), ['io']);
+  });
+});
