@@ -1,0 +1,111 @@
+/** Bad input is answered, never thrown: fuzzing, limits, unsafe regexes. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, checkCondition, compileRule, evaluateTrace } from '../../src/rules/index.ts';
+import { unsafeRegexReason } from '../../src/rules/regex-safety.ts';
+import { examples } from './examples.ts';
+import { def, span } from './trace.ts';
+
+/** mulberry32: a small seeded PRNG so failures reproduce. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SOUP = [
+  'trace.has', 'trace.every', 'trace.count', 'trace.sum', 'trace.min', 'trace.duration', 'trace.span_count', '(', ')', '{', '}', '[', ']',
+  ',', '*', '.where', '.satisfies', '.distinct', '.within', '.on', '.has_parent', '.preceded_by', 'and', 'or', 'not', 'implies', '=>',
+  'when', 'always', 'never', 'in', 'contains', 'matches', 'exists', 'true', 'false', '==', '!=', '<', '<=', '>', '>=', '=~', '!~',
+  'a', 'b.c', 'unique', 'count', 'span:name', 'span:duration', 'span:bogus', '1', '-2.5', '5s', '5min', '"x"', '"(a+)+"', '"unterminated',
+  '// c\n', '\n', '@', 'payment.charge', 'span.k', 'resource.k',
+];
+
+function check(text: string): void {
+  const r = checkCondition(text);
+  if (r.ok) {
+    // a condition that validates also compiles and evaluates
+    const c = compileRule(def(text));
+    assert.ok(c.ok);
+    evaluateTrace([c.rule], [span('a', { attrs: { k: 1 } }), span('b.c')]);
+    return;
+  }
+  assert.ok(r.errors.length > 0);
+  for (const e of r.errors) {
+    assert.ok(Number.isInteger(e.line) && e.line >= 1, JSON.stringify(e));
+    assert.ok(Number.isInteger(e.column) && e.column >= 1, JSON.stringify(e));
+    assert.ok(e.message.length > 0);
+    assert.notEqual(e.code, 'ambiguous', `ambiguous parse for ${JSON.stringify(text)}`);
+  }
+}
+
+describe('fuzzing', () => {
+  it('random token soup gets a located error or success, never a throw', () => {
+    const rnd = prng(42);
+    for (let k = 0; k < 2000; k++) {
+      const n = 1 + Math.floor(rnd() * 25);
+      const parts: string[] = [];
+      for (let i = 0; i < n; i++) parts.push(SOUP[Math.floor(rnd() * SOUP.length)] as string);
+      check(parts.join(rnd() < 0.5 ? ' ' : ''));
+    }
+  });
+
+  it('random mutations of valid rules get a located error or success, never a throw', () => {
+    const rnd = prng(7);
+    const valid = examples.valid.map((e) => e.condition);
+    const alphabet = '()[]{}.,"*=!<>~ \nabc0123456789_:-/\\';
+    for (let k = 0; k < 2000; k++) {
+      let text = valid[Math.floor(rnd() * valid.length)] as string;
+      const edits = 1 + Math.floor(rnd() * 3);
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(rnd() * (text.length + 1));
+        const op = rnd();
+        if (op < 0.4) text = text.slice(0, at) + text.slice(at + 1 + Math.floor(rnd() * 4));
+        else if (op < 0.8) text = text.slice(0, at) + (alphabet[Math.floor(rnd() * alphabet.length)] as string) + text.slice(at);
+        else text = text.slice(0, at) + text.slice(Math.floor(rnd() * text.length));
+      }
+      check(text);
+    }
+  });
+});
+
+describe('limits', () => {
+  it('rejects nesting deeper than the limit before parsing', () => {
+    const deep = '('.repeat(MAX_NESTING_DEPTH + 1) + 'true' + ')'.repeat(MAX_NESTING_DEPTH + 1);
+    const r = checkCondition(deep);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.errors[0]?.code, 'too-deep');
+    const ok = '('.repeat(MAX_NESTING_DEPTH) + 'true' + ')'.repeat(MAX_NESTING_DEPTH);
+    assert.equal(checkCondition(ok).ok, true);
+  });
+  it('rejects deep chains of not', () => {
+    const r = checkCondition('not '.repeat(MAX_NESTING_DEPTH + 1) + 'true');
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.errors[0]?.code, 'too-deep');
+  });
+  it('rejects conditions over the size limit', () => {
+    const big = 'trace.has(a) or '.repeat(Math.ceil(MAX_CONDITION_BYTES / 16)) + 'true';
+    const r = checkCondition(big);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.errors[0]?.code, 'too-large');
+  });
+  it('accepts a long flat condition just under the limit', () => {
+    const text = 'not trace.has(a) or '.repeat(Math.floor((MAX_CONDITION_BYTES - 10) / 20)) + 'true';
+    assert.ok(text.length <= MAX_CONDITION_BYTES);
+    assert.equal(checkCondition(text).ok, true);
+  });
+});
+
+describe('regex safety', () => {
+  for (const bad of ['(a+)+', '(a*)*', '(a|a)*', '(a|ab)+', '(\\w+\\s?)*$', '(.*a){10}', '(x+x+)+y', '(a)\\1', '(?<n>a)\\k<n>', '((ab)*c)+', '([a-z]|\\d|x)+']) {
+    it(`refuses ${bad}`, () => assert.notEqual(unsafeRegexReason(bad), null));
+  }
+  for (const good of ['^/api/', 'a+b+', '(ab)+', '(a|b)*', '[a-z]+@[a-z]+\\.com', '^\\d{3}-\\d{4}$', '(?:GET|POST) /', '(foo|bar)+baz', 'x{2,5}', '(ab){3}']) {
+    it(`accepts ${good}`, () => assert.equal(unsafeRegexReason(good), null));
+  }
+});
