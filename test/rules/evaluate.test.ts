@@ -1,6 +1,6 @@
 /** Evaluation on hand-built traces: chains, relations, aggregates, logic, forms. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { evaluateTrace } from '../../src/rules/index.ts';
 import { holds, rule, span } from './trace.ts';
 

@@ -1,6 +1,6 @@
 /** Table-driven tests from examples.yaml: valid, fails to parse, fails to validate. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { checkCondition, parseCondition } from '../../src/rules/index.ts';
 import { countParses } from '../../src/rules/parse.ts';
 import { examples } from './examples.ts';

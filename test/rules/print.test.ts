@@ -1,6 +1,6 @@
 /** The canonical printer: its output parses back to the same resolved AST. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { checkCondition, printCondition } from '../../src/rules/index.ts';
 import { stripLocations } from '../../src/rules/ast.ts';
 import { examples } from './examples.ts';

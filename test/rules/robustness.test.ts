@@ -1,6 +1,6 @@
 /** Bad input is answered, never thrown: fuzzing, limits, unsafe regexes. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, checkCondition, compileRule, evaluateTrace } from '../../src/rules/index.ts';
 import { unsafeRegexReason } from '../../src/rules/regex-safety.ts';
 import { examples } from './examples.ts';

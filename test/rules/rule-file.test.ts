@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { formatFileDiagnostic, loadRuleFile, parseRuleFile } from '../../src/rules/index.ts';
 
 const at = (d: { line: number; column: number; code: string }) => `${d.line}:${d.column} ${d.code}`;

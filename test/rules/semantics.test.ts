@@ -1,6 +1,6 @@
 /** DSL.md §4: values and attributes, one behaviour per test. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { holds, span } from './trace.ts';
 
 const one = (attrs: Record<string, unknown>, resource: Record<string, unknown> = {}) =>

@@ -1,7 +1,7 @@
 /** DSL.md §6 and CONTRACT.md: witnesses, root, times, ids, triggers, budget. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { describe, it } from './node-test.ts';
 import { BUDGET } from '../../src/rules/compile.ts';
 import { TraceIndex, createRuleSet, evaluateTrace, violationId } from '../../src/rules/index.ts';
 import { BASE_NS, TRACE_ID, hexId, rule, span, violation, witnesses } from './trace.ts';

@@ -1,0 +1,54 @@
+/**
+ * `betrace rules check [--explain] FILE…`: every problem of every file as
+ * `FILE:LINE:COL: message [code]` (warnings as `FILE:LINE:COL: warning: …`);
+ * exit 0 when no file has an error, 1 otherwise. `--explain` prints each rule's
+ * canonical reading, so an author sees exactly how the rule was understood.
+ */
+import { formatFileDiagnostic, loadRuleFile } from '../rules/index.ts';
+
+export interface RulesCheckOutput {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+export async function rulesCheck(files: string[], opts: { explain: boolean }, out: RulesCheckOutput): Promise<number> {
+  if (files.length === 0) {
+    out.stderr('betrace rules check: no rule file given');
+    return 1;
+  }
+  let errors = 0;
+  let warnings = 0;
+  let rules = 0;
+  const firstFile = new Map<string, string>();
+  for (const file of files) {
+    const r = await loadRuleFile(file);
+    for (const e of r.errors) out.stderr(formatFileDiagnostic(e, 'error'));
+    for (const w of r.warnings) out.stderr(formatFileDiagnostic(w, 'warning'));
+    errors += r.errors.length;
+    warnings += r.warnings.length;
+    for (const rule of r.rules) {
+      const id = rule.definition.id;
+      const other = firstFile.get(id);
+      if (other !== undefined) {
+        out.stderr(`${file}: warning: duplicate rule id ${JSON.stringify(id)} (also in ${other}) [duplicate-id]`);
+        warnings++;
+      } else firstFile.set(id, file);
+      rules++;
+      if (opts.explain) {
+        const notes: string[] = [];
+        if (rule.leadingHas) notes.push('the leading trace.has(…) and … is read as an implication');
+        if (!rule.definition.enabled) notes.push('disabled');
+        notes.push(rule.triggers === null ? 'runs on every trace' : `runs on traces with ${[...rule.triggers].join(', ')}; ${rule.passesWithoutTriggers ? 'passes' : 'FAILS'} without them`);
+        out.stdout(`${id}: ${rule.canonical}`);
+        for (const n of notes) out.stdout(`  # ${n}`);
+      }
+    }
+  }
+  const summary = `${rules} rule${rules === 1 ? '' : 's'} in ${files.length} file${files.length === 1 ? '' : 's'}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`;
+  if (errors > 0) {
+    out.stderr(summary);
+    return 1;
+  }
+  out.stdout(summary);
+  return 0;
+}
