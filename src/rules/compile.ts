@@ -251,8 +251,10 @@ function compileRelation(step: RelationStep): SpanTest {
       };
     case 'has_child':
       return (c, x) => {
-        for (const y of c.index.children[x] as readonly number[]) {
+        const { childStart, childList } = c.index;
+        for (let k = childStart[x] as number; k < (childStart[x + 1] as number); k++) {
           tick(c);
+          const y = childList[k] as number;
           if (match(c, y) && joins(c, x, y)) return true;
         }
         return false;
@@ -263,7 +265,7 @@ function compileRelation(step: RelationStep): SpanTest {
           // anc[i]: some proper ancestor of i matches; one pass in DFS pre-order.
           let anc = c.index.memo.get(memoKey) as Uint8Array | undefined;
           if (anc === undefined) {
-            const { parent, preorder } = c.index;
+            const { treeParent: parent, preorder } = c.index;
             anc = new Uint8Array(c.index.size);
             for (const i of preorder) {
               tick(c);
@@ -278,7 +280,7 @@ function compileRelation(step: RelationStep): SpanTest {
       return (c, x) => {
         const kx = key(c, x);
         if (kx === undefined) return false;
-        const parent = c.index.parent;
+        const parent = c.index.treeParent;
         for (let p = parent[x] as number; p >= 0; p = parent[p] as number) {
           tick(c);
           if (match(c, p) && key(c, p) === kx) return true;
@@ -290,7 +292,7 @@ function compileRelation(step: RelationStep): SpanTest {
         return (c, x) => {
           let desc = c.index.memo.get(memoKey) as Uint8Array | undefined;
           if (desc === undefined) {
-            const { parent, preorder } = c.index;
+            const { treeParent: parent, preorder } = c.index;
             desc = new Uint8Array(c.index.size);
             for (let k = preorder.length - 1; k >= 0; k--) {
               tick(c);

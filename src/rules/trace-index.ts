@@ -31,8 +31,11 @@ export class TraceIndex {
   #start: Float64Array | undefined;
   #end: Float64Array | undefined;
   #base = 0n;
+  #idOf: Map<string, number> | undefined;
   #parent: Int32Array | undefined;
-  #children: (readonly number[])[] | undefined;
+  #treeParent: Int32Array | undefined;
+  #childStart: Int32Array | undefined;
+  #childList: Int32Array | undefined;
   #tin: Int32Array | undefined;
   #tout: Int32Array | undefined;
   #preorder: Int32Array | undefined;
@@ -62,6 +65,7 @@ export class TraceIndex {
     }
     this.spans = spans;
     this.size = spans.length;
+    this.#idOf = seen;
     this.byName = byName;
   }
 
@@ -114,76 +118,91 @@ export class TraceIndex {
 
   #tree(): void {
     const n = this.size;
-    const idOf = new Map<string, number>();
-    for (let i = 0; i < n; i++) idOf.set((this.spans[i] as SpanRecord).spanId, i);
+    const idOf = this.#idOf ?? new Map<string, number>();
+    // Parent links within the trace (self links dropped), then the children as
+    // compressed rows: the children of i are childList[childStart[i] .. childStart[i+1]).
     const rawParent = new Int32Array(n).fill(-1);
+    const childStart = new Int32Array(n + 1);
     for (let i = 0; i < n; i++) {
       const p = (this.spans[i] as SpanRecord).parentSpanId;
-      if (p !== '') {
-        const j = idOf.get(p);
-        if (j !== undefined && j !== i) rawParent[i] = j;
+      if (p === '') continue;
+      const j = idOf.get(p);
+      if (j !== undefined && j !== i) {
+        rawParent[i] = j;
+        childStart[j + 1] = (childStart[j + 1] as number) + 1;
       }
     }
-    const kids: number[][] = Array.from({ length: n }, () => []);
+    for (let i = 0; i < n; i++) childStart[i + 1] = (childStart[i + 1] as number) + (childStart[i] as number);
+    const fill = childStart.slice(0, n);
+    const childList = new Int32Array(childStart[n] as number);
     for (let i = 0; i < n; i++) {
       const p = rawParent[i] as number;
-      if (p >= 0) (kids[p] as number[]).push(i);
+      if (p >= 0) {
+        const at = fill[p] as number;
+        childList[at] = i;
+        fill[p] = at + 1;
+      }
     }
-    // DFS from the spans without a parent in the trace, then from any span left
-    // unvisited (only possible in a parent cycle), breaking the cycle there.
-    const parent = new Int32Array(n).fill(-1);
+    // Iterative DFS from the spans without a parent in the trace, then from any
+    // span left unvisited (only in a parent cycle), breaking the cycle there.
+    const treeParent = new Int32Array(n).fill(-1);
     const tin = new Int32Array(n).fill(-1);
     const tout = new Int32Array(n);
     const preorder = new Int32Array(n);
+    const next = childStart.slice(0, n);
+    const stack = new Int32Array(n);
     let clock = 0;
-    const stack: number[] = [];
     const dfs = (root: number): void => {
-      stack.push(root);
+      let sp = 0;
+      stack[sp++] = root;
       tin[root] = clock;
       preorder[clock++] = root;
-      while (stack.length > 0) {
-        const top = stack[stack.length - 1] as number;
-        const list = kids[top] as number[];
-        let pushed = false;
-        while (list.length > 0) {
-          const c = list.pop() as number;
+      while (sp > 0) {
+        const top = stack[sp - 1] as number;
+        const k = next[top] as number;
+        if (k < (childStart[top + 1] as number)) {
+          next[top] = k + 1;
+          const c = childList[k] as number;
           if ((tin[c] as number) >= 0) continue;
-          parent[c] = top;
+          treeParent[c] = top;
           tin[c] = clock;
           preorder[clock++] = c;
-          stack.push(c);
-          pushed = true;
-          break;
-        }
-        if (!pushed) {
+          stack[sp++] = c;
+        } else {
           tout[top] = clock - 1;
-          stack.pop();
+          sp--;
         }
       }
     };
     for (let i = 0; i < n; i++) if (rawParent[i] === -1) dfs(i);
     for (let i = 0; i < n; i++) if ((tin[i] as number) < 0) dfs(i);
-    const children: number[][] = Array.from({ length: n }, () => []);
-    for (let i = 0; i < n; i++) {
-      const p = parent[i] as number;
-      if (p >= 0) (children[p] as number[]).push(i);
-    }
-    this.#parent = parent;
-    this.#children = children;
+    this.#parent = rawParent;
+    this.#treeParent = treeParent;
+    this.#childStart = childStart;
+    this.#childList = childList;
     this.#tin = tin;
     this.#tout = tout;
     this.#preorder = preorder;
   }
 
-  /** Parent index in the trace's tree, -1 for none. */
+  /** Parent index in the trace, -1 for none (a span whose parent is absent has none). */
   get parent(): Int32Array {
     if (this.#parent === undefined) this.#tree();
     return this.#parent as Int32Array;
   }
-  /** Children indices per span. */
-  get children(): readonly (readonly number[])[] {
-    if (this.#children === undefined) this.#tree();
-    return this.#children as (readonly number[])[];
+  /** Parent in the DFS tree: `parent` with parent cycles broken; walks up it terminate. */
+  get treeParent(): Int32Array {
+    if (this.#treeParent === undefined) this.#tree();
+    return this.#treeParent as Int32Array;
+  }
+  /** Children of i: childList[childStart[i] .. childStart[i + 1]). */
+  get childStart(): Int32Array {
+    if (this.#childStart === undefined) this.#tree();
+    return this.#childStart as Int32Array;
+  }
+  get childList(): Int32Array {
+    if (this.#childList === undefined) this.#tree();
+    return this.#childList as Int32Array;
   }
   /** DFS pre-order number per span; a descendant d of a has tin[a] < tin[d] <= tout[a]. */
   get tin(): Int32Array {
