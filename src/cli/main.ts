@@ -9,6 +9,8 @@ import { loadConfig, ConfigError } from '../config/index.ts';
 import { configReference } from './config-reference.ts';
 import { ExitCode, processOutput, type Output } from './output.ts';
 import { runCommand } from './run.ts';
+import { rulesCheck } from './rules-check.ts';
+import { rulesTest } from './rules-test.ts';
 
 export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
   const program = new Command('betrace')
@@ -25,6 +27,25 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
     .option('-r, --roles <roles>', 'comma-separated roles: receiver,worker,forwarder,api')
     .action((opts: { config?: string; roles?: string }) => {
       setStatus(runCommand(opts, out));
+    });
+
+  const rules = program.command('rules').description('Rule tools: check rule files, test them on traces.');
+  rules
+    .command('check')
+    .description('Check rule files: every error as FILE:LINE:COL, warnings for likely mistakes.')
+    .option('--explain', 'print the canonical reading of every rule')
+    .argument('<files...>', 'rule files (YAML)')
+    .action((files: string[], opts: { explain?: boolean }) => {
+      setStatus(rulesCheck(files, { explain: opts.explain === true }, out));
+    });
+  rules
+    .command('test')
+    .description('Evaluate rules on traces from files (OTLP JSON or protobuf) and print every violation.')
+    .requiredOption('--rules <file>', 'rule file (YAML)')
+    .requiredOption('--traces <files...>', 'trace files: OTLP JSON (one request per line or per file) or protobuf')
+    .option('--fail-on-violation', 'exit 2 when any violation is found')
+    .action((opts: { rules: string; traces: string[]; failOnViolation?: boolean }) => {
+      setStatus(rulesTest({ rules: opts.rules, traces: opts.traces, failOnViolation: opts.failOnViolation === true }, out));
     });
 
   const config = program.command('config').description('Configuration tools.');

@@ -161,14 +161,15 @@ function describeError(e: ErrorObject): { path: string; message: string } {
 }
 
 /** Line of the YAML node at a dotted path, for error messages. */
-function lineOf(doc: Document | undefined, path: string, lineStarts: number[]): number | undefined {
+function lineOf(doc: Document | undefined, path: string, lineStarts: number[], atKey = false): number | undefined {
   if (doc === undefined || path === '') return undefined;
   let node: Node | null | undefined = doc.contents;
-  for (const key of path.split('.')) {
+  const keys = path.split('.');
+  for (const [i, key] of keys.entries()) {
     if (isMap(node)) {
       const pair: { key: unknown; value: unknown } | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
       if (pair === undefined) return undefined;
-      node = (pair.value as Node | null) ?? (pair.key as Node);
+      node = atKey && i === keys.length - 1 ? (pair.key as Node) : ((pair.value as Node | null) ?? (pair.key as Node));
     } else if (isSeq(node)) node = node.items[Number(key)] as Node | undefined;
     else return undefined;
   }
@@ -295,7 +296,7 @@ export function parseConfig(
     // The most specific error first: oneOf children repeat the parent's problem.
     const primary = errors.find((e) => e.keyword !== 'oneOf' && !errors.some((o) => o.keyword === 'oneOf' && o.instancePath === e.instancePath)) ?? errors[0]!;
     const { path, message } = describeError(primary);
-    const line = lineOf(doc, path, lineStarts);
+    const line = lineOf(doc, path, lineStarts, primary.keyword === 'additionalProperties');
     throw new ConfigError(`${source}${line ? `:${line}` : ''}: ${message}`);
   }
   try {

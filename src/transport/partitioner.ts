@@ -48,7 +48,7 @@ export function murmur2(bytes: Uint8Array): number {
 
 export function saramaPartition(key: string, partitions: number): number {
   const p = (fnv1a32(Buffer.from(key, 'latin1')) | 0) % partitions;
-  return p < 0 ? -p : p;
+  return Math.abs(p);
 }
 
 export function murmur2Partition(key: string, partitions: number): number {

@@ -79,7 +79,7 @@ export async function metricValue(apiUrl: string, name: string, labels: Record<s
     if (!line.startsWith(name)) continue;
     const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)$/.exec(line);
     if (m === null || m[1] !== name) continue;
-    const series = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    const series: Record<string, string> = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
     if (Object.entries(labels).every(([k, v]) => series[k] === v)) total += Number(m[4]);
   }
   return total;

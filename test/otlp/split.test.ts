@@ -1,0 +1,113 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExportTraceServiceRequest, decodeSpans, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
+import { varintBytes } from '../../src/otlp/wire.ts';
+
+const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+const traceB = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+
+function spanObj(trace: string, span: string, name: string, start: string) {
+  return { traceId: Buffer.from(trace, 'hex'), spanId: Buffer.from(span, 'hex'), name, startTimeUnixNano: start, endTimeUnixNano: start };
+}
+
+function encode(obj: object): Uint8Array {
+  return ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(obj)).finish();
+}
+
+describe('splitting a request by trace id', () => {
+  const request = encode({
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'one' } }] },
+        schemaUrl: 'https://opentelemetry.io/schemas/1.21.0',
+        scopeSpans: [
+          { scope: { name: 's1', version: '1' }, spans: [spanObj(traceA, '0000000000000001', 'a1', '300'), spanObj(traceB, '0000000000000002', 'b1', '100')] },
+          { scope: { name: 's2' }, spans: [spanObj(traceA, '0000000000000003', 'a2', '200')] },
+        ],
+      },
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'two' } }] },
+        scopeSpans: [{ scope: { name: 's3' }, spans: [spanObj(traceB, '0000000000000004', 'b2', '50')] }],
+      },
+    ],
+  });
+
+  it('gives one request per trace with its resources and scopes', () => {
+    const r = splitByTrace(request);
+    assert.ok(r.ok);
+    assert.equal(r.acceptedSpans, 4);
+    assert.equal(r.rejectedSpans, 0);
+    const byTrace = new Map(r.traces.map((t) => [t.traceId, t]));
+    const a = byTrace.get(traceA)!;
+    const b = byTrace.get(traceB)!;
+    assert.equal(a.spanCount, 2);
+    assert.equal(a.earliestStartNs, 200n);
+    assert.equal(b.earliestStartNs, 50n);
+    const aSpans = decodeSpans(a.payload);
+    assert.deepEqual(aSpans.map((s) => s.name), ['a1', 'a2']);
+    assert.ok(aSpans.every((s) => s.resource['service.name'] === 'one'));
+    const bSpans = decodeSpans(b.payload);
+    assert.deepEqual(bSpans.map((s) => [s.name, s.resource['service.name']]), [['b1', 'one'], ['b2', 'two']]);
+    const aObj = ExportTraceServiceRequest.toObject(ExportTraceServiceRequest.decode(a.payload)) as {
+      resourceSpans: Array<{ schemaUrl: string; scopeSpans: Array<{ scope: { name: string; version?: string } }> }>;
+    };
+    assert.equal(aObj.resourceSpans[0]!.schemaUrl, 'https://opentelemetry.io/schemas/1.21.0');
+    assert.deepEqual(aObj.resourceSpans[0]!.scopeSpans.map((s) => s.scope.name), ['s1', 's2']);
+  });
+
+  it('keeps fields it does not know, byte for byte', () => {
+    // A span with an unknown field 99 (varint) appended.
+    const span = ExportTraceServiceRequest.lookupType('opentelemetry.proto.trace.v1.Span');
+    const spanBytes = Buffer.concat([
+      span.encode(span.fromObject(spanObj(traceA, '0000000000000009', 'future', '1'))).finish(),
+      varintBytes((99 << 3) | 0),
+      varintBytes(42),
+    ]);
+    const scope = Buffer.concat([varintBytes((2 << 3) | 2), varintBytes(spanBytes.length), spanBytes]);
+    const rs = Buffer.concat([varintBytes((2 << 3) | 2), varintBytes(scope.length), scope]);
+    const req = Buffer.concat([varintBytes((1 << 3) | 2), varintBytes(rs.length), rs]);
+    const r = splitByTrace(req);
+    assert.ok(r.ok);
+    assert.deepEqual(Buffer.from(r.traces[0]!.payload), req);
+  });
+
+  it('merging split parts gives back every span', () => {
+    const r = splitByTrace(request);
+    assert.ok(r.ok);
+    const merged = decodeSpans(mergeRequests(r.traces.map((t) => t.payload)));
+    assert.deepEqual(merged.map((s) => s.name).sort(), ['a1', 'a2', 'b1', 'b2']);
+  });
+
+  it('reports malformed messages instead of throwing', () => {
+    for (const bad of [[0x0a, 0x10, 0x01], [0x0a, 0x02, 0x12, 0x05], [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x0b]]) {
+      const r = splitByTrace(Uint8Array.from(bad));
+      assert.equal(r.ok, false, `rejects ${Buffer.from(bad).toString('hex')}`);
+    }
+  });
+
+  it('rejects spans whose ids are missing, short or all zero, and counts them', () => {
+    const r = splitByTrace(
+      encode({
+        resourceSpans: [
+          {
+            scopeSpans: [
+              {
+                spans: [
+                  spanObj(traceA, '0000000000000001', 'ok', '1'),
+                  { spanId: Buffer.from('0000000000000002', 'hex'), name: 'no trace' },
+                  spanObj(traceA, '00000000000001', 'short span', '1'),
+                  spanObj(traceA, '0000000000000000', 'zero span', '1'),
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    assert.ok(r.ok);
+    assert.equal(r.acceptedSpans, 1);
+    assert.equal(r.rejectedSpans, 3);
+    assert.match(r.errorMessage, /trace id must be 16 bytes/);
+    assert.match(r.errorMessage, /span id must be 8 bytes/);
+  });
+});
