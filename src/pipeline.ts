@@ -18,6 +18,7 @@ import type { Logger } from './telemetry/logger.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import { createEmbeddedTransport } from './transport/embedded.ts';
 import type { Transport } from './transport/transport.ts';
+import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker } from './worker/index.ts';
 
 export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
 export type Role = (typeof ALL_ROLES)[number];
@@ -31,6 +32,8 @@ export interface PipelineOptions {
 export interface Pipeline extends Component {
   readonly metrics: Metrics;
   readonly transport: Transport;
+  readonly rules: RuleRegistry;
+  readonly violations: ViolationStore | undefined;
   /** Bound ports (after start), useful when the config asks for port 0. */
   ports(): { grpc?: number; http?: number; api?: number };
 }
@@ -66,6 +69,48 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   // In start order.
   const components: Component[] = [];
+  const rules = new RuleRegistry();
+  const ruleFiles = new RuleFiles({ patterns: config.rules.paths, registry: rules, logger, metrics });
+  components.push(ruleFiles);
+  let violations: ViolationStore | undefined;
+
+  if (has('worker')) {
+    violations = new ViolationStore({ dataDir: config.dataDir, logger });
+    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger });
+    rules.onChange(() => pool.setRules(rules.definitions()));
+    const exporter = config.downstream.endpoint
+      ? new QueuedExporter({
+          name: 'violations',
+          sender: createOtlpGrpcSender(config.downstream),
+          config: { ...config.downstream, batchTimeoutMs: Math.min(config.downstream.batchTimeoutMs, 50) },
+          metrics,
+          logger,
+        })
+      : undefined;
+    const w = config.worker;
+    components.push(
+      violations,
+      new Worker({
+        transport,
+        group: 'betrace-workers',
+        pool,
+        windows: {
+          idleMs: w.traceIdleTimeoutMs,
+          maxDurationMs: w.traceMaxDurationMs,
+          rootIdleMs: w.rootIdleTimeoutMs,
+          maxSpans: w.maxSpansPerTrace,
+          graceMs: w.lateSpanGraceMs,
+        },
+        maxLiveTraces: w.maxLiveTraces,
+        evaluationBudgetMs: w.evaluationBudgetMs,
+        exporter,
+        sinks: [violations],
+        metrics,
+        logger,
+        evaluateOnShutdown: config.transport.kind === 'embedded',
+      }),
+    );
+  }
   let api: ApiServer | undefined;
   let grpc: GrpcReceiver | undefined;
   let http: HttpReceiver | undefined;
@@ -109,6 +154,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   if (has('api') && config.api.enabled) {
     api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
+    api.addReadinessCheck('rules', () => {
+      const failing = ruleFiles.failingFiles;
+      return failing.length === 0 || rules.all().length > 0
+        ? { ready: true }
+        : { ready: false, reason: `rule files do not compile: ${failing.join(', ')}` };
+    });
     components.push(api);
   }
 
@@ -116,6 +167,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     metrics,
     transport,
+    rules,
+    violations,
     ports: () => ({ grpc: grpc?.port, http: http?.port, api: api?.port }),
     async start() {
       for (const c of components) {

@@ -1,0 +1,101 @@
+/**
+ * A pool of evaluation threads (worker_threads). Evaluation never runs on the
+ * I/O thread, so receiving, exporting and Kafka heartbeats are never starved by
+ * a large trace or an expensive rule. A thread that dies is replaced; its
+ * pending evaluations fail (the worker counts them and moves on).
+ */
+import { Worker } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Component } from '../component.ts';
+import type { RuleDefinition } from '../rules/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { EvalResponse, ThreadMessage } from './evaluator-protocol.ts';
+
+const threadFile = new URL(`./evaluator-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+interface Thread {
+  worker: Worker;
+  pending: Map<number, { resolve: (r: EvalResponse) => void; reject: (e: Error) => void }>;
+}
+
+export class EvaluatorPool implements Component {
+  readonly #size: number;
+  readonly #logger: Logger;
+  #threads: Thread[] = [];
+  #definitions: readonly RuleDefinition[] = [];
+  #nextId = 1;
+  #stopping = false;
+
+  constructor(options: { threads: number; logger: Logger }) {
+    this.#size = options.threads;
+    this.#logger = options.logger;
+  }
+
+  start(): Promise<void> {
+    if (this.#threads.length > 0) return Promise.resolve();
+    this.#stopping = false;
+    for (let i = 0; i < this.#size; i++) this.#threads.push(this.#spawn());
+    return Promise.resolve();
+  }
+
+  #spawn(): Thread {
+    const worker = new Worker(threadFile);
+    worker.unref();
+    const thread: Thread = { worker, pending: new Map() };
+    worker.on('message', (msg: EvalResponse) => {
+      const p = thread.pending.get(msg.id);
+      if (p === undefined) return;
+      thread.pending.delete(msg.id);
+      p.resolve(msg);
+    });
+    const fail = (err: Error) => {
+      for (const p of thread.pending.values()) p.reject(err);
+      thread.pending.clear();
+      const i = this.#threads.indexOf(thread);
+      if (i >= 0 && !this.#stopping) {
+        this.#logger.error({ err }, 'evaluation thread died: replaced');
+        this.#threads[i] = this.#spawn();
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.#stopping) fail(new Error(`evaluation thread exited with code ${code}`));
+    });
+    worker.postMessage({ type: 'rules', definitions: this.#definitions } satisfies ThreadMessage);
+    return thread;
+  }
+
+  /** Rules for every later evaluation. */
+  setRules(definitions: readonly RuleDefinition[]): void {
+    this.#definitions = definitions;
+    for (const t of this.#threads) t.worker.postMessage({ type: 'rules', definitions } satisfies ThreadMessage);
+  }
+
+  /** Evaluates one trace (its OTLP payloads) on the least busy thread. */
+  evaluate(payloads: readonly Uint8Array[], budgetMs: number): Promise<EvalResponse> {
+    let thread = this.#threads[0];
+    if (thread === undefined) return Promise.reject(new Error('evaluator pool is not running'));
+    for (const t of this.#threads) if (t.pending.size < thread.pending.size) thread = t;
+    const id = this.#nextId++;
+    const chosen = thread;
+    return new Promise<EvalResponse>((resolve, reject) => {
+      chosen.pending.set(id, { resolve, reject });
+      chosen.worker.postMessage({ type: 'eval', id, payloads, budgetMs } satisfies ThreadMessage);
+    });
+  }
+
+  get pending(): number {
+    let n = 0;
+    for (const t of this.#threads) n += t.pending.size;
+    return n;
+  }
+
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    const threads = this.#threads;
+    this.#threads = [];
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+    for (const t of threads) for (const p of t.pending.values()) p.reject(new Error('evaluator pool stopped'));
+  }
+}

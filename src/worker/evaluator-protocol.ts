@@ -1,0 +1,29 @@
+/** Messages between the worker and its evaluation threads. */
+import type { RuleDefinition, Violation } from '../rules/index.ts';
+
+export interface RulesMessage {
+  readonly type: 'rules';
+  readonly definitions: readonly RuleDefinition[];
+}
+
+export interface EvalRequest {
+  readonly type: 'eval';
+  readonly id: number;
+  readonly payloads: readonly Uint8Array[];
+  readonly budgetMs: number;
+}
+
+export interface EvalResponse {
+  readonly type: 'result';
+  readonly id: number;
+  readonly violations: Violation[];
+  /** Spans decoded (before de-duplication by span id). */
+  readonly spansIn: number;
+  readonly uniqueSpans: number;
+  readonly undecodable: number;
+  readonly budgetExceededRuleIds: string[];
+  readonly failedRuleIds: string[];
+  readonly seconds: number;
+}
+
+export type ThreadMessage = RulesMessage | EvalRequest;

@@ -1,0 +1,103 @@
+/**
+ * Rule files from `rules.paths` (globs), reloaded when they change, checked
+ * once a second (stat of each file: works for edits, atomic renames and
+ * Kubernetes ConfigMap symlink swaps alike). A file that no longer compiles
+ * leaves its previous rules in force; the error goes to the log and to
+ * betrace_rules_reload_failing / betrace_rules_reload_errors_total.
+ */
+import { stat } from 'node:fs/promises';
+import { glob } from 'tinyglobby';
+import type { Component } from '../component.ts';
+import { formatFileDiagnostic, loadRuleFile } from '../rules/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { RuleRegistry } from './rule-registry.ts';
+
+export interface RuleFilesOptions {
+  readonly patterns: readonly string[];
+  readonly registry: RuleRegistry;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly pollIntervalMs?: number;
+}
+
+export class RuleFiles implements Component {
+  readonly #o: RuleFilesOptions;
+  readonly #stamps = new Map<string, string>();
+  readonly #failing = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> | undefined;
+
+  constructor(options: RuleFilesOptions) {
+    this.#o = options;
+  }
+
+  /** Files that currently fail to compile (their previous rules stay in force). */
+  get failingFiles(): string[] {
+    return [...this.#failing];
+  }
+
+  async start(): Promise<void> {
+    await this.scan();
+    this.#timer = setInterval(() => {
+      this.#scanning ??= this.scan().finally(() => (this.#scanning = undefined));
+    }, this.#o.pollIntervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  async #files(): Promise<string[]> {
+    if (this.#o.patterns.length === 0) return [];
+    const found = await glob([...this.#o.patterns], { absolute: true, onlyFiles: true, followSymbolicLinks: true });
+    return found.sort();
+  }
+
+  /** Loads new and changed files, drops deleted ones. */
+  async scan(): Promise<void> {
+    const { registry, logger, metrics } = this.#o;
+    const files = await this.#files();
+    for (const gone of [...this.#stamps.keys()].filter((f) => !files.includes(f))) {
+      this.#stamps.delete(gone);
+      this.#failing.delete(gone);
+      registry.setFileRules(gone, []);
+      logger.info({ file: gone }, 'rule file removed: its rules are no longer in force');
+    }
+    for (const file of files) {
+      let stamp: string;
+      try {
+        const s = await stat(file);
+        stamp = `${s.mtimeMs}:${s.size}:${s.ino}`;
+      } catch {
+        continue;
+      }
+      if (this.#stamps.get(file) === stamp) continue;
+      this.#stamps.set(file, stamp);
+      const result = await loadRuleFile(file);
+      for (const w of result.warnings) logger.warn({ file }, formatFileDiagnostic(w, 'warning'));
+      if (result.errors.length > 0) {
+        this.#failing.add(file);
+        metrics.rulesReloadErrors.inc();
+        logger.error(
+          { file, errors: result.errors.map((e) => formatFileDiagnostic(e, 'error')) },
+          registry.files().includes(file)
+            ? 'rule file does not compile: its previous rules stay in force'
+            : 'rule file does not compile: none of its rules are in force',
+        );
+      } else {
+        this.#failing.delete(file);
+        registry.setFileRules(file, result.rules);
+        logger.info({ file, rules: result.rules.length }, 'rule file loaded');
+      }
+    }
+    metrics.rulesReloadFailing.set(this.#failing.size > 0 ? 1 : 0);
+    const counts = { file: 0, api: 0 };
+    for (const r of registry.all()) counts[r.source]++;
+    metrics.rulesLoaded.set({ source: 'file' }, counts.file);
+    metrics.rulesLoaded.set({ source: 'api' }, counts.api);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#scanning;
+  }
+}

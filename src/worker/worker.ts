@@ -1,0 +1,236 @@
+/**
+ * The worker: reads its partitions of the transport (consumer group
+ * betrace-workers), assembles traces in TraceWindows, evaluates them on the
+ * EvaluatorPool, and for each violation not emitted before: exports a violation
+ * span downstream, stores the violation, counts it.
+ *
+ * Offsets: a record is held until its trace's grace period ended and the
+ * trace's violation exports were acknowledged (or dropped); the committed
+ * offset of a partition never passes a held record (low watermark).
+ */
+import type { Component } from '../component.ts';
+import type { QueuedExporter } from '../exporter/index.ts';
+import { decodeSpans } from '../otlp/index.ts';
+import type { Violation } from '../rules/index.ts';
+import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { OffsetTracker } from '../transport/offset-tracker.ts';
+import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
+import type { EvaluatorPool } from './evaluator-pool.ts';
+import { TraceWindows, type CompletedTrace, type WindowOptions } from './trace-windows.ts';
+import { toViolationRecord, type ViolationRecord } from './violation-record.ts';
+import { violationSpansPayload } from './violation-span.ts';
+import type { ViolationSink } from './violation-store.ts';
+
+export interface WorkerOptions {
+  readonly transport: Transport;
+  readonly group: string;
+  readonly pool: EvaluatorPool;
+  readonly windows: WindowOptions;
+  readonly maxLiveTraces: number;
+  readonly evaluationBudgetMs: number;
+  /** Where violation spans go; undefined when no downstream is configured. */
+  readonly exporter: QueuedExporter | undefined;
+  /** Where violation records go (store, Kafka topic). */
+  readonly sinks: readonly ViolationSink[];
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
+  readonly evaluateOnShutdown: boolean;
+  readonly commitIntervalMs?: number;
+}
+
+export class Worker implements Component {
+  readonly #o: WorkerOptions;
+  readonly #windows: TraceWindows;
+  readonly #offsets = new OffsetTracker();
+  readonly #consumer: TransportConsumer;
+  readonly #rateLimited: RateLimitedLog;
+  readonly #inFlight = new Set<Promise<void>>();
+  #tick: NodeJS.Timeout | undefined;
+  #commitTimer: NodeJS.Timeout | undefined;
+  #running = false;
+  #owned: ReadonlySet<number> | undefined;
+
+  constructor(options: WorkerOptions) {
+    this.#o = options;
+    this.#windows = new TraceWindows(options.windows);
+    this.#windows.onRelease = (offsets) => {
+      for (const [p, o] of offsets) this.#offsets.release(p, o);
+    };
+    this.#rateLimited = new RateLimitedLog(options.logger);
+    this.#consumer = options.transport.createConsumer(options.group, {
+      onBatch: (partition, records) => this.#onBatch(partition, records),
+      onAssigned: (partitions) => this.#onAssigned(partitions),
+    });
+  }
+
+  get liveTraces(): number {
+    return this.#windows.liveTraces;
+  }
+
+  #onAssigned(partitions: readonly number[]): void {
+    const owned = new Set(partitions);
+    this.#owned = owned;
+    const dropped = this.#windows.dropPartitions((p) => owned.has(p));
+    for (const p of this.#offsets.partitions()) if (!owned.has(p)) this.#offsets.forget(p);
+    if (dropped > 0) this.#o.logger.info({ dropped, partitions }, 'partitions reassigned: traces of lost partitions dropped');
+  }
+
+  #onBatch(partition: number, records: readonly ConsumedRecord[]): Promise<void> {
+    const { metrics } = this.#o;
+    if (this.#owned !== undefined && !this.#owned.has(partition)) return Promise.resolve();
+    for (const record of records) {
+      this.#offsets.hold(partition, record.offset);
+      metrics.workerSpansConsumed.inc(record.spanCount);
+      this.#add(record);
+    }
+    this.#updateGauges();
+    this.#applyBackpressure();
+    return Promise.resolve();
+  }
+
+  #add(record: ConsumedRecord): void {
+    const { metrics } = this.#o;
+    const hasRoot = this.#o.windows.rootIdleMs > 0 && this.#holdsRoot(record.payload);
+    const outcome = this.#windows.add(record, hasRoot);
+    switch (outcome.kind) {
+      case 'cut':
+        metrics.workerForcedCuts.inc({ reason: 'max_spans' });
+        this.#evaluate(outcome.trace);
+        return;
+      case 'reopened':
+        metrics.workerLateSpans.inc({ outcome: 'reevaluated' }, record.spanCount);
+        return;
+      case 'late_ignored':
+        metrics.workerLateSpans.inc({ outcome: outcome.reason }, record.spanCount);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #holdsRoot(payload: Uint8Array): boolean {
+    try {
+      return decodeSpans(payload).some((s) => s.parentSpanId === '');
+    } catch {
+      return false;
+    }
+  }
+
+  #applyBackpressure(): void {
+    const live = this.#windows.liveTraces;
+    if (!this.#windows.paused && live >= this.#o.maxLiveTraces) {
+      this.#windows.pause();
+      this.#consumer.pause();
+      this.#o.metrics.workerPaused.set(1);
+      this.#rateLimited.warn('paused', { liveTraces: live }, 'worker.max_live_traces reached: transport paused');
+    } else if (this.#windows.paused && live < this.#o.maxLiveTraces * 0.9) {
+      this.#windows.resume();
+      this.#consumer.resume();
+      this.#o.metrics.workerPaused.set(0);
+    }
+  }
+
+  #updateGauges(): void {
+    this.#o.metrics.workerLiveTraces.set(this.#windows.liveTraces);
+    this.#o.metrics.workerLiveSpans.set(this.#windows.liveSpans);
+  }
+
+  #onTick(): void {
+    for (const trace of this.#windows.advance()) {
+      if (trace.reason === 'max_duration') this.#o.metrics.workerForcedCuts.inc({ reason: 'max_duration' });
+      this.#evaluate(trace);
+    }
+    this.#updateGauges();
+    this.#applyBackpressure();
+  }
+
+  #evaluate(trace: CompletedTrace): void {
+    const p = this.#evaluateNow(trace).catch((err: unknown) => {
+      this.#rateLimited.warn('evaluation_failed', { err, traceId: trace.traceId }, 'trace evaluation failed');
+    });
+    this.#inFlight.add(p);
+    void p.finally(() => this.#inFlight.delete(p));
+  }
+
+  async #evaluateNow(trace: CompletedTrace): Promise<void> {
+    const { metrics, pool, logger } = this.#o;
+    let violations: Violation[] = [];
+    try {
+      const result = await pool.evaluate(trace.payloads, this.#o.evaluationBudgetMs);
+      violations = result.violations;
+      metrics.ruleEvaluationDuration.observe(result.seconds);
+      for (const id of result.budgetExceededRuleIds) metrics.ruleEvaluationBudgetExceeded.inc({ rule_id: id });
+      if (result.spansIn > result.uniqueSpans) metrics.workerDuplicateSpans.inc(result.spansIn - result.uniqueSpans);
+      if (result.undecodable > 0) this.#rateLimited.warn('undecodable', { traceId: trace.traceId }, 'records that do not decode were skipped');
+      if (result.budgetExceededRuleIds.length > 0) {
+        this.#rateLimited.warn('budget', { traceId: trace.traceId, rules: result.budgetExceededRuleIds }, 'evaluation budget exceeded');
+      }
+    } catch (err) {
+      this.#rateLimited.warn('pool', { err, traceId: trace.traceId }, 'evaluation failed: trace not evaluated');
+    }
+    metrics.workerTracesEvaluated.inc({ outcome: trace.reevaluation ? 'late' : trace.partial ? 'partial' : 'complete' });
+    const emitted = new Set(trace.emitted);
+    const fresh: ViolationRecord[] = [];
+    const now = Date.now();
+    for (const v of violations) {
+      if (emitted.has(v.violationId)) continue;
+      emitted.add(v.violationId);
+      fresh.push(toViolationRecord(v, trace.partial, now));
+    }
+    const { entry, arrived } = this.#windows.settle(trace, emitted);
+    for (const record of fresh) {
+      metrics.violations.inc({ rule_id: record.rule_id, severity: record.severity });
+      for (const sink of this.#o.sinks) sink.append(record);
+      logger.info(
+        { violationId: record.violation_id, ruleId: record.rule_id, traceId: record.trace_id, severity: record.severity },
+        'violation',
+      );
+    }
+    if (fresh.length > 0 && this.#o.exporter !== undefined) {
+      this.#windows.exportStarted(entry);
+      metrics.violationsEmitted.inc(fresh.length);
+      this.#o.exporter.enqueue({
+        payload: violationSpansPayload(fresh),
+        spanCount: fresh.length,
+        onDone: () => this.#windows.exportDone(entry),
+      });
+    }
+    for (const record of arrived) this.#add(record);
+  }
+
+  #commit(): void {
+    for (const p of this.#offsets.partitions()) {
+      const offset = this.#offsets.committable(p);
+      if (offset !== undefined) this.#consumer.commit(p, offset);
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#o.pool.start();
+    await this.#o.exporter?.start();
+    await this.#consumer.start();
+    this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? 100);
+    this.#commitTimer = setInterval(() => this.#commit(), this.#o.commitIntervalMs ?? 1000);
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearInterval(this.#tick);
+    clearInterval(this.#commitTimer);
+    await this.#consumer.shutdown();
+    if (this.#o.evaluateOnShutdown) {
+      const remaining = this.#windows.drain();
+      if (remaining.length > 0) this.#o.metrics.workerForcedCuts.inc({ reason: 'shutdown' }, remaining.length);
+      for (const t of remaining) this.#evaluate(t);
+    }
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+    await this.#o.exporter?.shutdown();
+    await this.#o.pool.shutdown();
+    this.#commit();
+  }
+}
