@@ -64,6 +64,8 @@ interface LiveTrace {
   reevaluation: boolean;
   /** When reopened after a partial cut, stays partial. */
   partial: boolean;
+  /** The wheel tick this trace is due to be looked at (older wheel entries are stale). */
+  tick: number;
 }
 
 /** A trace in its grace period (opaque to callers). */
@@ -160,6 +162,8 @@ export class TraceWindows {
     if (this.#pausedSince === undefined) return;
     this.#pausedTotalMs += this.#o.now() - this.#pausedSince;
     this.#pausedSince = undefined;
+    // Deadlines moved by the paused time: put every live trace where it now belongs.
+    for (const t of this.#live.values()) this.#schedule(t, this.#deadline(t)[0]);
   }
 
   #pausedNow(): number {
@@ -202,6 +206,7 @@ export class TraceWindows {
         emitted: decided?.emitted ?? new Set(),
         reevaluation: decided !== undefined,
         partial: decided?.partial ?? false,
+        tick: 0,
       };
       if (decided !== undefined) {
         // Reopened: the decided entry's records now belong to the live trace.
@@ -212,7 +217,7 @@ export class TraceWindows {
         outcome = { kind: 'reopened' };
       }
       this.#live.set(record.traceId, trace);
-      this.#schedule(record.traceId, now + Math.min(this.#o.idleMs, this.#o.maxDurationMs));
+      this.#schedule(trace, now + Math.min(this.#o.idleMs, this.#o.maxDurationMs));
     }
     trace.payloads.push(record.payload);
     trace.spanCount += record.spanCount;
@@ -224,7 +229,7 @@ export class TraceWindows {
     if (hasRoot && trace.rootArrivalMs === undefined && this.#o.rootIdleMs > 0) {
       trace.rootArrivalMs = now;
       trace.pausedAtRoot = this.#pausedNow();
-      this.#schedule(trace.traceId, now + this.#o.rootIdleMs);
+      this.#schedule(trace, now + this.#o.rootIdleMs);
     }
     if (trace.spanCount >= this.#o.maxSpans) return { kind: 'cut', trace: this.#complete(trace, 'max_spans') };
     return outcome;
@@ -244,8 +249,11 @@ export class TraceWindows {
     return best;
   }
 
-  #schedule(traceId: string, atMs: number): void {
+  #schedule(trace: LiveTrace, atMs: number): void {
     const tick = Math.max(Math.ceil(atMs / this.#o.tickMs), this.#wheelTick + 1);
+    if (trace.tick !== 0 && trace.tick <= tick && trace.tick > this.#wheelTick) return; // already looked at no later than that
+    trace.tick = tick;
+    const traceId = trace.traceId;
     let bucket = this.#wheel.get(tick);
     if (bucket === undefined) {
       bucket = new Set();
@@ -285,10 +293,10 @@ export class TraceWindows {
       this.#wheel.delete(this.#wheelTick);
       for (const id of bucket) {
         const t = this.#live.get(id);
-        if (t === undefined) continue;
+        if (t === undefined || t.tick !== this.#wheelTick) continue;
         const [at, reason] = this.#deadline(t);
         if (at <= now) out.push(this.#complete(t, reason));
-        else this.#schedule(id, at === Infinity ? now + this.#o.idleMs : at);
+        else this.#schedule(t, at);
       }
     }
     this.#expireGrace(now);
