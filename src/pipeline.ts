@@ -18,7 +18,9 @@ import type { Logger } from './telemetry/logger.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import { createEmbeddedTransport } from './transport/embedded.ts';
 import type { Transport } from './transport/transport.ts';
-import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker } from './worker/index.ts';
+import { KafkaTransport } from './transport/kafka.ts';
+import { KafkaViolationSink } from './transport/kafka-violations.ts';
+import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker, type ViolationSink } from './worker/index.ts';
 
 export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
 export type Role = (typeof ALL_ROLES)[number];
@@ -53,29 +55,52 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const { config, roles, logger } = options;
   const metrics = createMetrics();
   const has = (role: Role) => roles.includes(role);
-  if (config.transport.kind === 'kafka') {
-    throw new Error('transport.kind kafka is not available in this build');
-  }
-  if (roles.length < ALL_ROLES.length) {
+  const kafkaMode = config.transport.kind === 'kafka';
+  if (!kafkaMode && roles.length < ALL_ROLES.length) {
     throw new Error('the embedded transport runs every role in one process; use transport.kind: kafka to split roles');
   }
-  const transport = createEmbeddedTransport({
-    partitions: config.transport.partitions,
-    partitioner: config.transport.partitioner,
-    maxQueuedBytes: config.transport.maxQueuedBytes,
-    retryAfterMs: config.receiver.retryAfterMs,
-    metrics,
-  });
-
   // In start order.
   const components: Component[] = [];
+  let transport: Transport;
+  let kafka: KafkaTransport | undefined;
+  if (kafkaMode) {
+    kafka = new KafkaTransport({
+      config: config.transport.kafka,
+      partitions: config.transport.partitions,
+      partitioner: config.transport.partitioner,
+      retryAfterMs: config.receiver.retryAfterMs,
+      metrics,
+      logger,
+    });
+    transport = kafka;
+    const k = kafka;
+    components.push({ start: () => k.prepare(), shutdown: () => Promise.resolve() });
+  } else {
+    transport = createEmbeddedTransport({
+      partitions: config.transport.partitions,
+      partitioner: config.transport.partitioner,
+      maxQueuedBytes: config.transport.maxQueuedBytes,
+      retryAfterMs: config.receiver.retryAfterMs,
+      metrics,
+    });
+  }
+
   const rules = new RuleRegistry();
   const ruleFiles = new RuleFiles({ patterns: config.rules.paths, registry: rules, logger, metrics });
   components.push(ruleFiles);
   let violations: ViolationStore | undefined;
 
   if (has('worker')) {
-    violations = new ViolationStore({ dataDir: config.dataDir, logger });
+    const sinks: ViolationSink[] = [];
+    if (kafkaMode) {
+      const sink = new KafkaViolationSink({ kafka: kafka!.kafka, topic: config.transport.kafka.violationsTopic, logger });
+      components.push(sink);
+      sinks.push(sink);
+    } else {
+      violations = new ViolationStore({ dataDir: config.dataDir, logger });
+      components.push(violations);
+      sinks.push(violations);
+    }
     const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger });
     rules.onChange(() => pool.setRules(rules.definitions()));
     const exporter = config.downstream.endpoint
@@ -89,10 +114,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       : undefined;
     const w = config.worker;
     components.push(
-      violations,
       new Worker({
         transport,
-        group: 'betrace-workers',
+        group: config.transport.kafka.workerGroup,
         pool,
         windows: {
           idleMs: w.traceIdleTimeoutMs,
@@ -104,10 +128,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         maxLiveTraces: w.maxLiveTraces,
         evaluationBudgetMs: w.evaluationBudgetMs,
         exporter,
-        sinks: [violations],
+        sinks,
         metrics,
         logger,
-        evaluateOnShutdown: config.transport.kind === 'embedded',
+        evaluateOnShutdown: !kafkaMode,
       }),
     );
   }
@@ -125,17 +149,19 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       logger,
     });
     components.push(
-      new Forwarder({ transport, exporter, logger, group: 'betrace-forwarder', waitWhenFull: false }),
+      new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup, waitWhenFull: kafkaMode }),
     );
   } else if (has('forwarder')) {
     logger.info('no downstream.endpoint configured: the forwarder is off');
   }
 
+  let producer: ReturnType<Transport['createProducer']> | undefined;
   if (has('receiver')) {
-    const producer = transport.createProducer();
+    producer = transport.createProducer();
     const ingest = new Ingest({
       producer,
       metrics,
+      maxPartBytes: kafkaMode ? config.transport.kafka.maxRecordBytes : undefined,
       maxInFlightBytes: config.receiver.maxInFlightBytes,
       retryAfterMs: config.receiver.retryAfterMs,
     });
@@ -154,6 +180,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   if (has('api') && config.api.enabled) {
     api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
+    if (producer !== undefined && 'connected' in producer) {
+      const p = producer as { connected: boolean };
+      api.addReadinessCheck('transport', () => (p.connected ? { ready: true } : { ready: false, reason: 'Kafka producer not connected' }));
+    }
     api.addReadinessCheck('rules', () => {
       const failing = ruleFiles.failingFiles;
       return failing.length === 0 || rules.all().length > 0

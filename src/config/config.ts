@@ -18,6 +18,26 @@ export interface DownstreamConfig {
   readonly maxRetryTimeMs: number;
 }
 
+export interface KafkaConfig {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly spansTopic: string;
+  readonly rulesTopic: string;
+  readonly violationsTopic: string;
+  readonly workerGroup: string;
+  readonly forwarderGroup: string;
+  readonly createTopics: boolean;
+  readonly replicationFactor: number;
+  /** 0: unlimited. */
+  readonly retentionMs: number;
+  readonly maxRecordBytes: number;
+  readonly lingerMs: number;
+  readonly requestTimeoutMs: number;
+  readonly sessionTimeoutMs: number;
+  readonly tls: { readonly enabled: boolean; readonly ca: string; readonly cert: string; readonly key: string };
+  readonly sasl: { readonly mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string };
+}
+
 export interface Config {
   /** Directory of the config file; relative paths in it are resolved against this. */
   readonly baseDir: string;
@@ -33,6 +53,7 @@ export interface Config {
     readonly partitions: number;
     readonly partitioner: 'sarama' | 'murmur2';
     readonly maxQueuedBytes: number;
+    readonly kafka: KafkaConfig;
   };
   readonly downstream: DownstreamConfig;
   readonly forwarder: { readonly enabled: boolean };

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import type { Config, ListenConfig } from './config.ts';
+import type { Config, KafkaConfig, ListenConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
 import { parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
@@ -32,6 +32,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['BETRACE_API_ENDPOINT', ['api', 'endpoint']],
   ['BETRACE_API_TOKEN', ['api', 'token']],
   ['BETRACE_TRANSPORT', ['transport', 'kind']],
+  ['BETRACE_KAFKA_SASL_PASSWORD', ['transport', 'kafka', 'sasl', 'password']],
   ['BETRACE_DATA_DIR', ['data_dir']],
   ['BETRACE_LOG_LEVEL', ['log', 'level']],
   ['OTEL_EXPORTER_OTLP_ENDPOINT', ['downstream', 'endpoint']],
@@ -64,6 +65,10 @@ function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): void {
   for (const [name, path] of ENV_OVERRIDES) {
     const value = env[name];
     if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  const brokers = env.BETRACE_KAFKA_BROKERS;
+  if (brokers !== undefined && brokers !== '') {
+    setPath(raw, ['transport', 'kafka', 'brokers'], brokers.split(',').map((b) => b.trim()).filter((b) => b !== ''));
   }
   for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
     const value = env[name];
@@ -231,6 +236,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       partitions: transport.partitions as number,
       partitioner: transport.partitioner as 'sarama' | 'murmur2',
       maxQueuedBytes: size(transport.max_queued_bytes),
+      kafka: kafkaConfig(transport.kafka as Raw, baseDir),
     },
     downstream: {
       endpoint: endpointText,
@@ -257,6 +263,47 @@ function normalize(raw: Raw, baseDir: string): Config {
     api: { ...listen('api', api), token },
     dataDir: resolve(baseDir, raw.data_dir as string),
     log: { level: (r.log!.level as string) },
+  };
+}
+
+function readPem(path: string, key: string, baseDir: string): string {
+  if (path === '') return '';
+  try {
+    return readFileSync(resolve(baseDir, path), 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${key} cannot be read, got ${show(path)}: ${(err as Error).message}`);
+  }
+}
+
+function kafkaConfig(k: Raw, baseDir: string): KafkaConfig {
+  const tls = k.tls as Raw;
+  const sasl = k.sasl as Raw;
+  const mechanism = sasl.mechanism as KafkaConfig['sasl']['mechanism'];
+  if (mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
+    throw new ConfigError(`transport.kafka.sasl.username and password must be set for mechanism ${show(mechanism)}`);
+  }
+  return {
+    brokers: k.brokers as string[],
+    clientId: k.client_id as string,
+    spansTopic: k.spans_topic as string,
+    rulesTopic: k.rules_topic as string,
+    violationsTopic: k.violations_topic as string,
+    workerGroup: k.worker_group as string,
+    forwarderGroup: k.forwarder_group as string,
+    createTopics: k.create_topics as boolean,
+    replicationFactor: k.replication_factor as number,
+    retentionMs: positiveDuration('transport.kafka.retention', k.retention as string, true),
+    maxRecordBytes: k.max_record_bytes as number,
+    lingerMs: positiveDuration('transport.kafka.linger', k.linger as string, true),
+    requestTimeoutMs: positiveDuration('transport.kafka.request_timeout', k.request_timeout as string, false),
+    sessionTimeoutMs: positiveDuration('transport.kafka.session_timeout', k.session_timeout as string, false),
+    tls: {
+      enabled: tls.enabled as boolean,
+      ca: readPem(tls.ca_file as string, 'transport.kafka.tls.ca_file', baseDir),
+      cert: readPem(tls.cert_file as string, 'transport.kafka.tls.cert_file', baseDir),
+      key: readPem(tls.key_file as string, 'transport.kafka.tls.key_file', baseDir),
+    },
+    sasl: { mechanism, username: sasl.username as string, password: sasl.password as string },
   };
 }
 

@@ -70,7 +70,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'x-env': 'BETRACE_TRANSPORT',
     },
     partitions: int(
-      'Partitions of the embedded transport (traces are spread over them by trace id, as Kafka partitions would be).',
+      'Partitions of the embedded transport, and of the spans topic when betrace creates it (traces are spread over them by trace id).',
       4,
       1,
       1024,
@@ -86,6 +86,58 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'Embedded transport: bytes of records waiting per partition before producers are refused (backpressure).',
       '64MiB',
     ),
+    kafka: obj('Kafka transport (transport.kind: kafka).', {
+      brokers: {
+        type: 'array',
+        items: { type: 'string', format: 'endpoint' },
+        default: ['127.0.0.1:9092'],
+        description: 'Bootstrap brokers, host:port. BETRACE_KAFKA_BROKERS (comma-separated) overrides it.',
+        'x-env': 'BETRACE_KAFKA_BROKERS',
+      },
+      client_id: { type: 'string', minLength: 1, default: 'betrace', description: 'Kafka client id.' },
+      spans_topic: { type: 'string', minLength: 1, default: 'betrace.spans', description: 'Topic of span records (key: trace id).' },
+      rules_topic: { type: 'string', minLength: 1, default: 'betrace.rules', description: 'Compacted topic of API rules (key: rule id).' },
+      violations_topic: {
+        type: 'string',
+        minLength: 1,
+        default: 'betrace.violations',
+        description: 'Topic of violations (key: violation id), read by the API.',
+      },
+      worker_group: { type: 'string', minLength: 1, default: 'betrace-workers', description: 'Consumer group of the workers.' },
+      forwarder_group: { type: 'string', minLength: 1, default: 'betrace-forwarder', description: 'Consumer group of the forwarders.' },
+      create_topics: bool('Create missing topics at start (else a missing topic is an error).', true),
+      replication_factor: int('Replication factor of topics betrace creates.', 1, 1, 16),
+      retention: duration('retention.ms of the spans topic when betrace creates it ("0s": unlimited). Replay reads history from it.', '7d'),
+      max_record_bytes: int(
+        "Largest record produced; a trace's spans that would make a larger one are split over several records. Checked against the topic's max.message.bytes at start.",
+        1_000_000,
+        1024,
+      ),
+      linger: duration('How long the producer waits to batch records of concurrent requests.', '2ms'),
+      request_timeout: duration('Deadline of one Kafka request; past it the receiver answers UNAVAILABLE.', '10s'),
+      session_timeout: duration('Consumer group session timeout.', '30s'),
+      tls: obj('TLS to the brokers.', {
+        enabled: bool('Connect with TLS.', false),
+        ca_file: { type: 'string', default: '', description: 'PEM file of the CA to trust (default: system CAs).' },
+        cert_file: { type: 'string', default: '', description: 'Client certificate (PEM) for mTLS.' },
+        key_file: { type: 'string', default: '', description: 'Client key (PEM) for mTLS.' },
+      }),
+      sasl: obj('SASL authentication.', {
+        mechanism: {
+          type: 'string',
+          enum: ['none', 'plain', 'scram-sha-256', 'scram-sha-512'],
+          default: 'none',
+          description: 'SASL mechanism.',
+        },
+        username: { type: 'string', default: '', description: 'SASL user name.' },
+        password: {
+          type: 'string',
+          default: '',
+          description: 'SASL password; prefer BETRACE_KAFKA_SASL_PASSWORD.',
+          'x-env': 'BETRACE_KAFKA_SASL_PASSWORD',
+        },
+      }),
+    }),
   }),
   downstream: obj('The OTLP/gRPC endpoint of the tracing backend (Tempo, Jaeger, a Collector): forwarded spans and violation spans go there.', {
     endpoint: {

@@ -1,4 +1,4 @@
-export { splitByTrace, mergeRequests, type TracePart, type SplitResult } from './split.ts';
+export { splitByTrace, scanRequest, recordTraces, mergeRequests, type TracePart, type SplitResult, type SplitOptions } from './split.ts';
 export { jsonTextToProtobuf, jsonValueToProtobuf, type JsonResult } from './json.ts';
 export { decodeSpans, requestToSpans } from './spans.ts';
 export { readTraceFile, readTraceFileRequests, TraceFileError } from './files.ts';

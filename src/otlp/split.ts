@@ -31,13 +31,17 @@ export type SplitResult =
   | { readonly ok: false; readonly error: string };
 
 interface SpanRef {
-  start: number;
-  end: number;
+  readonly start: number;
+  readonly end: number;
+  readonly startNs: bigint;
+}
+
+export interface SplitOptions {
+  /** Largest part: a trace's spans that would make a larger one go into several parts. */
+  readonly maxPartBytes?: number;
 }
 interface TraceGroup {
   traceId: string;
-  spanCount: number;
-  earliestStartNs: bigint;
   /** resource index → scope index → spans */
   readonly resources: Map<number, Map<number, SpanRef[]>>;
 }
@@ -51,16 +55,16 @@ function slice(buf: Uint8Array, start: number, end: number): Uint8Array {
  * Splits `request` by trace id. A malformed message yields `{ ok: false }`;
  * invalid span ids are rejected span by span.
  */
-export function splitByTrace(request: Uint8Array): SplitResult {
+export function splitByTrace(request: Uint8Array, options: SplitOptions = {}): SplitResult {
   try {
-    return split(request);
+    return split(request, options);
   } catch (err) {
     if (err instanceof WireError) return { ok: false, error: err.message };
     throw err;
   }
 }
 
-function split(buf: Uint8Array): SplitResult {
+function split(buf: Uint8Array, options: SplitOptions): SplitResult {
   const traces = new Map<string, TraceGroup>();
   // Per resource: the verbatim non-scope fields; per scope: verbatim non-span fields.
   const resourceHeaders: Uint8Array[][] = [];
@@ -109,12 +113,8 @@ function split(buf: Uint8Array): SplitResult {
             accepted++;
             let group = traces.get(outcome.traceId);
             if (group === undefined) {
-              group = { traceId: outcome.traceId, spanCount: 0, earliestStartNs: 0n, resources: new Map() };
+              group = { traceId: outcome.traceId, resources: new Map() };
               traces.set(outcome.traceId, group);
-            }
-            group.spanCount++;
-            if (outcome.startNs > 0n && (group.earliestStartNs === 0n || outcome.startNs < group.earliestStartNs)) {
-              group.earliestStartNs = outcome.startNs;
             }
             let scopes = group.resources.get(resourceIndex);
             if (scopes === undefined) {
@@ -126,7 +126,7 @@ function split(buf: Uint8Array): SplitResult {
               spans = [];
               scopes.set(scopeIndex, spans);
             }
-            spans.push({ start: spStart, end: spEnd });
+            spans.push({ start: spStart, end: spEnd, startNs: outcome.startNs });
           } else {
             if (sfield === 1 && (stag & 7) === WIRE_LEN) {
               const [s, e] = ss.lenRange();
@@ -146,25 +146,59 @@ function split(buf: Uint8Array): SplitResult {
   }
 
   const parts: TracePart[] = [];
+  const maxBytes = options.maxPartBytes ?? Infinity;
+  const headerSize = (chunks: readonly Uint8Array[]) => chunks.reduce((n, c) => n + c.length, 0) + 12;
   for (const group of traces.values()) {
-    const request = new WireWriter();
+    // Spans in arrival order with their resource and scope, packed into parts of at most maxBytes.
+    let chunk = new Map<number, Map<number, SpanRef[]>>();
+    let chunkBytes = 0;
+    let chunkSpans = 0;
+    let chunkStart = 0n;
+    const flush = () => {
+      if (chunkSpans === 0) return;
+      parts.push({ traceId: group.traceId, payload: encodeChunk(buf, chunk, resourceHeaders, scopeHeaders), spanCount: chunkSpans, earliestStartNs: chunkStart });
+      chunk = new Map();
+      chunkBytes = 0;
+      chunkSpans = 0;
+      chunkStart = 0n;
+    };
     for (const [resourceIndex, scopes] of group.resources) {
-      const rsw = new WireWriter();
-      for (const h of resourceHeaders[resourceIndex]!) rsw.raw(h);
       for (const [scopeIndex, spans] of scopes) {
-        const ssw = new WireWriter();
-        for (const h of scopeHeaders[resourceIndex]![scopeIndex]!) ssw.raw(h);
-        for (const span of spans) ssw.lenField(2, buf.subarray(span.start, span.end));
-        rsw.lenField(2, ssw);
+        for (const span of spans) {
+          const spanBytes = span.end - span.start + 6;
+          const resourceNew = !chunk.has(resourceIndex);
+          const scopeNew = resourceNew || !chunk.get(resourceIndex)!.has(scopeIndex);
+          let need = spanBytes;
+          if (resourceNew) need += headerSize(resourceHeaders[resourceIndex]!);
+          if (scopeNew) need += headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
+          const alone = spanBytes + headerSize(resourceHeaders[resourceIndex]!) + headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
+          if (alone > maxBytes) {
+            accepted--;
+            rejected++;
+            reasons.add(`span larger than the ${maxBytes}-byte record limit`);
+            continue;
+          }
+          if (chunkBytes + need > maxBytes) flush();
+          let cs = chunk.get(resourceIndex);
+          if (cs === undefined) {
+            cs = new Map();
+            chunk.set(resourceIndex, cs);
+            chunkBytes += headerSize(resourceHeaders[resourceIndex]!);
+          }
+          let list = cs.get(scopeIndex);
+          if (list === undefined) {
+            list = [];
+            cs.set(scopeIndex, list);
+            chunkBytes += headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
+          }
+          list.push(span);
+          chunkBytes += spanBytes;
+          chunkSpans++;
+          if (span.startNs > 0n && (chunkStart === 0n || span.startNs < chunkStart)) chunkStart = span.startNs;
+        }
       }
-      request.lenField(1, rsw);
     }
-    parts.push({
-      traceId: group.traceId,
-      payload: request.finish(),
-      spanCount: group.spanCount,
-      earliestStartNs: group.earliestStartNs,
-    });
+    flush();
   }
   return {
     ok: true,
@@ -173,6 +207,27 @@ function split(buf: Uint8Array): SplitResult {
     rejectedSpans: rejected,
     errorMessage: [...reasons].join('; '),
   };
+}
+
+function encodeChunk(
+  buf: Uint8Array,
+  chunk: Map<number, Map<number, SpanRef[]>>,
+  resourceHeaders: Uint8Array[][],
+  scopeHeaders: Uint8Array[][][],
+): Uint8Array {
+  const request = new WireWriter();
+  for (const [resourceIndex, scopes] of chunk) {
+    const rsw = new WireWriter();
+    for (const h of resourceHeaders[resourceIndex]!) rsw.raw(h);
+    for (const [scopeIndex, spans] of scopes) {
+      const ssw = new WireWriter();
+      for (const h of scopeHeaders[resourceIndex]![scopeIndex]!) ssw.raw(h);
+      for (const span of spans) ssw.lenField(2, buf.subarray(span.start, span.end));
+      rsw.lenField(2, ssw);
+    }
+    request.lenField(1, rsw);
+  }
+  return request.finish();
 }
 
 /** The span's trace id and start, or why it is rejected. Throws WireError when malformed. */
@@ -205,4 +260,71 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
 /** Concatenated ExportTraceServiceRequest messages are one request holding all their resource spans. */
 export function mergeRequests(payloads: readonly Uint8Array[]): Uint8Array {
   return Buffer.concat(payloads);
+}
+
+/**
+ * The span count and trace ids of an ExportTraceServiceRequest, read from the
+ * wire without decoding the spans. Throws WireError on a malformed message.
+ */
+export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string> } {
+  const traceIds = new Set<string>();
+  let spanCount = 0;
+  const top = new WireReader(buf);
+  while (!top.done()) {
+    const tag = top.varint();
+    if (tag !== ((1 << 3) | WIRE_LEN)) {
+      top.skip(tag & 7);
+      continue;
+    }
+    const [rsStart, rsEnd] = top.lenRange();
+    const rs = new WireReader(buf, rsStart, rsEnd);
+    while (!rs.done()) {
+      const rtag = rs.varint();
+      if (rtag !== ((2 << 3) | WIRE_LEN)) {
+        rs.skip(rtag & 7);
+        continue;
+      }
+      const [ssStart, ssEnd] = rs.lenRange();
+      const ss = new WireReader(buf, ssStart, ssEnd);
+      while (!ss.done()) {
+        const stag = ss.varint();
+        if (stag !== ((2 << 3) | WIRE_LEN)) {
+          ss.skip(stag & 7);
+          continue;
+        }
+        const [spStart, spEnd] = ss.lenRange();
+        spanCount++;
+        const sp = new WireReader(buf, spStart, spEnd);
+        while (!sp.done()) {
+          const t = sp.varint();
+          if (t === ((1 << 3) | WIRE_LEN)) {
+            const [s, e] = sp.lenRange();
+            traceIds.add(toHex(buf.subarray(s, e)));
+            break;
+          }
+          sp.skip(t & 7);
+        }
+      }
+    }
+  }
+  return { spanCount, traceIds };
+}
+
+/**
+ * A consumed record's trace parts: its trace id read from the value (never the
+ * key), split by trace should a producer have put several traces in one record.
+ */
+export function recordTraces(payload: Uint8Array): TracePart[] | undefined {
+  let scan: { spanCount: number; traceIds: Set<string> };
+  try {
+    scan = scanRequest(payload);
+  } catch {
+    return undefined;
+  }
+  if (scan.traceIds.size === 1) {
+    return [{ traceId: [...scan.traceIds][0]!, payload, spanCount: scan.spanCount, earliestStartNs: 0n }];
+  }
+  if (scan.traceIds.size === 0) return [];
+  const split = splitByTrace(payload);
+  return split.ok ? split.traces : undefined;
 }

@@ -21,6 +21,8 @@ export interface IngestOptions {
   readonly metrics: Metrics;
   readonly maxInFlightBytes: number;
   readonly retryAfterMs: number;
+  /** Largest record: a trace's spans that would make a larger one are split (Kafka's record limit). */
+  readonly maxPartBytes?: number | undefined;
 }
 
 export class Ingest {
@@ -38,7 +40,7 @@ export class Ingest {
   /** Takes an ExportTraceServiceRequest in protobuf. Resolves once the transport took the spans (or refused). */
   async ingest(body: Uint8Array, protocol: Protocol): Promise<IngestOutcome> {
     const { metrics } = this.#options;
-    const split = splitByTrace(body);
+    const split = splitByTrace(body, { maxPartBytes: this.#options.maxPartBytes });
     if (!split.ok) {
       metrics.receiverSpansRejected.inc({ protocol, reason: 'malformed' });
       return { kind: 'invalid', message: `malformed ExportTraceServiceRequest: ${split.error}` };

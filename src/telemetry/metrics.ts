@@ -16,6 +16,7 @@ export interface Metrics {
   readonly transportQueuedBytes: Gauge<'partition'>;
   readonly transportRecordsProduced: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
+  readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
   readonly exporterSpansFailed: Counter<'exporter'>;
   readonly exporterSpansDropped: Counter<'exporter' | 'reason'>;
@@ -95,6 +96,11 @@ export function createMetrics(): Metrics {
       name: 'betrace_transport_produce_refused_total',
       help: 'Produce calls refused (queue full, transport unavailable).',
       labelNames: ['reason'],
+      registers,
+    }),
+    transportUndecodableRecords: new Counter({
+      name: 'betrace_transport_undecodable_records_total',
+      help: 'Kafka records whose value is not an OTLP ExportTraceServiceRequest (skipped).',
       registers,
     }),
     exporterSpansSent: new Counter({

@@ -1,0 +1,362 @@
+/**
+ * The Kafka transport (kafkajs). Records are exactly CONTRACT.md's: one per
+ * (export request, trace), key = trace id hex, value = OTLP protobuf of that
+ * trace's spans, timestamp = earliest span start (event time), partitioned
+ * with the Collector-compatible `sarama` function (or `murmur2`).
+ *
+ * Producer: records of concurrent requests are batched for `linger`, sent with
+ * acks=all; send() resolves only when Kafka acknowledged, and a failure is a
+ * retryable value (the receiver answers UNAVAILABLE).
+ *
+ * Consumer: a consumer group with autoCommit off. Handled ≠ committed: the
+ * owner of the records (worker, forwarder) commits a low watermark. kafkajs
+ * refetches every partition from the committed offset after each rebalance and
+ * has no revoke hook, so this consumer remembers the highest offset it handed
+ * over per partition and skips records it already delivered while it keeps the
+ * partition; partitions it loses are reported through onAssigned.
+ */
+import { Kafka, logLevel, type Admin, type Consumer, type KafkaConfig as KafkaJsConfig, type Producer, type SASLOptions } from 'kafkajs';
+import type { KafkaConfig } from '../config/index.ts';
+import { recordTraces } from '../otlp/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { partitionerFor, type PartitionerName } from './partitioner.ts';
+import type {
+  ConsumedRecord,
+  ConsumerCallbacks,
+  ProduceResult,
+  TraceRecord,
+  Transport,
+  TransportConsumer,
+  TransportProducer,
+} from './transport.ts';
+
+export interface KafkaTransportOptions {
+  readonly config: KafkaConfig;
+  /** Partitions of the spans topic when betrace creates it. */
+  readonly partitions: number;
+  readonly partitioner: PartitionerName;
+  readonly retryAfterMs: number;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export class KafkaTransportError extends Error {
+  override name = 'KafkaTransportError';
+}
+
+function kafkaLogger(logger: Logger) {
+  return () =>
+    ({ level, log }: { level: number; log: { message: string; [k: string]: unknown } }) => {
+      const { message, ...rest } = log;
+      if (level <= logLevel.ERROR) logger.error({ kafka: rest }, `kafka: ${message}`);
+      else if (level === logLevel.WARN) logger.warn({ kafka: rest }, `kafka: ${message}`);
+    };
+}
+
+export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuffix = ''): Kafka {
+  const options: KafkaJsConfig = {
+    clientId: `${config.clientId}${clientSuffix}`,
+    brokers: [...config.brokers],
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: Math.min(config.requestTimeoutMs, 10_000),
+    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogger(logger),
+  };
+  if (config.tls.enabled) {
+    options.ssl = {
+      rejectUnauthorized: true,
+      ...(config.tls.ca ? { ca: [config.tls.ca] } : {}),
+      ...(config.tls.cert ? { cert: config.tls.cert } : {}),
+      ...(config.tls.key ? { key: config.tls.key } : {}),
+    };
+  }
+  if (config.sasl.mechanism !== 'none') {
+    options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
+  }
+  return new Kafka(options);
+}
+
+/** Creates missing topics, or fails with a clear error; checks max_record_bytes against the topic. */
+export async function ensureTopics(
+  admin: Admin,
+  config: KafkaConfig,
+  partitions: number,
+  logger: Logger,
+): Promise<void> {
+  const existing = new Set(await admin.listTopics());
+  const wanted = [
+    {
+      topic: config.spansTopic,
+      numPartitions: partitions,
+      configEntries: [{ name: 'retention.ms', value: config.retentionMs === 0 ? '-1' : String(config.retentionMs) }],
+    },
+    { topic: config.rulesTopic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+    { topic: config.violationsTopic, numPartitions: partitions, configEntries: [] },
+  ].filter((t) => !existing.has(t.topic));
+  if (wanted.length > 0) {
+    if (!config.createTopics) {
+      throw new KafkaTransportError(
+        `Kafka topics missing: ${wanted.map((t) => t.topic).join(', ')} (transport.kafka.create_topics is false: create them, or let betrace create them)`,
+      );
+    }
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: wanted.map((t) => ({ ...t, replicationFactor: config.replicationFactor })),
+      });
+      logger.info({ topics: wanted.map((t) => t.topic) }, 'Kafka topics created');
+    } catch (err) {
+      const message = (err as Error).message;
+      if (!/already exists/i.test(message)) {
+        throw new KafkaTransportError(
+          `cannot create Kafka topics ${wanted.map((t) => t.topic).join(', ')}: ${message} (create them by hand, or grant CREATE on the cluster)`,
+        );
+      }
+    }
+  }
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: 2 /* TOPIC */, name: config.spansTopic, configNames: ['max.message.bytes'] }],
+  });
+  const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes');
+  const topicMax = entry === undefined ? undefined : Number(entry.configValue);
+  if (topicMax !== undefined && Number.isFinite(topicMax) && config.maxRecordBytes > topicMax) {
+    throw new KafkaTransportError(
+      `transport.kafka.max_record_bytes (${config.maxRecordBytes}) is larger than the ${config.spansTopic} topic's max.message.bytes (${topicMax}): lower it, or raise the topic's limit`,
+    );
+  }
+}
+
+interface Pending {
+  readonly records: readonly TraceRecord[];
+  readonly resolve: (r: ProduceResult) => void;
+}
+
+class KafkaProducer implements TransportProducer {
+  readonly #o: KafkaTransportOptions;
+  readonly #producer: Producer;
+  #connected = false;
+  #queue: Pending[] = [];
+  #queueBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(kafka: Kafka, options: KafkaTransportOptions) {
+    this.#o = options;
+    const partition = partitionerFor(options.partitioner);
+    this.#producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: () => ({ partitionMetadata, message }) => partition(String(message.key), partitionMetadata.length),
+      retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    this.#producer.on(this.#producer.events.DISCONNECT, () => (this.#connected = false));
+    this.#producer.on(this.#producer.events.CONNECT, () => (this.#connected = true));
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  async start(): Promise<void> {
+    await this.#producer.connect();
+    this.#connected = true;
+  }
+
+  send(records: readonly TraceRecord[]): Promise<ProduceResult> {
+    return new Promise((resolve) => {
+      this.#queue.push({ records, resolve });
+      for (const r of records) this.#queueBytes += r.payload.length;
+      if (this.#queueBytes >= this.#o.config.maxRecordBytes) this.#flush();
+      else this.#timer ??= setTimeout(() => this.#flush(), this.#o.config.lingerMs);
+    });
+  }
+
+  #flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    this.#queueBytes = 0;
+    const messages = batch.flatMap((p) =>
+      p.records.map((r) => ({ key: r.traceId, value: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), timestamp: String(r.timestampMs) })),
+    );
+    const sent = this.#producer
+      .send({ topic: this.#o.config.spansTopic, acks: -1, timeout: this.#o.config.requestTimeoutMs, messages })
+      .then(
+        () => {
+          this.#o.metrics.transportRecordsProduced.inc(messages.length);
+          for (const p of batch) p.resolve({ status: 'success' });
+        },
+        (err: unknown) => {
+          this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_error' });
+          const error = `Kafka produce failed: ${(err as Error).message}`;
+          for (const p of batch) p.resolve({ status: 'retryable', retryInMillis: this.#o.retryAfterMs, error });
+        },
+      );
+    this.#inFlight.add(sent);
+    void sent.finally(() => this.#inFlight.delete(sent));
+  }
+
+  async shutdown(): Promise<void> {
+    this.#flush();
+    await Promise.all([...this.#inFlight]);
+    await this.#producer.disconnect();
+  }
+}
+
+class KafkaConsumer implements TransportConsumer {
+  readonly #o: KafkaTransportOptions;
+  readonly #consumer: Consumer;
+  readonly #callbacks: ConsumerCallbacks;
+  readonly #group: string;
+  /** Next offset not yet handed over, per owned partition. */
+  readonly #delivered = new Map<number, bigint>();
+  readonly #toCommit = new Map<number, bigint>();
+  readonly #committed = new Map<number, bigint>();
+  #commitTimer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(kafka: Kafka, group: string, callbacks: ConsumerCallbacks, options: KafkaTransportOptions) {
+    this.#o = options;
+    this.#group = group;
+    this.#callbacks = callbacks;
+    this.#consumer = kafka.consumer({
+      groupId: group,
+      sessionTimeout: options.config.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
+      rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: Math.max(1024 * 1024, options.config.maxRecordBytes),
+      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
+    });
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) => {
+      const mine = event.payload.memberAssignment[options.config.spansTopic] ?? [];
+      for (const p of [...this.#delivered.keys()]) if (!mine.includes(p)) this.#delivered.delete(p);
+      for (const p of [...this.#toCommit.keys()]) if (!mine.includes(p)) this.#toCommit.delete(p);
+      options.logger.info({ group, partitions: mine }, 'Kafka partitions assigned');
+      this.#callbacks.onAssigned?.(mine);
+    });
+    this.#consumer.on(this.#consumer.events.CRASH, (event) => {
+      options.logger.error({ group, error: event.payload.error.message, restart: event.payload.restart }, 'Kafka consumer crashed');
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({ topics: [this.#o.config.spansTopic], fromBeginning: true });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (!isRunning() || isStale()) return;
+        const partition = batch.partition;
+        const delivered = this.#delivered.get(partition) ?? -1n;
+        const records: ConsumedRecord[] = [];
+        for (const m of batch.messages) {
+          const offset = BigInt(m.offset);
+          if (offset < delivered) continue; // refetched after a rebalance: already handed over
+          if (m.value === null) continue;
+          const parts = recordTraces(m.value);
+          if (parts === undefined) {
+            this.#o.metrics.transportUndecodableRecords.inc();
+            continue;
+          }
+          for (const part of parts) {
+            records.push({
+              traceId: part.traceId,
+              payload: part.payload,
+              spanCount: part.spanCount,
+              timestampMs: Number(m.timestamp),
+              partition,
+              offset,
+            });
+          }
+        }
+        if (records.length > 0) {
+          await this.#callbacks.onBatch(partition, records);
+          this.#delivered.set(partition, records[records.length - 1]!.offset + 1n);
+        }
+        const last = batch.messages[batch.messages.length - 1];
+        if (last !== undefined) resolveOffset(last.offset);
+        await heartbeat();
+      },
+    });
+    this.#commitTimer = setInterval(() => void this.#flushCommits(), 1000);
+  }
+
+  commit(partition: number, nextOffset: bigint): void {
+    const prev = this.#committed.get(partition);
+    if (prev !== undefined && nextOffset <= prev) return;
+    this.#toCommit.set(partition, nextOffset);
+  }
+
+  async #flushCommits(): Promise<void> {
+    if (this.#toCommit.size === 0) return;
+    const entries = [...this.#toCommit.entries()];
+    this.#toCommit.clear();
+    try {
+      await this.#consumer.commitOffsets(
+        entries.map(([partition, offset]) => ({ topic: this.#o.config.spansTopic, partition, offset: offset.toString() })),
+      );
+      for (const [p, o] of entries) this.#committed.set(p, o);
+    } catch (err) {
+      // Lost the partition in a rebalance, or the broker is away: the next commit carries it.
+      for (const [p, o] of entries) if (!this.#toCommit.has(p)) this.#toCommit.set(p, o);
+      this.#o.logger.warn({ group: this.#group, error: (err as Error).message }, 'Kafka offset commit failed (will retry)');
+    }
+  }
+
+  pause(): void {
+    this.#consumer.pause([{ topic: this.#o.config.spansTopic }]);
+  }
+
+  resume(): void {
+    this.#consumer.resume([{ topic: this.#o.config.spansTopic }]);
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    if (this.#commitTimer !== undefined) clearInterval(this.#commitTimer);
+    await this.#flushCommits();
+    await this.#consumer.disconnect();
+  }
+}
+
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka';
+  readonly partitions: number;
+  readonly kafka: Kafka;
+  readonly #o: KafkaTransportOptions;
+
+  constructor(options: KafkaTransportOptions) {
+    this.#o = options;
+    this.partitions = options.partitions;
+    this.kafka = createKafkaClient(options.config, options.logger);
+  }
+
+  /** Creates missing topics (or fails clearly) and checks the record size limit. */
+  async prepare(): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      await ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  createProducer(): TransportProducer {
+    return new KafkaProducer(this.kafka, this.#o);
+  }
+
+  createConsumer(group: string, callbacks: ConsumerCallbacks): TransportConsumer {
+    return new KafkaConsumer(this.kafka, group, callbacks, this.#o);
+  }
+}
