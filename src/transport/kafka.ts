@@ -46,11 +46,13 @@ export class KafkaTransportError extends Error {
 }
 
 function kafkaLogger(logger: Logger) {
+  const error: number = logLevel.ERROR;
+  const warn: number = logLevel.WARN;
   return () =>
     ({ level, log }: { level: number; log: { message: string; [k: string]: unknown } }) => {
       const { message, ...rest } = log;
-      if (level <= logLevel.ERROR) logger.error({ kafka: rest }, `kafka: ${message}`);
-      else if (level === logLevel.WARN) logger.warn({ kafka: rest }, `kafka: ${message}`);
+      if (level <= error) logger.error({ kafka: rest }, `kafka: ${message}`);
+      else if (level === warn) logger.warn({ kafka: rest }, `kafka: ${message}`);
     };
 }
 
@@ -253,8 +255,9 @@ class KafkaConsumer implements TransportConsumer {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 4,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!isRunning() || isStale()) return;
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        if (!payload.isRunning() || payload.isStale()) return;
         const partition = batch.partition;
         const delivered = this.#delivered.get(partition) ?? -1n;
         const records: ConsumedRecord[] = [];
@@ -283,8 +286,8 @@ class KafkaConsumer implements TransportConsumer {
           this.#delivered.set(partition, records[records.length - 1]!.offset + 1n);
         }
         const last = batch.messages[batch.messages.length - 1];
-        if (last !== undefined) resolveOffset(last.offset);
-        await heartbeat();
+        if (last !== undefined) payload.resolveOffset(last.offset);
+        await payload.heartbeat();
       },
     });
     this.#commitTimer = setInterval(() => void this.#flushCommits(), 1000);
