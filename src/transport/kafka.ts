@@ -185,19 +185,32 @@ class KafkaProducer implements TransportProducer {
     const messages = batch.flatMap((p) =>
       p.records.map((r) => ({ key: r.traceId, value: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), timestamp: String(r.timestampMs) })),
     );
-    const sent = this.#producer
+    const error = (message: string): ProduceResult => ({
+      status: 'retryable',
+      retryInMillis: this.#o.retryAfterMs,
+      error: `Kafka produce failed: ${message}`,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    // kafkajs retries and reconnects on its own; past request_timeout the client is
+    // told UNAVAILABLE (should Kafka take the records after all, the client's retry
+    // repeats them: spans are de-duplicated by span id downstream of here).
+    const deadline = new Promise<ProduceResult>((resolve) => {
+      timer = setTimeout(() => resolve(error(`no acknowledgement within ${this.#o.config.requestTimeoutMs} ms`)), this.#o.config.requestTimeoutMs);
+    });
+    const produced = this.#producer
       .send({ topic: this.#o.config.spansTopic, acks: -1, timeout: this.#o.config.requestTimeoutMs, messages })
       .then(
-        () => {
+        (): ProduceResult => {
           this.#o.metrics.transportRecordsProduced.inc(messages.length);
-          for (const p of batch) p.resolve({ status: 'success' });
+          return { status: 'success' };
         },
-        (err: unknown) => {
-          this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_error' });
-          const error = `Kafka produce failed: ${(err as Error).message}`;
-          for (const p of batch) p.resolve({ status: 'retryable', retryInMillis: this.#o.retryAfterMs, error });
-        },
+        (err: unknown): ProduceResult => error((err as Error).message),
       );
+    const sent = Promise.race([produced, deadline]).then((result) => {
+      clearTimeout(timer);
+      if (result.status !== 'success') this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_unavailable' });
+      for (const p of batch) p.resolve(result);
+    });
     this.#inFlight.add(sent);
     void sent.finally(() => this.#inFlight.delete(sent));
   }

@@ -1,0 +1,162 @@
+/**
+ * Acceptance: Kafka stopped for 30 s under load. The receiver answers
+ * UNAVAILABLE (with a retry delay), memory stays bounded; when Kafka returns and
+ * the clients retry, nothing that was acknowledged is lost.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { ExportTraceServiceRequest, TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { startKafka, uniqueName } from '../helpers/kafka.ts';
+import { startOtlpSink } from '../helpers/otlp-sink.ts';
+import { startTestPipeline, metricValue } from '../helpers/pipeline.ts';
+
+type ExportFn = (body: Buffer) => Promise<grpc.ServiceError | null>;
+
+function client(url: string): { export: ExportFn; close(): void } {
+  const Client = grpc.makeGenericClientConstructor(
+    {
+      Export: {
+        path: TRACE_EXPORT_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    'TraceService',
+  );
+  const c = new Client(url.replace('http://', ''), grpc.credentials.createInsecure()) as unknown as {
+    Export: (b: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
+    close(): void;
+  };
+  return {
+    export: (body) => new Promise((resolve) => c.Export(body, new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (err) => resolve(err))),
+    close: () => c.close(),
+  };
+}
+
+function request(spanIds: string[]): Buffer {
+  const traceId = randomBytes(16);
+  const now = BigInt(Date.now()) * 1_000_000n;
+  return Buffer.from(
+    ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'outage-client' } }] },
+            scopeSpans: [
+              {
+                spans: spanIds.map((id) => ({
+                  traceId,
+                  spanId: Buffer.from(id, 'hex'),
+                  name: 'load',
+                  startTimeUnixNano: now.toString(),
+                  endTimeUnixNano: (now + 1000n).toString(),
+                  attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(300) } }],
+                })),
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish(),
+  );
+}
+
+describe('Kafka outage', () => {
+  it('answers UNAVAILABLE while Kafka is down and loses nothing it acknowledged', async () => {
+    const kafka = await startKafka();
+    const sink = await startOtlpSink();
+    const prefix = uniqueName('outage');
+    const betrace = await startTestPipeline({
+      receiver: { max_in_flight_bytes: '512KiB', retry_after: '1s' },
+      transport: {
+        kind: 'kafka',
+        partitions: 3,
+        kafka: {
+          brokers: kafka.brokers,
+          spans_topic: `${prefix}.spans`,
+          rules_topic: `${prefix}.rules`,
+          violations_topic: `${prefix}.violations`,
+          worker_group: `${prefix}-w`,
+          forwarder_group: `${prefix}-f`,
+          request_timeout: '3s',
+          session_timeout: '6s',
+        },
+      },
+      downstream: { endpoint: sink.url, batch_timeout: '20ms', max_retry_time: '5m' },
+      worker: { trace_idle_timeout: '500ms' },
+    });
+    const c = client(betrace.grpcUrl);
+    const acked = new Set<string>();
+    let unavailable = 0;
+    const otherErrors: string[] = [];
+    let maxInFlight = 0;
+    let maxRss = 0;
+    let outage = false;
+    let stopLoad = false;
+    // Load: 4 concurrent senders, each retrying a request until it is acknowledged.
+    const senders = Array.from({ length: 4 }, async () => {
+      while (!stopLoad) {
+        const ids = Array.from({ length: 10 }, () => randomBytes(8).toString('hex'));
+        const body = request(ids);
+        for (;;) {
+          const err = await c.export(body);
+          if (err === null) {
+            for (const id of ids) acked.add(id);
+            break;
+          }
+          if (err.code === grpc.status.UNAVAILABLE) unavailable++;
+          else otherErrors.push(`${err.code} ${err.details}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    const sampler = setInterval(() => {
+      if (outage) maxRss = Math.max(maxRss, process.memoryUsage().rss);
+      void metricValue(betrace.apiUrl, 'betrace_receiver_in_flight_bytes').then((v) => (maxInFlight = Math.max(maxInFlight, v)));
+    }, 200);
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = acked.size;
+      assert.ok(before > 0, 'load flows before the outage');
+      const rssBefore = process.memoryUsage().rss;
+      await kafka.stop();
+      outage = true;
+      await new Promise((r) => setTimeout(r, 30_000));
+      outage = false;
+      assert.ok(unavailable > 0, 'clients were told UNAVAILABLE');
+      const during = acked.size - before;
+      await kafka.start();
+      await new Promise((r) => setTimeout(r, 8000));
+      stopLoad = true;
+      await Promise.all(senders);
+      assert.ok(acked.size > before + during, 'load flows again after the outage');
+      assert.deepEqual(otherErrors, [], 'only UNAVAILABLE while Kafka is away');
+      assert.ok(maxInFlight <= 512 * 1024 + 64 * 1024, `in-flight bytes bounded (max ${maxInFlight})`);
+      // While Kafka is away nothing piles up: requests are refused, not buffered.
+      assert.ok(maxRss - rssBefore < 100 * 1024 * 1024, `RSS bounded during the outage (grew ${Math.round((maxRss - rssBefore) / 1e6)} MB)`);
+      await sink.waitFor(
+        (spans) => {
+          const got = new Set(spans.map((s) => s.spanId));
+          for (const id of acked) if (!got.has(id)) return false;
+          return true;
+        },
+        120_000,
+        `all ${acked.size} acknowledged spans downstream`,
+      );
+    } finally {
+      stopLoad = true;
+      clearInterval(sampler);
+      c.close();
+      await betrace.stop();
+      await sink.close();
+      await kafka.destroy();
+    }
+  });
+});
