@@ -111,3 +111,33 @@ describe('splitting a request by trace id', () => {
     assert.match(r.errorMessage, /span id must be 8 bytes/);
   });
 });
+
+describe('splitting a trace over records of bounded size', () => {
+  const spans = Array.from({ length: 50 }, (_, i) => ({
+    ...spanObj(traceA, (i + 1).toString(16).padStart(16, '0'), `s${i}`, String(1000 + i)),
+    attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(200) } }],
+  }));
+  const request = encode({ resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'big' } }] }, scopeSpans: [{ scope: { name: 's' }, spans }] }] });
+
+  it('puts a trace that would exceed the limit into several parts, each within it, spans intact', () => {
+    const r = splitByTrace(request, { maxPartBytes: 2048 });
+    assert.ok(r.ok);
+    assert.ok(r.traces.length > 1, 'several parts');
+    for (const part of r.traces) {
+      assert.ok(part.payload.length <= 2048, `part of ${part.payload.length} bytes`);
+      assert.equal(part.traceId, traceA);
+    }
+    const names = r.traces.flatMap((p) => decodeSpans(p.payload).map((s) => s.name));
+    assert.deepEqual(names, spans.map((s) => s.name));
+    assert.equal(r.traces.reduce((n, p) => n + p.spanCount, 0), 50);
+    assert.ok(r.traces.every((p) => decodeSpans(p.payload).every((s) => s.resource['service.name'] === 'big')));
+  });
+
+  it('rejects a single span larger than the limit through partial success', () => {
+    const r = splitByTrace(request, { maxPartBytes: 200 });
+    assert.ok(r.ok);
+    assert.equal(r.acceptedSpans, 0);
+    assert.equal(r.rejectedSpans, 50);
+    assert.match(r.errorMessage, /larger than the 200-byte record limit/);
+  });
+});
