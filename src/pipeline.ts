@@ -11,7 +11,10 @@
  */
 import type { Component } from './component.ts';
 import type { Config } from './config/index.ts';
-import { ApiServer } from './api/index.ts';
+import { ApiServer, createTokenCheck, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
+import { KafkaRuleStore } from './transport/kafka-rules.ts';
+import { KafkaViolationIndex } from './transport/kafka-violation-index.ts';
+import { FileRuleStore, type RuleStore } from './worker/rule-store.ts';
 import { Forwarder, QueuedExporter, createOtlpGrpcSender } from './exporter/index.ts';
 import { GrpcReceiver, HttpReceiver, Ingest } from './receiver/index.ts';
 import type { Logger } from './telemetry/logger.ts';
@@ -20,7 +23,7 @@ import { createEmbeddedTransport } from './transport/embedded.ts';
 import type { Transport } from './transport/transport.ts';
 import { KafkaTransport } from './transport/kafka.ts';
 import { KafkaViolationSink } from './transport/kafka-violations.ts';
-import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker, type ViolationSink } from './worker/index.ts';
+import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker, type ViolationReader, type ViolationSink } from './worker/index.ts';
 
 export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
 export type Role = (typeof ALL_ROLES)[number];
@@ -89,6 +92,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const ruleFiles = new RuleFiles({ patterns: config.rules.paths, registry: rules, logger, metrics });
   components.push(ruleFiles);
   let violations: ViolationStore | undefined;
+  let ruleStore: RuleStore | undefined;
+  if (has('worker') || has('api')) {
+    ruleStore = kafkaMode
+      ? new KafkaRuleStore({ kafka: kafka!.kafka, topic: config.transport.kafka.rulesTopic, registry: rules, logger })
+      : new FileRuleStore({ dataDir: config.dataDir, registry: rules, logger });
+    components.push(ruleStore);
+  }
 
   if (has('worker')) {
     const sinks: ViolationSink[] = [];
@@ -179,6 +189,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   if (has('api') && config.api.enabled) {
     api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
+    mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: createTokenCheck(config.api.token) });
+    let reader: ViolationReader | undefined = violations;
+    if (kafkaMode) {
+      const index = new KafkaViolationIndex({ kafka: kafka!.kafka, topic: config.transport.kafka.violationsTopic, logger });
+      components.push(index);
+      reader = index;
+    }
+    mountViolationRoutes(api, () => reader);
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
     if (producer !== undefined && 'connected' in producer) {
       const p = producer as { connected: boolean };

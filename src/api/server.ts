@@ -7,6 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { apiError } from './errors.ts';
+import openapi from './openapi.json' with { type: 'json' };
 
 export interface ApiRequest {
   readonly method: string;
@@ -38,9 +40,6 @@ export interface Route {
 /** A readiness condition: ready, or why not. */
 export type ReadinessCheck = () => { ready: true } | { ready: false; reason: string };
 
-export function apiError(status: number, code: string, message: string, extra: Record<string, unknown> = {}): ApiResponse {
-  return { status, body: { error: { code, message, ...extra } } };
-}
 
 export interface ApiServerOptions {
   readonly host: string;
@@ -68,6 +67,7 @@ export class ApiServer implements Component {
     this.#o = options;
     this.addRoute({ method: 'GET', path: '/health', handler: () => ({ status: 200, body: { status: 'ok' } }) });
     this.addRoute({ method: 'GET', path: '/ready', handler: () => this.#ready() });
+    this.addRoute({ method: 'GET', path: '/openapi.json', handler: () => ({ status: 200, body: openapi }) });
     this.addRoute({
       method: 'GET',
       path: '/metrics',
@@ -116,7 +116,7 @@ export class ApiServer implements Component {
     const server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#o.logger.error({ err }, 'admin API request failed unexpectedly');
-        if (!res.headersSent) send(res, apiError(500, 'INTERNAL', 'internal error'));
+        if (!res.headersSent) send(res, apiError('INTERNAL', 'internal error'));
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -153,7 +153,7 @@ export class ApiServer implements Component {
       return;
     }
     req.resume();
-    send(res, pathMatched ? apiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`) : apiError(404, 'NOT_FOUND', `no route ${path}`));
+    send(res, pathMatched ? apiError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`) : apiError('NOT_FOUND', `no route ${path}`));
   }
 
   async shutdown(): Promise<void> {
@@ -193,13 +193,13 @@ async function readJsonBody(
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) return { ok: false, response: apiError(413, 'BODY_TOO_LARGE', `request body larger than ${limit} bytes`) };
+    if (size > limit) return { ok: false, response: apiError('BODY_TOO_LARGE', `request body larger than ${limit} bytes`) };
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return { ok: true, value: undefined };
   try {
     return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
   } catch (err) {
-    return { ok: false, response: apiError(400, 'INVALID_JSON', `request body is not JSON: ${(err as Error).message}`) };
+    return { ok: false, response: apiError('INVALID_JSON', `request body is not JSON: ${(err as Error).message}`) };
   }
 }

@@ -1,7 +1,9 @@
 /**
- * The rules in force: from rule files (read-only) and, later, from the API.
- * Each rule carries its source and a version that grows on every change.
- * Listeners (the evaluator pool, the API) are told after every change.
+ * The rules in force: from rule files (read-only through the API) and from the
+ * API. Each rule carries its source and a version that grows on every change.
+ * File rules can be switched off and on through the API (an override, kept with
+ * the API rules) so that an operator can silence a noisy rule at once.
+ * Listeners (the evaluator pool, metrics) are told after every change.
  */
 import type { CompiledRule, RuleDefinition } from '../rules/index.ts';
 
@@ -9,6 +11,8 @@ export type RuleSource = 'file' | 'api';
 
 export interface RegisteredRule {
   readonly rule: CompiledRule;
+  /** The definition in force (a file rule's `enabled` may be overridden). */
+  readonly definition: RuleDefinition;
   readonly source: RuleSource;
   /** The file it came from (source file). */
   readonly file?: string;
@@ -17,10 +21,12 @@ export interface RegisteredRule {
 
 export class RuleRegistry {
   readonly #byFile = new Map<string, CompiledRule[]>();
-  readonly #api = new Map<string, RegisteredRule>();
-  readonly #versions = new Map<string, { version: number; canonical: string; def: string }>();
+  readonly #api = new Map<string, { rule: CompiledRule; version: number }>();
+  readonly #overrides = new Map<string, { enabled: boolean; version: number }>();
+  readonly #fileVersions = new Map<string, { version: number; def: string }>();
   readonly #listeners = new Set<() => void>();
   #current: RegisteredRule[] = [];
+  #byId = new Map<string, RegisteredRule>();
 
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -44,19 +50,18 @@ export class RuleRegistry {
   }
 
   get(id: string): RegisteredRule | undefined {
-    return this.#current.find((r) => r.rule.definition.id === id);
+    return this.#byId.get(id);
   }
 
+  /** Effective definitions, for evaluation. */
   definitions(): RuleDefinition[] {
-    return this.#current.map((r) => r.rule.definition);
+    return this.#current.map((r) => r.definition);
   }
 
-  setApiRule(rule: CompiledRule, version?: number): RegisteredRule {
-    const id = rule.definition.id;
-    const registered: RegisteredRule = { rule, source: 'api', version: version ?? this.#nextVersion(id, rule) };
-    this.#api.set(id, registered);
+  /** An API rule with its version (the API's store decides versions). */
+  setApiRule(rule: CompiledRule, version: number): void {
+    this.#api.set(rule.definition.id, { rule, version });
     this.#rebuild();
-    return this.get(id) ?? registered;
   }
 
   deleteApiRule(id: string): boolean {
@@ -65,17 +70,24 @@ export class RuleRegistry {
     return had;
   }
 
-  #nextVersion(id: string, rule: CompiledRule): number {
-    const key = JSON.stringify(rule.definition);
-    const prev = this.#versions.get(id);
-    if (prev === undefined) {
-      this.#versions.set(id, { version: 1, canonical: rule.canonical, def: key });
-      return 1;
-    }
-    if (prev.def === key) return prev.version;
-    const next = { version: prev.version + 1, canonical: rule.canonical, def: key };
-    this.#versions.set(id, next);
-    return next.version;
+  /** Enables or disables a file rule (undefined removes the override). */
+  setOverride(id: string, override: { enabled: boolean; version: number } | undefined): void {
+    if (override === undefined) this.#overrides.delete(id);
+    else this.#overrides.set(id, override);
+    this.#rebuild();
+  }
+
+  override(id: string): { enabled: boolean; version: number } | undefined {
+    return this.#overrides.get(id);
+  }
+
+  #fileVersion(id: string, rule: CompiledRule): number {
+    const def = JSON.stringify(rule.definition);
+    const prev = this.#fileVersions.get(id);
+    if (prev !== undefined && prev.def === def) return prev.version;
+    const version = (prev?.version ?? 0) + 1;
+    this.#fileVersions.set(id, { version, def });
+    return version;
   }
 
   #rebuild(): void {
@@ -86,15 +98,23 @@ export class RuleRegistry {
         const id = rule.definition.id;
         if (seen.has(id)) continue;
         seen.add(id);
-        out.push({ rule, source: 'file', file, version: this.#nextVersion(id, rule) });
+        const override = this.#overrides.get(id);
+        out.push({
+          rule,
+          definition: override === undefined ? rule.definition : { ...rule.definition, enabled: override.enabled },
+          source: 'file',
+          file,
+          version: this.#fileVersion(id, rule) + (override?.version ?? 0),
+        });
       }
     }
-    for (const r of this.#api.values()) {
-      if (seen.has(r.rule.definition.id)) continue;
-      seen.add(r.rule.definition.id);
-      out.push(r);
+    for (const { rule, version } of this.#api.values()) {
+      if (seen.has(rule.definition.id)) continue;
+      seen.add(rule.definition.id);
+      out.push({ rule, definition: rule.definition, source: 'api', version });
     }
     this.#current = out;
+    this.#byId = new Map(out.map((r) => [r.definition.id, r]));
     for (const l of this.#listeners) l();
   }
 }

@@ -1,0 +1,180 @@
+/**
+ * /v1/rules: list, read, create, replace, delete, enable, disable. A condition
+ * is compiled before it is accepted (400 with line, column and message). File
+ * rules are read-only (409) except enable/disable, kept as an override with the
+ * API rules. Every change is written to the log as an audit line.
+ */
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { compileRule, type RuleDefinition, type Severity } from '../rules/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RegisteredRule, RuleRegistry } from '../worker/rule-registry.ts';
+import type { RuleStore, StoredRule } from '../worker/rule-store.ts';
+import type { AuthResult } from './auth.ts';
+import { apiError } from './errors.ts';
+import openapi from './openapi.json' with { type: 'json' };
+import type { ApiRequest, ApiResponse, ApiServer } from './server.ts';
+
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+ajv.addSchema(openapi, 'openapi');
+const validateRuleInput = ajv.getSchema('openapi#/components/schemas/RuleInput')!;
+
+export function ruleJson(r: RegisteredRule): Record<string, unknown> {
+  const d = r.definition;
+  return {
+    id: d.id,
+    name: d.name,
+    description: d.description,
+    severity: d.severity,
+    enabled: d.enabled,
+    tags: d.tags,
+    ...(d.message !== undefined ? { message: d.message } : {}),
+    condition: d.condition,
+    canonical: r.rule.canonical,
+    source: r.source,
+    ...(r.file !== undefined ? { file: r.file } : {}),
+    version: r.version,
+  };
+}
+
+export interface RulesRoutesOptions {
+  readonly registry: RuleRegistry;
+  readonly store: RuleStore;
+  readonly logger: Logger;
+  readonly auth: (headers: ApiRequest['headers']) => AuthResult;
+}
+
+export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
+  const { registry, store, logger } = o;
+
+  const guard = (req: ApiRequest): ApiResponse | undefined => {
+    const r = o.auth(req.headers);
+    if (r === 'missing') return apiError('UNAUTHENTICATED', 'this call needs Authorization: Bearer <token>');
+    if (r === 'wrong') return apiError('FORBIDDEN', 'the bearer token is not valid');
+    return undefined;
+  };
+
+  const audit = (action: string, id: string, oldVersion: number | null, newVersion: number | null): void => {
+    logger.info({ audit: true, action, ruleId: id, oldVersion, newVersion, at: new Date().toISOString() }, `rule ${action}`);
+  };
+
+  /** Validates and compiles a rule body; the id comes from the path when given. */
+  const parseBody = (req: ApiRequest, pathId?: string): { def: RuleDefinition } | { error: ApiResponse } => {
+    if (!validateRuleInput(req.body)) {
+      const errors = (validateRuleInput.errors ?? []).map((e) => ({ path: e.instancePath || '/', message: e.message ?? 'invalid' }));
+      return { error: apiError('INVALID_RULE', `the rule is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`, { errors }) };
+    }
+    const body = req.body as Partial<RuleDefinition> & { condition: string; severity: Severity };
+    const id = pathId ?? body.id;
+    if (id === undefined) return { error: apiError('INVALID_RULE', 'the rule needs an id') };
+    if (pathId !== undefined && body.id !== undefined && body.id !== pathId) {
+      return { error: apiError('INVALID_RULE', `the body's id ${JSON.stringify(body.id)} differs from the path's ${JSON.stringify(pathId)}`) };
+    }
+    const def: RuleDefinition = {
+      id,
+      name: body.name ?? id,
+      description: body.description ?? '',
+      severity: body.severity,
+      enabled: body.enabled ?? true,
+      tags: body.tags ?? [],
+      ...(body.message !== undefined ? { message: body.message } : {}),
+      condition: body.condition,
+    };
+    const compiled = compileRule(def);
+    if (!compiled.ok) {
+      const first = compiled.errors[0]!;
+      return {
+        error: apiError('INVALID_CONDITION', first.message, {
+          line: first.line,
+          column: first.column,
+          errors: compiled.errors.map((e) => ({ line: e.line, column: e.column, message: e.message, code: e.code })),
+        }),
+      };
+    }
+    return { def };
+  };
+
+  const write = async (entry: StoredRule): Promise<ApiResponse | undefined> => {
+    try {
+      await store.put(entry);
+      return undefined;
+    } catch (err) {
+      return apiError('UNAVAILABLE', `the rule store cannot be written: ${(err as Error).message}`);
+    }
+  };
+
+  api.addRoute({ method: 'GET', path: '/v1/rules', handler: () => ({ status: 200, body: { rules: registry.all().map(ruleJson) } }) });
+
+  api.addRoute({
+    method: 'GET',
+    path: '/v1/rules/{id}',
+    handler: (req) => {
+      const r = registry.get(req.params.id!);
+      return r === undefined ? apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(req.params.id)}`) : { status: 200, body: ruleJson(r) };
+    },
+  });
+
+  const upsert = async (req: ApiRequest, pathId: string | undefined, createOnly: boolean): Promise<ApiResponse> => {
+    const denied = guard(req);
+    if (denied) return denied;
+    const parsed = parseBody(req, pathId);
+    if ('error' in parsed) return parsed.error;
+    const { def } = parsed;
+    const existing = registry.get(def.id);
+    if (existing?.source === 'file') return apiError('RULE_READ_ONLY', `rule ${def.id} comes from ${existing.file}: change the file`);
+    if (existing !== undefined && createOnly) return apiError('RULE_EXISTS', `rule ${def.id} exists: PUT /v1/rules/${def.id} replaces it`);
+    const version = (existing?.version ?? 0) + 1;
+    const failed = await write({ kind: 'rule', id: def.id, definition: def, version, updated_at: new Date().toISOString() });
+    if (failed) return failed;
+    audit(existing === undefined ? 'created' : 'replaced', def.id, existing?.version ?? null, version);
+    const now = registry.get(def.id)!;
+    return { status: existing === undefined ? 201 : 200, body: ruleJson(now) };
+  };
+
+  api.addRoute({ method: 'POST', path: '/v1/rules', handler: (req) => upsert(req, undefined, true) });
+  api.addRoute({ method: 'PUT', path: '/v1/rules/{id}', handler: (req) => upsert(req, req.params.id, false) });
+
+  api.addRoute({
+    method: 'DELETE',
+    path: '/v1/rules/{id}',
+    handler: async (req) => {
+      const denied = guard(req);
+      if (denied) return denied;
+      const id = req.params.id!;
+      const existing = registry.get(id);
+      if (existing === undefined) return apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(id)}`);
+      if (existing.source === 'file') return apiError('RULE_READ_ONLY', `rule ${id} comes from ${existing.file}: change the file`);
+      try {
+        await store.remove(id);
+      } catch (err) {
+        return apiError('UNAVAILABLE', `the rule store cannot be written: ${(err as Error).message}`);
+      }
+      audit('deleted', id, existing.version, null);
+      return { status: 204 };
+    },
+  });
+
+  for (const enabled of [true, false]) {
+    api.addRoute({
+      method: 'POST',
+      path: `/v1/rules/{id}/${enabled ? 'enable' : 'disable'}`,
+      handler: async (req) => {
+        const denied = guard(req);
+        if (denied) return denied;
+        const id = req.params.id!;
+        const existing = registry.get(id);
+        if (existing === undefined) return apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(id)}`);
+        const version = existing.version + 1;
+        const now = new Date().toISOString();
+        const entry: StoredRule =
+          existing.source === 'file'
+            ? { kind: 'override', id, enabled, version: (registry.override(id)?.version ?? 0) + 1, updated_at: now }
+            : { kind: 'rule', id, definition: { ...existing.definition, enabled }, version, updated_at: now };
+        const failed = await write(entry);
+        if (failed) return failed;
+        const after = registry.get(id)!;
+        audit(enabled ? 'enabled' : 'disabled', id, existing.version, after.version);
+        return { status: 200, body: ruleJson(after) };
+      },
+    });
+  }
+}

@@ -1,0 +1,58 @@
+/** GET /v1/violations: filters start_time, end_time, severity, rule_id, trace_id, limit, cursor; newest first. */
+import { SEVERITIES } from '../rules/index.ts';
+import type { ViolationQuery, ViolationReader } from '../worker/violation-store.ts';
+import { apiError } from './errors.ts';
+import type { ApiServer } from './server.ts';
+
+function unixSeconds(name: string, text: string | null): number | undefined | string {
+  if (text === null || text === '') return undefined;
+  if (!/^\d{1,12}(\.\d+)?$/.test(text)) return `${name} must be unix seconds, got ${JSON.stringify(text)}`;
+  return Number(text);
+}
+
+export function mountViolationRoutes(api: ApiServer, reader: () => ViolationReader | undefined): void {
+  api.addRoute({
+    method: 'GET',
+    path: '/v1/violations',
+    handler: (req) => {
+      const q = req.query;
+      const start = unixSeconds('start_time', q.get('start_time'));
+      if (typeof start === 'string') return apiError('INVALID_PARAMETER', start);
+      const end = unixSeconds('end_time', q.get('end_time'));
+      if (typeof end === 'string') return apiError('INVALID_PARAMETER', end);
+      const severity = q.get('severity')?.toLowerCase();
+      if (severity !== undefined && severity !== '' && !(SEVERITIES as readonly string[]).includes(severity)) {
+        return apiError('INVALID_PARAMETER', `severity must be one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(q.get('severity'))}`);
+      }
+      const traceId = q.get('trace_id');
+      if (traceId !== null && traceId !== '' && !/^[0-9a-fA-F]{32}$/.test(traceId)) {
+        return apiError('INVALID_PARAMETER', `trace_id must be 32 hex characters, got ${JSON.stringify(traceId)}`);
+      }
+      const limitText = q.get('limit');
+      let limit: number | undefined;
+      if (limitText !== null && limitText !== '') {
+        limit = Number(limitText);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          return apiError('INVALID_PARAMETER', `limit must be an integer from 1 to 1000, got ${JSON.stringify(limitText)}`);
+        }
+      }
+      const cursor = q.get('cursor');
+      if (cursor !== null && cursor !== '' && !/^[0-9a-z]+$/.test(cursor)) {
+        return apiError('INVALID_PARAMETER', `cursor is not one this API gave out: ${JSON.stringify(cursor)}`);
+      }
+      const source = reader();
+      if (source === undefined) return { status: 200, body: { violations: [], next_cursor: null } };
+      const query: ViolationQuery = {
+        ...(start !== undefined ? { startTime: start } : {}),
+        ...(end !== undefined ? { endTime: end } : {}),
+        ...(severity ? { severity } : {}),
+        ...(q.get('rule_id') ? { ruleId: q.get('rule_id')! } : {}),
+        ...(traceId ? { traceId } : {}),
+        ...(limit !== undefined ? { limit } : {}),
+        ...(cursor ? { cursor } : {}),
+      };
+      const page = source.query(query);
+      return { status: 200, body: { violations: page.violations, next_cursor: page.nextCursor } };
+    },
+  });
+}
