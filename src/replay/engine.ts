@@ -1,0 +1,396 @@
+/**
+ * The replay engine: source-agnostic. A source feeds it records (a Kafka
+ * record's value, a file's request) on lanes, each lane a stream whose records
+ * are roughly in event-time order (a Kafka partition; a sequence of files). The
+ * engine assembles whole traces by trace id per lane, in bounded memory,
+ * evaluates each trace once and collects the violations of the traces whose
+ * earliest span start lies in [from, to).
+ *
+ * Completeness. A trace is complete when its lane's read position (the highest
+ * record timestamp read so far) passed the trace's last record timestamp plus
+ * trace_max_duration, or at the end of the lane. A record of a trace already
+ * evaluated is counted (late_records) and not evaluated on its own, as a worker
+ * does with spans past its grace period.
+ *
+ * Bounds. At most `maxLiveSpans` spans are held; past it the traces read longest
+ * ago (of the fullest lane) are evaluated early and their violations marked
+ * partial. The set of evaluated trace ids (for late records) keeps the last
+ * `completedMemory` ids.
+ *
+ * Triggers (DSL.md §6). When every rule has triggers and passes on a trace that
+ * holds none of them, a trace none of whose spans is named like a trigger is
+ * skipped whole, never decoded: its verdict is a pass for every rule. The span
+ * names come from a byte-level scan (scan.ts), so skipping is never partial.
+ */
+import { decodeSpans, splitByTrace } from '../otlp/index.ts';
+import { createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
+import { toViolationRecord, type ViolationRecord } from '../worker/violation-record.ts';
+import { NameMatcher, scanPart } from './scan.ts';
+
+export const DEFAULT_MAX_LIVE_SPANS = 1_000_000;
+export const DEFAULT_COMPLETED_MEMORY = 250_000;
+
+export interface ReplayEngineOptions {
+  readonly rules: readonly CompiledRule[];
+  /** Traces whose earliest span start is in [fromMs, toMs) are evaluated and reported. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** worker.trace_max_duration: how far a trace's records may lie apart. */
+  readonly traceMaxDurationMs: number;
+  readonly maxLiveSpans?: number;
+  readonly completedMemory?: number;
+  /** Evaluation budget per trace (worker.evaluation_budget). */
+  readonly budgetMs?: number;
+  /** Skip traces without trigger names (default true); false evaluates every trace. */
+  readonly skipByTriggers?: boolean;
+  /** Evaluation time written into the records (default Date.now() at evaluation). */
+  readonly now?: () => number;
+}
+
+/** A violation found by replay: the violation record plus the day it is counted on. */
+export interface ReplayViolation extends ViolationRecord {
+  /** UTC day (YYYY-MM-DD) of the trace's earliest span start. */
+  readonly day: string;
+  /** The trace's earliest span start, unix ms. */
+  readonly trace_start_unix_ms: number;
+}
+
+export interface ReplayCounters {
+  /** Records (or file requests) read. */
+  records: number;
+  /** Spans read, whatever their time. */
+  spansRead: number;
+  /** Traces with their earliest span start in [from, to). */
+  tracesScanned: number;
+  spansScanned: number;
+  /** Of those, skipped whole because they hold no trigger. */
+  tracesSkipped: number;
+  /** Of those, evaluated early (live span bound reached). */
+  tracesPartial: number;
+  /** Traces outside [from, to) (read for the margins, not evaluated). */
+  tracesOutside: number;
+  lateRecords: number;
+  undecodableRecords: number;
+  budgetExceededTraces: number;
+  violations: number;
+}
+
+interface LiveTrace {
+  readonly traceId: string;
+  readonly lane: ReplayLane;
+  readonly payloads: Uint8Array[];
+  spanCount: number;
+  earliestStartMs: number;
+  lastRecordMs: number;
+  triggered: boolean;
+  seq: number;
+}
+
+interface QueueEntry {
+  readonly trace: LiveTrace;
+  readonly seq: number;
+}
+
+export class ReplayEngine {
+  readonly counters: ReplayCounters = {
+    records: 0,
+    spansRead: 0,
+    tracesScanned: 0,
+    spansScanned: 0,
+    tracesSkipped: 0,
+    tracesPartial: 0,
+    tracesOutside: 0,
+    lateRecords: 0,
+    undecodableRecords: 0,
+    budgetExceededTraces: 0,
+    violations: 0,
+  };
+  readonly ruleIds: readonly string[];
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly traceMaxDurationMs: number;
+  readonly #o: ReplayEngineOptions;
+  readonly #ruleSet: RuleSet;
+  /** Non-null when traces without trigger names may be skipped. */
+  readonly #matcher: NameMatcher | null;
+  readonly #maxLiveSpans: number;
+  readonly #completedMemory: number;
+  readonly #completed = new Set<string>();
+  readonly #lanes = new Set<ReplayLane>();
+  readonly #violations = new Map<string, ReplayViolation>();
+  #liveSpans = 0;
+
+  constructor(options: ReplayEngineOptions) {
+    this.#o = options;
+    this.fromMs = options.fromMs;
+    this.toMs = options.toMs;
+    this.traceMaxDurationMs = options.traceMaxDurationMs;
+    const enabled = options.rules.filter((r) => r.definition.enabled);
+    this.ruleIds = enabled.map((r) => r.definition.id);
+    this.#ruleSet = createRuleSet(enabled);
+    const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
+    this.#matcher =
+      skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
+    this.#maxLiveSpans = options.maxLiveSpans ?? DEFAULT_MAX_LIVE_SPANS;
+    this.#completedMemory = options.completedMemory ?? DEFAULT_COMPLETED_MEMORY;
+  }
+
+  /** True when traces without trigger names are skipped undecoded. */
+  get skipsByTriggers(): boolean {
+    return this.#matcher !== null;
+  }
+
+  get liveSpans(): number {
+    return this.#liveSpans;
+  }
+
+  /** A new lane: records read from it should be roughly in event-time order. */
+  lane(): ReplayLane {
+    const lane = new ReplayLane(this);
+    this.#lanes.add(lane);
+    return lane;
+  }
+
+  /** Violations so far, by trace start then rule order. */
+  violations(): ReplayViolation[] {
+    const order = new Map(this.ruleIds.map((id, i) => [id, i]));
+    return [...this.#violations.values()].sort(
+      (a, b) =>
+        a.trace_start_unix_ms - b.trace_start_unix_ms ||
+        (a.trace_id < b.trace_id ? -1 : a.trace_id > b.trace_id ? 1 : 0) ||
+        (order.get(a.rule_id) ?? 0) - (order.get(b.rule_id) ?? 0),
+    );
+  }
+
+  /** Ends every lane still open (evaluates what they hold). */
+  finish(): void {
+    for (const lane of this.#lanes) lane.end();
+  }
+
+  // ---- used by ReplayLane
+
+  /** @internal */
+  scan(payload: Uint8Array): ReturnType<typeof scanPart> | undefined {
+    try {
+      return scanPart(payload, this.#matcher);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** @internal */
+  isCompleted(traceId: string): boolean {
+    return this.#completed.has(traceId);
+  }
+
+  /** @internal */
+  addLive(spans: number): void {
+    this.#liveSpans += spans;
+    if (this.#liveSpans > this.#maxLiveSpans) this.#relieve();
+  }
+
+  /** @internal */
+  laneEnded(lane: ReplayLane): void {
+    this.#lanes.delete(lane);
+  }
+
+  /** Evaluates the oldest traces of the fullest lanes early, until under the bound. */
+  #relieve(): void {
+    while (this.#liveSpans > this.#maxLiveSpans) {
+      let fullest: ReplayLane | undefined;
+      for (const lane of this.#lanes) if (fullest === undefined || lane.liveSpans > fullest.liveSpans) fullest = lane;
+      if (fullest === undefined || !fullest.evictOldest()) return;
+    }
+  }
+
+  /** @internal The trace is complete (or cut, when partial): evaluate it once. */
+  complete(trace: LiveTrace, partial: boolean): void {
+    this.#liveSpans -= trace.spanCount;
+    this.#completed.add(trace.traceId);
+    if (this.#completed.size > this.#completedMemory) {
+      const oldest = this.#completed.values().next().value;
+      if (oldest !== undefined) this.#completed.delete(oldest);
+    }
+    const c = this.counters;
+    if (!(trace.earliestStartMs >= this.fromMs && trace.earliestStartMs < this.toMs)) {
+      c.tracesOutside++;
+      return;
+    }
+    c.tracesScanned++;
+    c.spansScanned += trace.spanCount;
+    if (partial) c.tracesPartial++;
+    if (this.#matcher !== null && !trace.triggered) {
+      c.tracesSkipped++;
+      return;
+    }
+    const spans: SpanRecord[] = [];
+    for (const payload of trace.payloads) {
+      try {
+        for (const s of decodeSpans(payload)) spans.push(s);
+      } catch {
+        c.undecodableRecords++;
+      }
+    }
+    const result = this.#ruleSet.evaluate(spans, this.#o.budgetMs === undefined ? {} : { budgetMs: this.#o.budgetMs });
+    if (result.budgetExceeded === true) c.budgetExceededTraces++;
+    if (result.violations.length === 0) return;
+    const now = this.#o.now?.() ?? Date.now();
+    const day = utcDay(trace.earliestStartMs);
+    for (const v of result.violations) {
+      if (this.#violations.has(v.violationId)) continue;
+      c.violations++;
+      this.#violations.set(v.violationId, { ...toViolationRecord(v, partial, now), day, trace_start_unix_ms: trace.earliestStartMs });
+    }
+  }
+}
+
+/** One stream of records in rough event-time order: a Kafka partition, a sequence of files. */
+export class ReplayLane {
+  readonly #engine: ReplayEngine;
+  readonly #traces = new Map<string, LiveTrace>();
+  /** Traces in order of their last record; stale entries (seq moved on) are skipped. */
+  #queue: QueueEntry[] = [];
+  #head = 0;
+  #positionMs = -Infinity;
+  #ended = false;
+  liveSpans = 0;
+
+  constructor(engine: ReplayEngine) {
+    this.#engine = engine;
+  }
+
+  /** The highest record timestamp read, unix ms. */
+  get positionMs(): number {
+    return this.#positionMs;
+  }
+
+  /**
+   * One record: an ExportTraceServiceRequest (any number of traces) and its
+   * timestamp (the Kafka record's; for files, omitted: the earliest span start).
+   * Trace ids come from the spans, never from a key.
+   */
+  addRecord(payload: Uint8Array, timestampMs?: number): void {
+    if (this.#ended) throw new Error('replay lane already ended');
+    const engine = this.#engine;
+    engine.counters.records++;
+    const scan = engine.scan(payload);
+    if (scan === undefined) {
+      engine.counters.undecodableRecords++;
+      return;
+    }
+    if (scan.spanCount === 0) return;
+    if (!scan.multipleTraces) {
+      this.#addPart(scan.traceId, payload, scan, timestampMs);
+    } else {
+      const split = splitByTrace(payload);
+      if (!split.ok) {
+        engine.counters.undecodableRecords++;
+        return;
+      }
+      for (const part of split.traces) {
+        const partScan = engine.scan(part.payload);
+        if (partScan !== undefined) this.#addPart(part.traceId, part.payload, partScan, timestampMs);
+      }
+    }
+    this.#expire();
+  }
+
+  #addPart(traceId: string, payload: Uint8Array, scan: NonNullable<ReturnType<ReplayEngine['scan']>>, timestampMs: number | undefined): void {
+    const engine = this.#engine;
+    if (traceId === '') return;
+    engine.counters.spansRead += scan.spanCount;
+    let ts = timestampMs ?? scan.earliestStartMs;
+    if (!Number.isFinite(ts)) ts = Number.isFinite(this.#positionMs) ? this.#positionMs : 0;
+    if (ts > this.#positionMs) this.#positionMs = ts;
+    let trace = this.#traces.get(traceId);
+    if (trace === undefined) {
+      if (engine.isCompleted(traceId)) {
+        engine.counters.lateRecords++;
+        return;
+      }
+      trace = {
+        traceId,
+        lane: this,
+        payloads: [],
+        spanCount: 0,
+        earliestStartMs: Infinity,
+        lastRecordMs: ts,
+        triggered: false,
+        seq: 0,
+      };
+      this.#traces.set(traceId, trace);
+    }
+    trace.payloads.push(payload);
+    trace.spanCount += scan.spanCount;
+    if (scan.earliestStartMs < trace.earliestStartMs) trace.earliestStartMs = scan.earliestStartMs;
+    if (ts > trace.lastRecordMs) trace.lastRecordMs = ts;
+    if (scan.triggered) trace.triggered = true;
+    trace.seq++;
+    this.#queue.push({ trace, seq: trace.seq });
+    this.liveSpans += scan.spanCount;
+    engine.addLive(scan.spanCount);
+  }
+
+  /** Completes the traces the read position has passed by trace_max_duration. */
+  #expire(): void {
+    const horizon = this.#positionMs - this.#engine.traceMaxDurationMs;
+    while (this.#head < this.#queue.length) {
+      const entry = this.#queue[this.#head]!;
+      const { trace } = entry;
+      if (trace.seq !== entry.seq || this.#traces.get(trace.traceId) !== trace) {
+        this.#head++;
+        continue;
+      }
+      if (!(trace.lastRecordMs < horizon)) break;
+      this.#head++;
+      this.#complete(trace, false);
+    }
+    this.#compact();
+  }
+
+  #compact(): void {
+    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #complete(trace: LiveTrace, partial: boolean): void {
+    this.#traces.delete(trace.traceId);
+    this.liveSpans -= trace.spanCount;
+    this.#engine.complete(trace, partial);
+  }
+
+  /** @internal Evaluates the oldest live trace early (partial). False when none is live. */
+  evictOldest(): boolean {
+    while (this.#head < this.#queue.length) {
+      const entry = this.#queue[this.#head++]!;
+      const { trace } = entry;
+      if (trace.seq !== entry.seq || this.#traces.get(trace.traceId) !== trace) continue;
+      this.#complete(trace, true);
+      this.#compact();
+      return true;
+    }
+    return false;
+  }
+
+  /** End of the lane's input: every trace it holds is complete. Idempotent. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const trace of [...this.#traces.values()].sort((a, b) => a.lastRecordMs - b.lastRecordMs)) this.#complete(trace, false);
+    this.#queue = [];
+    this.#head = 0;
+    this.#engine.laneEnded(this);
+  }
+}
+
+/** Creates an engine (the factory the sources and the CLI use). */
+export function createReplayEngine(options: ReplayEngineOptions): ReplayEngine {
+  return new ReplayEngine(options);
+}
+
+/** UTC day, YYYY-MM-DD. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

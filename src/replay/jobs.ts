@@ -1,0 +1,273 @@
+/**
+ * Replay jobs for the admin API: `POST /v1/replay` starts one, `GET
+ * /v1/replay/{id}` follows it. Bounded: at most `maxRunning` jobs run at once
+ * (more is refused: 429), the last `maxKept` finished jobs are kept.
+ *
+ * Request (JSON):
+ *   {
+ *     "rule_ids": ["payment-idempotency"],     // rules of the rule files (rules.paths), or
+ *     "rules_yaml": "rules:\n  - id: …",       // a rule file's text (exactly one of the two)
+ *     "from": "30d",                            // TIME: RFC 3339, unix seconds, 30d/2h/15m ago, now
+ *     "to": "now",
+ *     "source": "kafka",                        // "kafka" (default) or "files"
+ *     "files": ["/data/traces/*.json"],         // with source "files": paths or globs
+ *     "partitions": [0, 2]                      // optional, source "kafka"
+ *   }
+ * Job (JSON): { id, status: "running"|"done"|"failed", request, created_at,
+ *   finished_at?, progress: { records, spans, traces, violations, rate, fraction? },
+ *   result?: ReplayReport (report.ts: the `--format json` document), error? }
+ */
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { ReplayReport } from './report.ts';
+import { resolveRules, type RulesResult } from './rules.ts';
+import { runReplay, type ReplayProgress, type ReplaySource } from './run.ts';
+import { parseRange } from './time.ts';
+
+export interface ReplayJobRequest {
+  readonly rule_ids?: readonly string[];
+  readonly rules_yaml?: string;
+  readonly from: string;
+  readonly to: string;
+  readonly source?: 'kafka' | 'files';
+  readonly files?: readonly string[];
+  readonly partitions?: readonly number[];
+}
+
+export interface ReplayJobProgress {
+  readonly records: number;
+  readonly spans: number;
+  readonly traces: number;
+  readonly violations: number;
+  /** Spans read per second. */
+  readonly rate: number;
+  readonly fraction?: number;
+}
+
+export interface ReplayJob {
+  readonly id: string;
+  readonly status: 'running' | 'done' | 'failed';
+  readonly request: ReplayJobRequest;
+  /** RFC 3339. */
+  readonly created_at: string;
+  readonly finished_at?: string;
+  readonly progress: ReplayJobProgress;
+  readonly result?: ReplayReport;
+  readonly error?: string;
+}
+
+export type StartResult =
+  | { readonly ok: true; readonly id: string }
+  /** 400: the request is invalid; 429: too many replays running. */
+  | { readonly ok: false; readonly status: 400 | 429; readonly error: string };
+
+export interface ReplayJobsOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly maxRunning?: number;
+  readonly maxKept?: number;
+  /** How rule ids are found (default: the rule files of config.rules.paths). */
+  readonly resolveRuleIds?: (ids: readonly string[]) => Promise<RulesResult>;
+  readonly now?: () => number;
+}
+
+interface JobState {
+  id: string;
+  status: ReplayJob['status'];
+  request: ReplayJobRequest;
+  createdAt: number;
+  finishedAt?: number;
+  progress: ReplayJobProgress;
+  result?: ReplayReport;
+  error?: string;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+type Validated = { ok: true; request: ReplayJobRequest; fromMs: number; toMs: number; source: ReplaySource } | { ok: false; error: string };
+
+const KEYS = new Set(['rule_ids', 'rules_yaml', 'from', 'to', 'source', 'files', 'partitions']);
+
+/** Checks a request body (unknown keys rejected); one-line reason when invalid. */
+export function validateReplayRequest(body: unknown, nowMs: number): Validated {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'the request must be a JSON object' };
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (!KEYS.has(k)) return { ok: false, error: `unknown key ${JSON.stringify(k)}` };
+  const ids = b.rule_ids;
+  const yaml = b.rules_yaml;
+  if ((ids === undefined) === (yaml === undefined)) return { ok: false, error: 'give exactly one of rule_ids and rules_yaml' };
+  if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || !ids.every((x) => typeof x === 'string'))) {
+    return { ok: false, error: 'rule_ids must be a non-empty array of rule ids' };
+  }
+  if (yaml !== undefined && typeof yaml !== 'string') return { ok: false, error: 'rules_yaml must be a string (a rule file)' };
+  if (typeof b.from !== 'string' || typeof b.to !== 'string') return { ok: false, error: 'from and to must be TIME strings' };
+  const range = parseRange(b.from, b.to, nowMs);
+  if (!range.ok) return { ok: false, error: range.error.replace(/^--/, '') };
+  const kind = b.source ?? 'kafka';
+  let source: ReplaySource;
+  if (kind === 'kafka') {
+    if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
+    const parts = b.partitions;
+    if (parts !== undefined) {
+      if (!Array.isArray(parts) || parts.length === 0 || !parts.every((p) => Number.isInteger(p) && (p as number) >= 0)) {
+        return { ok: false, error: 'partitions must be a non-empty array of partition numbers' };
+      }
+      source = { kind: 'kafka', partitions: parts as number[] };
+    } else source = { kind: 'kafka' };
+  } else if (kind === 'files') {
+    const files = b.files;
+    if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
+      return { ok: false, error: 'source "files" needs files: a non-empty array of paths or globs' };
+    }
+    if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
+    source = { kind: 'files', patterns: files as string[] };
+  } else return { ok: false, error: `source must be "kafka" or "files", got ${JSON.stringify(kind)}` };
+  return { ok: true, request: b as unknown as ReplayJobRequest, fromMs: range.fromMs, toMs: range.toMs, source };
+}
+
+export class ReplayJobs {
+  readonly #o: ReplayJobsOptions;
+  readonly #jobs = new Map<string, JobState>();
+  #stopping = false;
+
+  constructor(options: ReplayJobsOptions) {
+    this.#o = options;
+  }
+
+  #running(): number {
+    let n = 0;
+    for (const j of this.#jobs.values()) if (j.status === 'running') n++;
+    return n;
+  }
+
+  /** Starts a replay; the job runs in the background (follow it with get). */
+  start(body: unknown): StartResult {
+    const now = this.#o.now?.() ?? Date.now();
+    const v = validateReplayRequest(body, now);
+    if (!v.ok) return { ok: false, status: 400, error: v.error };
+    if (this.#stopping) return { ok: false, status: 429, error: 'shutting down' };
+    const maxRunning = this.#o.maxRunning ?? 2;
+    if (this.#running() >= maxRunning) return { ok: false, status: 429, error: `${maxRunning} replays are running already: try again later` };
+    const id = randomUUID();
+    const job: JobState = {
+      id,
+      status: 'running',
+      request: v.request,
+      createdAt: now,
+      progress: { records: 0, spans: 0, traces: 0, violations: 0, rate: 0 },
+      abort: new AbortController(),
+      done: Promise.resolve(),
+    };
+    this.#jobs.set(id, job);
+    job.done = this.#run(job, v).catch((err: unknown) => {
+      this.#finish(job, { error: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+    });
+    this.#prune();
+    return { ok: true, id };
+  }
+
+  async #run(job: JobState, v: Extract<Validated, { ok: true }>): Promise<void> {
+    const { config, logger } = this.#o;
+    const req = v.request;
+    let rules: RulesResult;
+    if (req.rules_yaml !== undefined) rules = await resolveRules({ kind: 'yaml', text: req.rules_yaml }, config);
+    else if (this.#o.resolveRuleIds !== undefined) rules = await this.#o.resolveRuleIds(req.rule_ids ?? []);
+    else rules = await resolveRules({ kind: 'ids', ids: req.rule_ids ?? [] }, config);
+    if (!rules.ok) {
+      this.#finish(job, { error: rules.error });
+      return;
+    }
+    const result = await runReplay({
+      rules: rules.rules,
+      fromMs: v.fromMs,
+      toMs: v.toMs,
+      source: v.source,
+      config,
+      logger,
+      signal: job.abort.signal,
+      onProgress: (p: ReplayProgress) => {
+        job.progress = {
+          records: p.records,
+          spans: p.spans,
+          traces: p.traces,
+          violations: p.violations,
+          rate: Math.round(p.rate),
+          ...(p.fraction === undefined ? {} : { fraction: p.fraction }),
+        };
+      },
+    });
+    if (!result.ok) {
+      this.#finish(job, { error: result.error });
+      return;
+    }
+    const r = result.report;
+    job.progress = {
+      records: r.records_read,
+      spans: r.spans_read,
+      traces: r.traces_scanned,
+      violations: r.total,
+      rate: r.spans_per_second,
+      fraction: 1,
+    };
+    this.#finish(job, { result: r });
+  }
+
+  #finish(job: JobState, outcome: { result?: ReplayReport; error?: string }): void {
+    if (job.status !== 'running') return;
+    job.finishedAt = this.#o.now?.() ?? Date.now();
+    if (outcome.result !== undefined) {
+      job.status = 'done';
+      job.result = outcome.result;
+    } else {
+      job.status = 'failed';
+      job.error = outcome.error ?? 'failed';
+    }
+    this.#prune();
+  }
+
+  /** Keeps the running jobs and the last maxKept finished ones. */
+  #prune(): void {
+    const maxKept = this.#o.maxKept ?? 50;
+    const finished = [...this.#jobs.values()].filter((j) => j.status !== 'running');
+    for (const j of finished.slice(0, Math.max(0, finished.length - maxKept))) this.#jobs.delete(j.id);
+  }
+
+  /** The job, or undefined (404) when unknown or pruned. */
+  get(id: string): ReplayJob | undefined {
+    const j = this.#jobs.get(id);
+    if (j === undefined) return undefined;
+    return {
+      id: j.id,
+      status: j.status,
+      request: j.request,
+      created_at: new Date(j.createdAt).toISOString(),
+      ...(j.finishedAt === undefined ? {} : { finished_at: new Date(j.finishedAt).toISOString() }),
+      progress: j.progress,
+      ...(j.result === undefined ? {} : { result: j.result }),
+      ...(j.error === undefined ? {} : { error: j.error }),
+    };
+  }
+
+  /** Resolves when the job has finished (tests, shutdown). */
+  async wait(id: string): Promise<ReplayJob | undefined> {
+    await this.#jobs.get(id)?.done;
+    return this.get(id);
+  }
+
+  /** Cancels a running job (it ends failed, "replay cancelled"). False when not running. */
+  cancel(id: string): boolean {
+    const j = this.#jobs.get(id);
+    if (j === undefined || j.status !== 'running') return false;
+    j.abort.abort();
+    return true;
+  }
+
+  /** Cancels every running job and waits for them. Idempotent. */
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    const running = [...this.#jobs.values()].filter((j) => j.status === 'running');
+    for (const j of running) j.abort.abort();
+    await Promise.all(running.map((j) => j.done));
+  }
+}

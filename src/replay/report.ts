@@ -1,0 +1,130 @@
+/**
+ * The replay report: violations per UTC day (the BeTrace Method's "Day 5: 3
+ * violations (…)"), affected traces, a total per rule and overall; as a table
+ * for people and as JSON for machines (`--format json`, the replay API).
+ */
+import type { ReplayCounters, ReplayViolation } from './engine.ts';
+
+export interface ReplayDay {
+  readonly violations: number;
+  /** Affected traces, in trace start order. */
+  readonly trace_ids: string[];
+  readonly by_rule: Record<string, number>;
+}
+
+/** `--format json` and the replay API's result. */
+export interface ReplayReport {
+  /** RFC 3339. */
+  readonly from: string;
+  readonly to: string;
+  readonly rules: readonly string[];
+  /** What was read: the topic and partitions, or the files. */
+  readonly source: string;
+  readonly traces_scanned: number;
+  readonly spans_scanned: number;
+  /** Traces skipped undecoded: they hold no trigger of any rule (their verdict is a pass). */
+  readonly traces_skipped: number;
+  /** Traces evaluated early at the live-span bound; their violations have partial = true. */
+  readonly traces_partial: number;
+  readonly records_read: number;
+  readonly spans_read: number;
+  readonly late_records: number;
+  readonly undecodable_records: number;
+  readonly budget_exceeded_traces: number;
+  readonly violations: readonly ReplayViolation[];
+  readonly per_day: Record<string, ReplayDay>;
+  readonly per_rule: Record<string, number>;
+  readonly affected_traces: number;
+  readonly total: number;
+  readonly elapsed_ms: number;
+  readonly spans_per_second: number;
+}
+
+export function buildReport(input: {
+  fromMs: number;
+  toMs: number;
+  rules: readonly string[];
+  source: string;
+  counters: ReplayCounters;
+  violations: readonly ReplayViolation[];
+  elapsedMs: number;
+}): ReplayReport {
+  const { counters: c, violations } = input;
+  const perDay: Record<string, { violations: number; trace_ids: string[]; by_rule: Record<string, number> }> = {};
+  const perRule: Record<string, number> = {};
+  for (const id of input.rules) perRule[id] = 0;
+  const traces = new Set<string>();
+  for (const v of violations) {
+    const day = (perDay[v.day] ??= { violations: 0, trace_ids: [], by_rule: {} });
+    day.violations++;
+    if (!day.trace_ids.includes(v.trace_id)) day.trace_ids.push(v.trace_id);
+    day.by_rule[v.rule_id] = (day.by_rule[v.rule_id] ?? 0) + 1;
+    perRule[v.rule_id] = (perRule[v.rule_id] ?? 0) + 1;
+    traces.add(v.trace_id);
+  }
+  const sortedDays: Record<string, ReplayDay> = {};
+  for (const day of Object.keys(perDay).sort()) sortedDays[day] = perDay[day]!;
+  return {
+    from: new Date(input.fromMs).toISOString(),
+    to: new Date(input.toMs).toISOString(),
+    rules: input.rules,
+    source: input.source,
+    traces_scanned: c.tracesScanned,
+    spans_scanned: c.spansScanned,
+    traces_skipped: c.tracesSkipped,
+    traces_partial: c.tracesPartial,
+    records_read: c.records,
+    spans_read: c.spansRead,
+    late_records: c.lateRecords,
+    undecodable_records: c.undecodableRecords,
+    budget_exceeded_traces: c.budgetExceededTraces,
+    violations,
+    per_day: sortedDays,
+    per_rule: perRule,
+    affected_traces: traces.size,
+    total: violations.length,
+    elapsed_ms: Math.round(input.elapsedMs),
+    spans_per_second: input.elapsedMs > 0 ? Math.round((c.spansRead * 1000) / input.elapsedMs) : 0,
+  };
+}
+
+const TRACES_PER_DAY_LINE = 10;
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** The human report (one string, lines joined by \n). */
+export function formatTable(r: ReplayReport): string {
+  const lines: string[] = [];
+  lines.push(
+    `Replay of ${plural(r.rules.length, 'rule')} (${r.rules.join(', ')}) over ${r.from} .. ${r.to} from ${r.source}: ` +
+      `${plural(r.traces_scanned, 'trace')}, ${plural(r.spans_scanned, 'span')} in range` +
+      (r.traces_skipped > 0 ? ` (${r.traces_skipped} without any trigger, skipped)` : ''),
+  );
+  lines.push('');
+  const days = Object.entries(r.per_day);
+  if (days.length === 0) lines.push('No violations.');
+  for (const [day, d] of days) {
+    const shown = d.trace_ids.slice(0, TRACES_PER_DAY_LINE);
+    const more = d.trace_ids.length > shown.length ? `, … ${d.trace_ids.length - shown.length} more` : '';
+    lines.push(`${day}: ${plural(d.violations, 'violation')} (trace ${shown.join(', ')}${more})`);
+  }
+  lines.push('');
+  lines.push(`Affected traces: ${r.affected_traces}`);
+  lines.push('Per rule:');
+  const width = Math.max(0, ...Object.keys(r.per_rule).map((k) => k.length));
+  for (const [rule, n] of Object.entries(r.per_rule)) lines.push(`  ${rule.padEnd(width)}  ${n}`);
+  lines.push(`Total: ${plural(r.total, 'historical violation')}`);
+  const notes: string[] = [];
+  if (r.traces_partial > 0) notes.push(`${plural(r.traces_partial, 'trace')} evaluated early at the live-span bound (violations marked partial)`);
+  if (r.late_records > 0) notes.push(`${plural(r.late_records, 'record')} of traces already evaluated not evaluated`);
+  if (r.undecodable_records > 0) notes.push(`${plural(r.undecodable_records, 'record')} could not be decoded`);
+  if (r.budget_exceeded_traces > 0) notes.push(`${plural(r.budget_exceeded_traces, 'trace')} exceeded the evaluation budget`);
+  for (const n of notes) lines.push(`Note: ${n}`);
+  return lines.join('\n');
+}
+
+export function formatJson(r: ReplayReport): string {
+  return JSON.stringify(r, null, 2);
+}

@@ -1,0 +1,122 @@
+/**
+ * One replay, start to end: an engine over the chosen source, then the report.
+ * Shared by `betrace replay` and the replay jobs of the API. Expected failures
+ * (unreadable source, missing topic) are values.
+ */
+import type { Config } from '../config/index.ts';
+import type { CompiledRule } from '../rules/index.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { createReplayEngine, type ReplayEngine } from './engine.ts';
+import { readFileSource, resolveTraceFiles } from './file-source.ts';
+import { readKafkaSource } from './kafka-source.ts';
+import { buildReport, type ReplayReport } from './report.ts';
+import type { SourceResult } from './source.ts';
+
+export type ReplaySource =
+  | { readonly kind: 'kafka'; readonly partitions?: readonly number[] }
+  | { readonly kind: 'files'; readonly patterns: readonly string[] };
+
+export interface ReplayProgress {
+  readonly records: number;
+  readonly spans: number;
+  /** Traces evaluated (or skipped) so far, in range. */
+  readonly traces: number;
+  readonly violations: number;
+  /** Spans read per second. */
+  readonly rate: number;
+  /** Share of the input read, 0..1, when known. */
+  readonly fraction?: number;
+  /** Estimated time left, ms, when known. */
+  readonly etaMs?: number;
+  readonly elapsedMs: number;
+}
+
+export interface ReplayRunOptions {
+  readonly rules: readonly CompiledRule[];
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly source: ReplaySource;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Default true (false: decode and evaluate every trace). */
+  readonly skipByTriggers?: boolean;
+  readonly maxLiveSpans?: number;
+  readonly signal?: AbortSignal;
+  /** Called as the input is read (at most a few times a second). */
+  readonly onProgress?: (p: ReplayProgress) => void;
+}
+
+export type ReplayRunResult = { readonly ok: true; readonly report: ReplayReport } | { readonly ok: false; readonly error: string };
+
+export function progressOf(engine: ReplayEngine, startedAt: number, fraction: number | undefined): ReplayProgress {
+  const c = engine.counters;
+  const elapsedMs = performance.now() - startedAt;
+  const rate = elapsedMs > 0 ? (c.spansRead * 1000) / elapsedMs : 0;
+  const p: { -readonly [K in keyof ReplayProgress]: ReplayProgress[K] } = {
+    records: c.records,
+    spans: c.spansRead,
+    traces: c.tracesScanned,
+    violations: c.violations,
+    rate,
+    elapsedMs,
+  };
+  if (fraction !== undefined) {
+    p.fraction = fraction;
+    if (fraction > 0) p.etaMs = (elapsedMs * (1 - fraction)) / fraction;
+  }
+  return p;
+}
+
+export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
+  const startedAt = performance.now();
+  const engine = createReplayEngine({
+    rules: o.rules,
+    fromMs: o.fromMs,
+    toMs: o.toMs,
+    traceMaxDurationMs: o.config.worker.traceMaxDurationMs,
+    budgetMs: o.config.worker.evaluationBudgetMs,
+    ...(o.skipByTriggers === undefined ? {} : { skipByTriggers: o.skipByTriggers }),
+    ...(o.maxLiveSpans === undefined ? {} : { maxLiveSpans: o.maxLiveSpans }),
+  });
+  let lastProgress = 0;
+  const onProgress = (fraction: number | undefined) => {
+    if (o.onProgress === undefined) return;
+    const now = performance.now();
+    if (now - lastProgress < 200) return;
+    lastProgress = now;
+    o.onProgress(progressOf(engine, startedAt, fraction));
+  };
+  let source: SourceResult;
+  if (o.source.kind === 'files') {
+    const files = await resolveTraceFiles(o.source.patterns);
+    if (!files.ok) return files;
+    source = await readFileSource(engine, {
+      files: files.files,
+      onProgress: (p) => onProgress(p.fraction),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  } else {
+    source = await readKafkaSource(engine, {
+      kafka: o.config.transport.kafka,
+      logger: o.logger,
+      marginMs: o.config.worker.traceMaxDurationMs,
+      onProgress: (p) => onProgress(p.fraction),
+      ...(o.source.partitions === undefined ? {} : { partitions: o.source.partitions }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  }
+  if (!source.ok) return source;
+  engine.finish();
+  return {
+    ok: true,
+    report: buildReport({
+      fromMs: o.fromMs,
+      toMs: o.toMs,
+      rules: engine.ruleIds,
+      source: source.description,
+      counters: engine.counters,
+      violations: engine.violations(),
+      elapsedMs: performance.now() - startedAt,
+    }),
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * A byte-level look at one trace part (an ExportTraceServiceRequest), next to
+ * src/otlp's scanRequest: span count, trace id, earliest span start and whether
+ * any span name is one of a set of names (the rules' triggers), without decoding
+ * the spans. Replay uses it to skip, whole, the traces no rule can fail on
+ * (DSL.md §6) and to place each trace in time before anything is decoded.
+ *
+ * Only the framing needed to reach span fields 1 (trace_id), 5 (name) and 7
+ * (start_time_unix_nano) is walked; everything else is skipped by length.
+ * A malformed message throws WireError (from src/otlp/wire.ts).
+ */
+import { toHex } from '../otlp/index.ts';
+import { WireError } from '../otlp/wire.ts';
+
+/** Matches span names (UTF-8 bytes) against a fixed set, without building strings. */
+export class NameMatcher {
+  readonly #byLength = new Map<number, Uint8Array[]>();
+  readonly size: number;
+
+  constructor(names: Iterable<string>) {
+    let n = 0;
+    for (const name of new Set(names)) {
+      const bytes = Buffer.from(name, 'utf8');
+      const list = this.#byLength.get(bytes.length);
+      if (list === undefined) this.#byLength.set(bytes.length, [bytes]);
+      else list.push(bytes);
+      n++;
+    }
+    this.size = n;
+  }
+
+  /** True when bytes [start, end) of `buf` are one of the names. */
+  matches(buf: Uint8Array, start: number, end: number): boolean {
+    const list = this.#byLength.get(end - start);
+    if (list === undefined) return false;
+    outer: for (const name of list) {
+      for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) continue outer;
+      return true;
+    }
+    return false;
+  }
+}
+
+export interface PartScan {
+  /** Trace id (hex) of the first span; '' when the part holds no span with a 16-byte trace id. */
+  readonly traceId: string;
+  /** True when spans of more than one trace are in the part (split it with splitByTrace). */
+  readonly multipleTraces: boolean;
+  readonly spanCount: number;
+  /** Earliest span start, unix ms (floor); Infinity when no span has a start time. */
+  readonly earliestStartMs: number;
+  /** Some span's name is one of the matcher's names (false without a matcher). */
+  readonly triggered: boolean;
+}
+
+// Tags: field number << 3 | wire type.
+const TAG_RESOURCE_SPANS = (1 << 3) | 2;
+const TAG_SCOPE_SPANS = (2 << 3) | 2;
+const TAG_SPAN = (2 << 3) | 2;
+const TAG_TRACE_ID = (1 << 3) | 2;
+const TAG_NAME = (5 << 3) | 2;
+const TAG_START = (7 << 3) | 1;
+
+/** Module-level cursor: the scanner is synchronous and not re-entrant. */
+let pos = 0;
+
+function varint(buf: Uint8Array, end: number): number {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw new WireError('truncated varint');
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return result;
+    mul *= 128;
+  }
+  throw new WireError('varint longer than 10 bytes');
+}
+
+function skip(buf: Uint8Array, wireType: number, end: number): void {
+  switch (wireType) {
+    case 0:
+      varint(buf, end);
+      return;
+    case 1:
+      pos += 8;
+      break;
+    case 2: {
+      const len = varint(buf, end);
+      pos += len;
+      break;
+    }
+    case 5:
+      pos += 4;
+      break;
+    default:
+      throw new WireError(`unsupported wire type ${wireType}`);
+  }
+  if (pos > end) throw new WireError('field runs past the end of its message');
+}
+
+/** [start, end) of a length-delimited field's content, the cursor moved past it. */
+function len(buf: Uint8Array, end: number): number {
+  const n = varint(buf, end);
+  const start = pos;
+  if (n > end - start) throw new WireError('length-delimited field runs past the end of its message');
+  pos = start + n;
+  return start;
+}
+
+/**
+ * Unix ms (floor) of a fixed64 nanosecond time at `at`, exact: ns = hi·2^32 + lo
+ * is split as hi·4294·10^6 + (hi·967296 + lo), both parts exact in a double.
+ */
+function startMs(buf: Uint8Array, at: number): number {
+  const lo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+  const hi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
+  if (lo === 0 && hi === 0) return Infinity;
+  return hi * 4294 + Math.floor((hi * 967296 + lo) / 1_000_000);
+}
+
+/** Scans one ExportTraceServiceRequest. Throws WireError when it is malformed. */
+export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan {
+  let traceStart = -1;
+  let multiple = false;
+  let spanCount = 0;
+  let earliest = Infinity;
+  let triggered = false;
+  const useNames = matcher !== null && matcher.size > 0;
+  pos = 0;
+  const end = buf.length;
+  while (pos < end) {
+    const tag = varint(buf, end);
+    if (tag !== TAG_RESOURCE_SPANS) {
+      skip(buf, tag & 7, end);
+      continue;
+    }
+    const rsStart = len(buf, end);
+    const rsEnd = pos;
+    pos = rsStart;
+    while (pos < rsEnd) {
+      const rtag = varint(buf, rsEnd);
+      if (rtag !== TAG_SCOPE_SPANS) {
+        skip(buf, rtag & 7, rsEnd);
+        continue;
+      }
+      const ssStart = len(buf, rsEnd);
+      const ssEnd = pos;
+      pos = ssStart;
+      while (pos < ssEnd) {
+        const stag = varint(buf, ssEnd);
+        if (stag !== TAG_SPAN) {
+          skip(buf, stag & 7, ssEnd);
+          continue;
+        }
+        const spStart = len(buf, ssEnd);
+        const spEnd = pos;
+        pos = spStart;
+        spanCount++;
+        while (pos < spEnd) {
+          const t = varint(buf, spEnd);
+          if (t === TAG_TRACE_ID) {
+            const s = len(buf, spEnd);
+            if (pos - s !== 16) continue;
+            if (traceStart < 0) traceStart = s;
+            else if (!multiple) {
+              for (let i = 0; i < 16; i++) {
+                if (buf[s + i] !== buf[traceStart + i]) {
+                  multiple = true;
+                  break;
+                }
+              }
+            }
+          } else if (t === TAG_NAME) {
+            const s = len(buf, spEnd);
+            if (useNames && !triggered && matcher.matches(buf, s, pos)) triggered = true;
+          } else if (t === TAG_START) {
+            if (spEnd - pos < 8) throw new WireError('truncated fixed64');
+            const ms = startMs(buf, pos);
+            if (ms < earliest) earliest = ms;
+            pos += 8;
+          } else skip(buf, t & 7, spEnd);
+        }
+        pos = spEnd;
+      }
+      pos = ssEnd;
+    }
+    pos = rsEnd;
+  }
+  return {
+    traceId: traceStart < 0 ? '' : toHex(buf.subarray(traceStart, traceStart + 16)),
+    multipleTraces: multiple,
+    spanCount,
+    earliestStartMs: earliest,
+    triggered,
+  };
+}
