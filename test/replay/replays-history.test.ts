@@ -1,0 +1,258 @@
+/**
+ * Issue 7's acceptance: 30 simulated days of shop traces, with known violations
+ * on known days, written to a real Kafka broker (records exactly as the receiver
+ * writes them) and to trace files. Replaying days 1–29 reports exactly those
+ * violations, per day, with their trace ids; day 30 and today are outside.
+ * Replay's verdicts and violation ids are those of live evaluation, and traces
+ * straddling the range's edges are evaluated whole.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { replayCommand } from '../../src/cli/replay.ts';
+import { decodeSpans } from '../../src/otlp/index.ts';
+import type { ReplayReport } from '../../src/replay/index.ts';
+import { createRuleSet, loadRuleFile, type SpanRecord } from '../../src/rules/index.ts';
+import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import {
+  BASE_MS,
+  DAY_MS,
+  dayName,
+  dayStart,
+  noiseTrace,
+  produceHistory,
+  recordsOf,
+  shopTrace,
+  writeHistoryFiles,
+  type Breaks,
+  type SimRecord,
+  type SimTrace,
+} from './history.ts';
+
+const RULES = resolve('config/rules/seed-invariants.yaml');
+const PARTITIONS = 4;
+const FROM_MS = dayStart(29);
+const TO_MS = BASE_MS;
+
+/** Known violations: day → rules broken that day (one trace each). */
+const INJECTED: ReadonlyArray<readonly [number, Breaks, number]> = [
+  [5, 'payment-idempotency', 3],
+  [12, 'payment-idempotency', 4],
+  [12, 'admin-audit-log', 3],
+  [18, 'shipment-requires-payment', 2],
+  [23, 'cross-tenant-isolation', 1],
+  [30, 'payment-idempotency', 2], // before the range
+  [0, 'admin-audit-log', 1], // today: after the range
+];
+
+/** Deterministic pseudo-random numbers. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+interface Expected {
+  readonly day: string;
+  readonly rule: string;
+  readonly traceId: string;
+}
+
+function buildHistory(): { traces: SimTrace[]; expected: Expected[] } {
+  const rand = rng(7);
+  const traces: SimTrace[] = [];
+  const expected: Expected[] = [];
+  // Inside a day, away from its edges (the edges have their own traces below).
+  const at = (day: number) => dayStart(day) + 10 * 60_000 + Math.floor(rand() * (DAY_MS - 20 * 60_000));
+  for (let day = 0; day <= 30; day++) {
+    for (let i = 0; i < 24; i++) traces.push(shopTrace(`d${day}-${i}`, at(day), undefined, { admin: i % 3 === 0 }));
+    for (let i = 0; i < 8; i++) traces.push(noiseTrace(`d${day}-${i}`, at(day)));
+  }
+  for (const [day, rule, count] of INJECTED) {
+    for (let i = 0; i < count; i++) {
+      const t = shopTrace(`bad-${day}-${rule}-${i}`, at(day), rule);
+      traces.push(t);
+      if (day >= 1 && day <= 29) expected.push({ day: dayName(day), rule, traceId: t.traceId });
+    }
+  }
+  // Edges. A violating trace starting 2 s after `from`: reported (day 29).
+  const inside = shopTrace('edge-inside', FROM_MS + 2000, 'admin-audit-log');
+  traces.push(inside);
+  expected.push({ day: dayName(29), rule: 'admin-audit-log', traceId: inside.traceId });
+  // A violating trace starting 2 s before `from`: its day is day 30, not reported.
+  traces.push(shopTrace('edge-before', FROM_MS - 2000, 'payment-idempotency'));
+  traces.push(straddling('edge-from', FROM_MS - 20_000, 25_000));
+  traces.push(straddling('edge-to', TO_MS - 5000, 35_000));
+  return { traces, expected };
+}
+
+/**
+ * A trace that holds (admin.action with its audit.log) only when whole: the audit
+ * log is exported early, the admin action `laterMs` later, in another record.
+ * Assembled from the later record alone it would break admin-audit-log.
+ */
+function straddling(seed: string, startMs: number, laterMs: number): SimTrace {
+  const t = shopTrace(seed, startMs);
+  const root = t.spans[0]!;
+  t.spans.push(
+    { service: 'audit', spanId: `${t.traceId.slice(0, 14)}a1`, parentSpanId: root.spanId, name: 'audit.log', startMs: startMs + 100, durationMs: 5, attributes: { action: 'override' } },
+    { service: 'admin', spanId: `${t.traceId.slice(0, 14)}a2`, parentSpanId: root.spanId, name: 'admin.action', startMs: startMs + laterMs, durationMs: 5, attributes: { action: 'override' } },
+  );
+  return t;
+}
+
+function capture(): { out: { stdout(s: string): void; stderr(s: string): void }; stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { out: { stdout: (s) => stdout.push(s), stderr: (s) => stderr.push(s) }, stdout, stderr };
+}
+
+const notTTY = { isTTY: false, write: () => true };
+
+function violationsByDay(report: ReplayReport): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const v of report.violations) out.set(v.day, [...(out.get(v.day) ?? []), `${v.rule_id} ${v.trace_id}`].sort());
+  return out;
+}
+
+function expectedByDay(expected: readonly Expected[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const e of expected) out.set(e.day, [...(out.get(e.day) ?? []), `${e.rule} ${e.traceId}`].sort());
+  return out;
+}
+
+describe('replay over 30 days of history', () => {
+  const { traces, expected } = buildHistory();
+  const records: SimRecord[] = recordsOf(traces);
+  let dir = '';
+  let configFile = '';
+  let files: string[] = [];
+  let kafkaReport: ReplayReport;
+  let fileReport: ReplayReport;
+  const ranges = { from: new Date(FROM_MS).toISOString(), to: new Date(TO_MS).toISOString() };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'betrace-replay-'));
+    const { brokers } = await getTestKafka();
+    const topic = uniqueName('replay-spans');
+    await produceHistory(brokers, topic, PARTITIONS, records);
+    configFile = join(dir, 'betrace.yaml');
+    await writeFile(
+      configFile,
+      [
+        'transport:',
+        '  kind: kafka',
+        '  kafka:',
+        `    brokers: [${brokers.map((b) => JSON.stringify(b)).join(', ')}]`,
+        `    spans_topic: ${topic}`,
+        'rules:',
+        `  paths: [${JSON.stringify(RULES)}]`,
+        '',
+      ].join('\n'),
+    );
+    files = await writeHistoryFiles(dir, records, 500);
+    const k = capture();
+    const status = await replayCommand({ rules: RULES, ...ranges, source: 'kafka', format: 'json', config: configFile, env: {} }, k.out, notTTY);
+    assert.equal(status, 0, k.stderr.join('\n'));
+    kafkaReport = JSON.parse(k.stdout.join('\n')) as ReplayReport;
+    const f = capture();
+    const fstatus = await replayCommand({ rules: RULES, ...ranges, source: [join(dir, 'traces-*.pb')], format: 'json', env: {} }, f.out, notTTY);
+    assert.equal(fstatus, 0, f.stderr.join('\n'));
+    fileReport = JSON.parse(f.stdout.join('\n')) as ReplayReport;
+  });
+
+  after(async () => {
+    if (dir !== '') await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports-exactly-the-known-violations-per-day-from-kafka', () => {
+    assert.deepEqual(violationsByDay(kafkaReport), expectedByDay(expected));
+    assert.equal(kafkaReport.total, expected.length);
+    const days = Object.keys(kafkaReport.per_day);
+    assert.deepEqual(days, [...new Set(expected.map((e) => e.day))].sort());
+    assert.equal(kafkaReport.per_day[dayName(5)]!.violations, 3);
+    assert.equal(kafkaReport.per_day[dayName(12)]!.violations, 7);
+    assert.equal(kafkaReport.per_day[dayName(18)]!.violations, 2);
+    assert.deepEqual(kafkaReport.per_day[dayName(5)]!.trace_ids.sort(), expected.filter((e) => e.day === dayName(5)).map((e) => e.traceId).sort());
+    assert.equal(kafkaReport.per_rule['payment-idempotency'], 7);
+    assert.equal(kafkaReport.late_records, 0);
+    assert.equal(kafkaReport.traces_partial, 0);
+  });
+
+  it('reads-only-the-range-plus-margins-from-kafka', () => {
+    const inRange = traces.filter((t) => t.startMs >= FROM_MS && t.startMs < TO_MS);
+    assert.equal(kafkaReport.traces_scanned, inRange.length);
+    assert.equal(kafkaReport.spans_scanned, inRange.reduce((n, t) => n + t.spans.length, 0));
+    assert.ok(kafkaReport.records_read < records.length, `${kafkaReport.records_read} of ${records.length} records read`);
+    assert.ok(kafkaReport.traces_skipped >= 29 * 8, 'noise traces skipped undecoded');
+  });
+
+  it('reports-the-same-from-trace-files', () => {
+    assert.deepEqual(violationsByDay(fileReport), expectedByDay(expected));
+    const strip = (r: ReplayReport) => r.violations.map(({ evaluated_at_ms: _e, ...v }) => v);
+    assert.deepEqual(strip(fileReport), strip(kafkaReport));
+    assert.equal(fileReport.traces_scanned, kafkaReport.traces_scanned);
+  });
+
+  it('does-not-report-day-30-or-today', () => {
+    const outside = traces.filter((t) => t.breaks !== undefined && (t.startMs < FROM_MS || t.startMs >= TO_MS)).map((t) => t.traceId);
+    assert.ok(outside.length >= 4);
+    const reported = new Set(kafkaReport.violations.map((v) => v.trace_id));
+    for (const id of outside) assert.ok(!reported.has(id), `trace ${id} is outside the range`);
+    assert.ok(!(dayName(30) in kafkaReport.per_day));
+  });
+
+  it('evaluates-traces-straddling-the-range-edges-whole', () => {
+    // edge-from starts before `from` (not reported) and holds only when whole; edge-to
+    // starts before `to` and ends after it: reported, and whole (no violation).
+    const edgeTo = traces.find((t) => t.spans.some((s) => s.startMs >= TO_MS))!;
+    assert.ok(kafkaReport.violations.every((v) => v.trace_id !== edgeTo.traceId));
+    assert.equal(kafkaReport.violations.filter((v) => v.day === dayName(29)).length, 1);
+    assert.ok(!(dayName(30) in fileReport.per_day));
+  });
+
+  it('gives-the-verdicts-and-violation-ids-of-live-evaluation', async () => {
+    const loaded = await loadRuleFile(RULES);
+    const set = createRuleSet(loaded.rules);
+    const live: string[] = [];
+    const byTrace = new Map<string, SpanRecord[]>();
+    for (const r of records) {
+      const spans = decodeSpans(r.value);
+      byTrace.set(r.key, [...(byTrace.get(r.key) ?? []), ...spans]);
+    }
+    for (const t of traces) {
+      if (t.startMs < FROM_MS || t.startMs >= TO_MS) continue;
+      for (const v of set.evaluate(byTrace.get(t.traceId)!).violations) live.push(`${v.violationId} ${v.ruleId} ${v.traceId} ${v.witnessSpanIds.join(',')}`);
+    }
+    const replayed = kafkaReport.violations.map((v) => `${v.violation_id} ${v.rule_id} ${v.trace_id} ${v.span_ids.join(',')}`);
+    assert.deepEqual(replayed.sort(), live.sort());
+  });
+
+  it('prints-violations-per-day-as-a-table', async () => {
+    const c = capture();
+    const status = await replayCommand({ rule: 'payment-idempotency', ...ranges, source: 'kafka', config: configFile, env: {} }, c.out, notTTY);
+    assert.equal(status, 0, c.stderr.join('\n'));
+    const text = c.stdout.join('\n');
+    const payment = expected.filter((e) => e.rule === 'payment-idempotency');
+    assert.match(text, new RegExp(`^${dayName(5)}: 3 violations \\(trace [0-9a-f]{32}, [0-9a-f]{32}, [0-9a-f]{32}\\)$`, 'm'));
+    assert.match(text, new RegExp(`^${dayName(12)}: 4 violations \\(trace `, 'm'));
+    assert.match(text, /^Total: 7 historical violations$/m);
+    for (const e of payment) assert.ok(text.includes(e.traceId), `${e.traceId} listed`);
+    assert.equal(c.stderr.length, 0, 'no progress output when stderr is not a terminal');
+  });
+
+  it('splits-a-kafka-replay-by-partition', async () => {
+    const ids: string[] = [];
+    for (const partitions of ['0,1', '2,3']) {
+      const c = capture();
+      const status = await replayCommand({ rules: RULES, ...ranges, format: 'json', config: configFile, partitions, env: {} }, c.out, notTTY);
+      assert.equal(status, 0, c.stderr.join('\n'));
+      for (const v of (JSON.parse(c.stdout.join('\n')) as ReplayReport).violations) ids.push(v.violation_id);
+    }
+    assert.deepEqual(ids.sort(), kafkaReport.violations.map((v) => v.violation_id).sort());
+  });
+});
