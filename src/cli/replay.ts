@@ -38,6 +38,8 @@ export interface ReplayCommandOptions {
   env?: NodeJS.ProcessEnv;
   /** Tests: "now" for relative times (default Date.now()). */
   nowMs?: number;
+  /** Show the progress line once the replay has run this long (default 1000 ms). */
+  progressAfterMs?: number;
   /** Tests: skip traces without triggers (default true). */
   skipByTriggers?: boolean;
 }
@@ -135,7 +137,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     ...(tty
       ? {
           onProgress: (p: ReplayProgress) => {
-            if (performance.now() - startedAt < 1000) return;
+            if (performance.now() - startedAt < (opts.progressAfterMs ?? 1000)) return;
             shown = true;
             progress.write(`\r\x1b[K${progressLine(p)}`);
           },
