@@ -1,0 +1,318 @@
+/**
+ * Pipeline benchmarks on this machine (not tests): receiver into the embedded
+ * transport and into Kafka, workers reading Kafka with 100 rules (1 and 2
+ * processes), end to end, detection latency at 20k spans/s, and memory per
+ * buffered span. The load generator runs in its own process pinned to another
+ * core than betrace (taskset), replaying pre-encoded requests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Kafka, logLevel } from 'kafkajs';
+import { stringify } from 'yaml';
+import { ExportTraceServiceRequest, TRACE_EXPORT_PATH, scanRequest, splitByTrace } from '../../src/otlp/index.ts';
+import { saramaPartition } from '../../src/transport/partitioner.ts';
+import { startKafka, type KafkaBroker } from '../helpers/kafka.ts';
+import { buildWorkload, packRequests, type Workload } from './workload.ts';
+
+const here = import.meta.dirname;
+const root = join(here, '..', '..');
+const cli = join(root, 'src', 'cli', 'main.ts');
+const rules100 = join(here, 'fixtures', 'rules-100.yaml');
+const SERVER_CPU = '0';
+const CLIENT_CPU = '1';
+
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
+  const child = spawn('taskset', ['-c', cpu, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return { child, output: () => out };
+}
+
+async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Runs the load generator; resolves with its report. */
+async function runClient(file: string, url: string, concurrency: number, rate?: number): Promise<{ ackedSpans: number; refused: number; seconds: number; sendTimes?: number[] }> {
+  const args = [join(here, 'load-client.ts'), file, url, String(concurrency), ...(rate ? [String(rate)] : [])];
+  const { child, output } = spawnPinned(CLIENT_CPU, args);
+  await new Promise((r) => child.once('exit', r));
+  const line = output().trim().split('\n').pop()!;
+  try {
+    return JSON.parse(line) as { ackedSpans: number; refused: number; seconds: number; sendTimes?: number[] };
+  } catch {
+    throw new Error(`load client failed: ${output().slice(-2000)}`);
+  }
+}
+
+/** A downstream OTLP/gRPC sink that only counts (and notes violation spans' arrival). */
+async function countingSink(): Promise<{ url: string; spans: () => number; violations: Map<string, number>; close(): void }> {
+  let spans = 0;
+  const violations = new Map<string, number>();
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  const id = (b: Buffer) => b;
+  server.addService(
+    { Export: { path: TRACE_EXPORT_PATH, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+    {
+      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        const buf = call.request;
+        if (buf.includes('betrace.violation')) {
+          const now = Date.now();
+          const req = ExportTraceServiceRequest.decode(buf) as unknown as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string; traceId: Uint8Array }> }> }> };
+          for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) {
+            if (s.name === 'betrace.violation') violations.set(Buffer.from(s.traceId).toString('hex'), now);
+            else spans++;
+          }
+        } else spans += scanRequest(buf).spanCount;
+        cb(null, Buffer.alloc(0));
+      },
+    },
+  );
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return { url: `http://127.0.0.1:${port}`, spans: () => spans, violations, close: () => server.forceShutdown() };
+}
+
+function workloadFile(w: Workload): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'betrace-bench-')), 'requests.bin');
+  writeFileSync(file, packRequests(w.requests));
+  return file;
+}
+
+export interface Figure {
+  spansPerSecond: number;
+  cpuSecondsPerMillionSpans: number;
+}
+
+/** Receiver alone: pre-encoded requests in, records into the transport. */
+export async function benchReceiver(kind: 'embedded' | 'kafka', w: Workload, file: string, kafka?: KafkaBroker): Promise<Figure> {
+  const topic = `bench.recv.${Date.now()}`;
+  const { child, output } = spawnPinned(SERVER_CPU, [join(here, 'receiver-server.ts'), kind, ...(kafka ? [kafka.brokers.join(','), topic] : [])]);
+  const port = await waitFor(() => /"port":(\d+)/.exec(output())?.[1], 60_000, `receiver (${output()})`);
+  // Warm up, then measure.
+  await runClient(file, `http://127.0.0.1:${port}`, 16);
+  const cpu0 = cpuSeconds(child.pid!);
+  const r = await runClient(file, `http://127.0.0.1:${port}`, 16);
+  const cpu = cpuSeconds(child.pid!) - cpu0;
+  await stop(child);
+  if (r.ackedSpans !== w.spans) throw new Error(`receiver bench: ${r.ackedSpans} of ${w.spans} spans acknowledged`);
+  return { spansPerSecond: r.ackedSpans / r.seconds, cpuSecondsPerMillionSpans: (cpu / r.ackedSpans) * 1e6 };
+}
+
+function betraceConfig(settings: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'betrace-bench-'));
+  const file = join(dir, 'betrace.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      receiver: { grpc: { endpoint: '127.0.0.1:0' }, http: { enabled: false } },
+      api: { endpoint: '127.0.0.1:0' },
+      rules: { paths: [rules100] },
+      data_dir: join(dir, 'data'),
+      log: { level: 'warn' },
+      ...settings,
+    }),
+  );
+  return file;
+}
+
+async function metric(apiUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) total += Number(line.split(' ').pop());
+  return total;
+}
+
+async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
+  const p = spawnPinned(cpu, [cli, 'run', '--config', config, '--roles', roles], { BETRACE_LOG_LEVEL: 'info' });
+  const api = await waitFor(() => /"address":"([^"]+)","msg":"admin API listening"/.exec(p.output())?.[1], 60_000, `betrace api (${p.output().slice(-1000)})`);
+  const grpcAddr = /"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/.exec(p.output())?.[1];
+  await waitFor(() => (/betrace started/.test(p.output()) ? true : undefined), 60_000, 'betrace started');
+  return { child: p.child, apiUrl: `http://${api}`, grpcUrl: `http://${grpcAddr}` };
+}
+
+/** Fills a spans topic with the workload as the receiver would write it. */
+async function fillTopic(kafka: KafkaBroker, topic: string, w: Workload, partitions: number): Promise<void> {
+  const client = new Kafka({ clientId: 'bench-fill', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+  const admin = client.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = client.producer({ createPartitioner: () => ({ message, partitionMetadata }) => saramaPartition(String(message.key), partitionMetadata.length) });
+  await producer.connect();
+  let batch: Array<{ key: string; value: Buffer; timestamp: string }> = [];
+  for (const req of w.requests) {
+    const split = splitByTrace(req);
+    if (!split.ok) throw new Error(split.error);
+    for (const t of split.traces) batch.push({ key: t.traceId, value: Buffer.from(t.payload), timestamp: String(t.earliestStartNs / 1_000_000n) });
+    if (batch.length >= 2000) {
+      await producer.send({ topic, acks: -1, messages: batch });
+      batch = [];
+    }
+  }
+  if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
+  await producer.disconnect();
+}
+
+/** Workers reading a pre-filled spans topic with 100 rules, `processes` of them. */
+export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: number): Promise<Figure> {
+  const prefix = `bench.w${processes}.${Date.now()}`;
+  const partitions = 4;
+  await fillTopic(kafka, `${prefix}.spans`, w, partitions);
+  const config = betraceConfig({
+    transport: {
+      kind: 'kafka',
+      partitions,
+      kafka: { brokers: kafka.brokers, spans_topic: `${prefix}.spans`, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, worker_group: `${prefix}-w`, session_timeout: '10s' },
+    },
+    worker: { trace_idle_timeout: '1s' },
+  });
+  const workers: Array<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> = [];
+  for (let i = 0; i < processes; i++) workers.push(await startBetrace(config, 'worker,api', String(i % 2)));
+  const cpu0 = workers.map((p) => cpuSeconds(p.child.pid!));
+  const started = performance.now();
+  let firstProgress = 0;
+  await waitFor(
+    async () => {
+      let consumed = 0;
+      let evaluated = 0;
+      for (const p of workers) {
+        consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
+        evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
+      }
+      if (firstProgress === 0 && consumed > 0) firstProgress = performance.now();
+      return consumed >= w.spans && evaluated >= w.traces ? true : undefined;
+    },
+    600_000,
+    'workers to consume the topic',
+  );
+  // The last traces wait out the idle timeout (1 s): not work, so not counted.
+  const seconds = (performance.now() - (firstProgress || started)) / 1000 - 1;
+  const cpu = workers.reduce((sum, p, i) => sum + cpuSeconds(p.child.pid!) - cpu0[i]!, 0);
+  for (const p of workers) await stop(p.child);
+  return { spansPerSecond: w.spans / seconds, cpuSecondsPerMillionSpans: (cpu / w.spans) * 1e6 };
+}
+
+/** Everything in one process (embedded): receiver, workers with 100 rules, forwarder to a sink. */
+export async function benchEndToEnd(w: Workload, file: string): Promise<Figure> {
+  const sink = await countingSink();
+  const config = betraceConfig({ downstream: { endpoint: sink.url }, worker: { trace_idle_timeout: '1s' } });
+  const b = await startBetrace(config, 'receiver,worker,forwarder,api');
+  const cpu0 = cpuSeconds(b.child.pid!);
+  const started = performance.now();
+  const r = await runClient(file, b.grpcUrl, 16);
+  await waitFor(async () => (sink.spans() >= w.spans && (await metric(b.apiUrl, 'betrace_worker_traces_evaluated_total')) >= w.traces ? true : undefined), 300_000, 'all spans forwarded and evaluated');
+  const seconds = Math.max(r.seconds, (performance.now() - started) / 1000 - 1);
+  const cpu = cpuSeconds(b.child.pid!) - cpu0;
+  await stop(b.child);
+  sink.close();
+  return { spansPerSecond: w.spans / seconds, cpuSecondsPerMillionSpans: (cpu / w.spans) * 1e6 };
+}
+
+/** Last span in → violation span out, at a steady 20k spans/s, default 5 s idle timeout. */
+export async function benchDetectionLatency(): Promise<{ p50Ms: number; p99Ms: number; idleTimeoutMs: number; violations: number }> {
+  const w = buildWorkload(4000, { seed: 7, batchSpans: 64, marker: (t) => t % 10 === 0 });
+  const file = workloadFile(w);
+  const sink = await countingSink();
+  const config = betraceConfig({ downstream: { endpoint: sink.url, batch_timeout: '50ms' } });
+  const b = await startBetrace(config, 'receiver,worker,forwarder,api');
+  const r = await runClient(file, b.grpcUrl, 8, 20_000);
+  const lastSend = new Map<string, number>();
+  w.requests.forEach((req, i) => {
+    for (const t of scanRequest(req).traceIds) lastSend.set(t, Math.max(lastSend.get(t) ?? 0, r.sendTimes![i]!));
+  });
+  const expected = Math.ceil(w.traces / 10);
+  await waitFor(() => (sink.violations.size >= expected ? true : undefined), 120_000, 'violation spans');
+  const latencies = [...sink.violations].map(([trace, at]) => at - lastSend.get(trace)!).sort((a, b) => a - b);
+  await stop(b.child);
+  sink.close();
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { p50Ms: q(0.5), p99Ms: q(0.99), idleTimeoutMs: 5000, violations: latencies.length };
+}
+
+/** RSS growth per span held in open traces, with about a million buffered. */
+export async function benchMemoryPerSpan(): Promise<{ bytesPerSpan: number; bufferedSpans: number }> {
+  const w = buildWorkload(10_000, { seed: 11 });
+  const file = workloadFile(w);
+  const config = betraceConfig({ worker: { trace_idle_timeout: '10m', trace_max_duration: '20m', max_live_traces: 1_000_000 } });
+  const b = await startBetrace(config, 'receiver,worker,forwarder,api');
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = rssBytes(b.child.pid!);
+  await runClient(file, b.grpcUrl, 8);
+  await waitFor(async () => ((await metric(b.apiUrl, 'betrace_worker_live_spans')) >= w.spans ? true : undefined), 120_000, 'spans buffered');
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = rssBytes(b.child.pid!);
+  await stop(b.child);
+  return { bytesPerSpan: (after - before) / w.spans, bufferedSpans: w.spans };
+}
+
+export async function runPipelineBench(options: { runs?: number } = {}): Promise<Record<string, number>> {
+  const runs = options.runs ?? 3;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const out: Record<string, number> = {};
+  const w = buildWorkload(3000, { seed: 1 });
+  const file = workloadFile(w);
+  out.workload_spans = w.spans;
+  const kafka = await startKafka({ heap: '1g' });
+  try {
+    const figures = async (name: string, fn: () => Promise<Figure>) => {
+      const rs: Figure[] = [];
+      for (let i = 0; i < runs; i++) rs.push(await fn());
+      out[`${name}_spans_per_s`] = Math.round(median(rs.map((r) => r.spansPerSecond)));
+      out[`${name}_cpu_s_per_1m_spans`] = Number(median(rs.map((r) => r.cpuSecondsPerMillionSpans)).toFixed(2));
+      out[`${name}_spans_per_core_s`] = Math.round(1e6 / median(rs.map((r) => r.cpuSecondsPerMillionSpans)));
+      process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans\n`);
+    };
+    await figures('receiver_embedded', () => benchReceiver('embedded', w, file));
+    await figures('receiver_kafka', () => benchReceiver('kafka', w, file, kafka));
+    const worker = buildWorkload(3000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
+    await figures('worker_kafka_1', () => benchWorkers(kafka, worker, 1));
+    await figures('worker_kafka_2', () => benchWorkers(kafka, worker, 2));
+    out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
+    await figures('end_to_end', () => benchEndToEnd(w, file));
+  } finally {
+    await kafka.destroy();
+  }
+  const latency = await benchDetectionLatency();
+  out.detection_latency_p50_ms = latency.p50Ms;
+  out.detection_latency_p99_ms = latency.p99Ms;
+  process.stderr.write(`  detection latency at 20k spans/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (${latency.violations} violations)\n`);
+  const memory = await benchMemoryPerSpan();
+  out.rss_bytes_per_buffered_span = Math.round(memory.bytesPerSpan);
+  out.buffered_spans = memory.bufferedSpans;
+  process.stderr.write(`  memory: ${out.rss_bytes_per_buffered_span} bytes RSS per buffered span at ${memory.bufferedSpans} spans\n`);
+  return out;
+}
+
+if (import.meta.main) {
+  const figures = await runPipelineBench({ runs: Number(process.env.BENCH_RUNS ?? 3) });
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
