@@ -1,0 +1,178 @@
+/**
+ * The Helm chart lints and renders with its default values and every ci/*.yaml, and what
+ * it renders runs betrace as the code expects: non-root, read-only root filesystem, probes
+ * on /health and /ready, the code's default ports, a config betrace itself accepts.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config/index.ts';
+import { VALUES_SETS, at, helmLint, ofKind, parseChartConfig, renderChart, type K8sObject } from './helm.ts';
+
+const defaults = parseConfig('{}', { env: {} });
+const PORTS = { 'otlp-grpc': defaults.receiver.grpc.port, 'otlp-http': defaults.receiver.http.port, admin: defaults.api.port };
+
+ 
+type Any = any;
+
+function podSpecs(objects: readonly K8sObject[]): Array<{ name: string; spec: Any }> {
+  return ofKind(objects, 'Deployment').map((d) => ({ name: d.metadata.name, spec: d.spec.template.spec }));
+}
+
+function mountAt(container: Any, spec: Any, path: string): { readOnly: boolean; volume: Any } | undefined {
+  const mounts = (container.volumeMounts ?? []) as Any[];
+  const best = mounts
+    .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))
+    .sort((a, b) => String(b.mountPath).length - String(a.mountPath).length)[0];
+  if (!best) return undefined;
+  return { readOnly: best.readOnly === true, volume: (spec.volumes as Any[]).find((v) => v.name === best.name) };
+}
+
+describe('helm chart', () => {
+  for (const { name, options } of VALUES_SETS) {
+    describe(name, () => {
+      it('passes helm lint --strict', async () => {
+        const result = await helmLint(options);
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+      });
+
+      it('runs every container as non-root on a read-only root filesystem, capabilities dropped, seccomp RuntimeDefault', async () => {
+        const pods = podSpecs(await renderChart(options));
+        assert.ok(pods.length > 0);
+        for (const { name: pod, spec } of pods) {
+          for (const c of [...(spec.initContainers ?? []), ...spec.containers] as Any[]) {
+            const sc = { ...spec.securityContext, ...c.securityContext };
+            const where = `${pod}/${c.name}`;
+            assert.equal(sc.runAsNonRoot, true, `${where} runAsNonRoot`);
+            assert.ok(typeof sc.runAsUser === 'number' && sc.runAsUser > 0, `${where} runAsUser > 0`);
+            assert.equal(c.securityContext?.readOnlyRootFilesystem, true, `${where} readOnlyRootFilesystem`);
+            assert.equal(c.securityContext?.allowPrivilegeEscalation, false, `${where} allowPrivilegeEscalation`);
+            assert.deepEqual(c.securityContext?.capabilities?.drop, ['ALL'], `${where} drops ALL capabilities`);
+            assert.equal(sc.seccompProfile?.type, 'RuntimeDefault', `${where} seccomp`);
+            assert.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory, `${where} resource requests`);
+            assert.ok(c.resources?.limits?.memory, `${where} memory limit`);
+            // The only writable places: data_dir and /tmp.
+            assert.equal(mountAt(c, spec, '/tmp')?.readOnly, false, `${where} writable /tmp`);
+            assert.ok(mountAt(c, spec, '/tmp')?.volume?.emptyDir, `${where} /tmp is an emptyDir`);
+          }
+        }
+      });
+
+      it('probes liveness on /health and readiness on /ready of the admin port', async () => {
+        for (const { name: pod, spec } of podSpecs(await renderChart(options))) {
+          for (const c of spec.containers as Any[]) {
+            assert.equal(c.livenessProbe?.httpGet?.path, '/health', `${pod} liveness`);
+            assert.equal(c.readinessProbe?.httpGet?.path, '/ready', `${pod} readiness`);
+            for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter((x): x is Any => Boolean(x))) {
+              assert.equal(probe.httpGet.port, 'admin', `${pod} probes the admin port`);
+            }
+          }
+        }
+      });
+
+      it("listens on the code's default ports (receiver.grpc, receiver.http, api) and the Services reach them", async () => {
+        const objects = await renderChart(options);
+        const named = new Map<string, number>();
+        for (const { name: pod, spec } of podSpecs(objects)) {
+          for (const c of spec.containers as Any[]) {
+            for (const p of c.ports as Any[]) {
+              assert.ok(p.name in PORTS, `${pod}: unexpected port ${p.name}`);
+              assert.equal(p.containerPort, PORTS[p.name as keyof typeof PORTS], `${pod} ${p.name}`);
+              named.set(p.name as string, p.containerPort as number);
+            }
+            assert.equal(named.get('admin'), defaults.api.port, `${pod} exposes the admin port`);
+          }
+        }
+        assert.deepEqual([...named.keys()].sort(), ['admin', 'otlp-grpc', 'otlp-http']);
+        for (const svc of ofKind(objects, 'Service')) {
+          for (const p of svc.spec.ports as Any[]) assert.ok(named.has(p.targetPort as string), `${svc.metadata.name} targets ${p.targetPort}`);
+        }
+        const receiver = ofKind(objects, 'Service').find((s) => s.metadata.name.endsWith('-receiver'));
+        assert.deepEqual((receiver?.spec.ports as Any[]).map((p): number => p.port as number).sort(), [defaults.receiver.grpc.port, defaults.receiver.http.port].sort());
+      });
+
+      it('renders a config betrace accepts, binding all interfaces, with state, rules and token on mounted volumes', async () => {
+        const objects = await renderChart(options);
+        const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'));
+        assert.ok(cm, 'config ConfigMap');
+        // The environment the pods give betrace, Secret values stood in for.
+        const env: NodeJS.ProcessEnv = {};
+        for (const { spec } of podSpecs(objects)) for (const e of (spec.containers[0].env ?? []) as Any[]) env[e.name as string] = (e.value as string | undefined) ?? 'stand-in';
+        const { config, raw } = parseChartConfig(cm.data['betrace.yaml'] as string, env);
+        assert.equal(config.receiver.grpc.host, '0.0.0.0');
+        assert.equal(config.receiver.http.host, '0.0.0.0');
+        assert.equal(config.api.host, '0.0.0.0');
+        assert.deepEqual(
+          [config.receiver.grpc.port, config.receiver.http.port, config.api.port],
+          [defaults.receiver.grpc.port, defaults.receiver.http.port, defaults.api.port],
+        );
+        assert.equal(config.api.token, 'stand-in-token', 'the token comes from api.token_file');
+        const tokenFile = at(raw, 'api.token_file') as string;
+        for (const { name: pod, spec } of podSpecs(objects)) {
+          const c = spec.containers[0];
+          const args = c.args as string[];
+          const configPath = args[args.indexOf('--config') + 1]!;
+          assert.ok(mountAt(c, spec, configPath)?.volume?.configMap?.name === cm.metadata.name, `${pod} mounts the config at ${configPath}`);
+          const data = mountAt(c, spec, config.dataDir);
+          assert.ok(data && !data.readOnly && (data.volume.emptyDir || data.volume.persistentVolumeClaim), `${pod} data_dir ${config.dataDir} writable`);
+          assert.ok(mountAt(c, spec, tokenFile)?.volume?.secret, `${pod} token file from a Secret`);
+          for (const pattern of config.rules.paths) {
+            const rules = mountAt(c, spec, pattern);
+            assert.ok(rules?.volume?.configMap, `${pod} rules ${pattern} from a ConfigMap`);
+            assert.ok(!(c.volumeMounts as Any[]).some((m) => m.name === rules.volume.name && m.subPath), `${pod} rules mounted as a directory (no subPath), so updates reach the pod`);
+          }
+        }
+      });
+    });
+  }
+
+  it('all-in-one: one Deployment of one replica running every role on the embedded transport', async () => {
+    const objects = await renderChart({ files: ['ci/all-in-one.yaml'] });
+    const deployments = ofKind(objects, 'Deployment');
+    assert.equal(deployments.length, 1);
+    const d = deployments[0]!;
+    assert.equal(d.spec.replicas, 1);
+    assert.match((d.spec.template.spec.containers[0].args as string[]).join(' '), /--roles receiver,worker,forwarder,api/);
+    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'))!;
+    assert.equal(parseChartConfig(cm.data['betrace.yaml'] as string).config.transport.kind, 'embedded');
+    assert.equal(ofKind(objects, 'PersistentVolumeClaim').length, 1);
+    assert.equal(d.spec.strategy?.type, 'Recreate', 'a ReadWriteOnce volume: the old pod goes before the new one starts');
+    const rules = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-rules'))!;
+    assert.deepEqual(Object.keys(rules.data as object).sort(), ['audit.yaml', 'payments.yaml']);
+  });
+
+  it('split roles: a Deployment per role on Kafka with TLS and SASL, worker HPA, a PodDisruptionBudget each', async () => {
+    const objects = await renderChart({ files: ['ci/split-kafka-tls-sasl.yaml'] });
+    const roles = new Map(
+      ofKind(objects, 'Deployment').map((d) => {
+        const args = d.spec.template.spec.containers[0].args as string[];
+        return [d.metadata.labels?.['app.kubernetes.io/component'], args[args.indexOf('--roles') + 1]] as const;
+      }),
+    );
+    assert.deepEqual(Object.fromEntries(roles), { receiver: 'receiver,api', worker: 'worker,api', forwarder: 'forwarder,api', api: 'api' });
+    const worker = ofKind(objects, 'Deployment').find((d) => d.metadata.name.endsWith('-worker'))!;
+    assert.equal(worker.spec.replicas, undefined, 'replicas left to the HPA');
+    const hpa = ofKind(objects, 'HorizontalPodAutoscaler');
+    assert.equal(hpa.length, 1);
+    assert.equal(hpa[0]!.spec.scaleTargetRef.name, worker.metadata.name);
+    assert.equal(ofKind(objects, 'PodDisruptionBudget').length, 4);
+
+    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'))!;
+    const { config, raw } = parseChartConfig(cm.data['betrace.yaml'] as string, { BETRACE_KAFKA_SASL_PASSWORD: 'p' });
+    assert.equal(config.transport.kind, 'kafka');
+    assert.deepEqual(config.transport.kafka.brokers, ['events-kafka-bootstrap.kafka.svc:9093']);
+    assert.equal(config.transport.kafka.tls.enabled, true);
+    assert.equal(config.transport.kafka.sasl.mechanism, 'scram-sha-512');
+    assert.equal(config.transport.kafka.sasl.password, 'p');
+    assert.equal(config.transport.kafka.replicationFactor, 3, 'config values merged in');
+    assert.doesNotMatch(cm.data['betrace.yaml'] as string, /password/, 'the SASL password is not in the ConfigMap');
+    for (const d of ofKind(objects, 'Deployment')) {
+      const spec = d.spec.template.spec;
+      const c = spec.containers[0];
+      const env = (c.env as Any[]).find((e) => e.name === 'BETRACE_KAFKA_SASL_PASSWORD');
+      assert.deepEqual(env?.valueFrom?.secretKeyRef, { name: 'betrace', key: 'password' }, `${d.metadata.name} SASL password from the Secret`);
+      assert.equal(mountAt(c, spec, at(raw, 'transport.kafka.tls.ca_file') as string)?.volume?.secret?.secretName, 'events-cluster-ca-cert', `${d.metadata.name} CA mounted`);
+      assert.equal(mountAt(c, spec, '/etc/betrace/secrets/api-token')?.volume?.secret?.secretName, 'betrace-admin');
+    }
+    assert.equal(ofKind(objects, 'Secret').length, 0, 'existingSecret: the chart creates no Secret');
+  });
+});
