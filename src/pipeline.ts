@@ -187,8 +187,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
-  if (has('api') && config.api.enabled) {
+  // Every process serves health, readiness and metrics on the admin port; the api role adds rules and violations.
+  if (config.api.enabled) {
     api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
+  }
+  if (api !== undefined && has('api')) {
     mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: createTokenCheck(config.api.token) });
     let reader: ViolationReader | undefined = violations;
     if (kafkaMode) {
@@ -197,6 +200,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       reader = index;
     }
     mountViolationRoutes(api, () => reader);
+  }
+  if (api !== undefined) {
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
     if (producer !== undefined && 'connected' in producer) {
       const p = producer as { connected: boolean };

@@ -197,15 +197,30 @@ class KafkaProducer implements TransportProducer {
     const deadline = new Promise<ProduceResult>((resolve) => {
       timer = setTimeout(() => resolve(error(`no acknowledgement within ${this.#o.config.requestTimeoutMs} ms`)), this.#o.config.requestTimeoutMs);
     });
-    const produced = this.#producer
-      .send({ topic: this.#o.config.spansTopic, acks: -1, timeout: this.#o.config.requestTimeoutMs, messages })
-      .then(
-        (): ProduceResult => {
-          this.#o.metrics.transportRecordsProduced.inc(messages.length);
-          return { status: 'success' };
-        },
-        (err: unknown): ProduceResult => error((err as Error).message),
-      );
+    // One produce call carries one record batch per partition, and the broker caps a batch at
+    // max.message.bytes: keep each call within max_record_bytes.
+    const chunks: (typeof messages)[] = [];
+    let chunk: typeof messages = [];
+    let chunkBytes = 0;
+    for (const m of messages) {
+      if (chunk.length > 0 && chunkBytes + m.value.length > this.#o.config.maxRecordBytes) {
+        chunks.push(chunk);
+        chunk = [];
+        chunkBytes = 0;
+      }
+      chunk.push(m);
+      chunkBytes += m.value.length + 64;
+    }
+    if (chunk.length > 0) chunks.push(chunk);
+    const produced = Promise.all(
+      chunks.map((c) => this.#producer.send({ topic: this.#o.config.spansTopic, acks: -1, timeout: this.#o.config.requestTimeoutMs, messages: c })),
+    ).then(
+      (): ProduceResult => {
+        this.#o.metrics.transportRecordsProduced.inc(messages.length);
+        return { status: 'success' };
+      },
+      (err: unknown): ProduceResult => error((err as Error).message),
+    );
     const sent = Promise.race([produced, deadline]).then((result) => {
       clearTimeout(timer);
       if (result.status !== 'success') this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_unavailable' });

@@ -173,7 +173,7 @@ async function fillTopic(kafka: KafkaBroker, topic: string, w: Workload, partiti
     const split = splitByTrace(req);
     if (!split.ok) throw new Error(split.error);
     for (const t of split.traces) batch.push({ key: t.traceId, value: Buffer.from(t.payload), timestamp: String(t.earliestStartNs / 1_000_000n) });
-    if (batch.length >= 2000) {
+    if (batch.length >= 200) {
       await producer.send({ topic, acks: -1, messages: batch });
       batch = [];
     }

@@ -148,7 +148,7 @@ describe('helm chart', () => {
         return [d.metadata.labels?.['app.kubernetes.io/component'], args[args.indexOf('--roles') + 1]] as const;
       }),
     );
-    assert.deepEqual(Object.fromEntries(roles), { receiver: 'receiver,api', worker: 'worker,api', forwarder: 'forwarder,api', api: 'api' });
+    assert.deepEqual(Object.fromEntries(roles), { receiver: 'receiver', worker: 'worker', forwarder: 'forwarder', api: 'api' });
     const worker = ofKind(objects, 'Deployment').find((d) => d.metadata.name.endsWith('-worker'))!;
     assert.equal(worker.spec.replicas, undefined, 'replicas left to the HPA');
     const hpa = ofKind(objects, 'HorizontalPodAutoscaler');

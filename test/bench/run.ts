@@ -1,0 +1,59 @@
+/**
+ * `npm run bench`: every benchmark, one table, the same figures as JSON
+ * (bench-results/<date>.json, for comparing over time). Each pipeline figure
+ * is the median of BENCH_RUNS runs (default 3). Not a test: nothing here
+ * asserts a speed; the targets are printed beside the figures.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { runPipelineBench } from './pipeline-bench.ts';
+import { runRulesBench } from './rules-bench.ts';
+
+type Row = [what: string, figure: string, target: string];
+
+const started = new Date();
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+process.stderr.write(`betrace benchmarks on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${runs} runs each\n`);
+
+const figures: Record<string, number> = {};
+process.stderr.write('rule evaluation…\n');
+Object.assign(figures, await runRulesBench());
+process.stderr.write('pipeline…\n');
+Object.assign(figures, await runPipelineBench({ runs }));
+try {
+  const replay = (await import('./replay-bench.ts')) as { runReplayBench?: () => Promise<Record<string, number>> };
+  if (replay.runReplayBench) {
+    process.stderr.write('replay…\n');
+    Object.assign(figures, Object.fromEntries(Object.entries(await replay.runReplayBench()).map(([k, v]) => [`replay_${k}`, v])));
+  }
+} catch (err) {
+  process.stderr.write(`replay bench unavailable: ${(err as Error).message}\n`);
+}
+
+const f = (k: string, digits = 0) => (figures[k] === undefined ? 'n/a' : figures[k].toLocaleString('en-US', { maximumFractionDigits: digits }));
+const rows: Row[] = [
+  ['receiver → embedded transport', `${f('receiver_embedded_spans_per_s')} spans/s; ${f('receiver_embedded_cpu_s_per_1m_spans', 2)} CPU-s/1M spans = ${f('receiver_embedded_spans_per_core_s')} spans/s per core`, '>= 250k spans/s per core'],
+  ['receiver → Kafka (acks=all)', `${f('receiver_kafka_spans_per_s')} spans/s; ${f('receiver_kafka_cpu_s_per_1m_spans', 2)} CPU-s/1M spans = ${f('receiver_kafka_spans_per_core_s')} spans/s per core`, '>= 150k spans/s per core'],
+  ['worker from Kafka, 100 rules, 1 process', `${f('worker_kafka_1_spans_per_s')} spans/s; ${f('worker_kafka_1_cpu_s_per_1m_spans', 2)} CPU-s/1M = ${f('worker_kafka_1_spans_per_core_s')} spans/s per core`, '>= 200k spans/s per core'],
+  ['worker from Kafka, 100 rules, 2 processes', `${f('worker_kafka_2_spans_per_s')} spans/s (x${f('worker_scaling_2_over_1', 2)} of 1 process)`, 'near-linear'],
+  ['end to end (embedded, 100 rules, forwarder)', `${f('end_to_end_spans_per_s')} spans/s; ${f('end_to_end_cpu_s_per_1m_spans', 2)} CPU-s/1M spans`, ''],
+  ['rule evaluation, 100 rules, one core', `${f('rules_100_spans_per_s')} spans/s; 1000 rules cost x${f('cost_ratio_1000_vs_10', 2)} of 10`, '>= 2M spans/s; <= 3x'],
+  ['detection latency at 20k spans/s (idle 5 s)', `p50 ${f('detection_latency_p50_ms')} ms, p99 ${f('detection_latency_p99_ms')} ms`, 'p99 <= 5,500 ms'],
+  ['RSS per buffered span', `${f('rss_bytes_per_buffered_span')} bytes at ${f('buffered_spans')} spans`, '<= 1.5 KB'],
+  ['replay from files', `${f('replay_files_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
+  ['replay from Kafka', `${f('replay_kafka_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
+];
+const table = [
+  `betrace benchmarks, ${started.toISOString().slice(0, 10)}, ${cpus().length} cores, Node ${process.version}`,
+  '',
+  '| what | figure (median) | target |',
+  '|---|---|---|',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+].join('\n');
+process.stdout.write(`${table}\n`);
+const dir = join(import.meta.dirname, '..', '..', 'bench-results');
+mkdirSync(dir, { recursive: true });
+const json = { date: started.toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, runs, figures };
+writeFileSync(join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`), `${JSON.stringify(json, null, 2)}\n`);
+process.stdout.write(`${JSON.stringify(json)}\n`);
