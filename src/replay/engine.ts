@@ -22,9 +22,10 @@
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
  */
-import { decodeSpans, splitByTrace } from '../otlp/index.ts';
+import { splitByTrace } from '../otlp/index.ts';
 import { createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../worker/violation-record.ts';
+import { decodeSpansFast } from './decode.ts';
 import { NameMatcher, scanPart } from './scan.ts';
 
 export const DEFAULT_MAX_LIVE_SPANS = 1_000_000;
@@ -226,7 +227,7 @@ export class ReplayEngine {
     const spans: SpanRecord[] = [];
     for (const payload of trace.payloads) {
       try {
-        for (const s of decodeSpans(payload)) spans.push(s);
+        for (const s of decodeSpansFast(payload)) spans.push(s);
       } catch {
         c.undecodableRecords++;
       }

@@ -5,9 +5,10 @@
  * files written over time are roughly in event-time order. One file is held in
  * memory at a time.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { readTraceFileRequests } from '../otlp/index.ts';
+import { scanPart } from './scan.ts';
 import type { ReplayEngine } from './engine.ts';
 import type { SourceResult, SourceProgress } from './source.ts';
 
@@ -45,7 +46,7 @@ export async function readFileSource(engine: ReplayEngine, options: FileSourceOp
     if (isAborted(options.signal)) return { ok: false, error: 'replay cancelled' };
     let requests: Uint8Array[];
     try {
-      requests = await readTraceFileRequests(file);
+      requests = await readRequests(file);
     } catch (err) {
       return { ok: false, error: (err as Error).message.split('\n')[0] ?? String(err) };
     }
@@ -68,4 +69,39 @@ export async function readFileSource(engine: ReplayEngine, options: FileSourceOp
 
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
+}
+
+/**
+ * The requests of a trace file. JSON goes through src/otlp's reader; protobuf
+ * (one message, or the file exporter's stream of 4-byte big-endian
+ * length-prefixed messages) is framed here, checked with the byte-level scan
+ * rather than a full decode (a malformed message is then counted by the engine).
+ */
+async function readRequests(path: string): Promise<Uint8Array[]> {
+  const data = await readFile(path).catch((err: unknown) => {
+    throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const first = data.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
+  if (first === undefined) return [];
+  if (first === 0x7b /* '{' */) return readTraceFileRequests(path);
+  const framed: Uint8Array[] = [];
+  let pos = 0;
+  while (pos + 4 <= data.length) {
+    const len = data.readUInt32BE(pos);
+    if (pos + 4 + len > data.length) break;
+    framed.push(data.subarray(pos + 4, pos + 4 + len));
+    pos += 4 + len;
+  }
+  if (pos === data.length && framed.length > 0 && isRequest(framed[0]!)) return framed;
+  if (isRequest(data)) return [data];
+  throw new Error(`${path}: not OTLP JSON or protobuf (ExportTraceServiceRequest)`);
+}
+
+function isRequest(bytes: Uint8Array): boolean {
+  try {
+    scanPart(bytes, null);
+    return true;
+  } catch {
+    return false;
+  }
 }

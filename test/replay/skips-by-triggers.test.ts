@@ -6,7 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { decodeSpans, mergeRequests } from '../../src/otlp/index.ts';
+import { decodeSpans, ExportTraceServiceRequest, mergeRequests } from '../../src/otlp/index.ts';
+import { decodeSpansFast } from '../../src/replay/decode.ts';
 import { createReplayEngine, scanPart, NameMatcher, type ReplayViolation } from '../../src/replay/index.ts';
 import { compileRule, loadRuleFile, type CompiledRule } from '../../src/rules/index.ts';
 import { BASE_MS, DAY_MS, noiseTrace, recordsOf, shopTrace, type Breaks, type SimRecord, type SimTrace } from './history.ts';
@@ -92,6 +93,58 @@ describe('replay engine', () => {
     const merged = mergeRequests(records.slice(0, 10).map((r) => r.value));
     assert.equal(scanPart(merged, null).multipleTraces, true);
     assert.throws(() => scanPart(Buffer.from([0x0a, 0x05, 0x12]), null));
+  });
+
+  it('decodes-spans-as-decodeSpans-does', () => {
+    for (const r of records.slice(0, 300)) assert.deepStrictEqual(decodeSpansFast(r.value), decodeSpans(r.value));
+    const id = (n: number, len: number) => Buffer.alloc(len, n);
+    const odd = Buffer.from(
+      ExportTraceServiceRequest.encode(
+        ExportTraceServiceRequest.fromObject({
+          resourceSpans: [
+            {
+              resource: { attributes: [{ key: 'service.name', value: { stringValue: 'odd' } }, { key: 'k8s', value: { kvlistValue: { values: [{ key: 'ns', value: { stringValue: 'x' } }] } } }] },
+              scopeSpans: [
+                {
+                  scope: { name: 's' },
+                  spans: [
+                    {
+                      traceId: id(1, 16), spanId: id(2, 8), parentSpanId: id(3, 8), name: 'ünï', kind: 3,
+                      startTimeUnixNano: '1748736000123456789', endTimeUnixNano: '18446744073709551615',
+                      attributes: [
+                        { key: 'neg', value: { intValue: -42 } },
+                        { key: 'big', value: { intValue: '9007199254740993' } },
+                        { key: 'min', value: { intValue: '-9223372036854775808' } },
+                        { key: 'd', value: { doubleValue: -0.5 } },
+                        { key: 'b', value: { boolValue: false } },
+                        { key: 'empty', value: {} },
+                        { key: 'none' },
+                        { key: 'bytes', value: { bytesValue: Buffer.from([0xde, 0xad]) } },
+                        { key: 'arr', value: { arrayValue: { values: [{ stringValue: 'a' }, {}, { intValue: 7 }, { arrayValue: { values: [{ boolValue: true }] } }] } } },
+                        { key: 'kv', value: { kvlistValue: { values: [{ key: 'x', value: { doubleValue: 1.5 } }, { key: 'x', value: { stringValue: 'later' } }] } } },
+                        { key: 'neg', value: { stringValue: 'dup wins' } },
+                        { key: '', value: { stringValue: 'no key' } },
+                      ],
+                      events: [{ name: 'ev', timeUnixNano: '1' }],
+                      status: { code: 2, message: 'boom' },
+                    },
+                    { traceId: id(1, 16), spanId: id(4, 8), parentSpanId: id(5, 4), name: '' },
+                    { traceId: id(1, 15), spanId: id(6, 8), name: 'bad trace id' },
+                  ],
+                },
+              ],
+            },
+            { scopeSpans: [{ spans: [{ traceId: id(9, 16), spanId: id(9, 8), name: 'no resource' }] }] },
+          ],
+        }),
+      ).finish(),
+    );
+    assert.deepStrictEqual(decodeSpansFast(odd), decodeSpans(odd));
+    assert.equal(decodeSpansFast(odd).length, 3);
+    // (decodeSpans throws a TypeError on a span without span_id; this one leaves it out.)
+    const noSpanId = Buffer.from(ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: id(1, 16), name: 'no span id' }] }] }] })).finish());
+    assert.deepEqual(decodeSpansFast(noSpanId), []);
+    assert.throws(() => decodeSpansFast(Buffer.from([0x0a, 0x05, 0x12])));
   });
 
   it('assembles-traces-from-requests-holding-many-traces', async () => {
