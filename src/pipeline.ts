@@ -12,6 +12,8 @@
 import type { Component } from './component.ts';
 import type { Config } from './config/index.ts';
 import { ApiServer, createTokenCheck, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
+import { mountReplayRoutes } from './api/replay-routes.ts';
+import { ReplayJobs } from './replay/jobs.ts';
 import { KafkaRuleStore } from './transport/kafka-rules.ts';
 import { KafkaViolationIndex } from './transport/kafka-violation-index.ts';
 import { FileRuleStore, type RuleStore } from './worker/rule-store.ts';
@@ -200,6 +202,25 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       reader = index;
     }
     mountViolationRoutes(api, () => reader);
+    const jobs = new ReplayJobs({
+      config,
+      logger,
+      // Rules by id come from the registry: file and API rules alike (replayed even when disabled).
+      resolveRuleIds: (ids) => {
+        const missing = ids.filter((id) => rules.get(id) === undefined);
+        if (missing.length > 0) return Promise.resolve({ ok: false, error: `unknown rule ${missing.join(', ')}` });
+        return Promise.resolve({
+          ok: true,
+          rules: ids.map((id) => {
+            const r = rules.get(id)!;
+            return { ...r.rule, definition: { ...r.definition, enabled: true } };
+          }),
+          warnings: [],
+        });
+      },
+    });
+    mountReplayRoutes(api, jobs, createTokenCheck(config.api.token));
+    components.push({ start: () => Promise.resolve(), shutdown: () => jobs.shutdown() });
   }
   if (api !== undefined) {
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));

@@ -13,6 +13,8 @@ export const API_ERRORS = {
   UNAUTHENTICATED: [401, 'a mutating call without `Authorization: Bearer <token>`'],
   FORBIDDEN: [403, 'a mutating call with a wrong token'],
   REPLAY_NOT_FOUND: [404, 'no replay job with this id'],
+  INVALID_REPLAY: [400, 'the replay request is invalid (rules, times, source)'],
+  REPLAY_LIMIT: [429, 'too many replays running at once'],
   UNAVAILABLE: [503, 'the rule store cannot be written now (Kafka unavailable)'],
   INTERNAL: [500, 'a bug: logged with its stack'],
 } as const satisfies Record<string, readonly [number, string]>;

@@ -11,6 +11,7 @@ import { ExitCode, processOutput, type Output } from './output.ts';
 import { runCommand } from './run.ts';
 import { rulesCheck } from './rules-check.ts';
 import { rulesTest } from './rules-test.ts';
+import { replayCommand, type ReplayCommandOptions } from './replay.ts';
 
 export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
   const program = new Command('betrace')
@@ -46,6 +47,23 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
     .option('--fail-on-violation', 'exit 2 when any violation is found')
     .action((opts: { rules: string; traces: string[]; failOnViolation?: boolean }) => {
       setStatus(rulesTest({ rules: opts.rules, traces: opts.traces, failOnViolation: opts.failOnViolation === true }, out));
+    });
+
+  program
+    .command('replay')
+    .description('Replay rules over past traces (the spans topic or OTLP files) and report violations per day.')
+    .option('--rules <file>', 'rule file (YAML)')
+    .option('--rule <ids...>', 'rule ids from the rule files of the configuration (rules.paths); comma-separated or repeated')
+    .option('--from <time>', 'start, inclusive: RFC 3339, unix seconds, 30d/2h/15m ago, or now')
+    .option('--to <time>', 'end, exclusive (same forms)')
+    .option('--source <source...>', '"kafka" (default: the spans topic) or trace files / globs (OTLP JSON or protobuf)')
+    .option('--format <format>', 'table or json', 'table')
+    .option('--emit', 'export the violation spans downstream (downstream.endpoint)')
+    .option('--fail-on-violation', 'exit 2 when any violation is found')
+    .option('-c, --config <file>', 'configuration file (YAML); built-in defaults when omitted')
+    .option('--partitions <list>', 'Kafka partitions to read, comma-separated (to split a replay over processes)')
+    .action((opts: ReplayCommandOptions) => {
+      setStatus(replayCommand(opts, out));
     });
 
   const config = program.command('config').description('Configuration tools.');

@@ -4,6 +4,7 @@
  */
 import type { AttributeValue, Attributes, SpanRecord } from '../rules/span.ts';
 import { toHex } from './hex.ts';
+import { decodeSpansFast } from './span-decoder.ts';
 import {
   ExportTraceServiceRequest,
   longToBigInt,
@@ -55,13 +56,13 @@ export function requestToSpans(request: PbExportRequest): SpanRecord[] {
     const resource = attributes(rs.resource?.attributes);
     for (const ss of rs.scopeSpans ?? []) {
       for (const s of ss.spans ?? []) {
-        const traceId = s.traceId ? toHex(s.traceId) : '';
-        const spanId = s.spanId ? toHex(s.spanId) : '';
+        const traceId = s.traceId instanceof Uint8Array ? toHex(s.traceId) : '';
+        const spanId = s.spanId instanceof Uint8Array ? toHex(s.spanId) : '';
         if (traceId.length !== 32 || spanId.length !== 16) continue;
         out.push({
           traceId,
           spanId,
-          parentSpanId: s.parentSpanId && s.parentSpanId.length === 8 ? toHex(s.parentSpanId) : '',
+          parentSpanId: s.parentSpanId instanceof Uint8Array && s.parentSpanId.length === 8 ? toHex(s.parentSpanId) : '',
           name: s.name ?? '',
           kind: s.kind ?? 0,
           startTimeUnixNano: longToBigInt(s.startTimeUnixNano),
@@ -77,7 +78,10 @@ export function requestToSpans(request: PbExportRequest): SpanRecord[] {
   return out;
 }
 
-/** Spans of an ExportTraceServiceRequest in protobuf. Throws on a malformed message. */
-export function decodeSpans(payload: Uint8Array): SpanRecord[] {
+/** Spans of an ExportTraceServiceRequest in protobuf, through the schema (the reference decoder). */
+export function decodeSpansWithSchema(payload: Uint8Array): SpanRecord[] {
   return requestToSpans(ExportTraceServiceRequest.decode(payload) as unknown as PbExportRequest);
 }
+
+/** Spans of an ExportTraceServiceRequest in protobuf. Throws on a malformed message. */
+export const decodeSpans: (payload: Uint8Array) => SpanRecord[] = decodeSpansFast;

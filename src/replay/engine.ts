@@ -25,7 +25,7 @@
 import { splitByTrace } from '../otlp/index.ts';
 import { createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../worker/violation-record.ts';
-import { decodeSpansFast } from './decode.ts';
+import { decodeSpans } from '../otlp/index.ts';
 import { NameMatcher, scanPart } from './scan.ts';
 
 export const DEFAULT_MAX_LIVE_SPANS = 1_000_000;
@@ -227,7 +227,7 @@ export class ReplayEngine {
     const spans: SpanRecord[] = [];
     for (const payload of trace.payloads) {
       try {
-        for (const s of decodeSpansFast(payload)) spans.push(s);
+        for (const s of decodeSpans(payload)) spans.push(s);
       } catch {
         c.undecodableRecords++;
       }

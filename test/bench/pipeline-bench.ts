@@ -37,8 +37,8 @@ export function rssBytes(pid: number): number {
 function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
   const child = spawn('taskset', ['-c', cpu, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   return { child, output: () => out };
 }
 
@@ -159,34 +159,51 @@ async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Pr
   return { child: p.child, apiUrl: `http://${api}`, grpcUrl: `http://${grpcAddr}` };
 }
 
-/** Fills a spans topic with the workload as the receiver would write it. */
-async function fillTopic(kafka: KafkaBroker, topic: string, w: Workload, partitions: number): Promise<void> {
-  const client = new Kafka({ clientId: 'bench-fill', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+/** The workload as the receiver writes it: one record per (request, trace). */
+function workloadRecords(w: Workload): Array<{ key: string; value: Buffer; timestamp: string }> {
+  const out: Array<{ key: string; value: Buffer; timestamp: string }> = [];
+  for (const req of w.requests) {
+    const split = splitByTrace(req);
+    if (!split.ok) throw new Error(split.error);
+    for (const t of split.traces) out.push({ key: t.traceId, value: Buffer.from(t.payload), timestamp: String(t.earliestStartNs / 1_000_000n) });
+  }
+  return out;
+}
+
+async function createTopic(kafka: KafkaBroker, topic: string, partitions: number): Promise<void> {
+  const client = new Kafka({ clientId: 'bench-admin', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
   const admin = client.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
   await admin.disconnect();
+}
+
+/** Produces the records (several sends in flight, each within the broker's batch limit). */
+async function fillTopic(kafka: KafkaBroker, topic: string, records: ReturnType<typeof workloadRecords>): Promise<void> {
+  const client = new Kafka({ clientId: 'bench-fill', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
   const producer = client.producer({ createPartitioner: () => ({ message, partitionMetadata }) => saramaPartition(String(message.key), partitionMetadata.length) });
   await producer.connect();
-  let batch: Array<{ key: string; value: Buffer; timestamp: string }> = [];
-  for (const req of w.requests) {
-    const split = splitByTrace(req);
-    if (!split.ok) throw new Error(split.error);
-    for (const t of split.traces) batch.push({ key: t.traceId, value: Buffer.from(t.payload), timestamp: String(t.earliestStartNs / 1_000_000n) });
-    if (batch.length >= 200) {
-      await producer.send({ topic, acks: -1, messages: batch });
-      batch = [];
-    }
-  }
-  if (batch.length > 0) await producer.send({ topic, acks: -1, messages: batch });
+  const batches: Array<typeof records> = [];
+  for (let i = 0; i < records.length; i += 200) batches.push(records.slice(i, i + 200));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < batches.length) await producer.send({ topic, acks: 1, messages: batches[next++]! });
+    }),
+  );
   await producer.disconnect();
 }
 
-/** Workers reading a pre-filled spans topic with 100 rules, `processes` of them. */
+/**
+ * Workers reading the spans topic with 100 rules, `processes` of them: the
+ * group settles on an empty topic first, then the workload is written, so every
+ * process works from the first record on.
+ */
 export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: number): Promise<Figure> {
   const prefix = `bench.w${processes}.${Date.now()}`;
   const partitions = 4;
-  await fillTopic(kafka, `${prefix}.spans`, w, partitions);
+  const records = workloadRecords(w);
+  await createTopic(kafka, `${prefix}.spans`, partitions);
   const config = betraceConfig({
     transport: {
       kind: 'kafka',
@@ -197,9 +214,11 @@ export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: n
   });
   const workers: Array<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> = [];
   for (let i = 0; i < processes; i++) workers.push(await startBetrace(config, 'worker,api', String(i % 2)));
+  // Let the group settle: every process owns its share of the partitions.
+  await new Promise((r) => setTimeout(r, 6000));
   const cpu0 = workers.map((p) => cpuSeconds(p.child.pid!));
   const started = performance.now();
-  let firstProgress = 0;
+  await fillTopic(kafka, `${prefix}.spans`, records);
   await waitFor(
     async () => {
       let consumed = 0;
@@ -208,14 +227,13 @@ export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: n
         consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
         evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
       }
-      if (firstProgress === 0 && consumed > 0) firstProgress = performance.now();
       return consumed >= w.spans && evaluated >= w.traces ? true : undefined;
     },
     600_000,
     'workers to consume the topic',
   );
   // The last traces wait out the idle timeout (1 s): not work, so not counted.
-  const seconds = (performance.now() - (firstProgress || started)) / 1000 - 1;
+  const seconds = (performance.now() - started) / 1000 - 1;
   const cpu = workers.reduce((sum, p, i) => sum + cpuSeconds(p.child.pid!) - cpu0[i]!, 0);
   for (const p of workers) await stop(p.child);
   return { spansPerSecond: w.spans / seconds, cpuSecondsPerMillionSpans: (cpu / w.spans) * 1e6 };

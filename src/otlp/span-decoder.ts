@@ -1,16 +1,17 @@
 /**
  * ExportTraceServiceRequest protobuf straight to SpanRecords, from the wire:
- * what src/otlp's decodeSpans gives (same records, same rules: spans whose ids
- * are not 16/8 bytes are left out, attributes as src/otlp/spans.ts maps them),
- * without building protobufjs objects first — replay decodes every triggered
- * trace of a history, and this is where its time goes.
+ * what the schema-driven decoder (decodeSpansWithSchema) gives (same records,
+ * same rules: spans whose ids are not 16/8 bytes are left out, attributes as
+ * src/otlp/spans.ts maps them), reading only the fields rules use and building
+ * no protobufjs objects. Workers and replay decode every evaluated trace with
+ * it: this is where their time goes.
  *
- * Differences from decodeSpans only on malformed input: invalid UTF-8 becomes
+ * Differences from the schema decoder only on malformed input: invalid UTF-8 becomes
  * U+FFFD here; a message field repeated on the wire is read field by field.
  * Throws WireError on a malformed message.
  */
 import type { AttributeValue, Attributes, SpanRecord } from '../rules/index.ts';
-import { WireError } from '../otlp/wire.ts';
+import { WireError } from './wire.ts';
 
 let pos = 0;
 let buf: Buffer = Buffer.alloc(0);
