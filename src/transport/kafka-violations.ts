@@ -14,6 +14,8 @@ export class KafkaViolationSink implements Component, ViolationSink {
   readonly #topic: string;
   readonly #log: RateLimitedLog;
   readonly #inFlight = new Set<Promise<unknown>>();
+  #pending: ViolationRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(options: { kafka: Kafka; topic: string; logger: Logger }) {
     this.#producer = options.kafka.producer({ allowAutoTopicCreation: false });
@@ -25,15 +27,30 @@ export class KafkaViolationSink implements Component, ViolationSink {
     await this.#producer.connect();
   }
 
+  /** Batched for 10 ms (or 500 records) into one produce call. */
   append(record: ViolationRecord): void {
+    this.#pending.push(record);
+    if (this.#pending.length >= 500) this.#flush();
+    else this.#timer ??= setTimeout(() => this.#flush(), 10);
+  }
+
+  #flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
     const p = this.#producer
-      .send({ topic: this.#topic, acks: -1, messages: [{ key: record.violation_id, value: JSON.stringify(record) }] })
-      .catch((err: unknown) => this.#log.warn('violations_topic', { error: (err as Error).message }, 'cannot write a violation to Kafka'));
+      .send({ topic: this.#topic, acks: -1, messages: batch.map((r) => ({ key: r.violation_id, value: JSON.stringify(r) })) })
+      .catch((err: unknown) =>
+        this.#log.warn('violations_topic', { error: (err as Error).message, violations: batch.length }, 'cannot write violations to Kafka'),
+      );
     this.#inFlight.add(p);
     void p.finally(() => this.#inFlight.delete(p));
   }
 
   async shutdown(): Promise<void> {
+    this.#flush();
     await Promise.all([...this.#inFlight]);
     await this.#producer.disconnect();
   }

@@ -259,7 +259,9 @@ class KafkaConsumer implements TransportConsumer {
       heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
       rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
       allowAutoTopicCreation: false,
-      maxBytesPerPartition: Math.max(1024 * 1024, options.config.maxRecordBytes),
+      maxBytesPerPartition: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
+      maxBytes: 64 * 1024 * 1024,
+      maxWaitTimeInMs: 250,
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
     });
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) => {

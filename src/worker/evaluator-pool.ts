@@ -79,9 +79,22 @@ export class EvaluatorPool implements Component {
     for (const t of this.#threads) if (t.pending.size < thread.pending.size) thread = t;
     const id = this.#nextId++;
     const chosen = thread;
+    // One fresh buffer holding every payload, transferred (not cloned): a payload is often a
+    // view into a much larger buffer (a Kafka fetch response, a pooled slab) that cloning
+    // would copy whole.
+    let total = 0;
+    for (const p of payloads) total += p.length;
+    const packed = new Uint8Array(total);
+    const ends: number[] = [];
+    let at = 0;
+    for (const p of payloads) {
+      packed.set(p, at);
+      at += p.length;
+      ends.push(at);
+    }
     return new Promise<EvalResponse>((resolve, reject) => {
       chosen.pending.set(id, { resolve, reject });
-      chosen.worker.postMessage({ type: 'eval', id, payloads, budgetMs } satisfies ThreadMessage);
+      chosen.worker.postMessage({ type: 'eval', id, packed, ends, budgetMs } satisfies ThreadMessage, [packed.buffer]);
     });
   }
 

@@ -9,7 +9,10 @@ export interface RulesMessage {
 export interface EvalRequest {
   readonly type: 'eval';
   readonly id: number;
-  readonly payloads: readonly Uint8Array[];
+  /** Every payload of the trace, back to back (transferred). */
+  readonly packed: Uint8Array;
+  /** End offset of each payload in `packed`. */
+  readonly ends: readonly number[];
   readonly budgetMs: number;
 }
 

@@ -21,12 +21,14 @@ function setRules(definitions: readonly RuleDefinition[]): void {
 function evaluate(req: EvalRequest): EvalResponse {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
-  for (const payload of req.payloads) {
+  let start = 0;
+  for (const end of req.ends) {
     try {
-      for (const s of decodeSpans(payload)) spans.push(s);
+      for (const s of decodeSpans(req.packed.subarray(start, end))) spans.push(s);
     } catch {
       undecodable++;
     }
+    start = end;
   }
   const started = performance.now();
   const result = ruleSet.evaluate(spans, { budgetMs: req.budgetMs });

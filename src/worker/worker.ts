@@ -183,7 +183,7 @@ export class Worker implements Component {
     for (const record of fresh) {
       metrics.violations.inc({ rule_id: record.rule_id, severity: record.severity });
       for (const sink of this.#o.sinks) sink.append(record);
-      logger.info(
+      logger.debug(
         { violationId: record.violation_id, ruleId: record.rule_id, traceId: record.trace_id, severity: record.severity },
         'violation',
       );

@@ -153,7 +153,7 @@ async function metric(apiUrl: string, name: string): Promise<number> {
 
 async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
   const p = spawnPinned(cpu, [cli, 'run', '--config', config, '--roles', roles], { BETRACE_LOG_LEVEL: 'info' });
-  const api = await waitFor(() => /"address":"([^"]+)","msg":"admin API listening"/.exec(p.output())?.[1], 60_000, `betrace api (${p.output().slice(-1000)})`);
+  const api = await waitFor(() => /"address":"([^"]+)","msg":"admin API listening"/.exec(p.output())?.[1], 60_000, `betrace admin port (${p.output().slice(-1000)})`);
   const grpcAddr = /"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/.exec(p.output())?.[1];
   await waitFor(() => (/betrace started/.test(p.output()) ? true : undefined), 60_000, 'betrace started');
   return { child: p.child, apiUrl: `http://${api}`, grpcUrl: `http://${grpcAddr}` };
@@ -195,15 +195,15 @@ async function fillTopic(kafka: KafkaBroker, topic: string, records: ReturnType<
 }
 
 /**
- * Workers reading the spans topic with 100 rules, `processes` of them: the
- * group settles on an empty topic first, then the workload is written, so every
- * process works from the first record on.
+ * Workers reading a pre-filled spans topic with 100 rules, `processes` of them,
+ * started together: the bench broker delays a new group's first rebalance
+ * (group.initial.rebalance.delay.ms), so every process starts with its share.
  */
 export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: number): Promise<Figure> {
   const prefix = `bench.w${processes}.${Date.now()}`;
   const partitions = 4;
-  const records = workloadRecords(w);
   await createTopic(kafka, `${prefix}.spans`, partitions);
+  await fillTopic(kafka, `${prefix}.spans`, workloadRecords(w));
   const config = betraceConfig({
     transport: {
       kind: 'kafka',
@@ -212,13 +212,9 @@ export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: n
     },
     worker: { trace_idle_timeout: '1s' },
   });
-  const workers: Array<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> = [];
-  for (let i = 0; i < processes; i++) workers.push(await startBetrace(config, 'worker,api', String(i % 2)));
-  // Let the group settle: every process owns its share of the partitions.
-  await new Promise((r) => setTimeout(r, 6000));
+  const workers = await Promise.all(Array.from({ length: processes }, (_, i) => startBetrace(config, 'worker', String(i % 2))));
   const cpu0 = workers.map((p) => cpuSeconds(p.child.pid!));
-  const started = performance.now();
-  await fillTopic(kafka, `${prefix}.spans`, records);
+  let firstProgress = 0;
   await waitFor(
     async () => {
       let consumed = 0;
@@ -227,13 +223,14 @@ export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: n
         consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
         evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
       }
+      if (firstProgress === 0 && consumed > 0) firstProgress = performance.now();
       return consumed >= w.spans && evaluated >= w.traces ? true : undefined;
     },
     600_000,
     'workers to consume the topic',
   );
   // The last traces wait out the idle timeout (1 s): not work, so not counted.
-  const seconds = (performance.now() - started) / 1000 - 1;
+  const seconds = (performance.now() - firstProgress) / 1000 - 1;
   const cpu = workers.reduce((sum, p, i) => sum + cpuSeconds(p.child.pid!) - cpu0[i]!, 0);
   for (const p of workers) await stop(p.child);
   return { spansPerSecond: w.spans / seconds, cpuSecondsPerMillionSpans: (cpu / w.spans) * 1e6 };
@@ -299,7 +296,7 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
   const w = buildWorkload(3000, { seed: 1 });
   const file = workloadFile(w);
   out.workload_spans = w.spans;
-  const kafka = await startKafka({ heap: '1g' });
+  const kafka = await startKafka({ heap: '1g', properties: { 'group.initial.rebalance.delay.ms': 4000 } });
   try {
     const figures = async (name: string, fn: () => Promise<Figure>) => {
       const rs: Figure[] = [];

@@ -43,6 +43,7 @@ describe('violation store', () => {
         'worker: { trace_idle_timeout: 300ms }',
         'rules: { paths: [rules.yaml] }',
         'data_dir: data',
+        'log: { level: debug }',
       ].join('\n'),
     );
     const first = await startBetrace(config);
