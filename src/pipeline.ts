@@ -11,7 +11,8 @@
  */
 import type { Component } from './component.ts';
 import type { Config } from './config/index.ts';
-import { ApiServer, createTokenCheck, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
+import { ApiServer, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
+import { checkHeaders, createTokenCheck } from './security.ts';
 import { mountReplayRoutes } from './api/replay-routes.ts';
 import { ReplayJobs } from './replay/jobs.ts';
 import { KafkaRuleStore } from './transport/kafka-rules.ts';
@@ -113,7 +114,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       components.push(violations);
       sinks.push(violations);
     }
-    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger });
+    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger, limits: config.worker });
     rules.onChange(() => pool.setRules(rules.definitions()));
     const exporter = config.downstream.endpoint
       ? new QueuedExporter({
@@ -135,6 +136,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           maxDurationMs: w.traceMaxDurationMs,
           rootIdleMs: w.rootIdleTimeoutMs,
           maxSpans: w.maxSpansPerTrace,
+          maxBytes: w.maxTraceBytes,
           graceMs: w.lateSpanGraceMs,
         },
         maxLiveTraces: w.maxLiveTraces,
@@ -175,10 +177,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       metrics,
       maxPartBytes: kafkaMode ? config.transport.kafka.maxRecordBytes : undefined,
       maxInFlightBytes: config.receiver.maxInFlightBytes,
+      maxSpansPerRequest: config.receiver.maxSpansPerRequest,
       retryAfterMs: config.receiver.retryAfterMs,
     });
     components.push(producer);
-    const common = { maxRequestBytes: config.receiver.maxRequestBytes, ingest, metrics, logger };
+    const common = {
+      maxRequestBytes: config.receiver.maxRequestBytes,
+      ingest,
+      metrics,
+      logger,
+      tls: config.receiver.tls,
+      auth: createTokenCheck(config.receiver.authToken),
+    };
     if (config.receiver.grpc.enabled) {
       grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port });
       components.push(grpc);
@@ -191,10 +201,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   // Every process serves health, readiness and metrics on the admin port; the api role adds rules and violations.
   if (config.api.enabled) {
-    api = new ApiServer({ host: config.api.host, port: config.api.port, metrics, logger });
+    api = new ApiServer({ host: config.api.host, port: config.api.port, tls: config.api.tls, metrics, logger });
   }
   if (api !== undefined && has('api')) {
-    mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: createTokenCheck(config.api.token) });
+    mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: checkHeaders(createTokenCheck(config.api.token)) });
     let reader: ViolationReader | undefined = violations;
     if (kafkaMode) {
       const index = new KafkaViolationIndex({ kafka: kafka!.kafka, topic: config.transport.kafka.violationsTopic, logger });
@@ -219,7 +229,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         });
       },
     });
-    mountReplayRoutes(api, jobs, createTokenCheck(config.api.token));
+    mountReplayRoutes(api, jobs, checkHeaders(createTokenCheck(config.api.token)));
     components.push({ start: () => Promise.resolve(), shutdown: () => jobs.shutdown() });
   }
   if (api !== undefined) {

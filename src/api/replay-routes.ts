@@ -1,6 +1,6 @@
 /** POST /v1/replay starts a replay job; GET /v1/replay/{id} reports its progress and result. */
 import type { ReplayJobs } from '../replay/jobs.ts';
-import type { AuthResult } from './auth.ts';
+import type { AuthResult } from '../security.ts';
 import { apiError } from './errors.ts';
 import type { ApiRequest, ApiServer } from './server.ts';
 

@@ -9,7 +9,7 @@ import { compileRule, type RuleDefinition, type Severity } from '../rules/index.
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../worker/rule-registry.ts';
 import type { RuleStore, StoredRule } from '../worker/rule-store.ts';
-import type { AuthResult } from './auth.ts';
+import type { AuthResult } from '../security.ts';
 import { apiError } from './errors.ts';
 import openapi from './openapi.json' with { type: 'json' };
 import type { ApiRequest, ApiResponse, ApiServer } from './server.ts';

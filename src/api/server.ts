@@ -4,6 +4,9 @@
  * out; errors are `{ "error": { "code", "message" } }` with a stable code.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { TlsConfig } from '../config/index.ts';
+import { TlsFilesWatcher, readServerTls } from '../security.ts';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -44,6 +47,7 @@ export type ReadinessCheck = () => { ready: true } | { ready: false; reason: str
 export interface ApiServerOptions {
   readonly host: string;
   readonly port: number;
+  readonly tls?: TlsConfig | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
@@ -60,7 +64,8 @@ export class ApiServer implements Component {
   readonly #o: ApiServerOptions;
   readonly #routes: CompiledRoute[] = [];
   readonly #checks = new Map<string, ReadinessCheck>();
-  #server: Server | undefined;
+  #server: Server | TlsServer | undefined;
+  #tlsWatcher: TlsFilesWatcher | undefined;
   #port = 0;
 
   constructor(options: ApiServerOptions) {
@@ -113,12 +118,21 @@ export class ApiServer implements Component {
 
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
-    const server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#o.logger.error({ err }, 'admin API request failed unexpectedly');
         if (!res.headersSent) send(res, apiError('INTERNAL', 'internal error'));
       });
-    });
+    };
+    const tls = this.#o.tls;
+    let server: Server | TlsServer;
+    if (tls === undefined) server = createServer(handler);
+    else {
+      const secure = createTlsServer(readServerTls(tls), handler);
+      this.#tlsWatcher = new TlsFilesWatcher(tls, (o) => secure.setSecureContext(o), this.#o.logger);
+      await this.#tlsWatcher.start();
+      server = secure;
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.#o.port, this.#o.host, () => {
@@ -160,6 +174,7 @@ export class ApiServer implements Component {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
+    await this.#tlsWatcher?.shutdown();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => server.closeAllConnections(), 3000);

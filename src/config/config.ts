@@ -6,6 +6,13 @@ export interface ListenConfig {
   readonly port: number;
 }
 
+/** TLS files ('' when off); files are re-read when they change. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string;
+}
+
 export interface DownstreamConfig {
   /** '' when no downstream is configured. */
   readonly endpoint: string;
@@ -47,6 +54,9 @@ export interface Config {
     readonly maxRequestBytes: number;
     readonly maxInFlightBytes: number;
     readonly retryAfterMs: number;
+    readonly maxSpansPerRequest: number;
+    readonly authToken: string;
+    readonly tls: TlsConfig | undefined;
   };
   readonly transport: {
     readonly kind: 'embedded' | 'kafka';
@@ -66,9 +76,12 @@ export interface Config {
     readonly lateSpanGraceMs: number;
     readonly evaluationThreads: number;
     readonly evaluationBudgetMs: number;
+    readonly maxTraceBytes: number;
+    readonly maxAttributesPerSpan: number;
+    readonly maxAttributeValueLength: number;
   };
   readonly rules: { readonly paths: readonly string[] };
-  readonly api: ListenConfig & { readonly token: string };
+  readonly api: ListenConfig & { readonly token: string; readonly tls: TlsConfig | undefined };
   readonly dataDir: string;
   readonly log: { readonly level: string };
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import type { Config, KafkaConfig, ListenConfig } from './config.ts';
+import type { Config, KafkaConfig, ListenConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
 import { parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
@@ -31,6 +31,7 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['BETRACE_RECEIVER_HTTP_ENDPOINT', ['receiver', 'http', 'endpoint']],
   ['BETRACE_API_ENDPOINT', ['api', 'endpoint']],
   ['BETRACE_API_TOKEN', ['api', 'token']],
+  ['BETRACE_RECEIVER_TOKEN', ['receiver', 'auth_token']],
   ['BETRACE_TRANSPORT', ['transport', 'kind']],
   ['BETRACE_KAFKA_SASL_PASSWORD', ['transport', 'kafka', 'sasl', 'password']],
   ['BETRACE_DATA_DIR', ['data_dir']],
@@ -230,6 +231,9 @@ function normalize(raw: Raw, baseDir: string): Config {
       maxRequestBytes,
       maxInFlightBytes: size(receiver.max_in_flight_bytes),
       retryAfterMs: dur('receiver.retry_after', receiver.retry_after),
+      maxSpansPerRequest: receiver.max_spans_per_request as number,
+      authToken: receiver.auth_token as string,
+      tls: tlsConfig('receiver.tls', receiver.tls as Raw, baseDir),
     },
     transport: {
       kind: transport.kind as 'embedded' | 'kafka',
@@ -258,12 +262,28 @@ function normalize(raw: Raw, baseDir: string): Config {
       lateSpanGraceMs: dur('worker.late_span_grace', worker.late_span_grace, true),
       evaluationThreads: worker.evaluation_threads as number,
       evaluationBudgetMs: dur('worker.evaluation_budget', worker.evaluation_budget),
+      maxTraceBytes: size(worker.max_trace_bytes),
+      maxAttributesPerSpan: worker.max_attributes_per_span as number,
+      maxAttributeValueLength: worker.max_attribute_value_length as number,
     },
     rules: { paths: (r.rules!.paths as string[]).map((p) => resolve(baseDir, p)) },
-    api: { ...listen('api', api), token },
+    api: { ...listen('api', api), token, tls: tlsConfig('api.tls', api.tls as Raw, baseDir) },
     dataDir: resolve(baseDir, raw.data_dir as string),
     log: { level: (r.log!.level as string) },
   };
+}
+
+function tlsConfig(path: string, raw: Raw, baseDir: string): TlsConfig | undefined {
+  const cert = raw.cert_file as string;
+  const key = raw.key_file as string;
+  const ca = raw.client_ca_file as string;
+  if (cert === '' && key === '' && ca === '') return undefined;
+  if (cert === '' || key === '') throw new ConfigError(`${path}.cert_file and ${path}.key_file must both be set for TLS, got ${show({ cert_file: cert, key_file: key })}`);
+  const files = { certFile: resolve(baseDir, cert), keyFile: resolve(baseDir, key), clientCaFile: ca === '' ? '' : resolve(baseDir, ca) };
+  for (const [name, file] of [['cert_file', files.certFile], ['key_file', files.keyFile], ['client_ca_file', files.clientCaFile]] as const) {
+    if (file !== '') readPem(file, `${path}.${name}`, baseDir);
+  }
+  return files;
 }
 
 function readPem(path: string, key: string, baseDir: string): string {

@@ -41,6 +41,18 @@ function endpoint(description: string, def: string, env?: string): SchemaNode {
   return { type: 'string', format: 'endpoint', description, default: def, ...(env ? { 'x-env': env } : {}) };
 }
 
+function tls(description: string): SchemaNode {
+  return obj(description, {
+    cert_file: { type: 'string', default: '', description: 'PEM certificate (chain); with key_file, turns TLS on. Reloaded when the file changes.' },
+    key_file: { type: 'string', default: '', description: 'PEM private key.' },
+    client_ca_file: {
+      type: 'string',
+      default: '',
+      description: 'PEM CA bundle: when set, clients must present a certificate signed by it (mTLS).',
+    },
+  });
+}
+
 export const configSchema: SchemaNode = obj('The betrace configuration file.', {
   receiver: obj('OTLP receiver: where applications (or a Collector) send spans.', {
     grpc: obj('OTLP/gRPC (TraceService/Export).', {
@@ -60,6 +72,14 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       '64MiB',
     ),
     retry_after: duration('Retry delay suggested to clients with UNAVAILABLE / 503.', '1s'),
+    max_spans_per_request: int('Most spans in one export request; more: RESOURCE_EXHAUSTED / 413.', 100_000),
+    auth_token: {
+      type: 'string',
+      default: '',
+      description: 'When set, exports need `Authorization: Bearer <token>` (gRPC metadata or HTTP header): UNAUTHENTICATED / 401 otherwise.',
+      'x-env': 'BETRACE_RECEIVER_TOKEN',
+    },
+    tls: tls('TLS (and mTLS) on both OTLP receivers.'),
   }),
   transport: obj('How spans travel from the receiver to the workers and the forwarder.', {
     kind: {
@@ -185,6 +205,15 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     ),
     evaluation_threads: int('Threads evaluating rules (worker_threads), off the I/O thread.', 1, 1, 64),
     evaluation_budget: duration('Longest evaluation of one trace by one rule before it is abandoned and counted.', '250ms'),
+    max_trace_bytes: size('Bytes kept per trace; a trace over it is cut (evaluated, marked partial).', '64MiB'),
+    max_attributes_per_span: int(
+      'Attributes per span that rules see (the rest are dropped from the evaluated copy and counted; forwarded spans are unchanged).',
+      128,
+    ),
+    max_attribute_value_length: int(
+      'Characters of a string attribute that rules see (longer values are truncated in the evaluated copy and counted).',
+      4096,
+    ),
   }),
   rules: obj('Where rules come from.', {
     paths: {
@@ -204,6 +233,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'x-env': 'BETRACE_API_TOKEN',
     },
     token_file: { type: 'string', default: '', description: 'File holding the bearer token (e.g. a mounted Secret).' },
+    tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {
     type: 'string',

@@ -12,3 +12,4 @@ export {
   TRACE_SERVICE_NAME,
   longToBigInt,
 } from './schema.ts';
+export { setDecodeLimits, takeLimitCounts } from './span-decoder.ts';

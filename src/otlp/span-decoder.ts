@@ -156,10 +156,43 @@ function arrayValue(start: number, end: number): AttributeValue[] {
   return out;
 }
 
+/**
+ * Limits on what rules see (the OpenTelemetry SDK's attribute limits): past
+ * them, attributes are dropped from the decoded copy and string values cut;
+ * both are counted. Forwarded spans are never touched.
+ */
+let maxAttributes = Infinity;
+let maxValueLength = Infinity;
+let attributesInTarget = 0;
+let droppedAttributes = 0;
+let truncatedValues = 0;
+
+export function setDecodeLimits(limits: { maxAttributesPerSpan: number; maxAttributeValueLength: number }): void {
+  maxAttributes = limits.maxAttributesPerSpan;
+  maxValueLength = limits.maxAttributeValueLength;
+}
+
+/** Attributes dropped and values truncated since the last call. */
+export function takeLimitCounts(): { droppedAttributes: number; truncatedValues: number } {
+  const counts = { droppedAttributes, truncatedValues };
+  droppedAttributes = 0;
+  truncatedValues = 0;
+  return counts;
+}
+
+function limitValue(v: AttributeValue): AttributeValue {
+  if (typeof v === 'string' && v.length > maxValueLength) {
+    truncatedValues++;
+    return v.slice(0, maxValueLength);
+  }
+  return v;
+}
+
 /** KeyValue list: the repeated field `field` of the message [start, end). */
 function keyValues(start: number, end: number, field: number): Record<string, AttributeValue> {
   const out = Object.create(null) as Record<string, AttributeValue>;
   const want = (field << 3) | 2;
+  attributesInTarget = 0;
   pos = start;
   while (pos < end) {
     const tag = varint(end);
@@ -192,7 +225,15 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
       pos = after;
     } else skip(t & 7, end);
   }
-  if (value !== undefined) target[key] = value;
+  if (value === undefined) return;
+  if (!(key in target)) {
+    if (attributesInTarget >= maxAttributes) {
+      droppedAttributes++;
+      return;
+    }
+    attributesInTarget++;
+  }
+  target[key] = limitValue(value);
 }
 
 function span(start: number, end: number, resource: Attributes, out: SpanRecord[]): void {
@@ -206,6 +247,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   let statusCode = 0;
   let statusMessage = '';
   let attributes: Record<string, AttributeValue> | undefined;
+  attributesInTarget = 0;
   pos = start;
   while (pos < end) {
     const tag = varint(end);

@@ -1,6 +1,9 @@
 /** OTLP/gRPC receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export. */
 import * as grpc from '@grpc/grpc-js';
+import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
+import type { TlsConfig } from '../config/index.ts';
+import type { AuthResult } from '../security.ts';
 import { TRACE_EXPORT_PATH } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -10,6 +13,10 @@ import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 export interface GrpcReceiverOptions {
   readonly host: string;
   readonly port: number;
+  /** TLS files (reloaded when they change); undefined: plaintext. */
+  readonly tls?: TlsConfig | undefined;
+  /** Bearer-token check on each export. */
+  readonly auth?: (authorization: string | string[] | undefined) => AuthResult;
   readonly maxRequestBytes: number;
   readonly ingest: Ingest;
   readonly metrics: Metrics;
@@ -60,14 +67,53 @@ export class GrpcReceiver implements Component {
     );
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      server.bindAsync(address, this.#credentials(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
     this.#server = server;
+    if (this.#options.tls !== undefined) await this.#tlsReady(host);
     this.#options.logger.info({ address: `${host}:${this.#port}` }, 'OTLP/gRPC receiver listening');
+  }
+
+  /** Plaintext, or TLS whose files grpc-js re-reads every second (mTLS with a client CA). */
+  #credentials(): grpc.ServerCredentials {
+    const tls = this.#options.tls;
+    if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+    const identity = new grpc.experimental.FileWatcherCertificateProvider({
+      certificateFile: tls.certFile,
+      privateKeyFile: tls.keyFile,
+      refreshIntervalMs: 1000,
+    });
+    const ca = tls.clientCaFile === '' ? null : new grpc.experimental.FileWatcherCertificateProvider({ caCertificateFile: tls.clientCaFile, refreshIntervalMs: 1000 });
+    // grpc-js's typings name the first two parameters the other way round; the implementation takes (identity, ca, requireClientCertificate).
+    return grpc.experimental.createCertificateProviderServerCredentials(identity, ca, ca !== null);
+  }
+
+  /** grpc-js loads watched certificates asynchronously: ready once a handshake completes. */
+  async #tlsReady(host: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    const target = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = connect({ host: target, port: this.#port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error('OTLP/gRPC receiver: the TLS certificate could not be loaded');
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   #export(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     const { metrics, ingest } = this.#options;
+    const auth = this.#options.auth?.(call.metadata.get('authorization').map(String)) ?? 'ok';
+    if (auth !== 'ok') {
+      metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAUTHENTICATED' });
+      callback({ code: grpc.status.UNAUTHENTICATED, details: auth === 'missing' ? 'this receiver needs authorization: Bearer <token>' : 'the bearer token is not valid' }, null);
+      return;
+    }
     const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'grpc' });
     const answer = (code: number, body?: Buffer, error?: Partial<grpc.StatusObject>): void => {
       metrics.receiverRequests.inc({ protocol: 'grpc', code: codeNames[code] ?? String(code) });

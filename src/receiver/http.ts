@@ -4,9 +4,12 @@
  * nothing is allocated from a size the client declared.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
+import type { TlsConfig } from '../config/index.ts';
+import { TlsFilesWatcher, readServerTls, type AuthResult } from '../security.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -19,6 +22,8 @@ const inflateAsync = promisify(inflate);
 export interface HttpReceiverOptions {
   readonly host: string;
   readonly port: number;
+  readonly tls?: TlsConfig | undefined;
+  readonly auth?: (authorization: string | string[] | undefined) => AuthResult;
   readonly maxRequestBytes: number;
   readonly ingest: Ingest;
   readonly metrics: Metrics;
@@ -31,7 +36,8 @@ class TooLarge extends Error {}
 
 export class HttpReceiver implements Component {
   readonly #options: HttpReceiverOptions;
-  #server: Server | undefined;
+  #server: Server | TlsServer | undefined;
+  #tlsWatcher: TlsFilesWatcher | undefined;
   #port = 0;
 
   constructor(options: HttpReceiverOptions) {
@@ -44,12 +50,21 @@ export class HttpReceiver implements Component {
 
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
-    const server = createServer((req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#options.logger.error({ err }, 'OTLP/HTTP request failed unexpectedly');
         if (!res.headersSent) this.#reply(res, 'json', 500, statusJson(GrpcCode.INTERNAL, 'internal error'));
       });
-    });
+    };
+    const tls = this.#options.tls;
+    let server: Server | TlsServer;
+    if (tls === undefined) server = createServer(handler);
+    else {
+      const secure = createTlsServer(readServerTls(tls), handler);
+      this.#tlsWatcher = new TlsFilesWatcher(tls, (o) => secure.setSecureContext(o), this.#options.logger);
+      await this.#tlsWatcher.start();
+      server = secure;
+    }
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -106,6 +121,12 @@ export class HttpReceiver implements Component {
     if (!['identity', 'gzip', 'deflate', ''].includes(contentEncoding)) {
       req.resume();
       this.#error(res, encoding, 415, GrpcCode.INVALID_ARGUMENT, `unsupported content encoding "${contentEncoding}"; use gzip or none`);
+      return;
+    }
+    const auth = this.#options.auth?.(req.headers.authorization) ?? 'ok';
+    if (auth !== 'ok') {
+      req.resume();
+      this.#error(res, encoding, 401, GrpcCode.UNAUTHENTICATED, auth === 'missing' ? 'this receiver needs Authorization: Bearer <token>' : 'the bearer token is not valid');
       return;
     }
     const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'http' });
@@ -168,6 +189,7 @@ export class HttpReceiver implements Component {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
+    await this.#tlsWatcher?.shutdown();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -23,6 +23,8 @@ export interface IngestOptions {
   readonly retryAfterMs: number;
   /** Largest record: a trace's spans that would make a larger one are split (Kafka's record limit). */
   readonly maxPartBytes?: number | undefined;
+  /** Most spans in one request. */
+  readonly maxSpansPerRequest?: number;
 }
 
 export class Ingest {
@@ -47,6 +49,11 @@ export class Ingest {
     }
     const total = split.acceptedSpans + split.rejectedSpans;
     metrics.receiverSpansReceived.inc({ protocol }, total);
+    const maxSpans = this.#options.maxSpansPerRequest ?? Infinity;
+    if (total > maxSpans) {
+      metrics.receiverSpansRejected.inc({ protocol, reason: 'too_many_spans' }, total);
+      return { kind: 'too_large', message: `${total} spans in one request; the limit is ${maxSpans} (receiver.max_spans_per_request)` };
+    }
     if (split.rejectedSpans > 0) metrics.receiverSpansRejected.inc({ protocol, reason: 'invalid_id' }, split.rejectedSpans);
     if (split.traces.length === 0) {
       return { kind: 'accepted', rejectedSpans: split.rejectedSpans, errorMessage: split.errorMessage };

@@ -29,6 +29,7 @@ export interface Metrics {
   readonly workerForcedCuts: Counter<'reason'>;
   readonly workerLateSpans: Counter<'outcome'>;
   readonly workerDuplicateSpans: Counter;
+  readonly workerAttributeLimits: Counter<'limit'>;
   readonly workerPaused: Gauge;
   readonly ruleEvaluationDuration: Histogram;
   readonly ruleEvaluationBudgetExceeded: Counter<'rule_id'>;
@@ -148,7 +149,7 @@ export function createMetrics(): Metrics {
     workerLiveSpans: new Gauge({ name: 'betrace_worker_live_spans', help: 'Spans held in traces being assembled.', registers }),
     workerForcedCuts: new Counter({
       name: 'betrace_worker_forced_cuts_total',
-      help: 'Traces evaluated before they were idle, by reason (max_duration, max_spans, max_live_traces, shutdown).',
+      help: 'Traces evaluated before they were idle, by reason (max_duration, max_spans, max_bytes, shutdown).',
       labelNames: ['reason'],
       registers,
     }),
@@ -161,6 +162,12 @@ export function createMetrics(): Metrics {
     workerDuplicateSpans: new Counter({
       name: 'betrace_worker_duplicate_spans_total',
       help: 'Spans dropped because a span with the same id was already in the trace.',
+      registers,
+    }),
+    workerAttributeLimits: new Counter({
+      name: 'betrace_worker_attribute_limits_total',
+      help: 'Attributes dropped (attributes_per_span) or string values truncated (attribute_value_length) in the copy rules evaluate.',
+      labelNames: ['limit'],
       registers,
     }),
     workerPaused: new Gauge({

@@ -27,9 +27,15 @@ export class EvaluatorPool implements Component {
   #nextId = 1;
   #stopping = false;
 
-  constructor(options: { threads: number; logger: Logger }) {
+  readonly #limits: { maxAttributesPerSpan: number; maxAttributeValueLength: number };
+
+  constructor(options: { threads: number; logger: Logger; limits?: { maxAttributesPerSpan: number; maxAttributeValueLength: number } }) {
     this.#size = options.threads;
     this.#logger = options.logger;
+    this.#limits = {
+      maxAttributesPerSpan: options.limits?.maxAttributesPerSpan ?? Infinity,
+      maxAttributeValueLength: options.limits?.maxAttributeValueLength ?? Infinity,
+    };
   }
 
   start(): Promise<void> {
@@ -62,6 +68,7 @@ export class EvaluatorPool implements Component {
     worker.on('exit', (code) => {
       if (!this.#stopping) fail(new Error(`evaluation thread exited with code ${code}`));
     });
+    worker.postMessage({ type: 'limits', ...this.#limits } satisfies ThreadMessage);
     worker.postMessage({ type: 'rules', definitions: this.#definitions } satisfies ThreadMessage);
     return thread;
   }

@@ -6,6 +6,12 @@ export interface RulesMessage {
   readonly definitions: readonly RuleDefinition[];
 }
 
+export interface LimitsMessage {
+  readonly type: 'limits';
+  readonly maxAttributesPerSpan: number;
+  readonly maxAttributeValueLength: number;
+}
+
 export interface EvalRequest {
   readonly type: 'eval';
   readonly id: number;
@@ -27,6 +33,8 @@ export interface EvalResponse {
   readonly budgetExceededRuleIds: string[];
   readonly failedRuleIds: string[];
   readonly seconds: number;
+  readonly droppedAttributes: number;
+  readonly truncatedValues: number;
 }
 
-export type ThreadMessage = RulesMessage | EvalRequest;
+export type ThreadMessage = RulesMessage | LimitsMessage | EvalRequest;

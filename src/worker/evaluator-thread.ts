@@ -3,7 +3,7 @@
  * on it, off the I/O thread. Rules arrive as definitions and are compiled here.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeSpans } from '../otlp/index.ts';
+import { decodeSpans, setDecodeLimits, takeLimitCounts } from '../otlp/index.ts';
 import { compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
 import type { EvalRequest, EvalResponse, ThreadMessage } from './evaluator-protocol.ts';
 
@@ -42,10 +42,12 @@ function evaluate(req: EvalRequest): EvalResponse {
     budgetExceededRuleIds: result.budgetExceededRuleIds ?? [],
     failedRuleIds: result.failedRuleIds ?? [],
     seconds: (performance.now() - started) / 1000,
+    ...takeLimitCounts(),
   };
 }
 
 parentPort?.on('message', (msg: ThreadMessage) => {
   if (msg.type === 'rules') setRules(msg.definitions);
+  else if (msg.type === 'limits') setDecodeLimits(msg);
   else if (msg.type === 'eval') parentPort!.postMessage(evaluate(msg));
 });

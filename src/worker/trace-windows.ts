@@ -13,7 +13,7 @@
 import { LRUCache } from 'lru-cache';
 import type { ConsumedRecord } from '../transport/transport.ts';
 
-export type CutReason = 'idle' | 'root_idle' | 'max_duration' | 'max_spans' | 'shutdown';
+export type CutReason = 'idle' | 'root_idle' | 'max_duration' | 'max_spans' | 'max_bytes' | 'shutdown';
 
 export interface WindowOptions {
   readonly idleMs: number;
@@ -21,6 +21,8 @@ export interface WindowOptions {
   /** 0: off. */
   readonly rootIdleMs: number;
   readonly maxSpans: number;
+  /** Bytes (of OTLP payload) kept per trace; past it the trace is cut like at maxSpans. */
+  readonly maxBytes?: number;
   readonly graceMs: number;
   readonly tickMs?: number;
   /** Bytes of evaluated traces kept for re-evaluation within the grace period. */
@@ -115,6 +117,7 @@ export class TraceWindows {
   constructor(options: WindowOptions) {
     this.#o = {
       tickMs: 100,
+      maxBytes: Infinity,
       maxDecidedBytes: 256 * 1024 * 1024,
       maxTombstones: 200_000,
       now: Date.now,
@@ -232,6 +235,7 @@ export class TraceWindows {
       this.#schedule(trace, now + this.#o.rootIdleMs);
     }
     if (trace.spanCount >= this.#o.maxSpans) return { kind: 'cut', trace: this.#complete(trace, 'max_spans') };
+    if (trace.bytes >= this.#o.maxBytes) return { kind: 'cut', trace: this.#complete(trace, 'max_bytes') };
     return outcome;
   }
 
@@ -335,7 +339,7 @@ export class TraceWindows {
       offsets: trace.offsets,
       emitted,
       expiresAtMs,
-      overflow: trace.reason === 'max_spans',
+      overflow: trace.reason === 'max_spans' || trace.reason === 'max_bytes',
       partial: trace.partial,
       pendingExports: 0,
       expired: false,

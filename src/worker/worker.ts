@@ -96,7 +96,7 @@ export class Worker implements Component {
     const outcome = this.#windows.add(record, hasRoot);
     switch (outcome.kind) {
       case 'cut':
-        metrics.workerForcedCuts.inc({ reason: 'max_spans' });
+        metrics.workerForcedCuts.inc({ reason: outcome.trace.reason });
         this.#evaluate(outcome.trace);
         return;
       case 'reopened':
@@ -163,6 +163,8 @@ export class Worker implements Component {
       metrics.ruleEvaluationDuration.observe(result.seconds);
       for (const id of result.budgetExceededRuleIds) metrics.ruleEvaluationBudgetExceeded.inc({ rule_id: id });
       if (result.spansIn > result.uniqueSpans) metrics.workerDuplicateSpans.inc(result.spansIn - result.uniqueSpans);
+      if (result.droppedAttributes > 0) metrics.workerAttributeLimits.inc({ limit: 'attributes_per_span' }, result.droppedAttributes);
+      if (result.truncatedValues > 0) metrics.workerAttributeLimits.inc({ limit: 'attribute_value_length' }, result.truncatedValues);
       if (result.undecodable > 0) this.#rateLimited.warn('undecodable', { traceId: trace.traceId }, 'records that do not decode were skipped');
       if (result.budgetExceededRuleIds.length > 0) {
         this.#rateLimited.warn('budget', { traceId: trace.traceId, rules: result.budgetExceededRuleIds }, 'evaluation budget exceeded');
