@@ -19,6 +19,7 @@ export class KafkaRuleStore implements RuleStore {
   readonly #entries = new Map<string, StoredRule>();
   #producer: Producer | undefined;
   #consumer: Consumer | undefined;
+  #stopped = false;
   /** Highest offset applied per partition. */
   readonly #applied = new Map<number, bigint>();
 
@@ -57,7 +58,12 @@ export class KafkaRuleStore implements RuleStore {
     const ends = await admin.fetchTopicOffsets(this.#topic).finally(() => admin.disconnect());
     this.#producer = this.#kafka.producer({ allowAutoTopicCreation: false });
     await this.#producer.connect();
-    const consumer = this.#kafka.consumer({ groupId: this.#group, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    const consumer = this.#kafka.consumer({
+      groupId: this.#group,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      retry: { retries: 10, restartOnFailure: () => Promise.resolve(!this.#stopped) },
+    });
     this.#consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topics: [this.#topic], fromBeginning: true });
@@ -97,6 +103,7 @@ export class KafkaRuleStore implements RuleStore {
   }
 
   async shutdown(): Promise<void> {
+    this.#stopped = true;
     await this.#consumer?.disconnect();
     await this.#producer?.disconnect();
     const admin = this.#kafka.admin();

@@ -21,6 +21,7 @@ export class KafkaViolationIndex implements Component, ViolationReader {
   #records: ViolationRecord[] = [];
   #firstSeq = 0;
   #consumer: Consumer | undefined;
+  #stopped = false;
 
   constructor(options: { kafka: Kafka; topic: string; logger: Logger; maxRecords?: number }) {
     this.#kafka = options.kafka;
@@ -51,7 +52,12 @@ export class KafkaViolationIndex implements Component, ViolationReader {
     const admin = this.#kafka.admin();
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(this.#topic).finally(() => admin.disconnect());
-    const consumer = this.#kafka.consumer({ groupId: this.#group, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    const consumer = this.#kafka.consumer({
+      groupId: this.#group,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      retry: { retries: 10, restartOnFailure: () => Promise.resolve(!this.#stopped) },
+    });
     this.#consumer = consumer;
     await consumer.connect();
     await consumer.subscribe({ topics: [this.#topic], fromBeginning: true });
@@ -90,6 +96,7 @@ export class KafkaViolationIndex implements Component, ViolationReader {
   }
 
   async shutdown(): Promise<void> {
+    this.#stopped = true;
     await this.#consumer?.disconnect();
     const admin = this.#kafka.admin();
     try {

@@ -262,7 +262,8 @@ class KafkaConsumer implements TransportConsumer {
       maxBytesPerPartition: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
       maxBytes: 64 * 1024 * 1024,
       maxWaitTimeInMs: 250,
-      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000 },
+      // After a crash kafkajs restarts the consumer on its own; never once shut down.
+      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000, restartOnFailure: () => Promise.resolve(this.#running) },
     });
     this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) => {
       const mine = event.payload.memberAssignment[options.config.spansTopic] ?? [];
