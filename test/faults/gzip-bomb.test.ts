@@ -5,6 +5,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGzip } from 'node:zlib';
+import { connect } from 'node:http2';
+import { TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,8 +27,39 @@ async function gzipZeros(bytes: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Sends one gzip-compressed gRPC message to TraceService/Export; resolves with grpc-status. */
+function grpcGzipExport(address: string, compressed: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = connect(`http://${address}`);
+    session.on('error', reject);
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': TRACE_EXPORT_PATH,
+      'content-type': 'application/grpc',
+      'grpc-encoding': 'gzip',
+      te: 'trailers',
+    });
+    let status: number | undefined;
+    stream.on('response', (headers) => {
+      if (headers['grpc-status'] !== undefined) status = Number(headers['grpc-status']);
+    });
+    stream.on('trailers', (trailers) => (status = Number(trailers['grpc-status'])));
+    stream.on('data', () => undefined);
+    stream.on('close', () => {
+      session.close();
+      if (status === undefined) reject(new Error('no grpc-status'));
+      else resolve(status);
+    });
+    stream.on('error', () => undefined);
+    const prefix = Buffer.alloc(5);
+    prefix[0] = 1;
+    prefix.writeUInt32BE(compressed.length, 1);
+    stream.end(Buffer.concat([prefix, compressed]));
+  });
+}
+
 describe('gzip bomb', () => {
-  it('answers 413 to 1 GiB inflating from about 1 MiB, RSS growth under twice the limit', async () => {
+  it('answers 413 / RESOURCE_EXHAUSTED to 1 GiB inflating from about 1 MiB, RSS growth under twice the limit', async () => {
     const bomb = await gzipZeros(1 << 30);
     assert.ok(bomb.length < 2 << 20, `the bomb is small (${bomb.length} bytes)`);
     const dir = mkdtempSync(join(tmpdir(), 'betrace-bomb-'));
@@ -80,6 +113,14 @@ describe('gzip bomb', () => {
         assert.ok(status === 413 || status === 'reset', `413 or a reset, got ${status}`);
       });
       assert.ok(bodyGrowth < 2 * limit, `over-limit body: RSS grew ${Math.round(bodyGrowth / 1e6)} MB (limit ${limit / 1e6} MB)`);
+      assert.equal(b.child.exitCode, null, 'the process is up');
+      // The same bomb as a gRPC message (compressed flag set, grpc-encoding gzip), over raw HTTP/2.
+      const grpcAddress = await b.waitFor(/"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/);
+      const grpcGrowth = await growth(async () => {
+        const code = await grpcGzipExport(grpcAddress, bomb);
+        assert.equal(code, 8, 'RESOURCE_EXHAUSTED');
+      });
+      assert.ok(grpcGrowth < 2 * limit, `gRPC gzip bomb: RSS grew ${Math.round(grpcGrowth / 1e6)} MB (limit ${limit / 1e6} MB)`);
       assert.equal(b.child.exitCode, null, 'the process is up');
       const api = await b.waitFor(/"address":"([^"]+)","msg":"admin API listening"/, 5000);
       const metrics = await (await fetch(`http://${api}/metrics`)).text();
