@@ -13,3 +13,4 @@ export {
   longToBigInt,
 } from './schema.ts';
 export { setDecodeLimits, takeLimitCounts } from './span-decoder.ts';
+export { TRACE_SERVICE_DEFINITION } from './grpc-service.ts';

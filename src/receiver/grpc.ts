@@ -4,7 +4,7 @@ import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import type { TlsConfig } from '../config/index.ts';
 import type { AuthResult } from '../security.ts';
-import { TRACE_EXPORT_PATH } from '../otlp/index.ts';
+import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Ingest } from './ingest.ts';
@@ -22,8 +22,6 @@ export interface GrpcReceiverOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
-
-const identity = (b: Buffer): Buffer => b;
 
 const codeNames: Record<number, string> = Object.fromEntries(
   Object.entries(grpc.status).map(([name, code]) => [code, name]),
@@ -52,17 +50,7 @@ export class GrpcReceiver implements Component {
       'grpc.max_send_message_length': 4 * 1024 * 1024,
     });
     server.addService(
-      {
-        Export: {
-          path: TRACE_EXPORT_PATH,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: identity,
-          requestDeserialize: identity,
-          responseSerialize: identity,
-          responseDeserialize: identity,
-        },
-      },
+      TRACE_SERVICE_DEFINITION,
       { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.#export(call, callback) },
     );
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

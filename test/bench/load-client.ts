@@ -6,8 +6,8 @@
  * Prints one JSON line: { sentRequests, ackedSpans, refused, seconds, sendTimes? }.
  */
 import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
-import { TRACE_EXPORT_PATH, scanRequest } from '../../src/otlp/index.ts';
+import { scanRequest } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { unpackRequests } from './workload.ts';
 
 const [file, url, concurrencyText, rateText] = process.argv.slice(2);
@@ -18,23 +18,7 @@ const rate = rateText === undefined ? 0 : Number(rateText);
 const spansBefore: number[] = [];
 spanCounts.reduce((sum, n, i) => ((spansBefore[i] = sum), sum + n), 0);
 
-const Client = grpc.makeGenericClientConstructor(
-  {
-    Export: {
-      path: TRACE_EXPORT_PATH,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  },
-  'TraceService',
-);
-const client = new Client(url!.replace('http://', ''), grpc.credentials.createInsecure(), {
-  'grpc.max_send_message_length': 64 * 1024 * 1024,
-}) as unknown as { Export: (b: Buffer, cb: (err: grpc.ServiceError | null) => void) => void; close(): void };
+const client = rawTraceClient(url!);
 
 let next = 0;
 let ackedSpans = 0;
@@ -44,7 +28,7 @@ const started = performance.now();
 
 async function sendOne(i: number): Promise<void> {
   for (;;) {
-    const err = await new Promise<grpc.ServiceError | null>((resolve) => client.Export(requests[i]!, resolve));
+    const { err } = await client.export(requests[i]!);
     if (err === null) {
       ackedSpans += spanCounts[i]!;
       return;

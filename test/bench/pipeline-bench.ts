@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Kafka, logLevel } from 'kafkajs';
 import { stringify } from 'yaml';
-import { ExportTraceServiceRequest, TRACE_EXPORT_PATH, scanRequest, splitByTrace } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, TRACE_SERVICE_DEFINITION, scanRequest, splitByTrace } from '../../src/otlp/index.ts';
 import { saramaPartition } from '../../src/transport/partitioner.ts';
 import { startKafka, type KafkaBroker } from '../helpers/kafka.ts';
 import { buildWorkload, packRequests, type Workload } from './workload.ts';
@@ -79,9 +79,8 @@ async function countingSink(): Promise<{ url: string; spans: () => number; viola
   let spans = 0;
   const violations = new Map<string, number>();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-  const id = (b: Buffer) => b;
   server.addService(
-    { Export: { path: TRACE_EXPORT_PATH, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+    TRACE_SERVICE_DEFINITION,
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         const buf = call.request;

@@ -3,7 +3,7 @@
  * betrace: records every span it acknowledges, and can refuse calls on demand.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ExportTraceServiceRequest, TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, TRACE_SERVICE_DEFINITION } from '../../src/otlp/index.ts';
 
 export interface FlatSpan {
   /** traceId hex + '/' + spanId hex */
@@ -68,7 +68,6 @@ export async function startOtlpSink(options: { port?: number } = {}): Promise<Ot
   let port = options.port ?? 0;
   let calls = 0;
   const spans: FlatSpan[] = [];
-  const identity = (b: Buffer) => b;
   const sink: OtlpSink = {
     get url() {
       return `http://127.0.0.1:${port}`;
@@ -92,17 +91,7 @@ export async function startOtlpSink(options: { port?: number } = {}): Promise<Ot
       if (server !== undefined) return;
       const s = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
       s.addService(
-        {
-          Export: {
-            path: TRACE_EXPORT_PATH,
-            requestStream: false,
-            responseStream: false,
-            requestSerialize: identity,
-            requestDeserialize: identity,
-            responseSerialize: identity,
-            responseDeserialize: identity,
-          },
-        },
+        TRACE_SERVICE_DEFINITION,
         {
           Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
             calls++;

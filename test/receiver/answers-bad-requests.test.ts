@@ -7,7 +7,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
-import { ExportTraceServiceRequest, ExportTraceServiceResponse, RetryInfo, RpcStatus, TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, ExportTraceServiceResponse, RetryInfo, RpcStatus } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue, type TestPipeline } from '../helpers/pipeline.ts';
 
@@ -41,33 +42,13 @@ const mixed = () =>
     span(T2, 'b7ad6b7169203335', 'good.two'),
   ]);
 
-function grpcExport(url: string, body: Buffer): Promise<{ err: grpc.ServiceError | null; res: Buffer | undefined }> {
-  const Client = grpc.makeGenericClientConstructor(
-    {
-      Export: {
-        path: TRACE_EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    },
-    'TraceService',
-  );
-  const client = new Client(url.replace('http://', ''), grpc.credentials.createInsecure(), {
-    'grpc.max_send_message_length': 64 * 1024 * 1024,
-  }) as unknown as {
-    Export: (b: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void) => void;
-    close(): void;
-  };
-  return new Promise((resolve) =>
-    client.Export(body, (err, res) => {
-      client.close();
-      resolve({ err, res });
-    }),
-  );
+async function grpcExport(url: string, body: Buffer): Promise<{ err: grpc.ServiceError | null; res: Buffer | undefined }> {
+  const client = rawTraceClient(url);
+  try {
+    return await client.export(body);
+  } finally {
+    client.close();
+  }
 }
 
 describe('answering bad requests', () => {

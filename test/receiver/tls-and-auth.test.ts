@@ -9,7 +9,8 @@ import { request } from 'node:https';
 import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { ExportTraceServiceRequest, TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp } from '../helpers/sdk.ts';
@@ -22,24 +23,13 @@ const body = Buffer.from(
   ).finish(),
 );
 
-function grpcExport(url: string, creds: grpc.ChannelCredentials, token?: string): Promise<grpc.ServiceError | null> {
-  const id = (b: Buffer) => b;
-  const Client = grpc.makeGenericClientConstructor(
-    { Export: { path: TRACE_EXPORT_PATH, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
-    'TraceService',
-  );
-  const c = new Client(url, creds) as unknown as {
-    Export: (b: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
-    close(): void;
-  };
-  const md = new grpc.Metadata();
-  if (token) md.set('authorization', `Bearer ${token}`);
-  return new Promise((resolve) =>
-    c.Export(body, md, { deadline: Date.now() + 5000 }, (err) => {
-      c.close();
-      resolve(err);
-    }),
-  );
+async function grpcExport(url: string, creds: grpc.ChannelCredentials, token?: string): Promise<grpc.ServiceError | null> {
+  const client = rawTraceClient(url, creds);
+  try {
+    return (await client.export(body, { ...(token ? { token } : {}), deadlineMs: 5000 })).err;
+  } finally {
+    client.close();
+  }
 }
 
 function httpsPost(url: string, certs: TestCerts, opts: { client?: boolean; token?: string } = {}): Promise<number> {

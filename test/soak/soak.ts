@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { stringify } from 'yaml';
-import { TRACE_EXPORT_PATH, scanRequest } from '../../src/otlp/index.ts';
+import { TRACE_SERVICE_DEFINITION, scanRequest } from '../../src/otlp/index.ts';
 import { rssBytes } from '../bench/pipeline-bench.ts';
 import { buildWorkload } from '../bench/workload.ts';
 
@@ -18,11 +18,9 @@ const minutes = Number(process.env.SOAK_MINUTES ?? 30);
 const rate = Number(process.env.SOAK_RATE ?? 5000);
 const root = join(import.meta.dirname, '..', '..');
 
-const id = (b: Buffer) => b;
-const definition = { Export: { path: TRACE_EXPORT_PATH, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } };
 let received = 0;
 const sink = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
-sink.addService(definition, {
+sink.addService(TRACE_SERVICE_DEFINITION, {
   Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
     if (!call.request.includes('betrace.violation')) received += scanRequest(call.request).spanCount;
     cb(null, Buffer.alloc(0));
@@ -46,7 +44,7 @@ let out = '';
 child.stdout.on('data', (d: Buffer) => (out += d.toString()));
 while (!/OTLP\/gRPC receiver listening/.test(out)) await new Promise((r) => setTimeout(r, 100));
 const address = /"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/.exec(out)![1]!;
-const Client = grpc.makeGenericClientConstructor(definition, 'TraceService');
+const Client = grpc.makeGenericClientConstructor(TRACE_SERVICE_DEFINITION, 'TraceService');
 const client = new Client(address, grpc.credentials.createInsecure()) as unknown as { Export: (b: Buffer, cb: (e: grpc.ServiceError | null) => void) => void; close(): void };
 
 let sent = 0;

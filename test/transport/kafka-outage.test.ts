@@ -7,37 +7,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { ExportTraceServiceRequest, TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startKafka, uniqueName } from '../helpers/kafka.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue } from '../helpers/pipeline.ts';
-
-type ExportFn = (body: Buffer) => Promise<grpc.ServiceError | null>;
-
-function client(url: string): { export: ExportFn; close(): void } {
-  const Client = grpc.makeGenericClientConstructor(
-    {
-      Export: {
-        path: TRACE_EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    },
-    'TraceService',
-  );
-  const c = new Client(url.replace('http://', ''), grpc.credentials.createInsecure()) as unknown as {
-    Export: (b: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
-    close(): void;
-  };
-  return {
-    export: (body) => new Promise((resolve) => c.Export(body, new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (err) => resolve(err))),
-    close: () => c.close(),
-  };
-}
 
 function request(spanIds: string[]): Buffer {
   const traceId = randomBytes(16);
@@ -91,7 +65,7 @@ describe('Kafka outage', () => {
       downstream: { endpoint: sink.url, batch_timeout: '20ms', max_retry_time: '5m' },
       worker: { trace_idle_timeout: '500ms' },
     });
-    const c = client(betrace.grpcUrl);
+    const c = rawTraceClient(betrace.grpcUrl);
     const acked = new Set<string>();
     let unavailable = 0;
     const otherErrors: string[] = [];
@@ -105,7 +79,7 @@ describe('Kafka outage', () => {
         const ids = Array.from({ length: 10 }, () => randomBytes(8).toString('hex'));
         const body = request(ids);
         for (;;) {
-          const err = await c.export(body);
+          const { err } = await c.export(body);
           if (err === null) {
             for (const id of ids) acked.add(id);
             break;
