@@ -5,7 +5,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Component } from './component.ts';
 import type { TlsConfig } from './config/index.ts';
@@ -103,4 +104,51 @@ export class TlsFilesWatcher implements Component {
     this.#timer = undefined;
     return Promise.resolve();
   }
+}
+
+/** An HTTP or HTTPS server (certificate reloaded when its files change) listening on host:port. */
+export interface ListeningServer {
+  /** The bound port (the configured one, or the one chosen for port 0). */
+  readonly port: number;
+  /** Stops accepting, closes idle connections, and after `graceMs` every connection. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function listenHttp(
+  options: { host: string; port: number; tls?: TlsConfig | undefined; logger: Logger },
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<ListeningServer> {
+  let server: Server | TlsServer;
+  let watcher: TlsFilesWatcher | undefined;
+  if (options.tls === undefined) server = createServer(handler);
+  else {
+    const secure = createTlsServer(readServerTls(options.tls), handler);
+    watcher = new TlsFilesWatcher(options.tls, (o) => secure.setSecureContext(o), options.logger);
+    await watcher.start();
+    server = secure;
+  }
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  return {
+    port,
+    async close(graceMs = 5000) {
+      await watcher?.shutdown();
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
 }

@@ -3,10 +3,9 @@
  * the routes other components register (rules, violations, replay). JSON in and
  * out; errors are `{ "error": { "code", "message" } }` with a stable code.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TlsConfig } from '../config/index.ts';
-import { TlsFilesWatcher, readServerTls } from '../security.ts';
+import { listenHttp, type ListeningServer } from '../security.ts';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -64,8 +63,7 @@ export class ApiServer implements Component {
   readonly #o: ApiServerOptions;
   readonly #routes: CompiledRoute[] = [];
   readonly #checks = new Map<string, ReadinessCheck>();
-  #server: Server | TlsServer | undefined;
-  #tlsWatcher: TlsFilesWatcher | undefined;
+  #server: ListeningServer | undefined;
   #port = 0;
 
   constructor(options: ApiServerOptions) {
@@ -124,24 +122,8 @@ export class ApiServer implements Component {
         if (!res.headersSent) send(res, apiError('INTERNAL', 'internal error'));
       });
     };
-    const tls = this.#o.tls;
-    let server: Server | TlsServer;
-    if (tls === undefined) server = createServer(handler);
-    else {
-      const secure = createTlsServer(readServerTls(tls), handler);
-      this.#tlsWatcher = new TlsFilesWatcher(tls, (o) => secure.setSecureContext(o), this.#o.logger);
-      await this.#tlsWatcher.start();
-      server = secure;
-    }
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#o.port, this.#o.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    this.#port = typeof address === 'object' && address !== null ? address.port : this.#o.port;
+    const server = await listenHttp(this.#o, handler);
+    this.#port = server.port;
     this.#server = server;
     this.#o.logger.info({ address: `${this.#o.host}:${this.#port}` }, 'admin API listening');
   }
@@ -174,15 +156,7 @@ export class ApiServer implements Component {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
-    await this.#tlsWatcher?.shutdown();
-    server.closeIdleConnections();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => server.closeAllConnections(), 3000);
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await server.close(3000);
   }
 }
 

@@ -3,13 +3,12 @@
  * accepted. The size limit holds for the body as sent and after decompression;
  * nothing is allocated from a size the client declared.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
 import type { TlsConfig } from '../config/index.ts';
-import { TlsFilesWatcher, readServerTls, type AuthResult } from '../security.ts';
+import { listenHttp, type AuthResult, type ListeningServer } from '../security.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -36,8 +35,7 @@ class TooLarge extends Error {}
 
 export class HttpReceiver implements Component {
   readonly #options: HttpReceiverOptions;
-  #server: Server | TlsServer | undefined;
-  #tlsWatcher: TlsFilesWatcher | undefined;
+  #server: ListeningServer | undefined;
   #port = 0;
 
   constructor(options: HttpReceiverOptions) {
@@ -56,25 +54,8 @@ export class HttpReceiver implements Component {
         if (!res.headersSent) this.#reply(res, 'json', 500, statusJson(GrpcCode.INTERNAL, 'internal error'));
       });
     };
-    const tls = this.#options.tls;
-    let server: Server | TlsServer;
-    if (tls === undefined) server = createServer(handler);
-    else {
-      const secure = createTlsServer(readServerTls(tls), handler);
-      this.#tlsWatcher = new TlsFilesWatcher(tls, (o) => secure.setSecureContext(o), this.#options.logger);
-      await this.#tlsWatcher.start();
-      server = secure;
-    }
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#options.port, this.#options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    this.#port = typeof address === 'object' && address !== null ? address.port : this.#options.port;
+    const server = await listenHttp(this.#options, handler);
+    this.#port = server.port;
     this.#server = server;
     this.#options.logger.info({ address: `${this.#options.host}:${this.#port}` }, 'OTLP/HTTP receiver listening');
   }
@@ -189,17 +170,7 @@ export class HttpReceiver implements Component {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
-    await this.#tlsWatcher?.shutdown();
-    server.closeIdleConnections();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.closeAllConnections();
-      }, 5000);
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await server.close();
   }
 }
 
