@@ -6,7 +6,7 @@
  */
 import { isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
-import { WIRE_FIXED64, WIRE_LEN, WireError, WireReader, WireWriter, checkMessage } from './wire.ts';
+import { WIRE_FIXED64, WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -209,30 +209,79 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
   };
 }
 
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}
+
+const sum = (parts: readonly Uint8Array[]) => parts.reduce((n, p) => n + p.length, 0);
+
+/** One request for the chunk's spans, sized first and written into a single buffer. */
 function encodeChunk(
   buf: Uint8Array,
   chunk: Map<number, Map<number, SpanRef[]>>,
   resourceHeaders: Uint8Array[][],
   scopeHeaders: Uint8Array[][][],
 ): Uint8Array {
-  const request = new WireWriter();
+  const TAG = 1; // every field written here (resource_spans 1, scope_spans 2, spans 2) has a one-byte tag
+  const resourceSizes = new Map<number, number>();
+  const scopeSizes = new Map<Map<number, SpanRef[]>, Map<number, number>>();
+  let total = 0;
   for (const [resourceIndex, scopes] of chunk) {
-    const rsw = new WireWriter();
-    for (const h of resourceHeaders[resourceIndex]!) rsw.raw(h);
+    let rsSize = sum(resourceHeaders[resourceIndex]!);
+    const sizes = new Map<number, number>();
     for (const [scopeIndex, spans] of scopes) {
-      const ssw = new WireWriter();
-      for (const h of scopeHeaders[resourceIndex]![scopeIndex]!) ssw.raw(h);
-      for (const span of spans) ssw.lenField(2, buf.subarray(span.start, span.end));
-      rsw.lenField(2, ssw);
+      let ssSize = sum(scopeHeaders[resourceIndex]![scopeIndex]!);
+      for (const span of spans) ssSize += TAG + varintSize(span.end - span.start) + span.end - span.start;
+      sizes.set(scopeIndex, ssSize);
+      rsSize += TAG + varintSize(ssSize) + ssSize;
     }
-    request.lenField(1, rsw);
+    scopeSizes.set(scopes, sizes);
+    resourceSizes.set(resourceIndex, rsSize);
+    total += TAG + varintSize(rsSize) + rsSize;
   }
-  return request.finish();
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  const copy = (part: Uint8Array) => {
+    out.set(part, at);
+    at += part.length;
+  };
+  for (const [resourceIndex, scopes] of chunk) {
+    out[at++] = (1 << 3) | WIRE_LEN;
+    at = writeVarint(out, at, resourceSizes.get(resourceIndex)!);
+    for (const h of resourceHeaders[resourceIndex]!) copy(h);
+    const sizes = scopeSizes.get(scopes)!;
+    for (const [scopeIndex, spans] of scopes) {
+      out[at++] = (2 << 3) | WIRE_LEN;
+      at = writeVarint(out, at, sizes.get(scopeIndex)!);
+      for (const h of scopeHeaders[resourceIndex]![scopeIndex]!) copy(h);
+      for (const span of spans) {
+        out[at++] = (2 << 3) | WIRE_LEN;
+        at = writeVarint(out, at, span.end - span.start);
+        copy(buf.subarray(span.start, span.end));
+      }
+    }
+  }
+  return out;
 }
 
 /** The span's trace id and start, or why it is rejected. Throws WireError when malformed. */
 function readSpan(buf: Uint8Array, start: number, end: number): { traceId: string; startNs: bigint } | string {
-  checkMessage(buf, start, end, SpanSchema);
+  // One pass: the fields the split needs are read, every other known field is checked
+  // against the schema (nested messages walked), unknown fields skipped.
   let traceId: Uint8Array | undefined;
   let spanId: Uint8Array | undefined;
   let startNs = 0n;
@@ -240,15 +289,28 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
   while (!r.done()) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
-    if (field === 1 && (tag & 7) === WIRE_LEN) {
+    const wireType = tag & 7;
+    if (field === 1 && wireType === WIRE_LEN) {
       const [s, e] = r.lenRange();
       traceId = buf.subarray(s, e);
-    } else if (field === 2 && (tag & 7) === WIRE_LEN) {
+    } else if (field === 2 && wireType === WIRE_LEN) {
       const [s, e] = r.lenRange();
       spanId = buf.subarray(s, e);
-    } else if (field === 7 && (tag & 7) === WIRE_FIXED64) {
+    } else if (field === 7 && wireType === WIRE_FIXED64) {
       startNs = r.fixed64BigInt();
-    } else r.skip(tag & 7);
+    } else {
+      if (field === 0) throw new WireError('Span: field number 0');
+      const kind = SpanSchema.fields[field];
+      if (kind === undefined) r.skip(wireType);
+      else if (typeof kind === 'number') {
+        if (wireType !== kind) throw new WireError(`Span: field ${field} has wire type ${wireType}, expected ${kind}`);
+        r.skip(wireType);
+      } else {
+        if (wireType !== WIRE_LEN) throw new WireError(`Span: field ${field} is not length-delimited`);
+        const [s, e] = r.lenRange();
+        checkMessage(buf, s, e, kind, 1);
+      }
+    }
   }
   if (traceId === undefined || traceId.length !== 16) return 'trace id must be 16 bytes';
   if (isAllZero(traceId)) return 'trace id must not be all zero';

@@ -98,33 +98,6 @@ export function varintBytes(value: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** Builds a message from chunks; `len()` frames a nested message. */
-export class WireWriter {
-  readonly chunks: Uint8Array[] = [];
-  size = 0;
-
-  raw(bytes: Uint8Array): this {
-    this.chunks.push(bytes);
-    this.size += bytes.length;
-    return this;
-  }
-
-  /** A length-delimited field with the given content. */
-  lenField(field: number, content: WireWriter | Uint8Array): this {
-    this.raw(varintBytes((field << 3) | WIRE_LEN));
-    this.raw(varintBytes(content instanceof WireWriter ? content.size : content.length));
-    if (content instanceof WireWriter) {
-      for (const c of content.chunks) this.chunks.push(c);
-      this.size += content.size;
-    } else this.raw(content);
-    return this;
-  }
-
-  finish(): Uint8Array {
-    return Buffer.concat(this.chunks, this.size);
-  }
-}
-
 /** What a known field holds: a scalar wire type or a nested message's schema. */
 export type FieldKind = number | MessageSchema;
 export interface MessageSchema {
