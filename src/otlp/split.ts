@@ -325,12 +325,14 @@ export function mergeRequests(payloads: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * The span count and trace ids of an ExportTraceServiceRequest, read from the
- * wire without decoding the spans. Throws WireError on a malformed message.
+ * The span count, trace ids and parentless (root) spans of an
+ * ExportTraceServiceRequest, read from the wire without decoding the spans.
+ * Throws WireError on a malformed message.
  */
-export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string> } {
+export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string>; rootSpans: number } {
   const traceIds = new Set<string>();
   let spanCount = 0;
+  let rootSpans = 0;
   const top = new WireReader(buf);
   while (!top.done()) {
     const tag = top.varint();
@@ -357,19 +359,22 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
         const [spStart, spEnd] = ss.lenRange();
         spanCount++;
         const sp = new WireReader(buf, spStart, spEnd);
+        let hasParent = false;
         while (!sp.done()) {
           const t = sp.varint();
           if (t === ((1 << 3) | WIRE_LEN)) {
             const [s, e] = sp.lenRange();
             traceIds.add(toHex(buf.subarray(s, e)));
-            break;
-          }
-          sp.skip(t & 7);
+          } else if (t === ((4 << 3) | WIRE_LEN)) {
+            const [s, e] = sp.lenRange();
+            hasParent = e - s === 8;
+          } else sp.skip(t & 7);
         }
+        if (!hasParent) rootSpans++;
       }
     }
   }
-  return { spanCount, traceIds };
+  return { spanCount, traceIds, rootSpans };
 }
 
 /**
@@ -377,7 +382,7 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
  * key), split by trace should a producer have put several traces in one record.
  */
 export function recordTraces(payload: Uint8Array): TracePart[] | undefined {
-  let scan: { spanCount: number; traceIds: Set<string> };
+  let scan: ReturnType<typeof scanRequest>;
   try {
     scan = scanRequest(payload);
   } catch {

@@ -10,7 +10,7 @@
  */
 import type { Component } from '../component.ts';
 import type { QueuedExporter } from '../exporter/index.ts';
-import { decodeSpans } from '../otlp/index.ts';
+import { scanRequest } from '../otlp/index.ts';
 import type { Violation } from '../rules/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -110,9 +110,10 @@ export class Worker implements Component {
     }
   }
 
+  /** A parentless span in the record, read from the wire (no decoding on the I/O thread). */
   #holdsRoot(payload: Uint8Array): boolean {
     try {
-      return decodeSpans(payload).some((s) => s.parentSpanId === '');
+      return scanRequest(payload).rootSpans > 0;
     } catch {
       return false;
     }

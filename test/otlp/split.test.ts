@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, decodeSpans, scanRequest, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
 
 const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -139,5 +139,29 @@ describe('splitting a trace over records of bounded size', () => {
     assert.equal(r.acceptedSpans, 0);
     assert.equal(r.rejectedSpans, 50);
     assert.match(r.errorMessage, /larger than the 200-byte record limit/);
+  });
+});
+
+describe('scanning a request without decoding it', () => {
+  it('counts spans, trace ids and parentless spans', () => {
+    const req = encode({
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                spanObj(traceA, '0000000000000001', 'root', '1'),
+                { ...spanObj(traceA, '0000000000000002', 'child', '2'), parentSpanId: Buffer.from('0000000000000001', 'hex') },
+                spanObj(traceB, '0000000000000003', 'other root', '3'),
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const scan = scanRequest(req);
+    assert.equal(scan.spanCount, 3);
+    assert.deepEqual([...scan.traceIds].sort(), [traceA, traceB]);
+    assert.equal(scan.rootSpans, 2);
   });
 });
