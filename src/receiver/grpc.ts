@@ -2,26 +2,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
-import type { TlsConfig } from '../config/index.ts';
-import type { AuthResult } from '../security.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
-import type { Ingest } from './ingest.ts';
+import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 
-export interface GrpcReceiverOptions {
-  readonly host: string;
-  readonly port: number;
-  /** TLS files (reloaded when they change); undefined: plaintext. */
-  readonly tls?: TlsConfig | undefined;
-  /** Bearer-token check on each export. */
-  readonly auth?: (authorization: string | string[] | undefined) => AuthResult;
-  readonly maxRequestBytes: number;
-  readonly ingest: Ingest;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-}
+export type GrpcReceiverOptions = ReceiverOptions;
 
 const codeNames: Record<number, string> = Object.fromEntries(
   Object.entries(grpc.status).map(([name, code]) => [code, name]),

@@ -7,27 +7,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
-import type { TlsConfig } from '../config/index.ts';
-import { listenHttp, type AuthResult, type ListeningServer } from '../security.ts';
+import { listenHttp, type ListeningServer } from '../security.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
-import type { Ingest } from './ingest.ts';
+import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseJson, exportResponseProtobuf, statusJson, statusProtobuf } from './status.ts';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
 
-export interface HttpReceiverOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly tls?: TlsConfig | undefined;
-  readonly auth?: (authorization: string | string[] | undefined) => AuthResult;
-  readonly maxRequestBytes: number;
-  readonly ingest: Ingest;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-}
+export type HttpReceiverOptions = ReceiverOptions;
 
 type Encoding = 'protobuf' | 'json';
 

@@ -5,6 +5,9 @@
  * gRPC status codes and HTTP statuses.
  */
 import { splitByTrace } from '../otlp/index.ts';
+import type { TlsConfig } from '../config/index.ts';
+import type { AuthResult } from '../security.ts';
+import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { TraceRecord, TransportProducer } from '../transport/transport.ts';
 
@@ -25,6 +28,21 @@ export interface IngestOptions {
   readonly maxPartBytes?: number | undefined;
   /** Most spans in one request. */
   readonly maxSpansPerRequest?: number;
+}
+
+/** What both OTLP receivers (gRPC and HTTP) are built from. */
+export interface ReceiverOptions {
+  readonly host: string;
+  readonly port: number;
+  /** TLS files (reloaded when they change); undefined: plaintext. */
+  readonly tls?: TlsConfig | undefined;
+  /** Bearer-token check on each export. */
+  readonly auth?: (authorization: string | string[] | undefined) => AuthResult;
+  /** Largest request, after decompression. */
+  readonly maxRequestBytes: number;
+  readonly ingest: Ingest;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
 }
 
 export class Ingest {

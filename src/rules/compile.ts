@@ -16,7 +16,7 @@ import { isAgg } from './ast.ts';
 import type { RelationName } from './lexer.ts';
 import type { AttributeValue, Attributes, SpanRecord } from './span.ts';
 import type { TraceIndex } from './trace-index.ts';
-import { compareNumbers, comparator, containsComparator, inComparator, joinKey, regexComparator, toNumber } from './values.ts';
+import { compareValues, comparator, containsComparator, inComparator, joinKey, regexComparator, toNumber } from './values.ts';
 
 /** The state of one rule's evaluation on one trace. */
 export interface EvalContext {
@@ -477,7 +477,7 @@ function compileCompare(left: Agg, op: CmpOp, right: Agg | Value): BoolNode {
     const test = (c: EvalContext): boolean => {
       const a = l.value(c);
       const b = r.value(c);
-      return a !== undefined && b !== undefined && compareNumbers(a, op, b);
+      return a !== undefined && b !== undefined && compareValues(a, op, b);
     };
     return { test, witnesses: (c) => [...l.spans(c), ...r.spans(c)] };
   }
@@ -485,7 +485,7 @@ function compileCompare(left: Agg, op: CmpOp, right: Agg | Value): BoolNode {
   const lit = right.kind === 'number' ? right.value : right.kind === 'duration' ? right.ns : right.kind === 'string' ? toNumber(right.value) : undefined;
   const test = (c: EvalContext): boolean => {
     const a = l.value(c);
-    return a !== undefined && lit !== undefined && compareNumbers(a, op, lit);
+    return a !== undefined && lit !== undefined && compareValues(a, op, lit);
   };
   return { test, witnesses: (c) => l.spans(c) };
 }

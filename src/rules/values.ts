@@ -26,7 +26,8 @@ export function toNumber(v: AttributeValue | undefined): number | undefined {
   return undefined;
 }
 
-export function compareNumbers(a: number, op: CmpOp, b: number): boolean {
+/** Numbers compare numerically, strings by code units. */
+export function compareValues<T extends number | string>(a: T, op: CmpOp, b: T): boolean {
   switch (op) {
     case '==':
       return a === b;
@@ -43,22 +44,6 @@ export function compareNumbers(a: number, op: CmpOp, b: number): boolean {
   }
 }
 
-function compareStrings(a: string, op: CmpOp, b: string): boolean {
-  switch (op) {
-    case '==':
-      return a === b;
-    case '!=':
-      return a !== b;
-    case '<':
-      return a < b;
-    case '<=':
-      return a <= b;
-    case '>':
-      return a > b;
-    case '>=':
-      return a >= b;
-  }
-}
 
 /** The literal in the forms a scalar attribute may be compared with. */
 interface Literal {
@@ -86,16 +71,16 @@ function literalOf(v: Value): Literal {
 
 /** true / false, or null when the two cannot be compared. */
 function compareScalar(v: AttributeValue, op: CmpOp, lit: Literal): boolean | null {
-  if (typeof v === 'number') return lit.num === undefined ? null : compareNumbers(v, op, lit.num);
+  if (typeof v === 'number') return lit.num === undefined ? null : compareValues(v, op, lit.num);
   if (typeof v === 'boolean') {
     if (lit.bool === undefined || (op !== '==' && op !== '!=')) return null;
     return op === '==' ? v === lit.bool : v !== lit.bool;
   }
   if (typeof v === 'string') {
-    if (lit.str !== undefined) return compareStrings(v, op, lit.str);
+    if (lit.str !== undefined) return compareValues(v, op, lit.str);
     if (lit.num !== undefined) {
       const n = toNumber(v);
-      return n === undefined ? null : compareNumbers(n, op, lit.num);
+      return n === undefined ? null : compareValues(n, op, lit.num);
     }
     if (lit.bool !== undefined && (v === 'true' || v === 'false') && (op === '==' || op === '!=')) {
       return op === '==' ? (v === 'true') === lit.bool : (v === 'true') !== lit.bool;

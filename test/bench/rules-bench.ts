@@ -8,19 +8,10 @@
  */
 import { compileRule, createRuleSet } from '../../src/rules/index.ts';
 import type { CompiledRule, SpanRecord } from '../../src/rules/index.ts';
+import { prng } from '../helpers/prng.ts';
 
 const TRACES = 10_000;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = [
   'http.server', 'http.client', 'db.query', 'cache.get', 'payment.charge', 'payment.confirm', 'shipment.initiate',

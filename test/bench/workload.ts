@@ -6,6 +6,7 @@
  * measures nothing but betrace.
  */
 import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { prng } from '../helpers/prng.ts';
 
 export const SERVICES = ['frontend', 'checkout', 'payments', 'shipping', 'ledger'] as const;
 export const SPAN_NAMES = [
@@ -14,16 +15,6 @@ export const SPAN_NAMES = [
   'auth.check', 'fraud.check', 'render', 'grpc.call', 'retry',
 ];
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface PlainSpan {
   traceId: Buffer;

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ExportTraceServiceRequest, ExportTraceServiceResponse } from '../../src/otlp/index.ts';
-import { prng } from '../bench/workload.ts';
+import { prng } from '../helpers/prng.ts';
 import { startTestPipeline, metricValue } from '../helpers/pipeline.ts';
 
 function validSpan(i: number) {

@@ -5,18 +5,8 @@ import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, checkCondition, compileRule, ev
 import { unsafeRegexReason } from '../../src/rules/regex-safety.ts';
 import { examples } from './examples.ts';
 import { def, span } from './trace.ts';
+import { prng } from '../helpers/prng.ts';
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SOUP = [
   'trace.has', 'trace.every', 'trace.count', 'trace.sum', 'trace.min', 'trace.duration', 'trace.span_count', '(', ')', '{', '}', '[', ']',
