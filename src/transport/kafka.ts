@@ -15,7 +15,8 @@
  * over per partition and skips records it already delivered while it keeps the
  * partition; partitions it loses are reported through onAssigned.
  */
-import { Kafka, logLevel, type Admin, type Consumer, type KafkaConfig as KafkaJsConfig, type Producer, type SASLOptions } from 'kafkajs';
+import type { Admin, Consumer, KafkaConfig as KafkaJsConfig, Producer, SASLOptions } from 'kafkajs';
+import { Kafka, logLevel } from './kafkajs.ts';
 import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';

@@ -34,8 +34,15 @@ export function rssBytes(pid: number): number {
   return Number(m![1]) * 1024;
 }
 
-function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
-  const child = spawn('taskset', ['-c', cpu, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/**
+ * BENCH_PROFILE_DIR: betrace processes (not the load generator) write V8 CPU
+ * profiles there (--cpu-prof, one file per thread), for `--cpu-prof` analysis.
+ */
+const profileDir = process.env.BENCH_PROFILE_DIR;
+
+function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}, profile = false): { child: ChildProcess; output: () => string } {
+  const node = profile && profileDir ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [process.execPath];
+  const child = spawn('taskset', ['-c', cpu, ...node, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -114,7 +121,7 @@ export interface Figure {
 /** Receiver alone: pre-encoded requests in, records into the transport. */
 export async function benchReceiver(kind: 'embedded' | 'kafka', w: Workload, file: string, kafka?: KafkaBroker): Promise<Figure> {
   const topic = `bench.recv.${Date.now()}`;
-  const { child, output } = spawnPinned(SERVER_CPU, [join(here, 'receiver-server.ts'), kind, ...(kafka ? [kafka.brokers.join(','), topic] : [])]);
+  const { child, output } = spawnPinned(SERVER_CPU, [join(here, 'receiver-server.ts'), kind, ...(kafka ? [kafka.brokers.join(','), topic] : [])], {}, true);
   const port = await waitFor(() => /"port":(\d+)/.exec(output())?.[1], 60_000, `receiver (${output()})`);
   // Warm up, then measure.
   await runClient(file, `http://127.0.0.1:${port}`, 16);
@@ -151,7 +158,7 @@ async function metric(apiUrl: string, name: string): Promise<number> {
 }
 
 async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
-  const p = spawnPinned(cpu, [cli, 'run', '--config', config, '--roles', roles], { BETRACE_LOG_LEVEL: 'info' });
+  const p = spawnPinned(cpu, [cli, 'run', '--config', config, '--roles', roles], { BETRACE_LOG_LEVEL: 'info' }, true);
   const api = await waitFor(() => /"address":"([^"]+)","msg":"admin API listening"/.exec(p.output())?.[1], 60_000, `betrace admin port (${p.output().slice(-1000)})`);
   const grpcAddr = /"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/.exec(p.output())?.[1];
   await waitFor(() => (/betrace started/.test(p.output()) ? true : undefined), 60_000, 'betrace started');
@@ -288,6 +295,10 @@ export async function benchMemoryPerSpan(): Promise<{ bytesPerSpan: number; buff
   return { bytesPerSpan: (after - before) / w.spans, bufferedSpans: w.spans };
 }
 
+/** BENCH_ONLY=receiver_kafka,worker_kafka_1 runs only those figures (for profiling one part). */
+const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const selected = (name: string) => only === undefined || only.includes(name);
+
 export async function runPipelineBench(options: { runs?: number } = {}): Promise<Record<string, number>> {
   const runs = options.runs ?? 3;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -298,6 +309,7 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
   const kafka = await startKafka({ heap: '1g', properties: { 'group.initial.rebalance.delay.ms': 4000 } });
   try {
     const figures = async (name: string, fn: () => Promise<Figure>) => {
+      if (!selected(name)) return;
       const rs: Figure[] = [];
       for (let i = 0; i < runs; i++) rs.push(await fn());
       out[`${name}_spans_per_s`] = Math.round(median(rs.map((r) => r.spansPerSecond)));
@@ -310,19 +322,23 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
     const worker = buildWorkload(3000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
     await figures('worker_kafka_1', () => benchWorkers(kafka, worker, 1));
     await figures('worker_kafka_2', () => benchWorkers(kafka, worker, 2));
-    out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
+    if (selected('worker_kafka_1') && selected('worker_kafka_2')) out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
     await figures('end_to_end', () => benchEndToEnd(w, file));
   } finally {
     await kafka.destroy();
   }
-  const latency = await benchDetectionLatency();
-  out.detection_latency_p50_ms = latency.p50Ms;
-  out.detection_latency_p99_ms = latency.p99Ms;
-  process.stderr.write(`  detection latency at 20k spans/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (${latency.violations} violations)\n`);
-  const memory = await benchMemoryPerSpan();
-  out.rss_bytes_per_buffered_span = Math.round(memory.bytesPerSpan);
-  out.buffered_spans = memory.bufferedSpans;
-  process.stderr.write(`  memory: ${out.rss_bytes_per_buffered_span} bytes RSS per buffered span at ${memory.bufferedSpans} spans\n`);
+  if (selected('detection_latency')) {
+    const latency = await benchDetectionLatency();
+    out.detection_latency_p50_ms = latency.p50Ms;
+    out.detection_latency_p99_ms = latency.p99Ms;
+    process.stderr.write(`  detection latency at 20k spans/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (${latency.violations} violations)\n`);
+  }
+  if (selected('memory')) {
+    const memory = await benchMemoryPerSpan();
+    out.rss_bytes_per_buffered_span = Math.round(memory.bytesPerSpan);
+    out.buffered_spans = memory.bufferedSpans;
+    process.stderr.write(`  memory: ${out.rss_bytes_per_buffered_span} bytes RSS per buffered span at ${memory.bufferedSpans} spans\n`);
+  }
   return out;
 }
 
