@@ -12,5 +12,6 @@ export {
   TRACE_SERVICE_NAME,
   longToBigInt,
 } from './schema.ts';
-export { setDecodeLimits, takeLimitCounts } from './span-decoder.ts';
+export { AttributeKeyFilter, setDecodeLimits, takeLimitCounts, type DecodeOptions } from './span-decoder.ts';
 export { TRACE_SERVICE_DEFINITION } from './grpc-service.ts';
+export { NameMatcher, scanPart, type PartScan } from './scan.ts';

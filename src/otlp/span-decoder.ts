@@ -10,7 +10,7 @@
  * U+FFFD here; a message field repeated on the wire is read field by field.
  * Throws WireError on a malformed message.
  */
-import type { AttributeValue, Attributes, SpanRecord } from '../rules/index.ts';
+import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
 import { WireError } from './wire.ts';
 
 let pos = 0;
@@ -89,6 +89,79 @@ function len(end: number): number {
   return start;
 }
 
+/**
+ * Short strings decoded once: span names, attribute keys and values repeat
+ * across the spans of a trace and across traces, and each Buffer#toString call
+ * costs more than hashing the bytes. A direct-mapped table of the last string
+ * seen per hash slot; a miss decodes and takes the slot.
+ */
+class Interner {
+  static readonly SLOTS = 4096;
+  static readonly MAX_BYTES = 48;
+  readonly #bytes = new Uint8Array(Interner.SLOTS * Interner.MAX_BYTES);
+  readonly #lengths = new Int32Array(Interner.SLOTS).fill(-1);
+  readonly #strings: string[] = new Array<string>(Interner.SLOTS).fill('');
+  readonly #encoding: 'utf8' | 'hex';
+
+  constructor(encoding: 'utf8' | 'hex') {
+    this.#encoding = encoding;
+  }
+
+  get(b: Buffer, s: number, e: number): string {
+    const n = e - s;
+    if (n > Interner.MAX_BYTES) return b.toString(this.#encoding, s, e);
+    let h = 0x811c9dc5 ^ n;
+    for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+    const slot = h >>> 20; // the top 12 bits: SLOTS = 4096
+    const base = slot * Interner.MAX_BYTES;
+    const bytes = this.#bytes;
+    if (this.#lengths[slot] === n) {
+      let i = 0;
+      while (i < n && bytes[base + i] === b[s + i]) i++;
+      if (i === n) return this.#strings[slot]!;
+    }
+    const str = b.toString(this.#encoding, s, e);
+    for (let i = 0; i < n; i++) bytes[base + i] = b[s + i]!;
+    this.#lengths[slot] = n;
+    this.#strings[slot] = str;
+    return str;
+  }
+}
+
+const utf8 = new Interner('utf8');
+/** Span ids: each is decoded once as a span's id and again as its children's parent id. */
+const hexIds = new Interner('hex');
+
+/**
+ * The attribute keys to decode (see rules' attributeKeys): every other
+ * attribute is skipped without decoding its key or value.
+ */
+export class AttributeKeyFilter {
+  readonly #byLength: Array<Array<{ bytes: Buffer; key: string }> | undefined> = [];
+
+  constructor(keys: Iterable<string>) {
+    for (const key of keys) {
+      const bytes = Buffer.from(key, 'utf8');
+      (this.#byLength[bytes.length] ??= []).push({ bytes, key });
+    }
+  }
+
+  /** The kept key whose UTF-8 bytes are b[s, e), if any. */
+  match(b: Buffer, s: number, e: number): string | undefined {
+    const candidates = this.#byLength[e - s];
+    if (candidates === undefined) return undefined;
+    next: for (const c of candidates) {
+      const bytes = c.bytes;
+      for (let i = 0; i < bytes.length; i++) if (bytes[i] !== b[s + i]) continue next;
+      return c.key;
+    }
+    return undefined;
+  }
+}
+
+/** The filter of the decodeSpansFast call in progress. */
+let keyFilter: AttributeKeyFilter | undefined;
+
 /** AnyValue [start, end): as src/otlp/spans.ts maps it (undefined when none is set). */
 function anyValue(start: number, end: number): AttributeValue | undefined {
   let out: AttributeValue | undefined;
@@ -98,7 +171,7 @@ function anyValue(start: number, end: number): AttributeValue | undefined {
     switch (tag) {
       case (1 << 3) | 2: {
         const s = len(end);
-        out = buf.toString('utf8', s, pos);
+        out = utf8.get(buf, s, pos);
         break;
       }
       case (2 << 3) | 0:
@@ -122,7 +195,7 @@ function anyValue(start: number, end: number): AttributeValue | undefined {
       case (6 << 3) | 2: {
         const s = len(end);
         const after = pos;
-        out = keyValues(s, after, 1);
+        out = keyValues(s, after, 1, false);
         pos = after;
         break;
       }
@@ -188,10 +261,14 @@ function limitValue(v: AttributeValue): AttributeValue {
   return v;
 }
 
-/** KeyValue list: the repeated field `field` of the message [start, end). */
-function keyValues(start: number, end: number, field: number): Record<string, AttributeValue> {
-  const out = Object.create(null) as Record<string, AttributeValue>;
+/**
+ * KeyValue list: the repeated field `field` of the message [start, end);
+ * `filtered`: top-level attributes, which the key filter applies to.
+ */
+function keyValues(start: number, end: number, field: number, filtered: boolean): Record<string, AttributeValue> {
+  const out: Record<string, AttributeValue> = {};
   const want = (field << 3) | 2;
+  const outer = attributesInTarget; // a kvlist value inside a span's attribute: its own count
   attributesInTarget = 0;
   pos = start;
   while (pos < end) {
@@ -202,38 +279,69 @@ function keyValues(start: number, end: number, field: number): Record<string, At
     }
     const kvStart = len(end);
     const kvEnd = pos;
-    keyValue(kvStart, kvEnd, out);
+    keyValue(kvStart, kvEnd, out, filtered);
     pos = kvEnd;
   }
+  attributesInTarget = outer;
   return out;
 }
 
-/** One KeyValue [start, end) into `target` (left out when its value is not set). */
-function keyValue(start: number, end: number, target: Record<string, AttributeValue>): void {
-  let key = '';
-  let value: AttributeValue | undefined;
+/** One KeyValue [start, end) into `target` (left out when its value is not set, or the filter skips its key). */
+function keyValue(start: number, end: number, target: Record<string, AttributeValue>, filtered: boolean): void {
+  let keyStart = -1;
+  let keyEnd = -1;
+  let valueStart = -1;
+  let valueEnd = -1;
   pos = start;
   while (pos < end) {
     const t = varint(end);
     if (t === ((1 << 3) | 2)) {
-      const s = len(end);
-      key = buf.toString('utf8', s, pos);
+      keyStart = len(end);
+      keyEnd = pos;
     } else if (t === ((2 << 3) | 2)) {
-      const s = len(end);
-      const after = pos;
-      value = anyValue(s, after);
-      pos = after;
+      valueStart = len(end);
+      valueEnd = pos;
     } else skip(t & 7, end);
   }
+  let key: string;
+  if (filtered && keyFilter !== undefined) {
+    const kept = keyStart < 0 ? keyFilter.match(buf, 0, 0) : keyFilter.match(buf, keyStart, keyEnd);
+    if (kept === undefined) {
+      // Not read by any rule: not decoded, but it still takes its place under the attribute limit.
+      if (valueEnd > valueStart) {
+        if (attributesInTarget >= maxAttributes) droppedAttributes++;
+        else attributesInTarget++;
+      }
+      return;
+    }
+    key = kept;
+  } else key = keyStart < 0 ? '' : utf8.get(buf, keyStart, keyEnd);
+  if (valueStart < 0) return;
+  const value = anyValue(valueStart, valueEnd);
   if (value === undefined) return;
-  if (!(key in target)) {
+  if (!Object.hasOwn(target, key)) {
     if (attributesInTarget >= maxAttributes) {
       droppedAttributes++;
       return;
     }
     attributesInTarget++;
   }
-  target[key] = limitValue(value);
+  putAttribute(target, key, limitValue(value));
+}
+
+/** The trace id of the span before, kept: every span of a trace repeats it. */
+const lastTraceId = Buffer.alloc(16);
+let lastTraceIdHex = '';
+
+function traceIdHex(s: number, e: number): string {
+  if (e - s !== 16) return buf.toString('hex', s, e);
+  let i = 0;
+  while (i < 16 && lastTraceId[i] === buf[s + i]) i++;
+  if (i < 16 || lastTraceIdHex === '') {
+    buf.copy(lastTraceId, 0, s, e);
+    lastTraceIdHex = buf.toString('hex', s, e);
+  }
+  return lastTraceIdHex;
 }
 
 function span(start: number, end: number, resource: Attributes, out: SpanRecord[]): void {
@@ -254,22 +362,22 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
     switch (tag) {
       case (1 << 3) | 2: {
         const s = len(end);
-        traceId = buf.toString('hex', s, pos);
+        traceId = traceIdHex(s, pos);
         break;
       }
       case (2 << 3) | 2: {
         const s = len(end);
-        spanId = buf.toString('hex', s, pos);
+        spanId = hexIds.get(buf, s, pos);
         break;
       }
       case (4 << 3) | 2: {
         const s = len(end);
-        parentSpanId = pos - s === 8 ? buf.toString('hex', s, pos) : '';
+        parentSpanId = pos - s === 8 ? hexIds.get(buf, s, pos) : '';
         break;
       }
       case (5 << 3) | 2: {
         const s = len(end);
-        name = buf.toString('utf8', s, pos);
+        name = utf8.get(buf, s, pos);
         break;
       }
       case (6 << 3) | 0:
@@ -284,7 +392,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
       case (9 << 3) | 2: {
         const s = len(end);
         const after = pos;
-        keyValue(s, after, (attributes ??= Object.create(null) as Record<string, AttributeValue>));
+        keyValue(s, after, (attributes ??= {} as Record<string, AttributeValue>), true);
         pos = after;
         break;
       }
@@ -318,14 +426,20 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
     endTimeUnixNano: endNs,
     statusCode,
     statusMessage,
-    attributes: attributes ?? (Object.create(null) as Record<string, AttributeValue>),
+    attributes: attributes ?? {},
     resource,
   });
 }
 
+export interface DecodeOptions {
+  /** Decode only these attributes (span and resource); the others are left out. Default: all. */
+  readonly attributes?: AttributeKeyFilter;
+}
+
 /** Spans of an ExportTraceServiceRequest, as decodeSpans gives them. Throws WireError when malformed. */
-export function decodeSpansFast(payload: Uint8Array): SpanRecord[] {
+export function decodeSpansFast(payload: Uint8Array, options?: DecodeOptions): SpanRecord[] {
   buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  keyFilter = options?.attributes;
   const out: SpanRecord[] = [];
   const end = buf.length;
   pos = 0;
@@ -338,14 +452,14 @@ export function decodeSpansFast(payload: Uint8Array): SpanRecord[] {
     const rsStart = len(end);
     const rsEnd = pos;
     // The resource first (wherever it is in the message): every span shares it.
-    let resource: Attributes = Object.create(null) as Record<string, AttributeValue>;
+    let resource: Attributes = {};
     pos = rsStart;
     while (pos < rsEnd) {
       const t = varint(rsEnd);
       if (t === ((1 << 3) | 2)) {
         const s = len(rsEnd);
         const after = pos;
-        resource = keyValues(s, after, 1);
+        resource = keyValues(s, after, 1, true);
         pos = after;
       } else skip(t & 7, rsEnd);
     }

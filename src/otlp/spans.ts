@@ -2,9 +2,9 @@
  * OTLP protobuf to the rule language's SpanRecord. Used by workers on each
  * trace's payload, by replay and by `rules test`.
  */
-import type { AttributeValue, Attributes, SpanRecord } from '../rules/span.ts';
+import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
 import { toHex } from './hex.ts';
-import { decodeSpansFast } from './span-decoder.ts';
+import { decodeSpansFast, type DecodeOptions } from './span-decoder.ts';
 import {
   ExportTraceServiceRequest,
   longToBigInt,
@@ -40,11 +40,11 @@ function longToSigned(value: PbAnyValue['intValue']): bigint {
 }
 
 export function attributes(list: readonly PbKeyValue[] | undefined): Attributes {
-  const out: Record<string, AttributeValue> = Object.create(null) as Record<string, AttributeValue>;
+  const out: Record<string, AttributeValue> = {};
   if (list === undefined) return out;
   for (const kv of list) {
     const value = anyValue(kv.value);
-    if (kv.key !== undefined && value !== undefined) out[kv.key] = value;
+    if (kv.key !== undefined && value !== undefined) putAttribute(out, kv.key, value);
   }
   return out;
 }
@@ -84,4 +84,4 @@ export function decodeSpansWithSchema(payload: Uint8Array): SpanRecord[] {
 }
 
 /** Spans of an ExportTraceServiceRequest in protobuf. Throws on a malformed message. */
-export const decodeSpans: (payload: Uint8Array) => SpanRecord[] = decodeSpansFast;
+export const decodeSpans: (payload: Uint8Array, options?: DecodeOptions) => SpanRecord[] = decodeSpansFast;

@@ -6,6 +6,7 @@
  */
 import { isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
+import { scanPart, type PartScan } from './scan.ts';
 import { WIRE_FIXED64, WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
@@ -17,6 +18,8 @@ export interface TracePart {
   readonly spanCount: number;
   /** Earliest span start in the part (0n when no span has a start time). */
   readonly earliestStartNs: bigint;
+  /** Parentless spans in the part, when the reader counted them. */
+  readonly rootSpans?: number;
 }
 
 export type SplitResult =
@@ -331,6 +334,9 @@ export function mergeRequests(payloads: readonly Uint8Array[]): Uint8Array {
  */
 export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string>; rootSpans: number } {
   const traceIds = new Set<string>();
+  // Spans of one trace come together: hex only when the id differs from the span before.
+  let lastStart = -1;
+  let lastEnd = -1;
   let spanCount = 0;
   let rootSpans = 0;
   const top = new WireReader(buf);
@@ -364,7 +370,11 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
           const t = sp.varint();
           if (t === ((1 << 3) | WIRE_LEN)) {
             const [s, e] = sp.lenRange();
-            traceIds.add(toHex(buf.subarray(s, e)));
+            if (!sameBytes(buf, s, e, lastStart, lastEnd)) {
+              traceIds.add(toHex(buf.subarray(s, e)));
+              lastStart = s;
+              lastEnd = e;
+            }
           } else if (t === ((4 << 3) | WIRE_LEN)) {
             const [s, e] = sp.lenRange();
             hasParent = e - s === 8;
@@ -377,21 +387,27 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
   return { spanCount, traceIds, rootSpans };
 }
 
+function sameBytes(buf: Uint8Array, s: number, e: number, s2: number, e2: number): boolean {
+  if (e - s !== e2 - s2) return false;
+  for (let i = 0; i < e - s; i++) if (buf[s + i] !== buf[s2 + i]) return false;
+  return true;
+}
+
 /**
  * A consumed record's trace parts: its trace id read from the value (never the
  * key), split by trace should a producer have put several traces in one record.
  */
 export function recordTraces(payload: Uint8Array): TracePart[] | undefined {
-  let scan: ReturnType<typeof scanRequest>;
+  let scan: PartScan;
   try {
-    scan = scanRequest(payload);
+    scan = scanPart(payload, null);
   } catch {
     return undefined;
   }
-  if (scan.traceIds.size === 1) {
-    return [{ traceId: [...scan.traceIds][0]!, payload, spanCount: scan.spanCount, earliestStartNs: 0n }];
+  if (scan.traceId === '') return [];
+  if (!scan.multipleTraces) {
+    return [{ traceId: scan.traceId, payload, spanCount: scan.spanCount, earliestStartNs: 0n, rootSpans: scan.rootSpans }];
   }
-  if (scan.traceIds.size === 0) return [];
   const split = splitByTrace(payload);
   return split.ok ? split.traces : undefined;
 }

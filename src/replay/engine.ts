@@ -23,10 +23,10 @@
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
  */
 import { splitByTrace } from '../otlp/index.ts';
-import { createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
+import { attributeKeys, createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../worker/violation-record.ts';
-import { decodeSpans } from '../otlp/index.ts';
-import { NameMatcher, scanPart } from './scan.ts';
+import { AttributeKeyFilter, decodeSpans, type DecodeOptions } from '../otlp/index.ts';
+import { NameMatcher, scanPart } from '../otlp/index.ts';
 
 export const DEFAULT_MAX_LIVE_SPANS = 1_000_000;
 export const DEFAULT_COMPLETED_MEMORY = 250_000;
@@ -112,6 +112,8 @@ export class ReplayEngine {
   readonly traceMaxDurationMs: number;
   readonly #o: ReplayEngineOptions;
   readonly #ruleSet: RuleSet;
+  /** Only the attributes the rules read are decoded. */
+  readonly #decode: DecodeOptions;
   /** Non-null when traces without trigger names may be skipped. */
   readonly #matcher: NameMatcher | null;
   readonly #maxLiveSpans: number;
@@ -129,6 +131,7 @@ export class ReplayEngine {
     const enabled = options.rules.filter((r) => r.definition.enabled);
     this.ruleIds = enabled.map((r) => r.definition.id);
     this.#ruleSet = createRuleSet(enabled);
+    this.#decode = { attributes: new AttributeKeyFilter(attributeKeys(enabled)) };
     const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
     this.#matcher =
       skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
@@ -227,7 +230,7 @@ export class ReplayEngine {
     const spans: SpanRecord[] = [];
     for (const payload of trace.payloads) {
       try {
-        for (const s of decodeSpans(payload)) spans.push(s);
+        for (const s of decodeSpans(payload, this.#decode)) spans.push(s);
       } catch {
         c.undecodableRecords++;
       }

@@ -8,7 +8,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { readTraceFileRequests } from '../otlp/index.ts';
-import { scanPart } from './scan.ts';
+import { scanPart } from '../otlp/index.ts';
 import type { ReplayEngine } from './engine.ts';
 import type { SourceResult, SourceProgress } from './source.ts';
 

@@ -4,7 +4,7 @@
  */
 export { createReplayEngine, ReplayEngine, ReplayLane, utcDay, DEFAULT_MAX_LIVE_SPANS } from './engine.ts';
 export type { ReplayCounters, ReplayEngineOptions, ReplayViolation } from './engine.ts';
-export { NameMatcher, scanPart, type PartScan } from './scan.ts';
+export { NameMatcher, scanPart, type PartScan } from '../otlp/index.ts';
 export { readFileSource, resolveTraceFiles, type FileSourceOptions } from './file-source.ts';
 export { readKafkaSource, type KafkaSourceOptions } from './kafka-source.ts';
 export type { SourceProgress, SourceResult } from './source.ts';

@@ -3,7 +3,7 @@
  * rest of the pipeline (src/otlp builds SpanRecords; src/worker calls evaluate).
  */
 export type { AttributeValue, Attributes, SpanRecord } from './span.ts';
-export { SpanKind, StatusCode } from './span.ts';
+export { SpanKind, StatusCode, putAttribute } from './span.ts';
 export type { Condition } from './ast.ts';
 export type { DiagnosticCode, ErrorCode, FileDiagnostic, RuleDiagnostic, WarningCode } from './diagnostics.ts';
 export { ERROR_CODES, MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, WARNING_CODES, formatFileDiagnostic } from './diagnostics.ts';
@@ -16,3 +16,4 @@ export { loadRuleFile, parseRuleFile } from './rule-file.ts';
 export { parseCondition } from './parse.ts';
 export { printCondition } from './print.ts';
 export { TraceIndex, VIOLATION_SPAN_NAME } from './trace-index.ts';
+export { attributeKeys } from './attribute-keys.ts';

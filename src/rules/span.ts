@@ -17,6 +17,16 @@ export type AttributeValue =
 
 export type Attributes = Readonly<Record<string, AttributeValue>>;
 
+/**
+ * Attributes are plain objects (fast property access for compiled rules, which
+ * read own properties only); this sets one, `__proto__` included, as an own
+ * property.
+ */
+export function putAttribute(target: Record<string, AttributeValue>, key: string, value: AttributeValue): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
 /** OTLP Span.SpanKind numbering. */
 export const SpanKind = {
   unspecified: 0,

@@ -6,6 +6,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type { Component } from '../component.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
+import { murmur2Partition } from './partitioner.ts';
 import type { ViolationRecord } from '../worker/violation-record.ts';
 import type { ViolationSink } from '../worker/violation-store.ts';
 
@@ -18,7 +19,11 @@ export class KafkaViolationSink implements Component, ViolationSink {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: { kafka: Kafka; topic: string; logger: Logger }) {
-    this.#producer = options.kafka.producer({ allowAutoTopicCreation: false });
+    // The Java client's partitioning of the key (as kafkajs's default), computed without kafkajs's Long arithmetic.
+    this.#producer = options.kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: () => ({ message, partitionMetadata }) => murmur2Partition(String(message.key), partitionMetadata.length),
+    });
     this.#topic = options.topic;
     this.#log = new RateLimitedLog(options.logger);
   }

@@ -308,6 +308,7 @@ class KafkaConsumer implements TransportConsumer {
               payload: part.payload,
               spanCount: part.spanCount,
               timestampMs: Number(m.timestamp),
+              rootSpans: part.rootSpans,
               partition,
               offset,
             });

@@ -15,6 +15,8 @@ export interface TraceRecord {
   readonly spanCount: number;
   /** Event time: the earliest span start in the record, unix milliseconds. */
   readonly timestampMs: number;
+  /** Parentless spans in the payload, when the transport counted them (saves the worker a scan). */
+  readonly rootSpans?: number | undefined;
 }
 
 export interface ConsumedRecord extends TraceRecord {

@@ -10,13 +10,15 @@ import { fileURLToPath } from 'node:url';
 import type { Component } from '../component.ts';
 import type { RuleDefinition } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { EvalResponse, ThreadMessage } from './evaluator-protocol.ts';
+import type { EvalRequest, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
 
 const threadFile = new URL(`./evaluator-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 interface Thread {
   worker: Worker;
   pending: Map<number, { resolve: (r: EvalResponse) => void; reject: (e: Error) => void }>;
+  /** Asked for in this turn of the event loop, sent at its end. */
+  queued: Array<{ request: EvalRequest; payloads: readonly Uint8Array[] }>;
 }
 
 export class EvaluatorPool implements Component {
@@ -48,12 +50,14 @@ export class EvaluatorPool implements Component {
   #spawn(): Thread {
     const worker = new Worker(threadFile);
     worker.unref();
-    const thread: Thread = { worker, pending: new Map() };
-    worker.on('message', (msg: EvalResponse) => {
-      const p = thread.pending.get(msg.id);
-      if (p === undefined) return;
-      thread.pending.delete(msg.id);
-      p.resolve(msg);
+    const thread: Thread = { worker, pending: new Map(), queued: [] };
+    worker.on('message', (msg: EvalResults) => {
+      for (const r of msg.results) {
+        const p = thread.pending.get(r.id);
+        if (p === undefined) continue;
+        thread.pending.delete(r.id);
+        p.resolve(r);
+      }
     });
     const fail = (err: Error) => {
       for (const p of thread.pending.values()) p.reject(err);
@@ -84,25 +88,40 @@ export class EvaluatorPool implements Component {
     let thread = this.#threads[0];
     if (thread === undefined) return Promise.reject(new Error('evaluator pool is not running'));
     for (const t of this.#threads) if (t.pending.size < thread.pending.size) thread = t;
-    const id = this.#nextId++;
     const chosen = thread;
-    // One fresh buffer holding every payload, transferred (not cloned): a payload is often a
-    // view into a much larger buffer (a Kafka fetch response, a pooled slab) that cloning
-    // would copy whole.
-    let total = 0;
-    for (const p of payloads) total += p.length;
-    const packed = new Uint8Array(total);
-    const ends: number[] = [];
-    let at = 0;
-    for (const p of payloads) {
-      packed.set(p, at);
-      at += p.length;
-      ends.push(at);
-    }
+    const id = this.#nextId++;
     return new Promise<EvalResponse>((resolve, reject) => {
       chosen.pending.set(id, { resolve, reject });
-      chosen.worker.postMessage({ type: 'eval', id, packed, ends, budgetMs } satisfies ThreadMessage, [packed.buffer]);
+      if (chosen.queued.length === 0) queueMicrotask(() => this.#send(chosen));
+      chosen.queued.push({ request: { id, ends: [], budgetMs }, payloads });
     });
+  }
+
+  /**
+   * Sends a thread what was queued for it, in one message: one fresh buffer
+   * holding every payload, transferred (not cloned). A payload is often a view
+   * into a much larger buffer (a Kafka fetch response, a pooled slab) that
+   * cloning would copy whole.
+   */
+  #send(thread: Thread): void {
+    const queued = thread.queued;
+    thread.queued = [];
+    if (!this.#threads.includes(thread)) return; // died meanwhile: its pending evaluations were failed
+    let total = 0;
+    for (const q of queued) for (const p of q.payloads) total += p.length;
+    const packed = new Uint8Array(total);
+    const traces: EvalRequest[] = [];
+    let at = 0;
+    for (const q of queued) {
+      const ends: number[] = [];
+      for (const p of q.payloads) {
+        packed.set(p, at);
+        at += p.length;
+        ends.push(at);
+      }
+      traces.push({ id: q.request.id, ends, budgetMs: q.request.budgetMs });
+    }
+    thread.worker.postMessage({ type: 'eval', packed, traces } satisfies ThreadMessage, [packed.buffer]);
   }
 
   get pending(): number {

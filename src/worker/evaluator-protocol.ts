@@ -12,18 +12,31 @@ export interface LimitsMessage {
   readonly maxAttributeValueLength: number;
 }
 
-export interface EvalRequest {
+/**
+ * Traces to evaluate, batched: every message between threads costs more than
+ * a small trace's evaluation, so all the evaluations asked for in one turn of
+ * the worker's event loop travel together, and their results come back together.
+ */
+export interface EvalBatch {
   readonly type: 'eval';
-  readonly id: number;
-  /** Every payload of the trace, back to back (transferred). */
+  /** Every payload of every trace, back to back (transferred). */
   readonly packed: Uint8Array;
-  /** End offset of each payload in `packed`. */
+  readonly traces: readonly EvalRequest[];
+}
+
+export interface EvalRequest {
+  readonly id: number;
+  /** End offset of each of the trace's payloads in the batch's `packed`; the first starts where the trace before ended. */
   readonly ends: readonly number[];
   readonly budgetMs: number;
 }
 
+export interface EvalResults {
+  readonly type: 'results';
+  readonly results: readonly EvalResponse[];
+}
+
 export interface EvalResponse {
-  readonly type: 'result';
   readonly id: number;
   readonly violations: Violation[];
   /** Spans decoded (before de-duplication by span id). */
@@ -37,4 +50,4 @@ export interface EvalResponse {
   readonly truncatedValues: number;
 }
 
-export type ThreadMessage = RulesMessage | LimitsMessage | EvalRequest;
+export type ThreadMessage = RulesMessage | LimitsMessage | EvalBatch;

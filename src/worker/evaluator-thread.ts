@@ -3,11 +3,13 @@
  * on it, off the I/O thread. Rules arrive as definitions and are compiled here.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeSpans, setDecodeLimits, takeLimitCounts } from '../otlp/index.ts';
-import { compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import type { EvalRequest, EvalResponse, ThreadMessage } from './evaluator-protocol.ts';
+import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
+import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
+import type { EvalBatch, EvalRequest, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
 
 let ruleSet: RuleSet = createRuleSet([]);
+/** Only the attributes the rules read are decoded. */
+let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]) };
 
 function setRules(definitions: readonly RuleDefinition[]): void {
   const compiled: CompiledRule[] = [];
@@ -16,15 +18,16 @@ function setRules(definitions: readonly RuleDefinition[]): void {
     if (r.ok) compiled.push(r.rule);
   }
   ruleSet = createRuleSet(compiled);
+  decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)) };
 }
 
-function evaluate(req: EvalRequest): EvalResponse {
+function evaluate(packed: Uint8Array, from: number, req: EvalRequest): EvalResponse {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
-  let start = 0;
+  let start = from;
   for (const end of req.ends) {
     try {
-      for (const s of decodeSpans(req.packed.subarray(start, end))) spans.push(s);
+      for (const s of decodeSpans(packed.subarray(start, end), decodeOptions)) spans.push(s);
     } catch {
       undecodable++;
     }
@@ -33,7 +36,6 @@ function evaluate(req: EvalRequest): EvalResponse {
   const started = performance.now();
   const result = ruleSet.evaluate(spans, { budgetMs: req.budgetMs });
   return {
-    type: 'result',
     id: req.id,
     violations: result.violations,
     spansIn: spans.length,
@@ -46,8 +48,18 @@ function evaluate(req: EvalRequest): EvalResponse {
   };
 }
 
+function evaluateBatch(batch: EvalBatch): EvalResults {
+  const results: EvalResponse[] = [];
+  let from = 0;
+  for (const req of batch.traces) {
+    results.push(evaluate(batch.packed, from, req));
+    from = req.ends.at(-1) ?? from;
+  }
+  return { type: 'results', results };
+}
+
 parentPort?.on('message', (msg: ThreadMessage) => {
   if (msg.type === 'rules') setRules(msg.definitions);
   else if (msg.type === 'limits') setDecodeLimits(msg);
-  else if (msg.type === 'eval') parentPort!.postMessage(evaluate(msg));
+  else if (msg.type === 'eval') parentPort!.postMessage(evaluateBatch(msg));
 });

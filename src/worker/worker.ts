@@ -10,7 +10,7 @@
  */
 import type { Component } from '../component.ts';
 import type { QueuedExporter } from '../exporter/index.ts';
-import { scanRequest } from '../otlp/index.ts';
+import { scanPart } from '../otlp/index.ts';
 import type { Violation } from '../rules/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -92,7 +92,7 @@ export class Worker implements Component {
 
   #add(record: ConsumedRecord): void {
     const { metrics } = this.#o;
-    const hasRoot = this.#o.windows.rootIdleMs > 0 && this.#holdsRoot(record.payload);
+    const hasRoot = this.#o.windows.rootIdleMs > 0 && (record.rootSpans === undefined ? this.#holdsRoot(record.payload) : record.rootSpans > 0);
     const outcome = this.#windows.add(record, hasRoot);
     switch (outcome.kind) {
       case 'cut':
@@ -113,7 +113,7 @@ export class Worker implements Component {
   /** A parentless span in the record, read from the wire (no decoding on the I/O thread). */
   #holdsRoot(payload: Uint8Array): boolean {
     try {
-      return scanRequest(payload).rootSpans > 0;
+      return scanPart(payload, null).rootSpans > 0;
     } catch {
       return false;
     }

@@ -49,15 +49,18 @@ function spawnPinned(cpu: string, args: string[], env: Record<string, string> = 
   return { child, output: () => out };
 }
 
-async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Polling a measured process's /metrics costs it CPU: not more often than this. */
+const METRICS_POLL_MS = 200;
 
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
@@ -234,6 +237,7 @@ export async function benchWorkers(kafka: KafkaBroker, w: Workload, processes: n
     },
     600_000,
     'workers to consume the topic',
+    METRICS_POLL_MS,
   );
   // The last traces wait out the idle timeout (1 s): not work, so not counted.
   const seconds = (performance.now() - firstProgress) / 1000 - 1;
@@ -250,7 +254,7 @@ export async function benchEndToEnd(w: Workload, file: string): Promise<Figure> 
   const cpu0 = cpuSeconds(b.child.pid!);
   const started = performance.now();
   const r = await runClient(file, b.grpcUrl, 16);
-  await waitFor(async () => (sink.spans() >= w.spans && (await metric(b.apiUrl, 'betrace_worker_traces_evaluated_total')) >= w.traces ? true : undefined), 300_000, 'all spans forwarded and evaluated');
+  await waitFor(async () => (sink.spans() >= w.spans && (await metric(b.apiUrl, 'betrace_worker_traces_evaluated_total')) >= w.traces ? true : undefined), 300_000, 'all spans forwarded and evaluated', METRICS_POLL_MS);
   const seconds = Math.max(r.seconds, (performance.now() - started) / 1000 - 1);
   const cpu = cpuSeconds(b.child.pid!) - cpu0;
   await stop(b.child);

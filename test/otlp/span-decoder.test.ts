@@ -1,7 +1,10 @@
 /** The fast wire decoder gives exactly the SpanRecords of the schema-driven one. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, decodeSpansWithSchema } from '../../src/otlp/index.ts';
+import { AttributeKeyFilter, ExportTraceServiceRequest, decodeSpans, decodeSpansWithSchema, setDecodeLimits, takeLimitCounts } from '../../src/otlp/index.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { attributeKeys, createRuleSet, parseRuleFile } from '../../src/rules/index.ts';
 import { buildWorkload } from '../bench/workload.ts';
 
 describe('span decoder', () => {
@@ -57,10 +60,112 @@ describe('span decoder', () => {
     assert.deepEqual(span, decodeSpansWithSchema(req)[0]);
     assert.equal(span!.attributes.i, -42);
     assert.equal(span!.attributes.big, 9007199254740991);
-    assert.deepEqual(span!.attributes.kv, Object.assign(Object.create(null), { inner: false }));
+    assert.deepEqual(span!.attributes.kv, { inner: false });
     assert.equal(span!.attributes.bytes, 'cafe');
     assert.equal(span!.resource['service.name'], 'late-resource');
     assert.equal(span!.startTimeUnixNano, 18446744073709551615n);
     assert.equal('empty' in span!.attributes, false);
+  });
+
+  const request = (attributes: Array<{ key: string; value: Record<string, unknown> }>, resource = [{ key: 'service.name', value: { stringValue: 'svc' } }]) =>
+    ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: resource },
+            scopeSpans: [{ spans: [{ traceId: Buffer.alloc(16, 1), spanId: Buffer.alloc(8, 2), name: 'op', attributes }] }],
+          },
+        ],
+      }),
+    ).finish();
+
+  it('decodes only the attributes a filter names, span and resource alike', () => {
+    const req = request(
+      [
+        { key: 'keep.me', value: { stringValue: 'yes' } },
+        { key: 'drop.me', value: { stringValue: 'no' } },
+        { key: 'keep.mf', value: { intValue: 1 } }, // same length as keep.me, one byte apart
+        { key: 'n', value: { kvlistValue: { values: [{ key: 'nested', value: { boolValue: true } }] } } },
+      ],
+      [
+        { key: 'service.name', value: { stringValue: 'svc' } },
+        { key: 'host.name', value: { stringValue: 'h1' } },
+      ],
+    );
+    const [span] = decodeSpans(req, { attributes: new AttributeKeyFilter(['keep.me', 'n', 'service.name']) });
+    assert.deepEqual(span!.attributes, { 'keep.me': 'yes', n: { nested: true } }); // nested kvlists are kept whole
+    assert.deepEqual(span!.resource, { 'service.name': 'svc' });
+    const [all] = decodeSpans(req);
+    assert.deepEqual(Object.keys(all!.attributes), ['keep.me', 'drop.me', 'keep.mf', 'n']);
+  });
+
+  it('counts skipped attributes under the attributes-per-span limit, as if decoded', () => {
+    setDecodeLimits({ maxAttributesPerSpan: 2, maxAttributeValueLength: Infinity });
+    try {
+      takeLimitCounts();
+      const req = request(['a', 'b', 'c', 'd'].map((key) => ({ key, value: { stringValue: key } })));
+      const [span] = decodeSpans(req, { attributes: new AttributeKeyFilter(['b', 'c']) });
+      assert.deepEqual(span!.attributes, { b: 'b' }); // c is the third attribute: past the limit
+      assert.deepEqual(takeLimitCounts(), { droppedAttributes: 2, truncatedValues: 0 });
+    } finally {
+      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
+    }
+  });
+
+  it('keeps a __proto__ attribute as an own property', () => {
+    const [span] = decodeSpans(request([{ key: '__proto__', value: { stringValue: 'x' } }, { key: 'toString', value: { intValue: 3 } }]));
+    assert.equal(Object.hasOwn(span!.attributes, '__proto__'), true);
+    assert.equal(Object.getPrototypeOf(span!.attributes), Object.prototype);
+    assert.equal(span!.attributes.__proto__, 'x');
+    assert.equal(Object.hasOwn(span!.attributes, 'toString'), true);
+    const viaSchema = decodeSpansWithSchema(request([{ key: '__proto__', value: { stringValue: 'x' } }]))[0]!.attributes;
+    assert.equal(Object.hasOwn(viaSchema, '__proto__'), true);
+    assert.equal(Object.getPrototypeOf(viaSchema), Object.prototype);
+  });
+
+  it('decodes strings right when many distinct ones share the interning table', () => {
+    // 20,000 distinct short keys and values: every table slot is taken over and over.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 20_000; i += 500) {
+        const attrs = Array.from({ length: 500 }, (_, j) => ({ key: `k${i + j}`, value: { stringValue: `v${(i + j) * 7}` } }));
+        const [span] = decodeSpans(request(attrs));
+        for (let j = 0; j < 500; j++) assert.equal(span!.attributes[`k${i + j}`], `v${(i + j) * 7}`);
+      }
+    }
+  });
+
+  it('filters by the keys the rules read', () => {
+    const file = parseRuleFile(
+      [
+        'rules:',
+        '  - id: r1',
+        '    name: r1',
+        '    severity: high',
+        '    condition: trace.has(payment.charge).where(span.amount > 10 and resource.region == "eu") implies trace.has(refund).preceded_by(payment.charge).on(order_id)',
+        '  - id: r2',
+        '    name: r2',
+        '    severity: low',
+        '    condition: trace.count(a).where(k == unique) == 1 and trace.has(b).where(span:service == "s")',
+      ].join('\n'),
+    );
+    assert.deepEqual(file.errors, []);
+    assert.deepEqual([...attributeKeys(file.rules)].sort(), ['amount', 'k', 'order_id', 'region', 'service.name']);
+  });
+
+  it('gives the 100 benchmark rules the same violations with only their attributes decoded', () => {
+    const file = parseRuleFile(readFileSync(join(import.meta.dirname, '..', 'bench', 'fixtures', 'rules-100.yaml'), 'utf8'));
+    assert.equal(file.rules.length, 100);
+    const set = createRuleSet(file.rules);
+    const filter = { attributes: new AttributeKeyFilter(attributeKeys(file.rules)) };
+    const w = buildWorkload(300, { seed: 4 });
+    const byTrace = (decode: (r: Buffer) => ReturnType<typeof decodeSpans>) => {
+      const traces = new Map<string, ReturnType<typeof decodeSpans>>();
+      for (const req of w.requests) for (const sp of decode(req)) traces.set(sp.traceId, [...(traces.get(sp.traceId) ?? []), sp]);
+      return [...traces.values()].flatMap((spans) => set.evaluate(spans).violations);
+    };
+    const full = byTrace((r) => decodeSpans(r));
+    const filtered = byTrace((r) => decodeSpans(r, filter));
+    assert.ok(full.length > 100, `${full.length} violations`);
+    assert.deepEqual(filtered, full);
   });
 });

@@ -1,16 +1,17 @@
 /**
- * A byte-level look at one trace part (an ExportTraceServiceRequest), next to
- * src/otlp's scanRequest: span count, trace id, earliest span start and whether
- * any span name is one of a set of names (the rules' triggers), without decoding
- * the spans. Replay uses it to skip, whole, the traces no rule can fail on
- * (DSL.md §6) and to place each trace in time before anything is decoded.
+ * A byte-level look at one trace part (an ExportTraceServiceRequest): span
+ * count, trace id, parentless spans, earliest span start and whether any span
+ * name is one of a set of names (the rules' triggers), without decoding the
+ * spans. Workers read every consumed record through it (which trace, how many
+ * spans, holds a root); replay also skips, whole, the traces no rule can fail
+ * on (DSL.md §6) and places each trace in time before anything is decoded.
  *
- * Only the framing needed to reach span fields 1 (trace_id), 5 (name) and 7
- * (start_time_unix_nano) is walked; everything else is skipped by length.
- * A malformed message throws WireError (from src/otlp/wire.ts).
+ * Only the framing needed to reach span fields 1 (trace_id), 4
+ * (parent_span_id), 5 (name) and 7 (start_time_unix_nano) is walked;
+ * everything else is skipped by length. A malformed message throws WireError.
  */
-import { toHex } from '../otlp/index.ts';
-import { WireError } from '../otlp/wire.ts';
+import { toHex } from './hex.ts';
+import { WireError } from './wire.ts';
 
 /** Matches span names (UTF-8 bytes) against a fixed set, without building strings. */
 export class NameMatcher {
@@ -47,6 +48,8 @@ export interface PartScan {
   /** True when spans of more than one trace are in the part (split it with splitByTrace). */
   readonly multipleTraces: boolean;
   readonly spanCount: number;
+  /** Spans without an 8-byte parent span id. */
+  readonly rootSpans: number;
   /** Earliest span start, unix ms (floor); Infinity when no span has a start time. */
   readonly earliestStartMs: number;
   /** Some span's name is one of the matcher's names (false without a matcher). */
@@ -58,6 +61,7 @@ const TAG_RESOURCE_SPANS = (1 << 3) | 2;
 const TAG_SCOPE_SPANS = (2 << 3) | 2;
 const TAG_SPAN = (2 << 3) | 2;
 const TAG_TRACE_ID = (1 << 3) | 2;
+const TAG_PARENT = (4 << 3) | 2;
 const TAG_NAME = (5 << 3) | 2;
 const TAG_START = (7 << 3) | 1;
 
@@ -124,6 +128,7 @@ export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan
   let traceStart = -1;
   let multiple = false;
   let spanCount = 0;
+  let rootSpans = 0;
   let earliest = Infinity;
   let triggered = false;
   const useNames = matcher !== null && matcher.size > 0;
@@ -157,6 +162,7 @@ export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan
         const spEnd = pos;
         pos = spStart;
         spanCount++;
+        let hasParent = false;
         while (pos < spEnd) {
           const t = varint(buf, spEnd);
           if (t === TAG_TRACE_ID) {
@@ -171,6 +177,9 @@ export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan
                 }
               }
             }
+          } else if (t === TAG_PARENT) {
+            const s = len(buf, spEnd);
+            hasParent = pos - s === 8;
           } else if (t === TAG_NAME) {
             const s = len(buf, spEnd);
             if (useNames && !triggered && matcher.matches(buf, s, pos)) triggered = true;
@@ -181,6 +190,7 @@ export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan
             pos += 8;
           } else skip(buf, t & 7, spEnd);
         }
+        if (!hasParent) rootSpans++;
         pos = spEnd;
       }
       pos = ssEnd;
@@ -191,6 +201,7 @@ export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan
     traceId: traceStart < 0 ? '' : toHex(buf.subarray(traceStart, traceStart + 16)),
     multipleTraces: multiple,
     spanCount,
+    rootSpans,
     earliestStartMs: earliest,
     triggered,
   };
