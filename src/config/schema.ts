@@ -133,7 +133,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         1_000_000,
         1024,
       ),
-      linger: duration('How long the producer waits to batch records of concurrent requests.', '2ms'),
+      linger: duration('How long the producer waits to batch records of concurrent requests: longer batches cost less CPU per span and add this much to acknowledgement latency.', '10ms'),
       request_timeout: duration('Deadline of one Kafka request; past it the receiver answers UNAVAILABLE.', '10s'),
       session_timeout: duration('Consumer group session timeout.', '30s'),
       tls: obj('TLS to the brokers.', {

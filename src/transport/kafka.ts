@@ -145,10 +145,16 @@ class KafkaProducer implements TransportProducer {
   #queueBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #partition: (key: string, partitions: number) => number;
+  readonly #kafka: Kafka;
+  #topicPartitions: number;
 
   constructor(kafka: Kafka, options: KafkaTransportOptions) {
     this.#o = options;
+    this.#kafka = kafka;
+    this.#topicPartitions = options.partitions;
     const partition = partitionerFor(options.partitioner);
+    this.#partition = partition;
     this.#producer = kafka.producer({
       allowAutoTopicCreation: false,
       createPartitioner: () => ({ partitionMetadata, message }) => partition(String(message.key), partitionMetadata.length),
@@ -165,13 +171,25 @@ class KafkaProducer implements TransportProducer {
   async start(): Promise<void> {
     await this.#producer.connect();
     this.#connected = true;
+    // The topic's own partition count (it may predate transport.partitions): produce calls are sized per partition.
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      const metadata = await admin.fetchTopicMetadata({ topics: [this.#o.config.spansTopic] });
+      const n = metadata.topics[0]?.partitions.length ?? 0;
+      if (n > 0) this.#topicPartitions = n;
+    } catch (err) {
+      this.#o.logger.warn({ topic: this.#o.config.spansTopic, error: (err as Error).message }, 'cannot read the spans topic partition count: using transport.partitions');
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   send(records: readonly TraceRecord[]): Promise<ProduceResult> {
     return new Promise((resolve) => {
       this.#queue.push({ records, resolve });
       for (const r of records) this.#queueBytes += r.payload.length;
-      if (this.#queueBytes >= this.#o.config.maxRecordBytes) this.#flush();
+      if (this.#queueBytes >= this.#o.config.maxRecordBytes * this.#topicPartitions) this.#flush();
       else this.#timer ??= setTimeout(() => this.#flush(), this.#o.config.lingerMs);
     });
   }
@@ -199,18 +217,20 @@ class KafkaProducer implements TransportProducer {
       timer = setTimeout(() => resolve(error(`no acknowledgement within ${this.#o.config.requestTimeoutMs} ms`)), this.#o.config.requestTimeoutMs);
     });
     // One produce call carries one record batch per partition, and the broker caps a batch at
-    // max.message.bytes: keep each call within max_record_bytes.
+    // max.message.bytes: each call holds at most max_record_bytes for any one partition.
     const chunks: (typeof messages)[] = [];
     let chunk: typeof messages = [];
-    let chunkBytes = 0;
+    const chunkBytes = new Map<number, number>();
     for (const m of messages) {
-      if (chunk.length > 0 && chunkBytes + m.value.length > this.#o.config.maxRecordBytes) {
+      const p = this.#partition(m.key, this.#topicPartitions);
+      const bytes = chunkBytes.get(p) ?? 0;
+      if (bytes > 0 && bytes + m.value.length > this.#o.config.maxRecordBytes) {
         chunks.push(chunk);
         chunk = [];
-        chunkBytes = 0;
+        chunkBytes.clear();
       }
       chunk.push(m);
-      chunkBytes += m.value.length + 64;
+      chunkBytes.set(p, (chunkBytes.get(p) ?? 0) + m.value.length + 64);
     }
     if (chunk.length > 0) chunks.push(chunk);
     const produced = Promise.all(
