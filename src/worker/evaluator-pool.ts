@@ -109,7 +109,7 @@ export class EvaluatorPool implements Component {
     if (!this.#threads.includes(thread)) return; // died meanwhile: its pending evaluations were failed
     let total = 0;
     for (const q of queued) for (const p of q.payloads) total += p.length;
-    const packed = new Uint8Array(total);
+    const packed = Buffer.allocUnsafeSlow(total); // its own ArrayBuffer (transferable), every byte written below
     const traces: EvalRequest[] = [];
     let at = 0;
     for (const q of queued) {

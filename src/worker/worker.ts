@@ -80,11 +80,13 @@ export class Worker implements Component {
   #onBatch(partition: number, records: readonly ConsumedRecord[]): Promise<void> {
     const { metrics } = this.#o;
     if (this.#owned !== undefined && !this.#owned.has(partition)) return Promise.resolve();
+    let spans = 0;
     for (const record of records) {
       this.#offsets.hold(partition, record.offset);
-      metrics.workerSpansConsumed.inc(record.spanCount);
+      spans += record.spanCount;
       this.#add(record);
     }
+    metrics.workerSpansConsumed.inc(spans);
     this.#updateGauges();
     this.#applyBackpressure();
     return Promise.resolve();
