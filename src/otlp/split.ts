@@ -4,7 +4,7 @@
  * fields included), so what is forwarded is what was received. Spans with invalid
  * ids are dropped and counted (the OTLP partial-success rules).
  */
-import { isAllZero, toHex } from './hex.ts';
+import { toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
 import { WIRE_FIXED64, WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
@@ -36,7 +36,9 @@ export type SplitResult =
 interface SpanRef {
   readonly start: number;
   readonly end: number;
-  readonly startNs: bigint;
+  /** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
+  readonly startHi: number;
+  readonly startLo: number;
 }
 
 export interface SplitOptions {
@@ -129,7 +131,7 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
               spans = [];
               scopes.set(scopeIndex, spans);
             }
-            spans.push({ start: spStart, end: spEnd, startNs: outcome.startNs });
+            spans.push({ start: spStart, end: spEnd, startHi: outcome.startHi, startLo: outcome.startLo });
           } else {
             if (sfield === 1 && (stag & 7) === WIRE_LEN) {
               const [s, e] = ss.lenRange();
@@ -156,14 +158,15 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
     let chunk = new Map<number, Map<number, SpanRef[]>>();
     let chunkBytes = 0;
     let chunkSpans = 0;
-    let chunkStart = 0n;
+    let chunkStart: SpanRef | undefined; // the span starting first (a zero start counts as none)
     const flush = () => {
       if (chunkSpans === 0) return;
-      parts.push({ traceId: group.traceId, payload: encodeChunk(buf, chunk, resourceHeaders, scopeHeaders), spanCount: chunkSpans, earliestStartNs: chunkStart });
+      const earliestStartNs = chunkStart === undefined ? 0n : (BigInt(chunkStart.startHi) << 32n) | BigInt(chunkStart.startLo);
+      parts.push({ traceId: group.traceId, payload: encodeChunk(buf, chunk, resourceHeaders, scopeHeaders), spanCount: chunkSpans, earliestStartNs });
       chunk = new Map();
       chunkBytes = 0;
       chunkSpans = 0;
-      chunkStart = 0n;
+      chunkStart = undefined;
     };
     for (const [resourceIndex, scopes] of group.resources) {
       for (const [scopeIndex, spans] of scopes) {
@@ -197,7 +200,7 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
           list.push(span);
           chunkBytes += spanBytes;
           chunkSpans++;
-          if (span.startNs > 0n && (chunkStart === 0n || span.startNs < chunkStart)) chunkStart = span.startNs;
+          if ((span.startHi !== 0 || span.startLo !== 0) && (chunkStart === undefined || startsBefore(span, chunkStart))) chunkStart = span;
         }
       }
     }
@@ -281,26 +284,53 @@ function encodeChunk(
   return out;
 }
 
+function startsBefore(a: SpanRef, b: SpanRef): boolean {
+  return a.startHi < b.startHi || (a.startHi === b.startHi && a.startLo < b.startLo);
+}
+
+function zeroBytes(buf: Uint8Array, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** The last trace id turned to hex: the spans of a trace come together in a request. */
+const lastTraceId = Buffer.alloc(16);
+let lastTraceIdHex = '';
+
+function traceIdHex(buf: Uint8Array, s: number): string {
+  let i = 0;
+  while (i < 16 && lastTraceId[i] === buf[s + i]) i++;
+  if (i < 16 || lastTraceIdHex === '') {
+    lastTraceId.set(buf.subarray(s, s + 16));
+    lastTraceIdHex = lastTraceId.toString('hex');
+  }
+  return lastTraceIdHex;
+}
+
 /** The span's trace id and start, or why it is rejected. Throws WireError when malformed. */
-function readSpan(buf: Uint8Array, start: number, end: number): { traceId: string; startNs: bigint } | string {
+function readSpan(buf: Uint8Array, start: number, end: number): { traceId: string; startHi: number; startLo: number } | string {
   // One pass: the fields the split needs are read, every other known field is checked
   // against the schema (nested messages walked), unknown fields skipped.
-  let traceId: Uint8Array | undefined;
-  let spanId: Uint8Array | undefined;
-  let startNs = 0n;
+  let traceStart = -1;
+  let traceEnd = -1;
+  let spanStart = -1;
+  let spanEnd = -1;
+  let startHi = 0;
+  let startLo = 0;
   const r = new WireReader(buf, start, end);
   while (!r.done()) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
     const wireType = tag & 7;
     if (field === 1 && wireType === WIRE_LEN) {
-      const [s, e] = r.lenRange();
-      traceId = buf.subarray(s, e);
+      [traceStart, traceEnd] = r.lenRange();
     } else if (field === 2 && wireType === WIRE_LEN) {
-      const [s, e] = r.lenRange();
-      spanId = buf.subarray(s, e);
+      [spanStart, spanEnd] = r.lenRange();
     } else if (field === 7 && wireType === WIRE_FIXED64) {
-      startNs = r.fixed64BigInt();
+      const at = r.pos;
+      r.skip(WIRE_FIXED64); // checks the 8 bytes are there
+      startLo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+      startHi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
     } else {
       if (field === 0) throw new WireError('Span: field number 0');
       const kind = SpanSchema.fields[field];
@@ -315,11 +345,11 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
       }
     }
   }
-  if (traceId === undefined || traceId.length !== 16) return 'trace id must be 16 bytes';
-  if (isAllZero(traceId)) return 'trace id must not be all zero';
-  if (spanId === undefined || spanId.length !== 8) return 'span id must be 8 bytes';
-  if (isAllZero(spanId)) return 'span id must not be all zero';
-  return { traceId: toHex(traceId), startNs };
+  if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
+  if (zeroBytes(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
+  if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
+  if (zeroBytes(buf, spanStart, spanEnd)) return 'span id must not be all zero';
+  return { traceId: traceIdHex(buf, traceStart), startHi, startLo };
 }
 
 /** Concatenated ExportTraceServiceRequest messages are one request holding all their resource spans. */
