@@ -7,7 +7,7 @@
 import { toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
-import { WIRE_FIXED64, WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
+import { WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -307,48 +307,30 @@ function traceIdHex(buf: Uint8Array, s: number): string {
   return lastTraceIdHex;
 }
 
+/** Field positions of the span being read (fields 1, 2 and 7 are used). */
+const spanFields = new Int32Array(16);
+
 /** The span's trace id and start, or why it is rejected. Throws WireError when malformed. */
 function readSpan(buf: Uint8Array, start: number, end: number): { traceId: string; startHi: number; startLo: number } | string {
-  // One pass: the fields the split needs are read, every other known field is checked
-  // against the schema (nested messages walked), unknown fields skipped.
-  let traceStart = -1;
-  let traceEnd = -1;
-  let spanStart = -1;
-  let spanEnd = -1;
-  let startHi = 0;
-  let startLo = 0;
-  const r = new WireReader(buf, start, end);
-  while (!r.done()) {
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    const wireType = tag & 7;
-    if (field === 1 && wireType === WIRE_LEN) {
-      [traceStart, traceEnd] = r.lenRange();
-    } else if (field === 2 && wireType === WIRE_LEN) {
-      [spanStart, spanEnd] = r.lenRange();
-    } else if (field === 7 && wireType === WIRE_FIXED64) {
-      const at = r.pos;
-      r.skip(WIRE_FIXED64); // checks the 8 bytes are there
-      startLo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
-      startHi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
-    } else {
-      if (field === 0) throw new WireError('Span: field number 0');
-      const kind = SpanSchema.fields[field];
-      if (kind === undefined) r.skip(wireType);
-      else if (typeof kind === 'number') {
-        if (wireType !== kind) throw new WireError(`Span: field ${field} has wire type ${wireType}, expected ${kind}`);
-        r.skip(wireType);
-      } else {
-        if (wireType !== WIRE_LEN) throw new WireError(`Span: field ${field} is not length-delimited`);
-        const [s, e] = r.lenRange();
-        checkMessage(buf, s, e, kind, 1);
-      }
-    }
-  }
+  // One pass: the whole span checked against the schema, nested messages walked,
+  // unknown fields skipped; where the trace id, span id and start are comes with it.
+  spanFields.fill(-1);
+  checkMessage(buf, start, end, SpanSchema, 0, spanFields);
+  const traceStart = spanFields[2]!;
+  const traceEnd = spanFields[3]!;
+  const spanStart = spanFields[4]!;
+  const spanEnd = spanFields[5]!;
   if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
   if (zeroBytes(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
   if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
   if (zeroBytes(buf, spanStart, spanEnd)) return 'span id must not be all zero';
+  let startHi = 0;
+  let startLo = 0;
+  const at = spanFields[14]!;
+  if (at >= 0) {
+    startLo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+    startHi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
+  }
   return { traceId: traceIdHex(buf, traceStart), startHi, startLo };
 }
 

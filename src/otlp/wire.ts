@@ -108,9 +108,12 @@ export interface MessageSchema {
 /**
  * Checks that bytes [start, end) are a well-formed message of the schema: every
  * tag and length consistent, known fields of the right wire type, nesting bounded.
- * Unknown fields are skipped (they pass through unchanged).
+ * Unknown fields are skipped (they pass through unchanged). `seen`: where each
+ * scalar field of the message itself was (the last occurrence): seen[2f] and
+ * seen[2f + 1] bound field f's content (a fixed64's 8 bytes, a string's bytes),
+ * for fields below seen.length / 2; untouched for absent fields.
  */
-export function checkMessage(buf: Uint8Array, start: number, end: number, schema: MessageSchema, depth = 0): void {
+export function checkMessage(buf: Uint8Array, start: number, end: number, schema: MessageSchema, depth = 0, seen?: Int32Array): void {
   // A module-level cursor and no reader objects: this walks every attribute of
   // every received span, and allocation here was a tenth of the receiver's time.
   if (depth > 32) throw new WireError(`${schema.name}: nesting deeper than 32`);
@@ -134,6 +137,7 @@ export function checkMessage(buf: Uint8Array, start: number, end: number, schema
       checkPos = s + n;
       continue;
     }
+    const valueStart = checkPos;
     switch (wireType) {
       case WIRE_VARINT:
         checkVarint(buf, end);
@@ -145,6 +149,10 @@ export function checkMessage(buf: Uint8Array, start: number, end: number, schema
       case WIRE_LEN: {
         const n = checkVarint(buf, end);
         if (n > end - checkPos) throw new WireError('length-delimited field runs past the end of its message');
+        if (seen !== undefined && field * 2 + 1 < seen.length) {
+          seen[field * 2] = checkPos;
+          seen[field * 2 + 1] = checkPos + n;
+        }
         checkPos += n;
         break;
       }
@@ -154,6 +162,10 @@ export function checkMessage(buf: Uint8Array, start: number, end: number, schema
         break;
       default:
         throw new WireError(`unsupported wire type ${wireType}`);
+    }
+    if (seen !== undefined && wireType !== WIRE_LEN && field * 2 + 1 < seen.length) {
+      seen[field * 2] = valueStart;
+      seen[field * 2 + 1] = checkPos;
     }
   }
 }
