@@ -112,7 +112,7 @@ export class ReplayEngine {
   readonly traceMaxDurationMs: number;
   readonly #o: ReplayEngineOptions;
   readonly #ruleSet: RuleSet;
-  /** Only the attributes the rules read are decoded. */
+  /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
   readonly #decode: DecodeOptions;
   /** Non-null when traces without trigger names may be skipped. */
   readonly #matcher: NameMatcher | null;
@@ -131,7 +131,7 @@ export class ReplayEngine {
     const enabled = options.rules.filter((r) => r.definition.enabled);
     this.ruleIds = enabled.map((r) => r.definition.id);
     this.#ruleSet = createRuleSet(enabled);
-    this.#decode = { attributes: new AttributeKeyFilter(attributeKeys(enabled)) };
+    this.#decode = { attributes: new AttributeKeyFilter(attributeKeys(enabled)), lazyAttributes: true };
     const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
     this.#matcher =
       skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;

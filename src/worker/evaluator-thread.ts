@@ -8,8 +8,8 @@ import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type Rule
 import type { EvalBatch, EvalRequest, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
 
 let ruleSet: RuleSet = createRuleSet([]);
-/** Only the attributes the rules read are decoded. */
-let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]) };
+/** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
+let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]), lazyAttributes: true };
 
 function setRules(definitions: readonly RuleDefinition[]): void {
   const compiled: CompiledRule[] = [];
@@ -18,7 +18,7 @@ function setRules(definitions: readonly RuleDefinition[]): void {
     if (r.ok) compiled.push(r.rule);
   }
   ruleSet = createRuleSet(compiled);
-  decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)) };
+  decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
 function evaluate(packed: Uint8Array, from: number, req: EvalRequest): EvalResponse {

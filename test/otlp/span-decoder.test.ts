@@ -156,7 +156,7 @@ describe('span decoder', () => {
     const file = parseRuleFile(readFileSync(join(import.meta.dirname, '..', 'bench', 'fixtures', 'rules-100.yaml'), 'utf8'));
     assert.equal(file.rules.length, 100);
     const set = createRuleSet(file.rules);
-    const filter = { attributes: new AttributeKeyFilter(attributeKeys(file.rules)) };
+    const filter = { attributes: new AttributeKeyFilter(attributeKeys(file.rules)), lazyAttributes: true };
     const w = buildWorkload(300, { seed: 4 });
     const byTrace = (decode: (r: Buffer) => ReturnType<typeof decodeSpans>) => {
       const traces = new Map<string, ReturnType<typeof decodeSpans>>();
@@ -167,5 +167,43 @@ describe('span decoder', () => {
     const filtered = byTrace((r) => decodeSpans(r, filter));
     assert.ok(full.length > 100, `${full.length} violations`);
     assert.deepEqual(filtered, full);
+  });
+
+  it('decodes attributes when first read with lazyAttributes, to the same values and limit counts', () => {
+    const w = buildWorkload(40, { seed: 12 });
+    setDecodeLimits({ maxAttributesPerSpan: 6, maxAttributeValueLength: 8 });
+    try {
+      for (const req of w.requests) {
+        takeLimitCounts();
+        const eager = decodeSpans(req);
+        const eagerCounts = takeLimitCounts();
+        const lazy = decodeSpans(req, { lazyAttributes: true });
+        const atDecode = takeLimitCounts(); // drops (and the resource's cut values) are counted at decode time
+        assert.equal(atDecode.droppedAttributes, eagerCounts.droppedAttributes);
+        assert.equal(lazy.length, eager.length);
+        // Reads interleaved with other decoding: each span's own bytes, whatever was decoded since.
+        decodeSpans(w.requests[0]!);
+        takeLimitCounts();
+        for (let i = lazy.length - 1; i >= 0; i--) {
+          assert.deepEqual(lazy[i]!.attributes, eager[i]!.attributes);
+          assert.deepEqual(JSON.parse(JSON.stringify(lazy[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))), JSON.parse(JSON.stringify(eager[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
+        }
+        assert.equal(atDecode.truncatedValues + takeLimitCounts().truncatedValues, eagerCounts.truncatedValues); // the spans' when read
+      }
+    } finally {
+      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
+    }
+  });
+
+  it('reads a damaged attribute list up to the damage when lazy, and throws when eager', () => {
+    const good = Buffer.from(request([{ key: 'a', value: { stringValue: 'x' } }, { key: 'b', value: { stringValue: 'y' } }]));
+    // The last attribute's value claims more bytes than its KeyValue holds.
+    const at = good.lastIndexOf(Buffer.from('y')) - 1;
+    assert.equal(good[at], 1);
+    const bad = Buffer.from(good);
+    bad[at] = 9;
+    const [span] = decodeSpans(bad, { lazyAttributes: true });
+    assert.deepEqual(span!.attributes, { a: 'x' });
+    assert.throws(() => decodeSpans(bad));
   });
 });
