@@ -17,10 +17,12 @@ const runs = Number(process.env.BENCH_RUNS ?? 3);
 process.stderr.write(`betrace benchmarks on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${runs} runs each\n`);
 
 const figures: Record<string, number> = {};
-process.stderr.write('rule evaluation…\n');
-Object.assign(figures, await runRulesBench());
+// The pipeline first: the rule bench leaves this process a large heap, whose collection
+// could share a core with the process being measured.
 process.stderr.write('pipeline…\n');
 Object.assign(figures, await runPipelineBench({ runs }));
+process.stderr.write('rule evaluation…\n');
+Object.assign(figures, await runRulesBench());
 try {
   const replay = (await import('./replay-bench.ts')) as { runReplayBench?: () => Promise<Record<string, number>> };
   if (replay.runReplayBench) {
@@ -35,7 +37,7 @@ const f = (k: string, digits = 0) => (figures[k] === undefined ? 'n/a' : figures
 const rows: Row[] = [
   ['receiver → embedded transport', `${f('receiver_embedded_spans_per_s')} spans/s; ${f('receiver_embedded_cpu_s_per_1m_spans', 2)} CPU-s/1M spans = ${f('receiver_embedded_spans_per_core_s')} spans/s per core`, '>= 250k spans/s per core'],
   ['receiver → Kafka (acks=all)', `${f('receiver_kafka_spans_per_s')} spans/s; ${f('receiver_kafka_cpu_s_per_1m_spans', 2)} CPU-s/1M spans = ${f('receiver_kafka_spans_per_core_s')} spans/s per core`, '>= 150k spans/s per core'],
-  ['worker from Kafka, 100 rules, 1 process', `${f('worker_kafka_1_spans_per_s')} spans/s; ${f('worker_kafka_1_cpu_s_per_1m_spans', 2)} CPU-s/1M = ${f('worker_kafka_1_spans_per_core_s')} spans/s per core`, '>= 200k spans/s per core'],
+  ['worker from Kafka, 100 rules, 1 process', `${f('worker_kafka_1_spans_per_s')} spans/s; ${f('worker_kafka_1_cpu_s_per_1m_spans', 2)} CPU-s/1M = ${f('worker_kafka_1_spans_per_core_s')} spans/s per core (${f('worker_workload_spans')} spans)`, '>= 200k spans/s per core'],
   ['worker from Kafka, 100 rules, 2 processes', `${f('worker_kafka_2_spans_per_s')} spans/s (x${f('worker_scaling_2_over_1', 2)} of 1 process)`, 'near-linear'],
   ['end to end (embedded, 100 rules, forwarder)', `${f('end_to_end_spans_per_s')} spans/s; ${f('end_to_end_cpu_s_per_1m_spans', 2)} CPU-s/1M spans`, ''],
   ['rule evaluation, 100 rules, one core', `${f('rules_100_spans_per_s')} spans/s; 1000 rules cost x${f('cost_ratio_1000_vs_10', 2)} of 10`, '>= 2M spans/s; <= 3x'],
