@@ -4,11 +4,10 @@
  * is the median of BENCH_RUNS runs (default 3). Not a test: nothing here
  * asserts a speed; the targets are printed beside the figures.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { runPipelineBench } from './pipeline-bench.ts';
-import { runRulesBench } from './rules-bench.ts';
 
 type Row = [what: string, figure: string, target: string];
 
@@ -16,22 +15,35 @@ const started = new Date();
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 process.stderr.write(`betrace benchmarks on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, ${runs} runs each\n`);
 
-const figures: Record<string, number> = {};
-// The pipeline first: the rule bench leaves this process a large heap, whose collection
-// could share a core with the process being measured.
-process.stderr.write('pipeline…\n');
-Object.assign(figures, await runPipelineBench({ runs }));
-process.stderr.write('rule evaluation…\n');
-Object.assign(figures, await runRulesBench());
-try {
-  const replay = (await import('./replay-bench.ts')) as { runReplayBench?: () => Promise<Record<string, number>> };
-  if (replay.runReplayBench) {
-    process.stderr.write('replay…\n');
-    Object.assign(figures, Object.fromEntries(Object.entries(await replay.runReplayBench()).map(([k, v]) => [`replay_${k}`, v])));
-  }
-} catch (err) {
-  process.stderr.write(`replay bench unavailable: ${(err as Error).message}\n`);
+/**
+ * Each part in a process of its own: what one part leaves behind (a large heap
+ * to collect, code compiled for other work) must not weigh on the next.
+ * Resolves with the figures of the part's last output line (JSON).
+ */
+function part(file: string): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, file)], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      try {
+        const { bench: _bench, ...figures } = JSON.parse(last) as Record<string, number> & { bench?: string };
+        resolve(figures);
+      } catch {
+        reject(new Error(`${file} exited with ${code}: ${out.slice(-2000)}`));
+      }
+    });
+  });
 }
+
+const figures: Record<string, number> = {};
+process.stderr.write('rule evaluation…\n');
+Object.assign(figures, await part('rules-bench.ts'));
+process.stderr.write('pipeline…\n');
+Object.assign(figures, await part('pipeline-bench.ts'));
+process.stderr.write('replay…\n');
+Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-bench.ts')).map(([k, v]) => [`replay_${k}`, v])));
 
 const f = (k: string, digits = 0) => (figures[k] === undefined ? 'n/a' : figures[k].toLocaleString('en-US', { maximumFractionDigits: digits }));
 const rows: Row[] = [
