@@ -327,32 +327,36 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
   const w = buildWorkload(3000, { seed: 1 });
   const file = workloadFile(w);
   out.workload_spans = w.spans;
-  const kafka = await startKafka({ heap: '1g', properties: { 'group.initial.rebalance.delay.ms': 4000 } });
-  try {
-    const figures = async (name: string, fn: () => Promise<Figure>) => {
-      if (!selected(name)) return;
-      const rs: Figure[] = [];
-      for (let i = 0; i < runs; i++) rs.push(await fn());
-      out[`${name}_spans_per_s`] = Math.round(median(rs.map((r) => r.spansPerSecond)));
-      out[`${name}_cpu_s_per_1m_spans`] = Number(median(rs.map((r) => r.cpuSecondsPerMillionSpans)).toFixed(2));
-      out[`${name}_spans_per_core_s`] = Math.round(1e6 / median(rs.map((r) => r.cpuSecondsPerMillionSpans)));
-      process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans\n`);
-    };
-    await figures('receiver_embedded', () => benchReceiver('embedded', w, file));
-    await figures('receiver_kafka', () => benchReceiver('kafka', w, file, kafka));
-    if (selected('worker_kafka_1') || selected('worker_kafka_2')) {
-      // Three times the receiver's workload (about 900k spans): a worker run starts a fresh
-      // process, and its start-up (code compiled hot, first fetches) should weigh little.
-      const worker = buildWorkload(9000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
-      out.worker_workload_spans = worker.spans;
-      const spans = await workerTopic(kafka, worker);
-      await figures('worker_kafka_1', () => benchWorkers(kafka, worker, spans, 1));
-      await figures('worker_kafka_2', () => benchWorkers(kafka, worker, spans, 2));
+  const figures = async (name: string, fn: () => Promise<Figure>) => {
+    if (!selected(name)) return;
+    const rs: Figure[] = [];
+    for (let i = 0; i < runs; i++) rs.push(await fn());
+    out[`${name}_spans_per_s`] = Math.round(median(rs.map((r) => r.spansPerSecond)));
+    out[`${name}_cpu_s_per_1m_spans`] = Number(median(rs.map((r) => r.cpuSecondsPerMillionSpans)).toFixed(2));
+    out[`${name}_spans_per_core_s`] = Math.round(1e6 / median(rs.map((r) => r.cpuSecondsPerMillionSpans)));
+    process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans\n`);
+  };
+  // Embedded figures first, with no broker running: a JVM warming up (JIT and GC threads on
+  // every core) is not part of them.
+  await figures('receiver_embedded', () => benchReceiver('embedded', w, file));
+  await figures('end_to_end', () => benchEndToEnd(w, file));
+  if (['receiver_kafka', 'worker_kafka_1', 'worker_kafka_2'].some(selected)) {
+    const kafka = await startKafka({ heap: '1g', properties: { 'group.initial.rebalance.delay.ms': 4000 } });
+    try {
+      await figures('receiver_kafka', () => benchReceiver('kafka', w, file, kafka));
+      if (selected('worker_kafka_1') || selected('worker_kafka_2')) {
+        // Three times the receiver's workload (about 900k spans): a worker run starts a fresh
+        // process, and its start-up (code compiled hot, first fetches) should weigh little.
+        const worker = buildWorkload(9000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
+        out.worker_workload_spans = worker.spans;
+        const spans = await workerTopic(kafka, worker);
+        await figures('worker_kafka_1', () => benchWorkers(kafka, worker, spans, 1));
+        await figures('worker_kafka_2', () => benchWorkers(kafka, worker, spans, 2));
+      }
+      if (selected('worker_kafka_1') && selected('worker_kafka_2')) out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
+    } finally {
+      await kafka.destroy();
     }
-    if (selected('worker_kafka_1') && selected('worker_kafka_2')) out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
-    await figures('end_to_end', () => benchEndToEnd(w, file));
-  } finally {
-    await kafka.destroy();
   }
   if (selected('detection_latency')) {
     const latency = await benchDetectionLatency();
