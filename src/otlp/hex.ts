@@ -3,10 +3,32 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-/** True when every byte is zero (an invalid OTLP id). */
-export function isAllZero(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b !== 0) return false;
+/** True when every byte of bytes[start, end) is zero (an invalid OTLP id). */
+export function isAllZero(bytes: Uint8Array, start = 0, end = bytes.length): boolean {
+  for (let i = start; i < end; i++) if (bytes[i] !== 0) return false;
   return true;
+}
+
+/**
+ * Hex of 16-byte trace ids, turned to a string again only when the bytes
+ * differ from the last ones: a request's (or a trace part's) spans of one
+ * trace come together, so most spans reuse the string of the span before.
+ */
+export class TraceIdHex {
+  readonly #last = Buffer.alloc(16);
+  #hex = '';
+
+  /** Hex of bytes[start, start + 16). */
+  get(bytes: Uint8Array, start: number): string {
+    const last = this.#last;
+    let i = 0;
+    while (i < 16 && last[i] === bytes[start + i]) i++;
+    if (i < 16 || this.#hex === '') {
+      last.set(bytes.subarray(start, start + 16));
+      this.#hex = last.toString('hex');
+    }
+    return this.#hex;
+  }
 }
 
 const HEX_RE = /^[0-9a-fA-F]*$/;

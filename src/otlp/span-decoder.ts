@@ -11,6 +11,7 @@
  * Throws WireError on a malformed message.
  */
 import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
+import { TraceIdHex } from './hex.ts';
 import { WireError } from './wire.ts';
 
 let pos = 0;
@@ -262,11 +263,10 @@ function limitValue(v: AttributeValue): AttributeValue {
 }
 
 /**
- * KeyValue list: the repeated field `field` of the message [start, end);
- * `filtered`: top-level attributes, which the key filter applies to.
+ * KeyValue list: the repeated field `field` of the message [start, end), into
+ * `out`; `filtered`: top-level attributes, which the key filter applies to.
  */
-function keyValues(start: number, end: number, field: number, filtered: boolean): Record<string, AttributeValue> {
-  const out: Record<string, AttributeValue> = {};
+function keyValues(start: number, end: number, field: number, filtered: boolean, out: Record<string, AttributeValue> = {}): Record<string, AttributeValue> {
   const want = (field << 3) | 2;
   const outer = attributesInTarget; // a kvlist value inside a span's attribute: its own count
   attributesInTarget = 0;
@@ -329,20 +329,8 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
   putAttribute(target, key, limitValue(value));
 }
 
-/** The trace id of the span before, kept: every span of a trace repeats it. */
-const lastTraceId = Buffer.alloc(16);
-let lastTraceIdHex = '';
-
-function traceIdHex(s: number, e: number): string {
-  if (e - s !== 16) return buf.toString('hex', s, e);
-  let i = 0;
-  while (i < 16 && lastTraceId[i] === buf[s + i]) i++;
-  if (i < 16 || lastTraceIdHex === '') {
-    buf.copy(lastTraceId, 0, s, e);
-    lastTraceIdHex = buf.toString('hex', s, e);
-  }
-  return lastTraceIdHex;
-}
+/** Every span of a trace repeats its trace id. */
+const traceIds = new TraceIdHex();
 
 function span(start: number, end: number, resource: Attributes, out: SpanRecord[]): void {
   let traceId = '';
@@ -363,7 +351,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
     switch (tag) {
       case (1 << 3) | 2: {
         const s = len(end);
-        traceId = traceIdHex(s, pos);
+        traceId = pos - s === 16 ? traceIds.get(buf, s) : buf.toString('hex', s, pos);
         break;
       }
       case (2 << 3) | 2: {
@@ -519,20 +507,8 @@ function spanAttributes(b: Buffer, start: number, end: number, filter: Attribute
   const out: Record<string, AttributeValue> = {};
   buf = b;
   keyFilter = filter;
-  attributesInTarget = 0;
   try {
-    pos = start;
-    while (pos < end) {
-      const tag = varint(end);
-      if (tag !== ((9 << 3) | 2)) {
-        skip(tag & 7, end);
-        continue;
-      }
-      const s = len(end);
-      const after = pos;
-      keyValue(s, after, out, true);
-      pos = after;
-    }
+    keyValues(start, end, 9, true, out);
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
   } finally {

@@ -4,7 +4,7 @@
  * fields included), so what is forwarded is what was received. Spans with invalid
  * ids are dropped and counted (the OTLP partial-success rules).
  */
-import { toHex } from './hex.ts';
+import { TraceIdHex, isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
 import { WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
@@ -288,24 +288,7 @@ function startsBefore(a: SpanRef, b: SpanRef): boolean {
   return a.startHi < b.startHi || (a.startHi === b.startHi && a.startLo < b.startLo);
 }
 
-function zeroBytes(buf: Uint8Array, s: number, e: number): boolean {
-  for (let i = s; i < e; i++) if (buf[i] !== 0) return false;
-  return true;
-}
-
-/** The last trace id turned to hex: the spans of a trace come together in a request. */
-const lastTraceId = Buffer.alloc(16);
-let lastTraceIdHex = '';
-
-function traceIdHex(buf: Uint8Array, s: number): string {
-  let i = 0;
-  while (i < 16 && lastTraceId[i] === buf[s + i]) i++;
-  if (i < 16 || lastTraceIdHex === '') {
-    lastTraceId.set(buf.subarray(s, s + 16));
-    lastTraceIdHex = lastTraceId.toString('hex');
-  }
-  return lastTraceIdHex;
-}
+const traceIds = new TraceIdHex();
 
 /** Field positions of the span being read (fields 1, 2 and 7 are used). */
 const spanFields = new Int32Array(16);
@@ -321,9 +304,9 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
   const spanStart = spanFields[4]!;
   const spanEnd = spanFields[5]!;
   if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
-  if (zeroBytes(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
+  if (isAllZero(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
   if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
-  if (zeroBytes(buf, spanStart, spanEnd)) return 'span id must not be all zero';
+  if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
   let startHi = 0;
   let startLo = 0;
   const at = spanFields[14]!;
@@ -331,7 +314,7 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
     startLo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
     startHi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
   }
-  return { traceId: traceIdHex(buf, traceStart), startHi, startLo };
+  return { traceId: traceIds.get(buf, traceStart), startHi, startLo };
 }
 
 /** Concatenated ExportTraceServiceRequest messages are one request holding all their resource spans. */
@@ -346,9 +329,6 @@ export function mergeRequests(payloads: readonly Uint8Array[]): Uint8Array {
  */
 export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string>; rootSpans: number } {
   const traceIds = new Set<string>();
-  // Spans of one trace come together: hex only when the id differs from the span before.
-  let lastStart = -1;
-  let lastEnd = -1;
   let spanCount = 0;
   let rootSpans = 0;
   const top = new WireReader(buf);
@@ -382,11 +362,7 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
           const t = sp.varint();
           if (t === ((1 << 3) | WIRE_LEN)) {
             const [s, e] = sp.lenRange();
-            if (!sameBytes(buf, s, e, lastStart, lastEnd)) {
-              traceIds.add(toHex(buf.subarray(s, e)));
-              lastStart = s;
-              lastEnd = e;
-            }
+            traceIds.add(toHex(buf.subarray(s, e)));
           } else if (t === ((4 << 3) | WIRE_LEN)) {
             const [s, e] = sp.lenRange();
             hasParent = e - s === 8;
@@ -397,12 +373,6 @@ export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set
     }
   }
   return { spanCount, traceIds, rootSpans };
-}
-
-function sameBytes(buf: Uint8Array, s: number, e: number, s2: number, e2: number): boolean {
-  if (e - s !== e2 - s2) return false;
-  for (let i = 0; i < e - s; i++) if (buf[s + i] !== buf[s2 + i]) return false;
-  return true;
 }
 
 /**
