@@ -184,19 +184,8 @@ function upperBound(keys: Float64Array, idx: Int32Array, x: number): number {
   return lo;
 }
 
-function lowerBound(keys: Float64Array, idx: Int32Array, x: number): number {
+function lowerBound(keys: Float64Array | Int32Array, idx: Int32Array, x: number): number {
   // first entry with keys[e] >= x
-  let lo = 0;
-  let hi = idx.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((keys[idx[mid] as number] as number) < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function lowerBoundInt(keys: Int32Array, idx: Int32Array, x: number): number {
   let lo = 0;
   let hi = idx.length;
   while (lo < hi) {
@@ -313,7 +302,7 @@ function compileRelation(step: RelationStep): SpanTest {
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;
         const { tin, tout } = c.index;
-        const pos = lowerBoundInt(tin, list, (tin[x] as number) + 1);
+        const pos = lowerBound(tin, list, (tin[x] as number) + 1);
         const y = list[pos];
         return y !== undefined && (tin[y] as number) <= (tout[x] as number);
       };
