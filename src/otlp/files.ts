@@ -14,15 +14,42 @@ export class TraceFileError extends Error {
   override name = 'TraceFileError';
 }
 
-/** Every ExportTraceServiceRequest in the file, as protobuf bytes. Throws TraceFileError. */
+/** Every ExportTraceServiceRequest in the file, as protobuf bytes (each fully decoded to check it). Throws TraceFileError. */
 export async function readTraceFileRequests(path: string): Promise<Uint8Array[]> {
   const data = await readFile(path).catch((err: unknown) => {
     throw new TraceFileError(`${path}: ${err instanceof Error ? err.message : String(err)}`);
   });
+  return traceFileRequests(path, data, (messages) => messages.every(isValidRequest));
+}
+
+/**
+ * The requests in a trace file's bytes: JSON (whole, or a document per line),
+ * else protobuf: the file exporter's stream of 4-byte big-endian
+ * length-prefixed messages when the file frames exactly that way and `accepts`
+ * takes the messages, else the file as one message when `accepts` takes it.
+ * Throws TraceFileError.
+ */
+export function traceFileRequests(path: string, data: Buffer, accepts: (messages: readonly Uint8Array[]) => boolean): Uint8Array[] {
   const firstNonSpace = data.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-  if (firstNonSpace === 0x7b /* '{' */) return jsonRequests(path, data.toString('utf8'));
   if (firstNonSpace === undefined) return [];
-  return protobufRequests(path, data);
+  if (firstNonSpace === 0x7b /* '{' */) return jsonRequests(path, data.toString('utf8'));
+  const framed = lengthFramed(data);
+  if (framed !== undefined && accepts(framed)) return framed;
+  if (accepts([data])) return [data];
+  throw new TraceFileError(`${path}: not OTLP JSON or protobuf (ExportTraceServiceRequest)`);
+}
+
+/** The messages of a length-prefixed stream, or undefined unless the data frames exactly. */
+function lengthFramed(data: Buffer): Uint8Array[] | undefined {
+  const framed: Uint8Array[] = [];
+  let pos = 0;
+  while (pos + 4 <= data.length) {
+    const len = data.readUInt32BE(pos);
+    if (pos + 4 + len > data.length) break;
+    framed.push(data.subarray(pos + 4, pos + 4 + len));
+    pos += 4 + len;
+  }
+  return pos === data.length && framed.length > 0 ? framed : undefined;
 }
 
 function jsonRequests(path: string, text: string): Uint8Array[] {
@@ -47,21 +74,6 @@ function isValidRequest(bytes: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-function protobufRequests(path: string, data: Buffer): Uint8Array[] {
-  // The file exporter's stream: [uint32 big-endian length][message]...
-  const framed: Uint8Array[] = [];
-  let pos = 0;
-  while (pos + 4 <= data.length) {
-    const len = data.readUInt32BE(pos);
-    if (pos + 4 + len > data.length) break;
-    framed.push(data.subarray(pos + 4, pos + 4 + len));
-    pos += 4 + len;
-  }
-  if (pos === data.length && framed.length > 0 && framed.every(isValidRequest)) return framed;
-  if (isValidRequest(data)) return [data];
-  throw new TraceFileError(`${path}: not OTLP JSON or protobuf (ExportTraceServiceRequest)`);
 }
 
 /** All spans in an OTLP trace file. */

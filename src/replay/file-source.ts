@@ -7,8 +7,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { glob, isDynamicPattern } from 'tinyglobby';
-import { readTraceFileRequests } from '../otlp/index.ts';
-import { scanPart } from '../otlp/index.ts';
+import { scanPart, traceFileRequests } from '../otlp/index.ts';
 import type { ReplayEngine } from './engine.ts';
 import type { SourceResult, SourceProgress } from './source.ts';
 
@@ -72,29 +71,15 @@ function isAborted(signal: AbortSignal | undefined): boolean {
 }
 
 /**
- * The requests of a trace file. JSON goes through src/otlp's reader; protobuf
- * (one message, or the file exporter's stream of 4-byte big-endian
- * length-prefixed messages) is framed here, checked with the byte-level scan
- * rather than a full decode (a malformed message is then counted by the engine).
+ * The requests of a trace file (src/otlp's framing); protobuf is checked with
+ * the byte-level scan of its first message rather than a full decode (a
+ * malformed message is then counted by the engine).
  */
 async function readRequests(path: string): Promise<Uint8Array[]> {
   const data = await readFile(path).catch((err: unknown) => {
     throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`);
   });
-  const first = data.find((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
-  if (first === undefined) return [];
-  if (first === 0x7b /* '{' */) return readTraceFileRequests(path);
-  const framed: Uint8Array[] = [];
-  let pos = 0;
-  while (pos + 4 <= data.length) {
-    const len = data.readUInt32BE(pos);
-    if (pos + 4 + len > data.length) break;
-    framed.push(data.subarray(pos + 4, pos + 4 + len));
-    pos += 4 + len;
-  }
-  if (pos === data.length && framed.length > 0 && isRequest(framed[0]!)) return framed;
-  if (isRequest(data)) return [data];
-  throw new Error(`${path}: not OTLP JSON or protobuf (ExportTraceServiceRequest)`);
+  return traceFileRequests(path, data, (messages) => isRequest(messages[0]!));
 }
 
 function isRequest(bytes: Uint8Array): boolean {
