@@ -35,15 +35,8 @@ export interface ReplayJobRequest {
   readonly partitions?: readonly number[];
 }
 
-export interface ReplayJobProgress {
-  readonly records: number;
-  readonly spans: number;
-  readonly traces: number;
-  readonly violations: number;
-  /** Spans read per second. */
-  readonly rate: number;
-  readonly fraction?: number;
-}
+/** A job's progress as the API shows it: the replay's counts, rate (rounded) and fraction. */
+export type ReplayJobProgress = Pick<ReplayProgress, 'records' | 'spans' | 'traces' | 'violations' | 'rate' | 'fraction'>;
 
 export interface ReplayJob {
   readonly id: string;
