@@ -18,7 +18,7 @@ interface Thread {
   worker: Worker;
   pending: Map<number, { resolve: (r: EvalResponse) => void; reject: (e: Error) => void }>;
   /** Asked for in this turn of the event loop, sent at its end. */
-  queued: Array<{ request: EvalRequest; payloads: readonly Uint8Array[] }>;
+  queued: Array<{ id: number; budgetMs: number; payloads: readonly Uint8Array[] }>;
 }
 
 export class EvaluatorPool implements Component {
@@ -93,7 +93,7 @@ export class EvaluatorPool implements Component {
     return new Promise<EvalResponse>((resolve, reject) => {
       chosen.pending.set(id, { resolve, reject });
       if (chosen.queued.length === 0) queueMicrotask(() => this.#send(chosen));
-      chosen.queued.push({ request: { id, ends: [], budgetMs }, payloads });
+      chosen.queued.push({ id, budgetMs, payloads });
     });
   }
 
@@ -119,7 +119,7 @@ export class EvaluatorPool implements Component {
         at += p.length;
         ends.push(at);
       }
-      traces.push({ id: q.request.id, ends, budgetMs: q.request.budgetMs });
+      traces.push({ id: q.id, ends, budgetMs: q.budgetMs });
     }
     thread.worker.postMessage({ type: 'eval', packed, traces } satisfies ThreadMessage, [packed.buffer]);
   }
