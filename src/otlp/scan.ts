@@ -11,36 +11,11 @@
  * everything else is skipped by length. A malformed message throws WireError.
  */
 import { toHex } from './hex.ts';
+import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
 
-/** Matches span names (UTF-8 bytes) against a fixed set, without building strings. */
-export class NameMatcher {
-  readonly #byLength = new Map<number, Uint8Array[]>();
-  readonly size: number;
-
-  constructor(names: Iterable<string>) {
-    let n = 0;
-    for (const name of new Set(names)) {
-      const bytes = Buffer.from(name, 'utf8');
-      const list = this.#byLength.get(bytes.length);
-      if (list === undefined) this.#byLength.set(bytes.length, [bytes]);
-      else list.push(bytes);
-      n++;
-    }
-    this.size = n;
-  }
-
-  /** True when bytes [start, end) of `buf` are one of the names. */
-  matches(buf: Uint8Array, start: number, end: number): boolean {
-    const list = this.#byLength.get(end - start);
-    if (list === undefined) return false;
-    outer: for (const name of list) {
-      for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) continue outer;
-      return true;
-    }
-    return false;
-  }
-}
+/** Span names to look for (the rules' triggers). */
+export { Utf8Set as NameMatcher } from './utf8-set.ts';
 
 export interface PartScan {
   /** Trace id (hex) of the first span; '' when the part holds no span with a 16-byte trace id. */
@@ -124,7 +99,7 @@ function startMs(buf: Uint8Array, at: number): number {
 }
 
 /** Scans one ExportTraceServiceRequest. Throws WireError when it is malformed. */
-export function scanPart(buf: Uint8Array, matcher: NameMatcher | null): PartScan {
+export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
   let traceStart = -1;
   let multiple = false;
   let spanCount = 0;

@@ -12,6 +12,7 @@
  */
 import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
 import { TraceIdHex } from './hex.ts';
+import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
 
 let pos = 0;
@@ -137,31 +138,10 @@ const hexIds = new Interner('hex');
  * The attribute keys to decode (see rules' attributeKeys): every other
  * attribute is skipped without decoding its key or value.
  */
-export class AttributeKeyFilter {
-  readonly #byLength: Array<Array<{ bytes: Buffer; key: string }> | undefined> = [];
-
-  constructor(keys: Iterable<string>) {
-    for (const key of keys) {
-      const bytes = Buffer.from(key, 'utf8');
-      (this.#byLength[bytes.length] ??= []).push({ bytes, key });
-    }
-  }
-
-  /** The kept key whose UTF-8 bytes are b[s, e), if any. */
-  match(b: Buffer, s: number, e: number): string | undefined {
-    const candidates = this.#byLength[e - s];
-    if (candidates === undefined) return undefined;
-    next: for (const c of candidates) {
-      const bytes = c.bytes;
-      for (let i = 0; i < bytes.length; i++) if (bytes[i] !== b[s + i]) continue next;
-      return c.key;
-    }
-    return undefined;
-  }
-}
+export { Utf8Set as AttributeKeyFilter } from './utf8-set.ts';
 
 /** The filter of the decodeSpansFast call in progress. */
-let keyFilter: AttributeKeyFilter | undefined;
+let keyFilter: Utf8Set | undefined;
 
 /** AnyValue [start, end): as src/otlp/spans.ts maps it (undefined when none is set). */
 function anyValue(start: number, end: number): AttributeValue | undefined {
@@ -305,7 +285,7 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
   }
   let key: string;
   if (filtered && keyFilter !== undefined) {
-    const kept = keyStart < 0 ? keyFilter.match(buf, 0, 0) : keyFilter.match(buf, keyStart, keyEnd);
+    const kept = keyStart < 0 ? keyFilter.find(buf, 0, 0) : keyFilter.find(buf, keyStart, keyEnd);
     if (kept === undefined) {
       // Not read by any rule: not decoded, but it still takes its place under the attribute limit.
       if (valueEnd > valueStart) {
@@ -429,7 +409,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
 
 export interface DecodeOptions {
   /** Decode only these attributes (span and resource); the others are left out. Default: all. */
-  readonly attributes?: AttributeKeyFilter;
+  readonly attributes?: Utf8Set;
   /**
    * Decode a span's attributes when they are first read (rules read those of
    * about a quarter of the spans). The spans keep `payload` alive meanwhile; an
@@ -456,7 +436,7 @@ class WireSpan implements SpanRecord {
   readonly #buf: Buffer;
   readonly #start: number;
   readonly #end: number;
-  readonly #filter: AttributeKeyFilter | undefined;
+  readonly #filter: Utf8Set | undefined;
   #attributes: Record<string, AttributeValue> | undefined;
 
   constructor(
@@ -473,7 +453,7 @@ class WireSpan implements SpanRecord {
     buffer: Buffer,
     start: number,
     end: number,
-    filter: AttributeKeyFilter | undefined,
+    filter: Utf8Set | undefined,
   ) {
     this.traceId = traceId;
     this.spanId = spanId;
@@ -502,7 +482,7 @@ class WireSpan implements SpanRecord {
 }
 
 /** The attributes (field 9) of the span [start, end) of `b`, under the limits; the decoder's state is kept. */
-function spanAttributes(b: Buffer, start: number, end: number, filter: AttributeKeyFilter | undefined): Record<string, AttributeValue> {
+function spanAttributes(b: Buffer, start: number, end: number, filter: Utf8Set | undefined): Record<string, AttributeValue> {
   const saved = { buf, pos, keyFilter, attributesInTarget, droppedAttributes };
   const out: Record<string, AttributeValue> = {};
   buf = b;
