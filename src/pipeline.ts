@@ -256,7 +256,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     ports: () => ({ grpc: grpc?.port, http: http?.port, api: api?.port }),
     async start() {
       for (const c of components) {
-        await c.start();
+        try {
+          await c.start();
+        } catch (err) {
+          // Nothing half-started is left behind: the failed component (shutdown is
+          // safe on a partial start) and those before it are shut down.
+          startedComponents.push(c);
+          await this.shutdown().catch((e: unknown) => logger.error({ err: e }, 'shutdown after a failed start failed'));
+          throw err;
+        }
         startedComponents.push(c);
       }
       started = true;

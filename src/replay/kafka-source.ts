@@ -13,10 +13,10 @@
  * the upper bound (its end offset), read when replay starts.
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { KafkaConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { createKafkaClient } from '../transport/kafka.ts';
+import { createKafkaClient, withAdmin } from '../transport/kafka.ts';
 import type { ReplayEngine, ReplayLane } from './engine.ts';
 import type { SourceProgress, SourceResult } from './source.ts';
 
@@ -46,13 +46,11 @@ export async function readKafkaSource(engine: ReplayEngine, options: KafkaSource
   const { kafka: config, logger } = options;
   const topic = config.spansTopic;
   const kafka = createKafkaClient(config, logger, '-replay');
-  const admin = kafka.admin();
   const groupId = `betrace-replay-${randomUUID()}`;
   let consumer: Consumer | undefined;
   let groupJoined = false;
   try {
-    await admin.connect();
-    const planned = await plan(admin, topic, engine.fromMs - options.marginMs, engine.toMs + options.marginMs, options.partitions);
+    const planned = await withAdmin(kafka, (a) => plan(a, topic, engine.fromMs - options.marginMs, engine.toMs + options.marginMs, options.partitions));
     if (!planned.ok) return planned;
     const ranges = planned.ranges;
     const totalRecords = ranges.reduce((n, r) => n + Number(r.end - r.start), 0);
@@ -127,15 +125,14 @@ export async function readKafkaSource(engine: ReplayEngine, options: KafkaSource
     return { ok: false, error: `cannot read Kafka topic ${topic} (brokers ${config.brokers.join(',')}): ${(err as Error).message}` };
   } finally {
     if (consumer !== undefined) await consumer.disconnect().catch(() => undefined);
-    if (consumer !== undefined || groupJoined) await deleteGroup(admin, groupId, logger);
-    await admin.disconnect().catch(() => undefined);
+    if (consumer !== undefined || groupJoined) await deleteGroup(kafka, groupId, logger);
   }
 }
 
-async function deleteGroup(admin: Admin, groupId: string, logger: Logger): Promise<void> {
+async function deleteGroup(kafka: Kafka, groupId: string, logger: Logger): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      await admin.deleteGroups([groupId]);
+      await withAdmin(kafka, (admin) => admin.deleteGroups([groupId]), 5000);
       return;
     } catch (err) {
       const message = (err as Error).message;

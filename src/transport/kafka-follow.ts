@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.ts';
+import { withAdmin } from './kafka.ts';
 
 export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string) => void;
 
@@ -29,9 +30,7 @@ export class TopicFollower {
   }
 
   async start(catchUpTimeoutMs = 30_000): Promise<void> {
-    const admin = this.#kafka.admin();
-    await admin.connect();
-    const ends = await admin.fetchTopicOffsets(this.#topic).finally(() => admin.disconnect());
+    const ends = await withAdmin(this.#kafka, (admin) => admin.fetchTopicOffsets(this.#topic));
     const consumer = this.#kafka.consumer({
       groupId: this.#group,
       sessionTimeout: 10_000,

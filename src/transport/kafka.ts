@@ -81,6 +81,39 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuf
   return new Kafka(options);
 }
 
+/** Whether a kafkajs error is worth trying again (a leader not elected yet, a broker restarting). */
+export function isRetriableKafkaError(err: unknown): boolean {
+  const e = err as { retriable?: unknown; name?: unknown; cause?: unknown } | null;
+  if (e === null || typeof e !== 'object') return false;
+  if (e.retriable === true) return true;
+  // kafkajs's own retrier gives up with this wrapper around the last (retriable) error.
+  return e.name === 'KafkaJSNumberOfRetriesExceeded' && isRetriableKafkaError(e.cause);
+}
+
+/**
+ * Runs `call` with a connected admin client of its own, again with a fresh one
+ * (fresh metadata) while it fails with a retriable error, for up to `deadlineMs`.
+ * kafkajs's admin bails on most retriable errors itself: fetchTopicOffsets, for
+ * one, retries only UNKNOWN_TOPIC_OR_PARTITION, and answers NOT_LEADER_FOR_PARTITION
+ * from a topic created a moment ago. Other errors, and the last one, are thrown.
+ */
+export async function withAdmin<T>(kafka: Kafka, call: (admin: Admin) => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (let attempt = 0; ; attempt++) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      return await call(admin);
+    } catch (err) {
+      const waitMs = Math.min(100 * 2 ** attempt, 2000);
+      if (!isRetriableKafkaError(err) || Date.now() + waitMs > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+}
+
 /** Creates missing topics, or fails with a clear error; checks max_record_bytes against the topic. */
 export async function ensureTopics(
   admin: Admin,
@@ -172,16 +205,12 @@ class KafkaProducer implements TransportProducer {
     await this.#producer.connect();
     this.#connected = true;
     // The topic's own partition count (it may predate transport.partitions): produce calls are sized per partition.
-    const admin = this.#kafka.admin();
     try {
-      await admin.connect();
-      const metadata = await admin.fetchTopicMetadata({ topics: [this.#o.config.spansTopic] });
+      const metadata = await withAdmin(this.#kafka, (admin) => admin.fetchTopicMetadata({ topics: [this.#o.config.spansTopic] }));
       const n = metadata.topics[0]?.partitions.length ?? 0;
       if (n > 0) this.#topicPartitions = n;
     } catch (err) {
       this.#o.logger.warn({ topic: this.#o.config.spansTopic, error: (err as Error).message }, 'cannot read the spans topic partition count: using transport.partitions');
-    } finally {
-      await admin.disconnect();
     }
   }
 
@@ -399,13 +428,7 @@ export class KafkaTransport implements Transport {
 
   /** Creates missing topics (or fails clearly) and checks the record size limit. */
   async prepare(): Promise<void> {
-    const admin = this.kafka.admin();
-    try {
-      await admin.connect();
-      await ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger);
-    } finally {
-      await admin.disconnect();
-    }
+    await withAdmin(this.kafka, (admin) => ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger));
   }
 
   createProducer(): TransportProducer {

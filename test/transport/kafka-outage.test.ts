@@ -42,9 +42,12 @@ function request(spanIds: string[]): Buffer {
 }
 
 describe('Kafka outage', () => {
-  it('answers UNAVAILABLE while Kafka is down and loses nothing it acknowledged', async () => {
+  it('answers UNAVAILABLE while Kafka is down and loses nothing it acknowledged', async (t) => {
+    // Hooks run in reverse order of registration, also when a start below fails.
     const kafka = await startKafka();
+    t.after(() => kafka.destroy());
     const sink = await startOtlpSink();
+    t.after(() => sink.close());
     const prefix = uniqueName('outage');
     const betrace = await startTestPipeline({
       receiver: { max_in_flight_bytes: '512KiB', retry_after: '1s' },
@@ -65,7 +68,9 @@ describe('Kafka outage', () => {
       downstream: { endpoint: sink.url, batch_timeout: '20ms', max_retry_time: '5m' },
       worker: { trace_idle_timeout: '500ms' },
     });
+    t.after(() => betrace.stop());
     const c = rawTraceClient(betrace.grpcUrl);
+    t.after(() => c.close());
     const acked = new Set<string>();
     let unavailable = 0;
     const otherErrors: string[] = [];
@@ -86,6 +91,7 @@ describe('Kafka outage', () => {
           }
           if (err.code === grpc.status.UNAVAILABLE) unavailable++;
           else otherErrors.push(`${err.code} ${err.details}`);
+          if (stopLoad) break;
           await new Promise((r) => setTimeout(r, 200));
         }
         await new Promise((r) => setTimeout(r, 20));
@@ -127,10 +133,7 @@ describe('Kafka outage', () => {
     } finally {
       stopLoad = true;
       clearInterval(sampler);
-      c.close();
-      await betrace.stop();
-      await sink.close();
-      await kafka.destroy();
+      await Promise.all(senders);
     }
   });
 });
