@@ -21,6 +21,7 @@ import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { framedSocketFactory } from './kafka-socket.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
   ConsumedRecord,
@@ -77,6 +78,9 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuf
   }
   if (config.sasl.mechanism !== 'none') {
     options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
+  } else {
+    // Responses handed over whole, large ones in shared memory (kafka-socket.ts).
+    options.socketFactory = framedSocketFactory();
   }
   return new Kafka(options);
 }
@@ -309,8 +313,10 @@ class KafkaConsumer implements TransportConsumer {
       heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
       rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
       allowAutoTopicCreation: false,
-      maxBytesPerPartition: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
-      maxBytes: 64 * 1024 * 1024,
+      // A fetch response is kept whole while any trace it holds is (kafka-socket.ts): a few MiB
+      // at a time is as fast as more (measured), and a trace open for long keeps less alive.
+      maxBytesPerPartition: Math.max(2 * 1024 * 1024, options.config.maxRecordBytes),
+      maxBytes: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
       maxWaitTimeInMs: 250,
       // After a crash kafkajs restarts the consumer on its own; never once shut down.
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000, restartOnFailure: () => Promise.resolve(this.#running) },

@@ -32,6 +32,29 @@ function installNativeCrc32c(): boolean {
 /** Whether kafkajs checksums record batches natively in this process. */
 export const nativeCrc32c = installNativeCrc32c();
 
+interface KafkaJsConnection {
+  chunks: Buffer[];
+  bytesBuffered: number;
+  processData: (this: KafkaJsConnection, rawData: Buffer) => void;
+}
+
+/**
+ * After each response kafkajs keeps the bytes that followed it (`chunks`, often
+ * one empty buffer) and joins the next data onto them with Buffer.concat: a
+ * copy of every response into fresh memory. With nothing buffered there is
+ * nothing to join: the data is decoded where it lies, as the sockets of
+ * kafka-socket.ts deliver it (whole responses, large ones in shared memory).
+ */
+function decodeResponsesInPlace(): void {
+  const { prototype } = require('kafkajs/src/network/connection.js') as { prototype: KafkaJsConnection };
+  const processData = prototype.processData;
+  prototype.processData = function (this: KafkaJsConnection, rawData: Buffer): void {
+    if (this.bytesBuffered === 0 && this.chunks.length > 0) this.chunks = [];
+    processData.call(this, rawData);
+  };
+}
+
 const kafkajs = require('kafkajs') as typeof KafkaJs;
+decodeResponsesInPlace();
 export const { Kafka, logLevel } = kafkajs;
 export type Kafka = KafkaJs.Kafka;

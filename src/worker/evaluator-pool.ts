@@ -98,30 +98,46 @@ export class EvaluatorPool implements Component {
   }
 
   /**
-   * Sends a thread what was queued for it, in one message: one fresh buffer
-   * holding every payload, transferred (not cloned). A payload is often a view
-   * into a much larger buffer (a Kafka fetch response, a pooled slab) that
-   * cloning would copy whole.
+   * Sends a thread what was queued for it, in one message. A payload in shared
+   * memory (PayloadArena) is sent as where it lies; any other is copied into one
+   * fresh buffer that is transferred, not cloned (a payload is often a view into
+   * a much larger buffer that cloning would copy whole).
    */
   #send(thread: Thread): void {
     const queued = thread.queued;
     thread.queued = [];
     if (!this.#threads.includes(thread)) return; // died meanwhile: its pending evaluations were failed
-    let total = 0;
-    for (const q of queued) for (const p of q.payloads) total += p.length;
-    const packed = Buffer.allocUnsafeSlow(total); // its own ArrayBuffer (transferable), every byte written below
+    const slabs: SharedArrayBuffer[] = [];
+    const slabIndex = new Map<SharedArrayBuffer, number>();
+    const unshared: Uint8Array[] = [];
+    let unsharedBytes = 0;
     const traces: EvalRequest[] = [];
-    let at = 0;
     for (const q of queued) {
-      const ends: number[] = [];
+      const parts: number[] = [];
       for (const p of q.payloads) {
-        packed.set(p, at);
-        at += p.length;
-        ends.push(at);
+        const buffer = p.buffer;
+        if (buffer instanceof SharedArrayBuffer) {
+          let index = slabIndex.get(buffer);
+          if (index === undefined) {
+            index = slabs.push(buffer) - 1;
+            slabIndex.set(buffer, index);
+          }
+          parts.push(index, p.byteOffset, p.length);
+        } else {
+          parts.push(-1, unsharedBytes, p.length);
+          unshared.push(p);
+          unsharedBytes += p.length;
+        }
       }
-      traces.push({ id: q.id, ends, budgetMs: q.budgetMs });
+      traces.push({ id: q.id, parts, budgetMs: q.budgetMs });
     }
-    thread.worker.postMessage({ type: 'eval', packed, traces } satisfies ThreadMessage, [packed.buffer]);
+    const packed = Buffer.allocUnsafeSlow(unsharedBytes); // its own ArrayBuffer (transferable), every byte written below
+    let at = 0;
+    for (const p of unshared) {
+      packed.set(p, at);
+      at += p.length;
+    }
+    thread.worker.postMessage({ type: 'eval', slabs, packed, traces } satisfies ThreadMessage, [packed.buffer]);
   }
 
   get pending(): number {

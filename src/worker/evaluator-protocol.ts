@@ -16,18 +16,22 @@ export interface LimitsMessage {
  * Traces to evaluate, batched: every message between threads costs more than
  * a small trace's evaluation, so all the evaluations asked for in one turn of
  * the worker's event loop travel together, and their results come back together.
+ * Payloads in shared memory (the worker's PayloadArena) are read in place;
+ * others travel copied into `packed`.
  */
 export interface EvalBatch {
   readonly type: 'eval';
-  /** Every payload of every trace, back to back (transferred). */
+  /** The shared slabs holding the batch's payloads (shared, not copied). */
+  readonly slabs: readonly SharedArrayBuffer[];
+  /** Payloads in no slab, back to back (transferred); empty when there are none. */
   readonly packed: Uint8Array;
   readonly traces: readonly EvalRequest[];
 }
 
 export interface EvalRequest {
   readonly id: number;
-  /** End offset of each of the trace's payloads in the batch's `packed`; the first starts where the trace before ended. */
-  readonly ends: readonly number[];
+  /** Three numbers per payload: its slab's index in `slabs` (-1: `packed`), byte offset, length. */
+  readonly parts: readonly number[];
   readonly budgetMs: number;
 }
 

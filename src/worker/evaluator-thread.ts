@@ -21,17 +21,20 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
-function evaluate(packed: Uint8Array, from: number, req: EvalRequest): EvalResponse {
+function evaluate(batch: EvalBatch, req: EvalRequest): EvalResponse {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
-  let start = from;
-  for (const end of req.ends) {
+  const parts = req.parts;
+  for (let i = 0; i < parts.length; i += 3) {
+    const slab = parts[i]!;
+    const offset = parts[i + 1]!;
+    const length = parts[i + 2]!;
     try {
-      for (const s of decodeSpans(packed.subarray(start, end), decodeOptions)) spans.push(s);
+      const payload = slab < 0 ? batch.packed.subarray(offset, offset + length) : new Uint8Array(batch.slabs[slab]!, offset, length);
+      for (const s of decodeSpans(payload, decodeOptions)) spans.push(s);
     } catch {
       undecodable++;
     }
-    start = end;
   }
   const started = performance.now();
   const result = ruleSet.evaluate(spans, { budgetMs: req.budgetMs });
@@ -50,11 +53,7 @@ function evaluate(packed: Uint8Array, from: number, req: EvalRequest): EvalRespo
 
 function evaluateBatch(batch: EvalBatch): EvalResults {
   const results: EvalResponse[] = [];
-  let from = 0;
-  for (const req of batch.traces) {
-    results.push(evaluate(batch.packed, from, req));
-    from = req.ends.at(-1) ?? from;
-  }
+  for (const req of batch.traces) results.push(evaluate(batch, req));
   return { type: 'results', results };
 }
 

@@ -17,6 +17,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { OffsetTracker } from '../transport/offset-tracker.ts';
 import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
 import type { EvaluatorPool } from './evaluator-pool.ts';
+import { PayloadArena } from './payload-arena.ts';
 import { TraceWindows, type CompletedTrace, type WindowOptions } from './trace-windows.ts';
 import { toViolationRecord, type ViolationRecord } from './violation-record.ts';
 import { violationSpansPayload } from './violation-span.ts';
@@ -44,6 +45,8 @@ export class Worker implements Component {
   readonly #o: WorkerOptions;
   readonly #windows: TraceWindows;
   readonly #offsets = new OffsetTracker();
+  /** Payloads are kept in shared memory, which the evaluation threads read in place (copied there unless they are). */
+  readonly #arena = new PayloadArena();
   readonly #consumer: TransportConsumer;
   readonly #rateLimited: RateLimitedLog;
   readonly #inFlight = new Set<Promise<void>>();
@@ -84,7 +87,7 @@ export class Worker implements Component {
     for (const record of records) {
       this.#offsets.hold(partition, record.offset);
       spans += record.spanCount;
-      this.#add(record);
+      this.#add(record.payload.buffer instanceof SharedArrayBuffer ? record : { ...record, payload: this.#arena.copy(record.payload) });
     }
     metrics.workerSpansConsumed.inc(spans);
     this.#updateGauges();

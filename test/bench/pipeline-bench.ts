@@ -40,12 +40,20 @@ export function rssBytes(pid: number): number {
  */
 const profileDir = process.env.BENCH_PROFILE_DIR;
 
-function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}, profile = false): { child: ChildProcess; output: () => string } {
-  const node = profile && profileDir ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [process.execPath];
+/** BENCH_NODE_ARGS: extra node arguments of the measured betrace processes (`--trace-gc`, say). */
+const extraNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+/** BENCH_LOG_DIR: the output of every measured betrace process is written there (`betrace-<pid>.log`). */
+const logDir = process.env.BENCH_LOG_DIR;
+
+function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}, measured = false): { child: ChildProcess; output: () => string } {
+  const node = [process.execPath];
+  if (measured && profileDir) node.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
+  if (measured) node.push(...extraNodeArgs);
   const child = spawn('taskset', ['-c', cpu, ...node, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  if (measured && logDir) child.once('exit', () => writeFileSync(join(logDir, `betrace-${child.pid}.log`), out));
   return { child, output: () => out };
 }
 
