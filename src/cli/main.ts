@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { loadConfig, ConfigError } from '../config/index.ts';
 import { configReference } from './config-reference.ts';
+import { nodeFlagsFor, restartWithNodeFlags } from './node-flags.ts';
 import { ExitCode, processOutput, type Output } from './output.ts';
 import { runCommand } from './run.ts';
 import { rulesCheck } from './rules-check.ts';
@@ -110,6 +111,7 @@ export async function main(argv: readonly string[], out: Output = processOutput)
 }
 
 if (import.meta.main) {
+  restartWithNodeFlags(nodeFlagsFor(process.argv[2], process.env));
   main(process.argv.slice(2)).then(
     (status) => {
       process.exitCode = status;

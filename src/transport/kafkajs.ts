@@ -32,6 +32,53 @@ function installNativeCrc32c(): boolean {
 /** Whether kafkajs checksums record batches natively in this process. */
 export const nativeCrc32c = installNativeCrc32c();
 
+interface KafkaJsEncoder {
+  buf: Buffer;
+  offset: number;
+}
+
+interface KafkaJsEncoderClass {
+  new (initialSize?: number): KafkaJsEncoder;
+  readonly prototype: KafkaJsEncoder & { ensureAvailable: (this: KafkaJsEncoder, length: number) => void };
+  nextPowerOfTwo(value: number): number;
+}
+
+/**
+ * kafkajs encodes every request (and each record in it) into buffers it takes
+ * from Buffer.alloc: a new, zero-filled ArrayBuffer each time, 512 bytes at
+ * least, doubled and copied as it grows. An encoder only ever exposes the bytes
+ * it wrote (`buffer` is `buf` up to `offset`), so nothing needs zeroing: here
+ * its buffers come from Buffer.allocUnsafe, which carves small ones out of a
+ * shared pool. A worker producing violations to Kafka allocated about half a
+ * gigabyte per million spans that way, all of it counted by V8 as external
+ * memory (which starts full garbage collections).
+ */
+function encodeWithoutZeroFill(): boolean {
+  const target = require.resolve('kafkajs/src/protocol/encoder.js');
+  if (require.cache[target] !== undefined) return false;
+  const Encoder = require(target) as KafkaJsEncoderClass;
+  Encoder.prototype.ensureAvailable = function (this: KafkaJsEncoder, length: number): void {
+    if (this.offset + length <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
+    this.buf.copy(grown, 0, 0, this.offset);
+    this.buf = grown;
+  };
+  // kafkajs constructs encoders with `new Encoder()`: an object returned by a constructor is the result.
+  function PooledEncoder(initialSize = 511): KafkaJsEncoder {
+    const encoder = Object.create(Encoder.prototype) as KafkaJsEncoder;
+    encoder.buf = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize));
+    encoder.offset = 0;
+    return encoder;
+  }
+  PooledEncoder.prototype = Encoder.prototype;
+  Object.setPrototypeOf(PooledEncoder, Encoder); // the static helpers
+  require.cache[target]!.exports = PooledEncoder;
+  return true;
+}
+
+/** Whether kafkajs encodes requests into unzeroed, pooled buffers in this process. */
+export const pooledEncoders = encodeWithoutZeroFill();
+
 interface KafkaJsConnection {
   chunks: Buffer[];
   bytesBuffered: number;

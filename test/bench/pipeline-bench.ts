@@ -41,14 +41,14 @@ export function rssBytes(pid: number): number {
 const profileDir = process.env.BENCH_PROFILE_DIR;
 
 /** BENCH_NODE_ARGS: extra node arguments of the measured betrace processes (`--trace-gc`, say). */
-const extraNodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+const extraNodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 /** BENCH_LOG_DIR: the output of every measured betrace process is written there (`betrace-<pid>.log`). */
 const logDir = process.env.BENCH_LOG_DIR;
 
 function spawnPinned(cpu: string, args: string[], env: Record<string, string> = {}, measured = false): { child: ChildProcess; output: () => string } {
   const node = [process.execPath];
   if (measured && profileDir) node.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
-  if (measured) node.push(...extraNodeArgs);
+  if (measured) node.push(...extraNodeArgs());
   const child = spawn('taskset', ['-c', cpu, ...node, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -118,7 +118,7 @@ async function countingSink(): Promise<{ url: string; spans: () => number; viola
   return { url: `http://127.0.0.1:${port}`, spans: () => spans, violations, close: () => server.forceShutdown() };
 }
 
-function workloadFile(w: Workload): string {
+export function workloadFile(w: Workload): string {
   const file = join(mkdtempSync(join(tmpdir(), 'betrace-bench-')), 'requests.bin');
   writeFileSync(file, packRequests(w.requests));
   return file;

@@ -5,6 +5,7 @@
  * Prints {"port": N} once listening; runs until SIGTERM.
  */
 import { Writable } from 'node:stream';
+import { nodeFlagsFor, restartWithNodeFlags } from '../../src/cli/node-flags.ts';
 import { parseConfig } from '../../src/config/index.ts';
 import { GrpcReceiver, Ingest } from '../../src/receiver/index.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
@@ -12,6 +13,9 @@ import { createMetrics } from '../../src/telemetry/metrics.ts';
 import { createEmbeddedTransport } from '../../src/transport/embedded.ts';
 import { KafkaTransport } from '../../src/transport/kafka.ts';
 import type { TransportProducer } from '../../src/transport/transport.ts';
+
+// With the node flags of `betrace run` (restarts this process once).
+restartWithNodeFlags(nodeFlagsFor('run', process.env));
 
 const [kind, brokers, topic] = process.argv.slice(2);
 const metrics = createMetrics();

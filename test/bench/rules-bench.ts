@@ -6,6 +6,7 @@
  * Run: node test/bench/rules-bench.ts  (prints a table and one JSON line)
  * Goals: >= 2M spans/s with 100 rules; 1000 rules at most 3x the cost of 10.
  */
+import { nodeFlagsFor, restartWithNodeFlags } from '../../src/cli/node-flags.ts';
 import { compileRule, createRuleSet } from '../../src/rules/index.ts';
 import type { CompiledRule, SpanRecord } from '../../src/rules/index.ts';
 import { prng } from '../helpers/prng.ts';
@@ -125,6 +126,8 @@ export async function runRulesBench(): Promise<Record<string, number>> {
 }
 
 if (import.meta.main) {
+  // With the node flags of the evaluation threads of `betrace run` (restarts this process once).
+  restartWithNodeFlags(nodeFlagsFor('run', process.env));
   const r = await runRulesBench();
   const rows = [10, 100, 1000].map((n) => `| ${String(n).padStart(5)} | ${String(r[`rules_${n}_spans_per_s`]).padStart(12)} | ${String(r[`rules_${n}_violations`]).padStart(10)} |`);
   console.log(`rules bench: ${TRACES} traces, ${r.spans} spans\n|  rules |     spans/s |  violations |\n|-------:|-----------:|-----------:|\n${rows.join('\n')}\ncost 1000 rules / 10 rules: ${r.cost_ratio_1000_vs_10}x`);

@@ -1,0 +1,56 @@
+/**
+ * `betrace run` and `betrace replay` restart themselves once at start (same
+ * process id) with V8 heap settings for streaming; BETRACE_NODE_FLAGS replaces
+ * them, empty for none. Other commands run as started.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_NODE_FLAGS, nodeFlagsFor } from '../../src/cli/node-flags.ts';
+import { spawnBetrace } from '../helpers/process.ts';
+
+/** The node arguments of a running process, as the kernel has them. */
+function nodeArgs(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--'));
+}
+
+async function runOnce(env: Record<string, string>): Promise<string[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'betrace-flags-'));
+  const b = spawnBetrace('flags', ['run'], {
+    BETRACE_RECEIVER_GRPC_ENDPOINT: '127.0.0.1:0',
+    BETRACE_RECEIVER_HTTP_ENDPOINT: '127.0.0.1:0',
+    BETRACE_API_ENDPOINT: '127.0.0.1:0',
+    BETRACE_DATA_DIR: dataDir,
+    ...env,
+  });
+  try {
+    await b.waitFor(/betrace started/);
+    return nodeArgs(b.child.pid!);
+  } finally {
+    assert.equal(await b.stop(), 0, b.output());
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+describe('node flags', () => {
+  it('are the heap settings for run and replay, none for other commands, as BETRACE_NODE_FLAGS says when set', () => {
+    assert.deepEqual(nodeFlagsFor('run', {}), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(nodeFlagsFor('replay', {}), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(nodeFlagsFor('rules', {}), []);
+    assert.deepEqual(nodeFlagsFor(undefined, {}), []);
+    assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: ' --max-semi-space-size=32  --stack-size=2000 ' }), ['--max-semi-space-size=32', '--stack-size=2000']);
+    assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: '' }), []);
+  });
+
+  it('are in force in the running process, which keeps its process id', async () => {
+    const running = await runOnce({});
+    for (const flag of DEFAULT_NODE_FLAGS) assert.ok(running.includes(flag), `${flag} in ${running.join(' ')}`);
+  });
+
+  it('are replaced by BETRACE_NODE_FLAGS, and none at all when it is empty', async () => {
+    assert.deepEqual(await runOnce({ BETRACE_NODE_FLAGS: '--max-semi-space-size=4' }), ['--max-semi-space-size=4']);
+    assert.deepEqual(await runOnce({ BETRACE_NODE_FLAGS: '' }), []);
+  });
+});

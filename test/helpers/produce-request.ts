@@ -1,0 +1,27 @@
+// Encodes one kafkajs produce request (v3: record batches of varint records with
+// headers and a CRC) holding records of many sizes; resolves with its bytes.
+// Loaded in a process where kafkajs is patched (src/transport/kafkajs.ts) and in
+// one where it is not, to compare the two (test/transport/kafkajs-pooled-encoders.test.ts).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+interface ProduceRequest {
+  encode(): Promise<{ buffer: Buffer }>;
+}
+
+export async function encodeProduceRequest(): Promise<Buffer> {
+  const request = require('kafkajs/src/protocol/requests/produce/v3/request.js') as (args: Record<string, unknown>) => ProduceRequest;
+  const messages = [];
+  for (let i = 0; i < 200; i++) {
+    messages.push({
+      key: `k${i}`,
+      value: Buffer.alloc((i * 977) % 9000, i % 251),
+      timestamp: String(1700000000000 + i),
+      headers: i % 3 ? { h: `v${i}` } : {},
+    });
+  }
+  const topicData = [{ topic: 'spans', partitions: [{ partition: 0, firstSequence: 0, messages }] }];
+  const { buffer } = await request({ acks: -1, timeout: 1000, compression: 0, topicData }).encode();
+  return buffer;
+}
