@@ -26,6 +26,7 @@ export interface Metrics {
   readonly workerSpansConsumed: Counter;
   readonly workerLiveTraces: Gauge;
   readonly workerLiveSpans: Gauge;
+  readonly workerPayloadBytes: Gauge;
   readonly workerForcedCuts: Counter<'reason'>;
   readonly workerLateSpans: Counter<'outcome'>;
   readonly workerDuplicateSpans: Counter;
@@ -147,6 +148,11 @@ export function createMetrics(): Metrics {
     }),
     workerLiveTraces: new Gauge({ name: 'betrace_worker_live_traces', help: 'Traces being assembled.', registers }),
     workerLiveSpans: new Gauge({ name: 'betrace_worker_live_spans', help: 'Spans held in traces being assembled.', registers }),
+    workerPayloadBytes: new Gauge({
+      name: 'betrace_worker_payload_bytes',
+      help: 'Shared memory holding the payloads of traces assembled or in their grace period (slabs in use and kept for use again).',
+      registers,
+    }),
     workerForcedCuts: new Counter({
       name: 'betrace_worker_forced_cuts_total',
       help: 'Traces evaluated before they were idle, by reason (max_duration, max_spans, max_bytes, shutdown).',

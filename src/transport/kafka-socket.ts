@@ -4,18 +4,20 @@
  *
  * kafkajs left alone receives a response as the socket's 64 KiB chunks (each a
  * fresh allocation), keeps them, and joins them into a fresh buffer once the
- * last arrives (Buffer.concat): a fetch response of several MiB is copied twice
- * into new memory, and the record values a worker keeps are views into it.
- * Here the socket reads into one buffer of its own (`onread`), and the bytes of
- * a response are copied once, into a buffer sized from its length prefix;
- * kafkajs then decodes it without joining anything (see kafkajs.ts, which
- * drops the empty remainder kafkajs would otherwise join it with).
+ * last arrives (Buffer.concat): a fetch response of several MiB was copied twice
+ * into new memory. Here the socket reads into one buffer of its own (`onread`),
+ * and the bytes of a response are copied once, into a buffer sized from its
+ * length prefix; kafkajs then decodes it without joining anything (see
+ * kafkajs.ts, which drops the empty remainder kafkajs would otherwise join it
+ * with).
  *
- * A response of SHARED_FRAME_BYTES or more is put in a SharedArrayBuffer. The
- * record values a worker takes from it then already lie in shared memory, which
- * its evaluation threads read in place (no copy per evaluation), and V8 does not
- * count shared memory as external memory pressure: fetch responses kept alive
- * by the traces they hold no longer force full garbage collections.
+ * A response of SHARED_FRAME_BYTES or more is put in a SharedArrayBuffer: V8
+ * counts ordinary buffers as external memory and starts a full garbage
+ * collection for each 64 MiB more of it held, and fetch responses (several MiB
+ * each, alive while kafkajs hands their records over, often long enough to
+ * outlive a young-generation collection) made a worker run several more of
+ * them. Shared memory is not counted. Nothing keeps a response for long: a
+ * worker copies the payloads it keeps into its own arena (worker/payload-arena.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';

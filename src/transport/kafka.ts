@@ -313,8 +313,7 @@ class KafkaConsumer implements TransportConsumer {
       heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
       rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
       allowAutoTopicCreation: false,
-      // A fetch response is kept whole while any trace it holds is (kafka-socket.ts): a few MiB
-      // at a time is as fast as more (measured), and a trace open for long keeps less alive.
+      // A few MiB per fetch is as fast as more (measured); a worker copies what it keeps.
       maxBytesPerPartition: Math.max(2 * 1024 * 1024, options.config.maxRecordBytes),
       maxBytes: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
       maxWaitTimeInMs: 250,

@@ -90,7 +90,7 @@ interface KafkaJsConnection {
  * one empty buffer) and joins the next data onto them with Buffer.concat: a
  * copy of every response into fresh memory. With nothing buffered there is
  * nothing to join: the data is decoded where it lies, as the sockets of
- * kafka-socket.ts deliver it (whole responses, large ones in shared memory).
+ * kafka-socket.ts deliver it (whole responses).
  */
 function decodeResponsesInPlace(): void {
   const { prototype } = require('kafkajs/src/network/connection.js') as { prototype: KafkaJsConnection };

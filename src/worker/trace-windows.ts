@@ -113,6 +113,12 @@ export class TraceWindows {
   #liveSpans = 0;
   /** Called when a trace's records may be released (its grace is over and its exports are done). */
   onRelease: (offsets: Array<[number, bigint]>) => void = () => undefined;
+  /**
+   * Called with payloads no longer kept (a trace's grace ended or it was evicted, its
+   * partition was lost), each once. The payloads of records add() did not keep (late_ignored)
+   * are the caller's.
+   */
+  onDiscard: (payloads: readonly Uint8Array[]) => void = () => undefined;
 
   constructor(options: WindowOptions) {
     this.#o = {
@@ -129,6 +135,8 @@ export class TraceWindows {
       sizeCalculation: (d) => Math.max(1, d.bytes + 200),
       dispose: (d, _key, reason) => {
         if (reason === 'set') return;
+        this.onDiscard(d.payloads);
+        d.payloads = [];
         d.expired = true;
         this.#tombstones.set(d.traceId, true);
         if (d.pendingExports === 0) {
@@ -214,6 +222,7 @@ export class TraceWindows {
       if (decided !== undefined) {
         // Reopened: the decided entry's records now belong to the live trace.
         decided.offsets = [];
+        decided.payloads = [];
         decided.expired = true;
         this.#decided.delete(record.traceId);
         this.#liveSpans += trace.spanCount;
@@ -376,6 +385,7 @@ export class TraceWindows {
       if (keep(t.partition)) continue;
       this.#live.delete(t.traceId);
       this.#liveSpans -= t.spanCount;
+      this.onDiscard(t.payloads);
       dropped++;
     }
     for (const [id, d] of [...this.#decided.entries()]) {

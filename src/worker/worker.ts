@@ -45,7 +45,7 @@ export class Worker implements Component {
   readonly #o: WorkerOptions;
   readonly #windows: TraceWindows;
   readonly #offsets = new OffsetTracker();
-  /** Payloads are kept in shared memory, which the evaluation threads read in place (copied there unless they are). */
+  /** Payloads are kept in shared memory, which the evaluation threads read in place (payload-arena.ts). */
   readonly #arena = new PayloadArena();
   readonly #consumer: TransportConsumer;
   readonly #rateLimited: RateLimitedLog;
@@ -60,6 +60,9 @@ export class Worker implements Component {
     this.#windows = new TraceWindows(options.windows);
     this.#windows.onRelease = (offsets) => {
       for (const [p, o] of offsets) this.#offsets.release(p, o);
+    };
+    this.#windows.onDiscard = (payloads) => {
+      for (const payload of payloads) this.#arena.release(payload);
     };
     this.#rateLimited = new RateLimitedLog(options.logger);
     this.#consumer = options.transport.createConsumer(options.group, {
@@ -87,7 +90,7 @@ export class Worker implements Component {
     for (const record of records) {
       this.#offsets.hold(partition, record.offset);
       spans += record.spanCount;
-      this.#add(record.payload.buffer instanceof SharedArrayBuffer ? record : { ...record, payload: this.#arena.copy(record.payload) });
+      this.#add({ ...record, payload: this.#arena.copy(record.payload) });
     }
     metrics.workerSpansConsumed.inc(spans);
     this.#updateGauges();
@@ -108,6 +111,7 @@ export class Worker implements Component {
         metrics.workerLateSpans.inc({ outcome: 'reevaluated' }, record.spanCount);
         return;
       case 'late_ignored':
+        this.#arena.release(record.payload);
         metrics.workerLateSpans.inc({ outcome: outcome.reason }, record.spanCount);
         return;
       default:
@@ -141,6 +145,7 @@ export class Worker implements Component {
   #updateGauges(): void {
     this.#o.metrics.workerLiveTraces.set(this.#windows.liveTraces);
     this.#o.metrics.workerLiveSpans.set(this.#windows.liveSpans);
+    this.#o.metrics.workerPayloadBytes.set(this.#arena.bytes);
   }
 
   #onTick(): void {

@@ -127,6 +127,8 @@ export function workloadFile(w: Workload): string {
 export interface Figure {
   spansPerSecond: number;
   cpuSecondsPerMillionSpans: number;
+  /** Workers: CPU-seconds per million spans of a fresh process (its warm-up), JIT compilation included. */
+  coldCpuSecondsPerMillionSpans?: number;
 }
 
 /** Receiver alone: pre-encoded requests in, records into the transport. */
@@ -196,9 +198,13 @@ async function createTopic(kafka: KafkaBroker, topic: string, partitions: number
 }
 
 /** Produces the records (several sends in flight, each within the broker's batch limit). */
+const byTraceId = () => ({ message, partitionMetadata }: { message: { key?: Buffer | string | null }; partitionMetadata: unknown[] }) =>
+  saramaPartition(String(message.key), partitionMetadata.length);
+
+/** Produces the records (several sends in flight, each within the broker's batch limit). */
 async function fillTopic(kafka: KafkaBroker, topic: string, records: ReturnType<typeof workloadRecords>): Promise<void> {
   const client = new Kafka({ clientId: 'bench-fill', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
-  const producer = client.producer({ createPartitioner: () => ({ message, partitionMetadata }) => saramaPartition(String(message.key), partitionMetadata.length) });
+  const producer = client.producer({ createPartitioner: byTraceId });
   await producer.connect();
   const batches: Array<typeof records> = [];
   for (let i = 0; i < records.length; i += 200) batches.push(records.slice(i, i + 200));
@@ -211,64 +217,115 @@ async function fillTopic(kafka: KafkaBroker, topic: string, records: ReturnType<
   await producer.disconnect();
 }
 
-/** A spans topic (4 partitions) holding the workload as the receiver writes it; filled once, read by every worker run. */
-export async function workerTopic(kafka: KafkaBroker, w: Workload): Promise<{ topic: string; partitions: number }> {
-  const topic = `bench.worker.${Date.now()}.spans`;
-  const partitions = 4;
-  await createTopic(kafka, topic, partitions);
-  await fillTopic(kafka, topic, workloadRecords(w));
-  return { topic, partitions };
+/**
+ * Produces the records in one Kafka transaction, left open: consumers (read-committed, as
+ * workers are) see none of them until commit() is called, then all at once.
+ */
+async function fillTopicPending(kafka: KafkaBroker, topic: string, records: ReturnType<typeof workloadRecords>): Promise<{ commit: () => Promise<void> }> {
+  const client = new Kafka({ clientId: 'bench-fill-pending', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
+  const producer = client.producer({ createPartitioner: byTraceId, transactionalId: `${topic}-fill`, idempotent: true, maxInFlightRequests: 1, transactionTimeout: 600_000 });
+  await producer.connect();
+  const transaction = await producer.transaction();
+  for (let i = 0; i < records.length; i += 200) await transaction.send({ topic, messages: records.slice(i, i + 200) });
+  return {
+    async commit() {
+      await transaction.commit();
+      await producer.disconnect();
+    },
+  };
+}
+
+/** Workloads of the worker bench: a warm-up, then the measured one (other trace ids). */
+export interface WorkerWorkloads {
+  readonly warmup: Workload;
+  readonly measured: Workload;
+  readonly warmupRecords: ReturnType<typeof workloadRecords>;
+  readonly measuredRecords: ReturnType<typeof workloadRecords>;
+}
+
+export function workerWorkloads(): WorkerWorkloads {
+  const warmup = buildWorkload(3000, { seed: 4, baseTimeMs: Date.now() - 120_000 });
+  // Three times the receiver's workload: about 900k spans.
+  const measured = buildWorkload(9000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
+  return { warmup, measured, warmupRecords: workloadRecords(warmup), measuredRecords: workloadRecords(measured) };
 }
 
 /**
- * Workers reading the pre-filled spans topic with 100 rules, `processes` of
- * them in a fresh consumer group, started together: the bench broker delays a
- * new group's first rebalance (group.initial.rebalance.delay.ms), so every
- * process starts with its share.
+ * Workers on a fresh spans topic (4 partitions) with 100 rules, `processes` of them in a
+ * fresh consumer group, started together (the bench broker delays a new group's first
+ * rebalance, group.initial.rebalance.delay.ms, so every process starts with its share).
+ *
+ * The topic holds the warm-up workload, then the measured one in a Kafka transaction left
+ * open. The workers read and evaluate the warm-up (V8 compiles the hot code, the 100
+ * rules' closures among it: start-up, as the receiver bench's first pass) and fall idle;
+ * then the transaction commits and the measured workload is there all at once: the figure
+ * is the CPU time and the wall time from the commit until its last trace was evaluated
+ * (its idle timeout, 1 s, included: the rate is a lower bound). The cold figure is the
+ * warm-up's, from the first record on.
  */
-export async function benchWorkers(kafka: KafkaBroker, w: Workload, spans: { topic: string; partitions: number }, processes: number): Promise<Figure> {
+export async function benchWorkers(kafka: KafkaBroker, ws: WorkerWorkloads, processes: number): Promise<Figure> {
   const prefix = `bench.w${processes}.${Date.now()}`;
+  const topic = `${prefix}.spans`;
+  const partitions = 4;
+  await createTopic(kafka, topic, partitions);
+  await fillTopic(kafka, topic, ws.warmupRecords);
+  const pending = await fillTopicPending(kafka, topic, ws.measuredRecords);
   const config = betraceConfig({
     transport: {
       kind: 'kafka',
-      partitions: spans.partitions,
-      kafka: { brokers: kafka.brokers, spans_topic: spans.topic, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, worker_group: `${prefix}-w`, session_timeout: '10s' },
+      partitions,
+      kafka: { brokers: kafka.brokers, spans_topic: topic, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, worker_group: `${prefix}-w`, session_timeout: '10s' },
     },
     worker: { trace_idle_timeout: '1s' },
   });
   const workers = await Promise.all(Array.from({ length: processes }, (_, i) => startBetrace(config, 'worker', String(i % 2))));
-  // CPU counted from the last idle poll: evaluation threads load their code and compile the
-  // rules after the process reports itself started; that is start-up, not work on spans.
-  let cpu0 = workers.map((p) => cpuSeconds(p.child.pid!));
-  // Start: the last poll, sent while the workers were still idle, that saw nothing consumed
-  // (polls of a busy worker are answered late, so the first one seeing progress is no clock).
-  let lastIdle = performance.now();
-  let started = false;
-  await waitFor(
-    async () => {
-      const sentAt = performance.now();
-      let consumed = 0;
-      let evaluated = 0;
-      for (const p of workers) {
-        consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
-        evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
-      }
-      if (consumed === 0) {
-        lastIdle = sentAt;
-        cpu0 = workers.map((p) => cpuSeconds(p.child.pid!));
-      } else started = true;
-      return consumed >= w.spans && evaluated >= w.traces ? true : undefined;
-    },
-    600_000,
-    'workers to consume the topic',
-    () => (started ? METRICS_POLL_MS : 20),
-  );
-  // Until the last trace is evaluated, its idle timeout (1 s) included: workers at full load
-  // are still evaluating then, so the tail is not subtracted (the rate is a lower bound).
-  const seconds = (performance.now() - lastIdle) / 1000;
-  const cpu = workers.reduce((sum, p, i) => sum + cpuSeconds(p.child.pid!) - cpu0[i]!, 0);
-  for (const p of workers) await stop(p.child);
-  return { spansPerSecond: w.spans / seconds, cpuSecondsPerMillionSpans: (cpu / w.spans) * 1e6 };
+  const cpuNow = () => workers.reduce((sum, p) => sum + cpuSeconds(p.child.pid!), 0);
+  const totals = async () => {
+    let consumed = 0;
+    let evaluated = 0;
+    for (const p of workers) {
+      consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
+      evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
+    }
+    return { consumed, evaluated };
+  };
+  // Until `spans` were consumed and `traces` evaluated, counted from the last poll that saw no
+  // more than `before` consumed (polls of a busy worker are answered late: no clock).
+  const consume = async (before: number, spans: number, traces: number) => {
+    let from = { cpu: cpuNow(), at: performance.now() };
+    let started = false;
+    await waitFor(
+      async () => {
+        const at = performance.now();
+        const cpu = cpuNow();
+        const t = await totals();
+        if (t.consumed <= before) from = { cpu, at };
+        else started = true;
+        return t.consumed >= spans && t.evaluated >= traces ? true : undefined;
+      },
+      600_000,
+      'workers to consume the topic',
+      () => (started ? METRICS_POLL_MS : 20),
+    );
+    return { cpu: cpuNow() - from.cpu, seconds: (performance.now() - from.at) / 1000 };
+  };
+  try {
+    const cold = await consume(0, ws.warmup.spans, ws.warmup.traces);
+    const idle = { cpu: cpuNow(), at: performance.now() };
+    await pending.commit();
+    // BENCH_MEASURE_MARKER: a file written when the measured part starts (to attach a profiler then).
+    if (process.env.BENCH_MEASURE_MARKER) writeFileSync(process.env.BENCH_MEASURE_MARKER, `${workers.map((p) => p.child.pid).join(' ')}\n`);
+    await consume(ws.warmup.spans, ws.warmup.spans + ws.measured.spans, ws.warmup.traces + ws.measured.traces);
+    const cpu = cpuNow() - idle.cpu;
+    const seconds = (performance.now() - idle.at) / 1000;
+    return {
+      spansPerSecond: ws.measured.spans / seconds,
+      cpuSecondsPerMillionSpans: (cpu / ws.measured.spans) * 1e6,
+      coldCpuSecondsPerMillionSpans: (cold.cpu / ws.warmup.spans) * 1e6,
+    };
+  } finally {
+    for (const p of workers) await stop(p.child);
+  }
 }
 
 /** Everything in one process (embedded): receiver, workers with 100 rules, forwarder to a sink. */
@@ -342,7 +399,10 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
     out[`${name}_spans_per_s`] = Math.round(median(rs.map((r) => r.spansPerSecond)));
     out[`${name}_cpu_s_per_1m_spans`] = Number(median(rs.map((r) => r.cpuSecondsPerMillionSpans)).toFixed(2));
     out[`${name}_spans_per_core_s`] = Math.round(1e6 / median(rs.map((r) => r.cpuSecondsPerMillionSpans)));
-    process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans\n`);
+    const cold = rs.flatMap((r) => (r.coldCpuSecondsPerMillionSpans === undefined ? [] : [r.coldCpuSecondsPerMillionSpans]));
+    if (cold.length > 0) out[`${name}_cold_cpu_s_per_1m_spans`] = Number(median(cold).toFixed(2));
+    const coldNote = cold.length > 0 ? ` (warm-up: ${out[`${name}_cold_cpu_s_per_1m_spans`]})` : '';
+    process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans${coldNote}\n`);
   };
   // Embedded figures first, with no broker running: a JVM warming up (JIT and GC threads on
   // every core) is not part of them.
@@ -353,13 +413,11 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
     try {
       await figures('receiver_kafka', () => benchReceiver('kafka', w, file, kafka));
       if (selected('worker_kafka_1') || selected('worker_kafka_2')) {
-        // Three times the receiver's workload (about 900k spans): a worker run starts a fresh
-        // process, and its start-up (code compiled hot, first fetches) should weigh little.
-        const worker = buildWorkload(9000, { seed: 3, baseTimeMs: Date.now() - 60_000 });
-        out.worker_workload_spans = worker.spans;
-        const spans = await workerTopic(kafka, worker);
-        await figures('worker_kafka_1', () => benchWorkers(kafka, worker, spans, 1));
-        await figures('worker_kafka_2', () => benchWorkers(kafka, worker, spans, 2));
+        const ws = workerWorkloads();
+        out.worker_workload_spans = ws.measured.spans;
+        out.worker_warmup_spans = ws.warmup.spans;
+        await figures('worker_kafka_1', () => benchWorkers(kafka, ws, 1));
+        await figures('worker_kafka_2', () => benchWorkers(kafka, ws, 2));
       }
       if (selected('worker_kafka_1') && selected('worker_kafka_2')) out.worker_scaling_2_over_1 = Number((out.worker_kafka_2_spans_per_s! / out.worker_kafka_1_spans_per_s!).toFixed(2));
     } finally {

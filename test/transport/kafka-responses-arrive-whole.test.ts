@@ -1,8 +1,7 @@
 /**
- * Kafka responses reach kafkajs whole, in one buffer each, and a large one in
- * shared memory: record values a worker keeps are then views into shared
- * memory that evaluation threads read in place, and no response is joined
- * from chunks (Buffer.concat) into fresh memory.
+ * Kafka responses reach kafkajs whole, in one buffer each, copied once from the
+ * socket's read buffer (no response is joined from chunks into fresh memory),
+ * and a large one in shared memory, which V8 does not count as external memory.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +44,7 @@ describe('Kafka responses', () => {
     }
   });
 
-  it('from a real broker decode in place: record values in shared memory, no response joined from chunks', async () => {
+  it('from a real broker are decoded where they lie, none joined from chunks, large ones in shared memory', async () => {
     const { brokers } = await getTestKafka();
     const topic = uniqueName('whole-responses');
     const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: { brokers } } }), { source: 'test', env: {} }).transport.kafka;
@@ -89,8 +88,9 @@ describe('Kafka responses', () => {
     assert.equal(got.size, values.length);
     for (const [key, value] of got) {
       assert.deepEqual(value, values[Number(key)], `record ${key}`);
-      assert.ok(value.buffer instanceof SharedArrayBuffer, `record ${key} lies in shared memory`);
+      assert.ok(value.buffer instanceof SharedArrayBuffer, `record ${key} lies in a response in shared memory`);
     }
+    // Each fetch response holds hundreds of kB of records: none of them was joined.
     assert.deepEqual(joins.filter((n) => n >= SHARED_FRAME_BYTES), [], 'no response joined from chunks');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * A worker keeps the payloads of the traces it assembles in shared memory
- * (PayloadArena), and its evaluation threads read them there in place; a
- * payload that is not in shared memory still travels, copied.
+ * (PayloadArena), used again once released, and its evaluation threads read
+ * them there in place; a payload that is not in shared memory still travels,
+ * copied.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,25 +14,56 @@ import { PayloadArena } from '../../src/worker/payload-arena.ts';
 
 describe('payloads in shared memory', () => {
   it('are copies, small ones packed into shared slabs, large ones in buffers of their own', () => {
-    const arena = new PayloadArena(1024);
+    const arena = new PayloadArena({ slabBytes: 1024 });
     const source = randomBytes(2000);
-    const a = arena.copy(source.subarray(0, 300));
-    const b = arena.copy(source.subarray(300, 900));
-    const c = arena.copy(source.subarray(900, 1300)); // does not fit what is left of the slab
-    const big = arena.copy(source.subarray(0, 1500)); // larger than a slab
+    const a = arena.copy(source.subarray(0, 200));
+    const b = arena.copy(source.subarray(200, 450));
+    const c = arena.copy(source.subarray(450, 700));
+    const d = arena.copy(source.subarray(700, 950));
+    const e = arena.copy(source.subarray(950, 1150)); // does not fit what is left of the slab
+    const big = arena.copy(source.subarray(0, 300)); // more than a quarter of a slab
     const original = Buffer.from(source);
     source.fill(0); // copies: the source may be reused
     assert.deepEqual(
-      [a, b, c, big].map((v) => Buffer.from(v)),
-      [original.subarray(0, 300), original.subarray(300, 900), original.subarray(900, 1300), original.subarray(0, 1500)],
+      [a, b, c, d, e, big].map((v) => Buffer.from(v)),
+      [original.subarray(0, 200), original.subarray(200, 450), original.subarray(450, 700), original.subarray(700, 950), original.subarray(950, 1150), original.subarray(0, 300)],
     );
-    for (const v of [a, b, c, big]) assert.ok(v.buffer instanceof SharedArrayBuffer);
-    assert.equal(a.buffer, b.buffer, 'small payloads share a slab');
+    for (const v of [a, b, c, d, e, big]) assert.ok(v.buffer instanceof SharedArrayBuffer);
+    assert.equal(b.buffer, a.buffer, 'small payloads share a slab');
     assert.equal(b.byteOffset, a.byteOffset + a.length, 'packed back to back');
-    assert.notEqual(c.buffer, a.buffer, 'a full slab is followed by a new one');
-    assert.equal(c.byteOffset, 0);
-    assert.equal(big.buffer.byteLength, 1500, 'a large payload has a buffer of its own');
-    assert.deepEqual([a.length, b.length, c.length, big.length], [300, 600, 400, 1500]);
+    assert.notEqual(e.buffer, a.buffer, 'a full slab is followed by another');
+    assert.equal(big.buffer.byteLength, 300, 'a large payload has a buffer of its own');
+    assert.equal(arena.bytes, 1024 + 1024 + 300);
+  });
+
+  it('use a slab again once every payload in it was released, each release counted once', () => {
+    const arena = new PayloadArena({ slabBytes: 1024, maxFreeSlabs: 1 });
+    const first = [arena.copy(randomBytes(250)), arena.copy(randomBytes(250)), arena.copy(randomBytes(250)), arena.copy(randomBytes(250))];
+    const next = arena.copy(randomBytes(250)); // a second slab: the first is full
+    assert.notEqual(next.buffer, first[0]!.buffer);
+    for (const p of first.slice(0, 3)) arena.release(p);
+    arena.release(first[0]!); // released twice: counted once, the fourth payload still holds the slab
+    arena.release(first[0]!);
+    for (let i = 0; i < 3; i++) arena.copy(randomBytes(250)); // fills the second slab
+    const third = arena.copy(randomBytes(250));
+    assert.notEqual(third.buffer, first[0]!.buffer, 'the first slab still holds a payload');
+    assert.equal(arena.bytes, 3 * 1024);
+    arena.release(first[3]!);
+    for (let i = 0; i < 3; i++) arena.copy(randomBytes(250)); // fills the third slab
+    const reused = arena.copy(Buffer.alloc(250, 7));
+    assert.equal(reused.buffer, first[0]!.buffer, 'the first slab is used again');
+    assert.equal(reused.byteOffset, 0);
+    assert.deepEqual(Buffer.from(reused), Buffer.alloc(250, 7));
+    assert.equal(arena.bytes, 3 * 1024, 'no new memory');
+  });
+
+  it('keep at most maxFreeSlabs empty slabs', () => {
+    const arena = new PayloadArena({ slabBytes: 1024, maxFreeSlabs: 1 });
+    const payloads = Array.from({ length: 80 }, () => arena.copy(randomBytes(200))); // 16 slabs of 5
+    arena.copy(randomBytes(200)); // the sixteenth is no longer the slab written to
+    assert.equal(arena.bytes, 17 * 1024);
+    for (const p of payloads) arena.release(p);
+    assert.equal(arena.bytes, 2 * 1024, 'the one written to and one kept free');
   });
 
   it('are evaluated in place, beside payloads that are not in shared memory, in one batch', async (t) => {

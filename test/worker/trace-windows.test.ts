@@ -18,6 +18,8 @@ function setup(overrides: Partial<WindowOptions> = {}) {
     ...overrides,
   });
   w.onRelease = (o) => released.push(...o);
+  const discarded: Uint8Array[] = [];
+  w.onDiscard = (p) => discarded.push(...p);
   let offset = 0n;
   const rec = (traceId: string, spanCount = 1): ConsumedRecord => ({
     traceId,
@@ -31,6 +33,7 @@ function setup(overrides: Partial<WindowOptions> = {}) {
     w,
     rec,
     released,
+    discarded,
     advance(ms: number) {
       now += ms;
       return w.advance();
@@ -141,5 +144,59 @@ describe('trace windows', () => {
     assert.deepEqual(t.released, [], 'export not acknowledged yet');
     t.w.exportDone(entry);
     assert.deepEqual(t.released, [[0, 0n], [0, 1n]]);
+  });
+
+  it('discards a trace\'s payloads once, when its grace period ends, not while it waits for its exports', () => {
+    const t = setup({ graceMs: 1000 });
+    const records = [t.rec(A), t.rec(A)];
+    for (const r of records) t.w.add(r);
+    const [done] = t.advance(5100);
+    const { entry } = t.w.settle(done!, new Set(['v']));
+    t.w.exportStarted(entry);
+    t.advance(500);
+    assert.deepEqual(t.discarded, [], 'within the grace period');
+    t.advance(600);
+    assert.deepEqual(t.discarded, records.map((r) => r.payload), 'the payloads are not needed for the export');
+    t.w.exportDone(entry);
+    t.advance(60_000);
+    assert.equal(t.discarded.length, 2, 'once each');
+  });
+
+  it('keeps the payloads of a reopened trace, and discards them all after its second grace period', () => {
+    const t = setup({ graceMs: 1000 });
+    const first = t.rec(A);
+    t.w.add(first);
+    const [done] = t.advance(5100);
+    t.w.settle(done!, new Set());
+    const late = t.rec(A);
+    assert.equal(t.w.add(late).kind, 'reopened');
+    assert.deepEqual(t.discarded, [], 'reopened: the earlier payloads belong to the live trace');
+    const [again] = t.advance(5100);
+    assert.deepEqual(again!.payloads, [first.payload, late.payload]);
+    t.w.settle(again!, new Set());
+    t.advance(1100);
+    assert.deepEqual(t.discarded, [first.payload, late.payload]);
+  });
+
+  it('discards evicted traces and the traces of lost partitions; not the payloads of records it did not keep', () => {
+    const t = setup({ graceMs: 1000, maxDecidedBytes: 250 });
+    const a = t.rec(A);
+    t.w.add(a);
+    const [doneA] = t.advance(5100);
+    t.w.settle(doneA!, new Set());
+    const b = t.rec(B);
+    t.w.add(b);
+    const [doneB] = t.advance(5100);
+    t.w.settle(doneB!, new Set()); // two decided traces exceed maxDecidedBytes: A is evicted
+    assert.deepEqual(t.discarded, [a.payload]);
+    const late = t.rec(A);
+    assert.deepEqual(t.w.add(late), { kind: 'late_ignored', reason: 'after_grace' });
+    assert.deepEqual(t.discarded, [a.payload], 'a record not kept is the caller\'s to discard');
+    const live = { ...t.rec('c'.repeat(32)), partition: 1 };
+    t.w.add(live);
+    t.w.dropPartitions((p) => p === 0);
+    assert.deepEqual(t.discarded, [a.payload, live.payload], 'the live trace of partition 1');
+    t.w.dropPartitions(() => false);
+    assert.deepEqual(t.discarded, [a.payload, live.payload, b.payload], 'the decided trace of partition 0');
   });
 });
