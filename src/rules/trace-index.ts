@@ -24,8 +24,7 @@ export class TraceIndex {
   readonly size: number;
   /** Span indices by span name, in index order. */
   readonly byName: ReadonlyMap<string, readonly number[]>;
-  /** Per-trace memo for compiled rules (keyed by the compiled node). */
-  readonly memo = new Map<object, unknown>();
+  #memo: Map<object, unknown> | undefined;
 
   #all: readonly number[] | undefined;
   #start: Float64Array | undefined;
@@ -42,21 +41,21 @@ export class TraceIndex {
   #root: { index: number; missing: boolean } | null | undefined;
 
   constructor(input: readonly SpanRecord[]) {
-    const spans: SpanRecord[] = [];
-    let seen: Map<string, number> | undefined;
-    const byName = new Map<string, number[]>();
+    let spans: SpanRecord[] = [];
+    // Span ids repeat only when a client re-sent spans: one map write per span, and the
+    // careful pass (which record of a repeated id to keep) only once a write found its id.
+    let seen = new Map<string, number>();
     for (const s of input) {
       if (s.name === VIOLATION_SPAN_NAME) continue;
-      seen ??= new Map();
-      const prev = seen.get(s.spanId);
-      if (prev !== undefined) {
-        const p = spans[prev];
-        if (p !== undefined && preferred(s, p)) spans[prev] = s;
-        continue;
-      }
+      const size = seen.size;
       seen.set(s.spanId, spans.length);
+      if (seen.size === size) {
+        ({ spans, seen } = deduplicate(input));
+        break;
+      }
       spans.push(s);
     }
+    const byName = new Map<string, number[]>();
     for (let i = 0; i < spans.length; i++) {
       const name = (spans[i] as SpanRecord).name;
       const list = byName.get(name);
@@ -67,6 +66,11 @@ export class TraceIndex {
     this.size = spans.length;
     this.#idOf = seen;
     this.byName = byName;
+  }
+
+  /** Per-trace memo for compiled rules (keyed by the compiled node); made on first use. */
+  get memo(): Map<object, unknown> {
+    return (this.#memo ??= new Map());
   }
 
   /** Indices of spans named `name` (empty if none). */
@@ -84,8 +88,10 @@ export class TraceIndex {
     let base: bigint | undefined;
     for (const s of this.spans) if (base === undefined || s.startTimeUnixNano < base) base = s.startTimeUnixNano;
     this.#base = base ?? 0n;
-    const start = new Float64Array(this.size);
-    const end = new Float64Array(this.size);
+    // One backing store for both (a typed array of more than 64 bytes allocates one of its own).
+    const times = new Float64Array(2 * this.size);
+    const start = times.subarray(0, this.size);
+    const end = times.subarray(this.size);
     for (let i = 0; i < this.size; i++) {
       const s = this.spans[i] as SpanRecord;
       start[i] = Number(s.startTimeUnixNano - this.#base);
@@ -121,8 +127,13 @@ export class TraceIndex {
     const idOf = this.#idOf ?? new Map<string, number>();
     // Parent links within the trace (self links dropped), then the children as
     // compressed rows: the children of i are childList[childStart[i] .. childStart[i+1]).
-    const rawParent = new Int32Array(n).fill(-1);
-    const childStart = new Int32Array(n + 1);
+    // Every array below lies in one backing store: a typed array of more than 64 bytes
+    // allocates one of its own, which costs more than the work done in it.
+    const store = new Int32Array(10 * n + 1);
+    let used = 0;
+    const take = (length: number): Int32Array => store.subarray(used, (used += length));
+    const rawParent = take(n).fill(-1);
+    const childStart = take(n + 1);
     for (let i = 0; i < n; i++) {
       const p = (this.spans[i] as SpanRecord).parentSpanId;
       if (p === '') continue;
@@ -133,8 +144,9 @@ export class TraceIndex {
       }
     }
     for (let i = 0; i < n; i++) childStart[i + 1] = (childStart[i + 1] as number) + (childStart[i] as number);
-    const fill = childStart.slice(0, n);
-    const childList = new Int32Array(childStart[n] as number);
+    const fill = take(n);
+    fill.set(childStart.subarray(0, n));
+    const childList = take(childStart[n] as number);
     for (let i = 0; i < n; i++) {
       const p = rawParent[i] as number;
       if (p >= 0) {
@@ -145,12 +157,13 @@ export class TraceIndex {
     }
     // Iterative DFS from the spans without a parent in the trace, then from any
     // span left unvisited (only in a parent cycle), breaking the cycle there.
-    const treeParent = new Int32Array(n).fill(-1);
-    const tin = new Int32Array(n).fill(-1);
-    const tout = new Int32Array(n);
-    const preorder = new Int32Array(n);
-    const next = childStart.slice(0, n);
-    const stack = new Int32Array(n);
+    const treeParent = take(n).fill(-1);
+    const tin = take(n).fill(-1);
+    const tout = take(n);
+    const preorder = take(n);
+    const next = take(n);
+    next.set(childStart.subarray(0, n));
+    const stack = take(n);
     let clock = 0;
     const dfs = (root: number): void => {
       let sp = 0;
@@ -243,6 +256,21 @@ export class TraceIndex {
     }
     return (this.#root = best < 0 ? null : { index: best, missing: true });
   }
+}
+
+/** The spans without betrace's own, of each span id the preferred record, and their indices by id. */
+function deduplicate(input: readonly SpanRecord[]): { spans: SpanRecord[]; seen: Map<string, number> } {
+  const spans: SpanRecord[] = [];
+  const seen = new Map<string, number>();
+  for (const s of input) {
+    if (s.name === VIOLATION_SPAN_NAME) continue;
+    const prev = seen.get(s.spanId);
+    if (prev === undefined) {
+      seen.set(s.spanId, spans.length);
+      spans.push(s);
+    } else if (preferred(s, spans[prev] as SpanRecord)) spans[prev] = s;
+  }
+  return { spans, seen };
 }
 
 function earlier(a: SpanRecord, b: SpanRecord): boolean {

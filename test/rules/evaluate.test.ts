@@ -239,6 +239,15 @@ describe('de-duplication and determinism', () => {
     const s = span('a', { id: '7' });
     assert.equal(holds('trace.count(a) == 1', [s, s, { ...s }]), true);
   });
+  it('keeps, of a re-sent span, the record that ended later, whatever the order and wherever it repeats', () => {
+    const early = span('a', { id: '7', start: 0, end: 3 });
+    const late = span('a', { id: '7', start: 0, end: 10 });
+    const others = [span('b', { id: '8' }), span('betrace.violation', { id: '9' })];
+    for (const spans of [[early, late], [late, early], [...others, early, late], [late, ...others, early], [early, ...others, late, early]]) {
+      assert.equal(holds('trace.count(a) == 1 and trace.every(a).satisfies(span:duration >= 10ms)', spans), true);
+      assert.equal(holds('trace.span_count == ' + String(1 + spans.filter((s) => s.name === 'b').length), spans), true);
+    }
+  });
   it("ignores betrace's own violation spans", () => {
     assert.equal(holds('trace.span_count == 1 and not trace.has(betrace.violation)', [span('a'), span('betrace.violation')]), true);
   });
