@@ -55,6 +55,8 @@ export interface EvaluationResult {
   skipped: number;
   /** Rules that ran (the rest of the enabled rules were skipped). */
   evaluated: number;
+  /** Records of a span id seen before in the trace (a re-sent span), not counted again. */
+  repeatedSpans: number;
   budgetExceeded?: boolean;
   /** Rules not (fully) evaluated because the budget was spent. */
   budgetExceededRuleIds?: string[];
@@ -133,7 +135,7 @@ export class RuleSet {
         else (failed ??= []).push(rule.definition.id);
       }
     }
-    const result: EvaluationResult = { violations, skipped: this.rules.length - selected.length, evaluated: selected.length };
+    const result: EvaluationResult = { violations, skipped: this.rules.length - selected.length, evaluated: selected.length, repeatedSpans: index.repeated };
     if (exceeded !== undefined) {
       result.budgetExceeded = true;
       result.budgetExceededRuleIds = exceeded;

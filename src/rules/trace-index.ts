@@ -22,6 +22,8 @@ export class TraceIndex {
   /** De-duplicated spans; a span's index in this array is its id everywhere else. */
   readonly spans: readonly SpanRecord[];
   readonly size: number;
+  /** Records whose span id an earlier record of the trace had (re-sent spans), left out. */
+  readonly repeated: number;
   /** Span indices by span name, in index order. */
   readonly byName: ReadonlyMap<string, readonly number[]>;
   #memo: Map<object, unknown> | undefined;
@@ -45,16 +47,18 @@ export class TraceIndex {
     // Span ids repeat only when a client re-sent spans: one map write per span, and the
     // careful pass (which record of a repeated id to keep) only once a write found its id.
     let seen = new Map<string, number>();
+    let repeated = 0;
     for (const s of input) {
       if (s.name === VIOLATION_SPAN_NAME) continue;
       const size = seen.size;
       seen.set(s.spanId, spans.length);
       if (seen.size === size) {
-        ({ spans, seen } = deduplicate(input));
+        ({ spans, seen, repeated } = deduplicate(input));
         break;
       }
       spans.push(s);
     }
+    this.repeated = repeated;
     const byName = new Map<string, number[]>();
     for (let i = 0; i < spans.length; i++) {
       const name = (spans[i] as SpanRecord).name;
@@ -259,18 +263,22 @@ export class TraceIndex {
 }
 
 /** The spans without betrace's own, of each span id the preferred record, and their indices by id. */
-function deduplicate(input: readonly SpanRecord[]): { spans: SpanRecord[]; seen: Map<string, number> } {
+function deduplicate(input: readonly SpanRecord[]): { spans: SpanRecord[]; seen: Map<string, number>; repeated: number } {
   const spans: SpanRecord[] = [];
   const seen = new Map<string, number>();
+  let repeated = 0;
   for (const s of input) {
     if (s.name === VIOLATION_SPAN_NAME) continue;
     const prev = seen.get(s.spanId);
     if (prev === undefined) {
       seen.set(s.spanId, spans.length);
       spans.push(s);
-    } else if (preferred(s, spans[prev] as SpanRecord)) spans[prev] = s;
+      continue;
+    }
+    repeated++;
+    if (preferred(s, spans[prev] as SpanRecord)) spans[prev] = s;
   }
-  return { spans, seen };
+  return { spans, seen, repeated };
 }
 
 function earlier(a: SpanRecord, b: SpanRecord): boolean {

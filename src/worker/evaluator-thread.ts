@@ -42,7 +42,7 @@ function evaluate(batch: EvalBatch, req: EvalRequest): EvalResponse {
     id: req.id,
     violations: result.violations,
     spansIn: spans.length,
-    uniqueSpans: new Set(spans.map((s) => s.spanId)).size,
+    uniqueSpans: spans.length - result.repeatedSpans,
     undecodable,
     budgetExceededRuleIds: result.budgetExceededRuleIds ?? [],
     failedRuleIds: result.failedRuleIds ?? [],

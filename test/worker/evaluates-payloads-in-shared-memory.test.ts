@@ -86,11 +86,13 @@ describe('payloads in shared memory', () => {
     const ship = arena.copy(request('shipment.initiate'));
     const pay = request('payment.confirm');
     // Asked for in one turn: one message to the thread, shared and copied payloads together.
-    const [violating, clean, paidOnly] = await Promise.all([
+    const [violating, clean, paidOnly, resent] = await Promise.all([
       pool.evaluate([ship], 1000),
       pool.evaluate([ship, pay], 1000),
       pool.evaluate([pay], 1000),
+      pool.evaluate([ship, pay, ship], 1000),
     ]);
+    assert.deepEqual([resent.spansIn, resent.uniqueSpans], [3, 2], 'a re-sent span is counted once');
     assert.equal(violating.spansIn, 1);
     assert.deepEqual(violating.violations.map((v) => v.ruleId), ['pay-before-ship']);
     assert.equal(clean.spansIn, 2, 'both payloads decoded');
