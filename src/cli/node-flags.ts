@@ -1,7 +1,7 @@
 /**
- * V8 heap settings for the commands that stream data (`run`, `replay`), applied
- * by restarting the process once at start with them (process.execve: the same
- * process id, no parent left waiting), unless it already runs with them.
+ * V8 heap settings for `betrace run`, applied by restarting the process once at
+ * start with them (process.execve: the same process id, no parent left
+ * waiting), unless it already runs with them.
  *
  * Why: betrace moves most of its bytes through buffers outside the JavaScript
  * heap (request bodies, split payloads, Kafka requests and responses). V8
@@ -12,7 +12,9 @@
  * CPU time. A young generation of 8 MiB per semi-space (so that short-lived
  * buffers are freed by the cheap young collections, before they add up) and an
  * old generation allowed to grow to 512 MiB before its first full collection
- * cut that to a few per second (README, Benchmarks).
+ * cut that to a few per second (README, Benchmarks). `replay`, which reads files
+ * or a topic as fast as it can in one process, ran slower with them (measured)
+ * and keeps V8's defaults.
  *
  * BETRACE_NODE_FLAGS replaces the flags (space-separated; empty: none, no restart).
  */
@@ -21,9 +23,9 @@ export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8',
 /** Set in the restarted process: it never restarts again. */
 const APPLIED_ENV = 'BETRACE_NODE_FLAGS_APPLIED';
 
-/** The node flags the command should run with (none for commands that do not stream). */
+/** The node flags the command should run with (none but for `run`). */
 export function nodeFlagsFor(command: string | undefined, env: NodeJS.ProcessEnv): readonly string[] {
-  if (command !== 'run' && command !== 'replay') return [];
+  if (command !== 'run') return [];
   const override = env.BETRACE_NODE_FLAGS;
   return override === undefined ? DEFAULT_NODE_FLAGS : override.split(/\s+/).filter((f) => f !== '');
 }

@@ -13,7 +13,6 @@
  * Run: node test/bench/replay-bench.ts  (prints a table and one JSON line)
  * Goal: >= 300k spans/s per process.
  */
-import { nodeFlagsFor, restartWithNodeFlags } from '../../src/cli/node-flags.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -106,8 +105,6 @@ export async function runReplayBench(): Promise<Record<string, number>> {
 }
 
 if (import.meta.main) {
-  // With the node flags of `betrace replay` (restarts this process once).
-  restartWithNodeFlags(nodeFlagsFor('replay', process.env));
   const r = await runReplayBench();
   const row = (name: string, key: string) => `| ${name.padEnd(22)} | ${String(r[key]).padStart(12)} |`;
   console.log(

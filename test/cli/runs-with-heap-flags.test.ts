@@ -1,7 +1,7 @@
 /**
- * `betrace run` and `betrace replay` restart themselves once at start (same
- * process id) with V8 heap settings for streaming; BETRACE_NODE_FLAGS replaces
- * them, empty for none. Other commands run as started.
+ * `betrace run` restarts itself once at start (same process id) with V8 heap
+ * settings for streaming; BETRACE_NODE_FLAGS replaces them, empty for none.
+ * Other commands run as started.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,9 +35,9 @@ async function runOnce(env: Record<string, string>): Promise<string[]> {
 }
 
 describe('node flags', () => {
-  it('are the heap settings for run and replay, none for other commands, as BETRACE_NODE_FLAGS says when set', () => {
+  it('are the heap settings for run, none for other commands, as BETRACE_NODE_FLAGS says when set', () => {
     assert.deepEqual(nodeFlagsFor('run', {}), DEFAULT_NODE_FLAGS);
-    assert.deepEqual(nodeFlagsFor('replay', {}), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(nodeFlagsFor('replay', {}), []);
     assert.deepEqual(nodeFlagsFor('rules', {}), []);
     assert.deepEqual(nodeFlagsFor(undefined, {}), []);
     assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: ' --max-semi-space-size=32  --stack-size=2000 ' }), ['--max-semi-space-size=32', '--stack-size=2000']);
