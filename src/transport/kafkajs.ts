@@ -101,7 +101,38 @@ function decodeResponsesInPlace(): void {
   };
 }
 
+interface KafkaJsRequestQueue {
+  throttledUntil: number;
+  throttleCheckTimeoutId: NodeJS.Timeout | null;
+  pending: unknown[];
+  checkPendingRequests: () => void;
+  scheduleCheckPendingRequests: (this: KafkaJsRequestQueue) => void;
+}
+
+/** kafkajs's interval for checking queued requests (requestQueue/index.js). */
+export const CHECK_PENDING_REQUESTS_MS = 10;
+
+/**
+ * kafkajs schedules its check of queued requests `throttledUntil - now` ahead,
+ * and when nothing is throttled or queued (`throttledUntil` is -1) that is minus
+ * the current time: Node warns "TimeoutNegativeWarning" and waits 1 ms. Same
+ * schedule here, never negative.
+ */
+function scheduleChecksNeverNegative(): void {
+  const { prototype } = require('kafkajs/src/network/requestQueue/index.js') as { prototype: KafkaJsRequestQueue };
+  prototype.scheduleCheckPendingRequests = function (this: KafkaJsRequestQueue): void {
+    if (this.throttleCheckTimeoutId) return;
+    const untilThrottleEnds = this.throttledUntil - Date.now();
+    const delay = untilThrottleEnds > 0 ? untilThrottleEnds : this.pending.length > 0 ? CHECK_PENDING_REQUESTS_MS : 1;
+    this.throttleCheckTimeoutId = setTimeout(() => {
+      this.throttleCheckTimeoutId = null;
+      this.checkPendingRequests();
+    }, delay);
+  };
+}
+
 const kafkajs = require('kafkajs') as typeof KafkaJs;
 decodeResponsesInPlace();
+scheduleChecksNeverNegative();
 export const { Kafka, logLevel } = kafkajs;
 export type Kafka = KafkaJs.Kafka;
