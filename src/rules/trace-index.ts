@@ -46,26 +46,28 @@ export class TraceIndex {
     let spans: SpanRecord[] = [];
     // Span ids repeat only when a client re-sent spans: one map write per span, and the
     // careful pass (which record of a repeated id to keep) only once a write found its id.
+    // The by-name lists are made in the same pass: each span object is read once (reading
+    // it is most of the cost: a cache miss per span).
     let seen = new Map<string, number>();
+    let byName = new Map<string, number[]>();
     let repeated = 0;
     for (const s of input) {
-      if (s.name === VIOLATION_SPAN_NAME) continue;
+      const name = s.name;
+      if (name === VIOLATION_SPAN_NAME) continue;
       const size = seen.size;
-      seen.set(s.spanId, spans.length);
+      const i = spans.length;
+      seen.set(s.spanId, i);
       if (seen.size === size) {
         ({ spans, seen, repeated } = deduplicate(input));
+        byName = namesOf(spans);
         break;
       }
       spans.push(s);
-    }
-    this.repeated = repeated;
-    const byName = new Map<string, number[]>();
-    for (let i = 0; i < spans.length; i++) {
-      const name = (spans[i] as SpanRecord).name;
       const list = byName.get(name);
       if (list === undefined) byName.set(name, [i]);
       else list.push(i);
     }
+    this.repeated = repeated;
     this.spans = spans;
     this.size = spans.length;
     this.#idOf = seen;
@@ -279,6 +281,17 @@ function deduplicate(input: readonly SpanRecord[]): { spans: SpanRecord[]; seen:
     if (preferred(s, spans[prev] as SpanRecord)) spans[prev] = s;
   }
   return { spans, seen, repeated };
+}
+
+function namesOf(spans: readonly SpanRecord[]): Map<string, number[]> {
+  const byName = new Map<string, number[]>();
+  for (let i = 0; i < spans.length; i++) {
+    const name = (spans[i] as SpanRecord).name;
+    const list = byName.get(name);
+    if (list === undefined) byName.set(name, [i]);
+    else list.push(i);
+  }
+  return byName;
 }
 
 function earlier(a: SpanRecord, b: SpanRecord): boolean {

@@ -21,8 +21,14 @@ const NAMES = [
 ];
 const SERVICES = ['api', 'payments', 'ledger', 'shipping', 'web'].map((s) => ({ 'service.name': s }));
 
+/**
+ * An id as the span decoder makes it: a flat string from Buffer#toString('hex')
+ * (padStart would make a rope, which every character read has to walk).
+ */
 function hex(n: number, width: number): string {
-  return n.toString(16).padStart(width, '0');
+  const bytes = Buffer.alloc(width / 2);
+  for (let i = bytes.length - 1, v = n; i >= 0 && v > 0; i--, v = Math.floor(v / 256)) bytes[i] = v % 256;
+  return bytes.toString('hex');
 }
 
 export function generateTraces(count: number, seed = 1): SpanRecord[][] {
