@@ -35,13 +35,31 @@ export const nativeCrc32c = installNativeCrc32c();
 interface KafkaJsEncoder {
   buf: Buffer;
   offset: number;
+  /** The bytes before buf[start], in order: finished stretches of buf and of nested encoders (undefined: none). */
+  parts: Buffer[] | undefined;
+  /** Bytes in parts. */
+  partBytes: number;
+  /** Where the bytes still written into buf begin. */
+  start: number;
+  readonly buffer: Buffer;
+  size(): number;
+  writeBufferInternal(buffer: Buffer): void;
+}
+
+interface KafkaJsEncoderPrototype extends KafkaJsEncoder {
+  ensureAvailable: (this: KafkaJsEncoder, length: number) => void;
+  writeEncoder: (this: KafkaJsEncoder, value: KafkaJsEncoder | null | undefined) => KafkaJsEncoder;
+  writeEncoderArray: (this: KafkaJsEncoder, values: (KafkaJsEncoder | null | undefined)[]) => KafkaJsEncoder;
 }
 
 interface KafkaJsEncoderClass {
   new (initialSize?: number): KafkaJsEncoder;
-  readonly prototype: KafkaJsEncoder & { ensureAvailable: (this: KafkaJsEncoder, length: number) => void };
+  readonly prototype: KafkaJsEncoderPrototype;
   nextPowerOfTwo(value: number): number;
 }
+
+/** Nested encoders at least this large are taken by reference, smaller ones copied. */
+export const NESTED_BY_REFERENCE_BYTES = 4096;
 
 /**
  * kafkajs encodes every request (and each record in it) into buffers it takes
@@ -52,22 +70,85 @@ interface KafkaJsEncoderClass {
  * shared pool. A worker producing violations to Kafka allocated about half a
  * gigabyte per million spans that way, all of it counted by V8 as external
  * memory (which starts full garbage collections).
+ *
+ * A request is encoders nested in encoders (record batch, partition, topic,
+ * request body, request), and kafkajs copied each into the next, so every
+ * record's bytes were copied about nine times on their way to the socket (a
+ * sixth of a receiver's CPU into Kafka). Here a nested encoder of
+ * NESTED_BY_REFERENCE_BYTES or more is kept by reference (`parts`), and the
+ * bytes are joined once, when kafkajs first reads `buffer` (the CRC of a record
+ * batch, the request written to the socket). The bytes are kafkajs's own,
+ * checked in test/transport/kafkajs-pooled-encoders.test.ts.
  */
 function encodeWithoutZeroFill(): boolean {
   const target = require.resolve('kafkajs/src/protocol/encoder.js');
   if (require.cache[target] !== undefined) return false;
   const Encoder = require(target) as KafkaJsEncoderClass;
-  Encoder.prototype.ensureAvailable = function (this: KafkaJsEncoder, length: number): void {
+  const proto = Encoder.prototype;
+  proto.ensureAvailable = function (this: KafkaJsEncoder, length: number): void {
     if (this.offset + length <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(this.offset + length));
-    this.buf.copy(grown, 0, 0, this.offset);
+    // Bytes before `start` are in parts already: only the rest moves.
+    const live = this.offset - this.start;
+    const grown = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(live + length));
+    this.buf.copy(grown, 0, this.start, this.offset);
     this.buf = grown;
+    this.offset = live;
+    this.start = 0;
+  };
+  Object.defineProperty(proto, 'buffer', {
+    configurable: true,
+    get(this: KafkaJsEncoder): Buffer {
+      if (this.parts === undefined) return this.buf.subarray(0, this.offset);
+      // Joined once; the encoder holds the joined bytes from then on.
+      const total = this.size();
+      this.parts.push(this.buf.subarray(this.start, this.offset));
+      const joined = Buffer.concat(this.parts, total);
+      this.buf = joined;
+      this.offset = total;
+      this.start = 0;
+      this.parts = undefined;
+      this.partBytes = 0;
+      return joined;
+    },
+  });
+  proto.size = function (this: KafkaJsEncoder): number {
+    return this.partBytes + this.offset - this.start;
+  };
+  const append = (target: KafkaJsEncoder, value: KafkaJsEncoder): void => {
+    const n = value.size();
+    if (n < NESTED_BY_REFERENCE_BYTES) {
+      target.writeBufferInternal(value.buffer);
+      return;
+    }
+    const parts = (target.parts ??= []);
+    if (target.offset > target.start) {
+      parts.push(target.buf.subarray(target.start, target.offset));
+      target.partBytes += target.offset - target.start;
+      target.start = target.offset;
+    }
+    if (value.parts !== undefined) for (const p of value.parts) parts.push(p);
+    if (value.offset > value.start) parts.push(value.buf.subarray(value.start, value.offset));
+    target.partBytes += n;
+  };
+  const isEncoder = (v: KafkaJsEncoder | null | undefined): v is KafkaJsEncoder => v != null && Buffer.isBuffer(v.buf);
+  proto.writeEncoder = function (this: KafkaJsEncoder, value: KafkaJsEncoder | null | undefined): KafkaJsEncoder {
+    if (!isEncoder(value)) throw new Error('value should be an instance of Encoder');
+    append(this, value);
+    return this;
+  };
+  proto.writeEncoderArray = function (this: KafkaJsEncoder, values: (KafkaJsEncoder | null | undefined)[]): KafkaJsEncoder {
+    if (!Array.isArray(values) || !values.every(isEncoder)) throw new Error('all values should be an instance of Encoder[]');
+    for (const v of values) append(this, v);
+    return this;
   };
   // kafkajs constructs encoders with `new Encoder()`: an object returned by a constructor is the result.
   function PooledEncoder(initialSize = 511): KafkaJsEncoder {
-    const encoder = Object.create(Encoder.prototype) as KafkaJsEncoder;
+    const encoder = Object.create(proto) as KafkaJsEncoder;
     encoder.buf = Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize));
     encoder.offset = 0;
+    encoder.parts = undefined;
+    encoder.partBytes = 0;
+    encoder.start = 0;
     return encoder;
   }
   PooledEncoder.prototype = Encoder.prototype;

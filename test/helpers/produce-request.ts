@@ -1,5 +1,6 @@
 // Encodes one kafkajs produce request (v3: record batches of varint records with
-// headers and a CRC) holding records of many sizes; resolves with its bytes.
+// headers and a CRC) holding records of many sizes, framed as kafkajs sends it
+// (size, header, body); resolves with its bytes.
 // Loaded in a process where kafkajs is patched (src/transport/kafkajs.ts) and in
 // one where it is not, to compare the two (test/transport/kafkajs-pooled-encoders.test.ts).
 import { createRequire } from 'node:module';
@@ -22,6 +23,7 @@ export async function encodeProduceRequest(): Promise<Buffer> {
     });
   }
   const topicData = [{ topic: 'spans', partitions: [{ partition: 0, firstSequence: 0, messages }] }];
-  const { buffer } = await request({ acks: -1, timeout: 1000, compression: 0, topicData }).encode();
-  return buffer;
+  const frame = require('kafkajs/src/protocol/request.js') as (args: Record<string, unknown>) => Promise<{ buffer: Buffer }>;
+  const framed = await frame({ correlationId: 7, clientId: 'betrace-test', request: request({ acks: -1, timeout: 1000, compression: 0, topicData }) });
+  return framed.buffer;
 }

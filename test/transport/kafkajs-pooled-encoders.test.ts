@@ -2,13 +2,14 @@
  * kafkajs encodes requests into unzeroed buffers from Node's pool
  * (src/transport/kafkajs.ts): byte for byte the requests kafkajs encodes on its
  * own (checked against a process that loads kafkajs untouched), without a new
- * ArrayBuffer for each small encoder.
+ * ArrayBuffer for each small encoder, and large nested encoders kept by
+ * reference until the bytes are read.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { pooledEncoders } from '../../src/transport/kafkajs.ts';
+import { NESTED_BY_REFERENCE_BYTES, pooledEncoders } from '../../src/transport/kafkajs.ts';
 import { encodeProduceRequest } from '../helpers/produce-request.ts';
 
 const require = createRequire(import.meta.url);
@@ -29,4 +30,35 @@ test('kafkajs encodes requests into pooled buffers, byte for byte as it does on 
   });
   assert.ok(ours.length > 800_000, `the request holds about 900 kB (${ours.length})`);
   assert.equal(ours.toString('hex'), plain);
+});
+
+test('kafkajs keeps large nested encoders by reference and joins the bytes once, when they are read', () => {
+  interface Enc {
+    buf: Buffer;
+    parts: Buffer[] | undefined;
+    readonly buffer: Buffer;
+    size(): number;
+    writeInt8(v: number): Enc;
+    writeInt32(v: number): Enc;
+    writeBuffer(b: Buffer): Enc;
+    writeEncoder(e: Enc): Enc;
+    writeEncoderArray(es: Enc[]): Enc;
+  }
+  const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => Enc;
+  const big = new Encoder().writeBuffer(Buffer.alloc(NESTED_BY_REFERENCE_BYTES, 0xab));
+  const small = new Encoder().writeInt32(0x01020304);
+  const inner = new Encoder().writeInt8(1).writeEncoder(big).writeInt8(2);
+  assert.ok(inner.parts?.some((p) => p.buffer === big.buf.buffer), 'the large encoder is referenced, not copied');
+  const outer = new Encoder().writeInt32(9).writeEncoderArray([small, inner, small]).writeEncoder(inner);
+  const expected = Buffer.concat([
+    Buffer.from([0, 0, 0, 9, 1, 2, 3, 4]),
+    ...[0, 1].flatMap((i) => [Buffer.from([1]), Buffer.alloc(NESTED_BY_REFERENCE_BYTES, 0xab), Buffer.from(i === 0 ? [2, 1, 2, 3, 4] : [2])]),
+  ]);
+  assert.equal(outer.size(), expected.length);
+  assert.deepEqual(outer.buffer, expected);
+  assert.equal(outer.parts, undefined, 'joined once: the encoder holds the joined bytes');
+  assert.equal(outer.buffer.buffer, outer.buf.buffer, 'read again without joining');
+  outer.writeInt8(5);
+  assert.deepEqual(outer.buffer, Buffer.concat([expected, Buffer.from([5])]));
+  assert.throws(() => outer.writeEncoder({} as Enc), /instance of Encoder/);
 });
