@@ -63,9 +63,7 @@ export class TraceIndex {
         break;
       }
       spans.push(s);
-      const list = byName.get(name);
-      if (list === undefined) byName.set(name, [i]);
-      else list.push(i);
+      addName(byName, name, i);
     }
     this.repeated = repeated;
     this.spans = spans;
@@ -285,13 +283,14 @@ function deduplicate(input: readonly SpanRecord[]): { spans: SpanRecord[]; seen:
 
 function namesOf(spans: readonly SpanRecord[]): Map<string, number[]> {
   const byName = new Map<string, number[]>();
-  for (let i = 0; i < spans.length; i++) {
-    const name = (spans[i] as SpanRecord).name;
-    const list = byName.get(name);
-    if (list === undefined) byName.set(name, [i]);
-    else list.push(i);
-  }
+  for (let i = 0; i < spans.length; i++) addName(byName, (spans[i] as SpanRecord).name, i);
   return byName;
+}
+
+function addName(byName: Map<string, number[]>, name: string, i: number): void {
+  const list = byName.get(name);
+  if (list === undefined) byName.set(name, [i]);
+  else list.push(i);
 }
 
 function earlier(a: SpanRecord, b: SpanRecord): boolean {
