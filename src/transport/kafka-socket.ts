@@ -18,6 +18,11 @@
  * outlive a young-generation collection) made a worker run several more of
  * them. Shared memory is not counted. Nothing keeps a response for long: a
  * worker copies the payloads it keeps into its own arena (worker/payload-arena.ts).
+ *
+ * A consumer that copies what it keeps (the worker) gets its fetch responses in
+ * memory used again (FetchFrames): memory the kernel hands out fresh is zeroed
+ * on first touch, page by page, and a fresh frame for each fetch response was
+ * about a fifth of a worker's I/O thread.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -27,6 +32,106 @@ import type { ISocketFactory } from 'kafkajs';
 export const SHARED_FRAME_BYTES = 64 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 const KEEP_ALIVE_DELAY_MS = 60_000;
+/** Kafka's api key of Fetch requests. */
+const FETCH_API_KEY = 1;
+/** Frames are carved from shared buffers of whole MiB. */
+const FRAME_CAPACITY_STEP = 1024 * 1024;
+/**
+ * BETRACE_POISON_REUSED_FRAMES=1 (tests) overwrites a frame when it is given
+ * back: a read of it after that finds garbage, not plausible stale records.
+ */
+const POISON = process.env.BETRACE_POISON_REUSED_FRAMES === '1';
+
+/**
+ * Fetch responses' frames used again, for a consumer that copies every payload
+ * it keeps before its batch handler returns.
+ *
+ * When kafkajs is done with a fetch response: its fetcher for a broker sends the
+ * next Fetch request only once every batch of the previous response was handled
+ * (fetcher.js: `await workerQueue.push(...batches)`, then `fetch()` again), and
+ * one connection carries one fetcher's requests. So a fetch response's frame is
+ * given back when the next Fetch request is written to the same socket. Frames
+ * of other responses (metadata, group coordination) are never given back; a
+ * socket that closes gives back nothing (kafkajs may still hold its last
+ * response).
+ */
+export class FetchFrames {
+  readonly #free: SharedArrayBuffer[] = [];
+  readonly #maxFree: number;
+
+  constructor(maxFree = 4) {
+    this.#maxFree = maxFree;
+  }
+
+  /** Free shared buffers waiting for use (for tests and gauges). */
+  get free(): number {
+    return this.#free.length;
+  }
+
+  /** A frame of `total` bytes in shared memory, one given back if one is large enough. */
+  take(total: number): Buffer {
+    const free = this.#free;
+    let best = -1;
+    for (let i = 0; i < free.length; i++) {
+      const n = free[i]!.byteLength;
+      if (n >= total && (best < 0 || n < free[best]!.byteLength)) best = i;
+    }
+    if (best >= 0) {
+      const sab = free[best]!;
+      free[best] = free[free.length - 1]!;
+      free.pop();
+      return Buffer.from(sab, 0, total);
+    }
+    return Buffer.from(new SharedArrayBuffer(Math.ceil(total / FRAME_CAPACITY_STEP) * FRAME_CAPACITY_STEP), 0, total);
+  }
+
+  /** The frame (a take() result) is read no more. */
+  give(frame: Buffer): void {
+    const sab = frame.buffer;
+    if (!(sab instanceof SharedArrayBuffer)) return;
+    if (POISON) frame.fill(0xee);
+    const free = this.#free;
+    if (free.length < this.#maxFree) {
+      free.push(sab);
+      return;
+    }
+    // Full: keep the larger buffers.
+    let smallest = 0;
+    for (let i = 1; i < free.length; i++) if (free[i]!.byteLength < free[smallest]!.byteLength) smallest = i;
+    if (free[smallest]!.byteLength < sab.byteLength) free[smallest] = sab;
+  }
+}
+
+/**
+ * One socket's bookkeeping for FetchFrames: which requests written were
+ * Fetch requests (by correlation id), which fetch responses were handed over
+ * since the last Fetch request.
+ */
+export class FetchFrameTracker {
+  readonly #frames: FetchFrames;
+  readonly #fetches = new Set<number>();
+  #handedOver: Buffer[] = [];
+
+  constructor(frames: FetchFrames) {
+    this.#frames = frames;
+  }
+
+  /** A request is written (kafkajs writes each whole: size, api key, version, correlation id, ...). */
+  written(request: Uint8Array): void {
+    if (request.length < 12) return;
+    if (((request[4]! << 8) | request[5]!) !== FETCH_API_KEY) return;
+    for (const f of this.#handedOver) this.#frames.give(f);
+    this.#handedOver = [];
+    this.#fetches.add(((request[8]! << 24) | (request[9]! << 16) | (request[10]! << 8) | request[11]!) | 0);
+  }
+
+  /** A frame (from `frames`) is handed to kafkajs: kept for giving back if it answers a Fetch request. */
+  handedOver(frame: Buffer): void {
+    if (frame.length < 8) return;
+    const correlationId = frame.readInt32BE(4);
+    if (this.#fetches.delete(correlationId)) this.#handedOver.push(frame);
+  }
+}
 
 /**
  * Cuts a byte stream into Kafka responses (a 4-byte big-endian length, then
@@ -34,13 +139,16 @@ const KEEP_ALIVE_DELAY_MS = 60_000;
  */
 export class FrameAssembler {
   readonly #onFrame: (frame: Buffer) => void;
+  readonly #frames: FetchFrames | undefined;
   readonly #header = Buffer.alloc(4);
   #headerFill = 0;
   #frame: Buffer | undefined;
   #fill = 0;
 
-  constructor(onFrame: (frame: Buffer) => void) {
+  /** `frames`: where large frames come from (default: fresh shared memory each). */
+  constructor(onFrame: (frame: Buffer) => void, frames?: FetchFrames) {
     this.#onFrame = onFrame;
+    this.#frames = frames;
   }
 
   /** Takes the bytes of `chunk` (copied: the caller may reuse it at once). */
@@ -59,7 +167,8 @@ export class FrameAssembler {
         const size = this.#header.readInt32BE(0);
         // A negative length is no Kafka response: kafkajs gets the bytes as they come and fails on them.
         const total = 4 + Math.max(0, size);
-        frame = total >= SHARED_FRAME_BYTES ? Buffer.from(new SharedArrayBuffer(total)) : Buffer.allocUnsafe(total);
+        if (total < SHARED_FRAME_BYTES) frame = Buffer.allocUnsafe(total);
+        else frame = this.#frames !== undefined ? this.#frames.take(total) : Buffer.from(new SharedArrayBuffer(total));
         frame.set(this.#header, 0);
         this.#frame = frame;
         this.#fill = 4;
@@ -80,12 +189,19 @@ export class FrameAssembler {
  * kafkajs `socketFactory`: a plain or TLS socket (as kafkajs's own factory makes
  * them) whose 'data' events carry whole responses. Not for SASL, whose
  * handshake may answer with bytes that are no length-prefixed response.
+ * `reuseFetchFrames`: fetch responses come in memory used again (FetchFrames),
+ * only for clients whose consumers copy every payload they keep.
  */
-export function framedSocketFactory(): ISocketFactory {
+export function framedSocketFactory(options: { reuseFetchFrames?: boolean } = {}): ISocketFactory {
+  const frames = options.reuseFetchFrames === true ? new FetchFrames() : undefined;
   return ({ host, port, ssl, onConnect }) => {
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let socket: net.Socket | undefined = undefined;
-    const assembler = new FrameAssembler((frame) => socket!.emit('data', frame));
+    const tracker = frames === undefined ? undefined : new FetchFrameTracker(frames);
+    const assembler = new FrameAssembler((frame) => {
+      tracker?.handedOver(frame);
+      socket!.emit('data', frame);
+    }, frames);
     const onread = {
       buffer: readBuffer,
       callback: (bytes: number, buffer: Uint8Array): boolean => {
@@ -97,6 +213,13 @@ export function framedSocketFactory(): ISocketFactory {
     const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = { host, port, ...(net.isIP(host) === 0 ? { servername: host } : {}), ...ssl, onread };
     socket = ssl ? tls.connect(tlsOptions, onConnect) : net.connect({ host, port, onread }, onConnect);
     socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+    if (tracker !== undefined) {
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+        if (chunk instanceof Uint8Array) tracker.written(chunk);
+        return write(chunk, ...rest);
+      });
+    }
     return socket;
   };
 }

@@ -58,7 +58,11 @@ function kafkaLogger(logger: Logger) {
     };
 }
 
-export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuffix = ''): Kafka {
+/**
+ * A kafkajs client for `config`. `reuseFetchFrames`: only for consumers that copy
+ * every payload they keep before their batch handler returns (kafka-socket.ts).
+ */
+export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuffix = '', reuseFetchFrames = false): Kafka {
   const options: KafkaJsConfig = {
     clientId: `${config.clientId}${clientSuffix}`,
     brokers: [...config.brokers],
@@ -80,7 +84,7 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuf
     options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
   } else {
     // Responses handed over whole, large ones in shared memory (kafka-socket.ts).
-    options.socketFactory = framedSocketFactory();
+    options.socketFactory = framedSocketFactory({ reuseFetchFrames });
   }
   return new Kafka(options);
 }
@@ -424,6 +428,8 @@ export class KafkaTransport implements Transport {
   readonly partitions: number;
   readonly kafka: Kafka;
   readonly #o: KafkaTransportOptions;
+  /** For consumers that copy what they keep: fetch responses in memory used again. */
+  #copyingKafka: Kafka | undefined;
 
   constructor(options: KafkaTransportOptions) {
     this.#o = options;
@@ -441,6 +447,7 @@ export class KafkaTransport implements Transport {
   }
 
   createConsumer(group: string, callbacks: ConsumerCallbacks): TransportConsumer {
-    return new KafkaConsumer(this.kafka, group, callbacks, this.#o);
+    const kafka = callbacks.copiesPayloads === true ? (this.#copyingKafka ??= createKafkaClient(this.#o.config, this.#o.logger, '', true)) : this.kafka;
+    return new KafkaConsumer(kafka, group, callbacks, this.#o);
   }
 }

@@ -51,6 +51,12 @@ export type RecordBatchHandler = (partition: number, records: readonly ConsumedR
 
 export interface ConsumerCallbacks {
   readonly onBatch: RecordBatchHandler;
+  /**
+   * onBatch copies every payload it keeps before it returns: the transport may
+   * then overwrite the payloads' memory afterwards (Kafka reads fetch responses
+   * into memory used again). Without it the handler owns the payloads.
+   */
+  readonly copiesPayloads?: boolean;
   /** Partitions now owned by this consumer (Kafka: after each rebalance; embedded: all, once). */
   readonly onAssigned?: (partitions: readonly number[]) => void;
 }

@@ -67,6 +67,7 @@ export class Worker implements Component {
     this.#rateLimited = new RateLimitedLog(options.logger);
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),
+      copiesPayloads: true, // into the arena, at once (#onBatch)
       onAssigned: (partitions) => this.#onAssigned(partitions),
     });
   }

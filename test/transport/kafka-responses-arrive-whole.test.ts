@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.ts';
-import { FrameAssembler, SHARED_FRAME_BYTES } from '../../src/transport/kafka-socket.ts';
+import { FetchFrames, FetchFrameTracker, FrameAssembler, SHARED_FRAME_BYTES } from '../../src/transport/kafka-socket.ts';
 import { createKafkaClient, withAdmin } from '../../src/transport/kafka.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
@@ -18,6 +18,24 @@ function frame(body: Buffer): Buffer {
   const header = Buffer.alloc(4);
   header.writeInt32BE(body.length);
   return Buffer.concat([header, body]);
+}
+
+/** A request's first 12 bytes as kafkajs writes them: size, api key, version, correlation id. */
+function request(apiKey: number, correlationId: number): Buffer {
+  const b = Buffer.alloc(40);
+  b.writeInt32BE(36, 0);
+  b.writeInt16BE(apiKey, 4);
+  b.writeInt16BE(11, 6);
+  b.writeInt32BE(correlationId, 8);
+  return b;
+}
+
+/** A response frame of `total` bytes from `frames`, answering `correlationId`. */
+function response(frames: FetchFrames, total: number, correlationId: number): Buffer {
+  const f = frames.take(total);
+  f.writeInt32BE(total - 4, 0);
+  f.writeInt32BE(correlationId, 4);
+  return f;
 }
 
 describe('Kafka responses', () => {
@@ -42,6 +60,43 @@ describe('Kafka responses', () => {
         assert.equal(f.buffer instanceof SharedArrayBuffer, f.length >= SHARED_FRAME_BYTES, `response ${i} of ${f.length} bytes: shared only if large`);
       });
     }
+  });
+
+  it('answering a Fetch request are given back for use again only when the next Fetch request is written', () => {
+    const frames = new FetchFrames(2);
+    const tracker = new FetchFrameTracker(frames);
+    tracker.written(request(1, 7)); // Fetch
+    tracker.written(request(12, 8)); // Heartbeat
+    const fetched = response(frames, 300_000, 7);
+    tracker.handedOver(fetched);
+    const other = response(frames, 200_000, 8);
+    tracker.handedOver(other);
+    assert.equal(frames.free, 0, 'nothing given back before the next Fetch request');
+    tracker.written(request(3, 9)); // Metadata: not a Fetch
+    assert.equal(frames.free, 0);
+    tracker.written(request(1, 10));
+    assert.equal(frames.free, 1, 'the fetch response is given back; the heartbeat response never is');
+    const again = response(frames, 250_000, 10);
+    assert.equal(again.buffer, fetched.buffer, 'the next response lies where the last fetch response lay');
+    assert.equal(again.length, 250_000);
+    assert.notEqual(response(frames, 100_000, 11).buffer, fetched.buffer, 'a buffer is in one frame at a time');
+    // A late answer to a Fetch request that was given up on is given back too; an unknown correlation id never.
+    tracker.handedOver(response(frames, 100_000, 99));
+    tracker.handedOver(again);
+    tracker.written(request(1, 12));
+    assert.equal(frames.free, 1);
+  });
+
+  it('given back keep the largest buffers, and a frame larger than any is fresh memory', () => {
+    const frames = new FetchFrames(2);
+    const sizes = [1, 3, 2].map((mib) => frames.take(mib * 1024 * 1024));
+    for (const f of sizes) frames.give(f);
+    assert.equal(frames.free, 2);
+    const big = frames.take(2 * 1024 * 1024 + 1);
+    assert.equal(big.buffer, sizes[1]!.buffer, 'the 3 MiB buffer was kept (the 1 MiB one dropped)');
+    const small = frames.take(100_000);
+    assert.equal(small.buffer, sizes[2]!.buffer);
+    assert.ok(frames.take(5 * 1024 * 1024).buffer.byteLength >= 5 * 1024 * 1024);
   });
 
   it('from a real broker are decoded where they lie, none joined from chunks, large ones in shared memory', async () => {
@@ -92,5 +147,57 @@ describe('Kafka responses', () => {
     }
     // Each fetch response holds hundreds of kB of records: none of them was joined.
     assert.deepEqual(joins.filter((n) => n >= SHARED_FRAME_BYTES), [], 'no response joined from chunks');
+  });
+
+  it('from a real broker into memory used again reach a consumer that copies them intact, in fewer buffers than responses', async () => {
+    assert.equal(process.env.BETRACE_POISON_REUSED_FRAMES, '1', 'frames given back are overwritten (test/helpers/test-env.ts)');
+    const { brokers } = await getTestKafka();
+    const topic = uniqueName('reused-frames');
+    const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: { brokers } } }), { source: 'test', env: {} }).transport.kafka;
+    const kafka = createKafkaClient(config, createLogger('error'), '', true);
+    await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
+    const values = Array.from({ length: 1200 }, () => randomBytes(5000));
+    const producer = kafka.producer();
+    await producer.connect();
+    for (let i = 0; i < values.length; i += 100) {
+      await producer.send({ topic, acks: -1, messages: values.slice(i, i + 100).map((value, j) => ({ key: String(i + j), value })) });
+    }
+    await producer.disconnect();
+
+    // Small fetches (about 100 kB a partition): many responses, each a frame.
+    const consumer = kafka.consumer({ groupId: uniqueName('reused-frames-group'), maxWaitTimeInMs: 100, maxBytesPerPartition: 100_000, maxBytes: 200_000 });
+    const got = new Map<string, Buffer>();
+    const buffers = new Set<ArrayBufferLike>();
+    let batches = 0;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      let done!: () => void;
+      const all = new Promise<void>((resolve, reject) => {
+        done = resolve;
+        // Records damaged in a frame reused too early fail to decode: kafkajs retries them forever.
+        setTimeout(() => reject(new Error(`${got.size} of ${values.length} records consumed in 60 s`)), 60_000).unref();
+      });
+      await consumer.run({
+        partitionsConsumedConcurrently: 2,
+        eachBatch: async ({ batch }) => {
+          batches++;
+          for (const m of batch.messages) {
+            buffers.add(m.value!.buffer);
+            got.set(m.key!.toString(), Buffer.from(m.value!)); // copied before the handler returns, as the worker does
+          }
+          // Awaiting in the handler: the next Fetch request waits for it, and then the frame may be reused.
+          await new Promise((resolve) => setImmediate(resolve));
+          if (got.size === values.length) done();
+        },
+      });
+      await all;
+    } finally {
+      await consumer.disconnect();
+    }
+    assert.equal(got.size, values.length);
+    for (const [key, value] of got) assert.deepEqual(value, values[Number(key)], `record ${key} intact`);
+    assert.ok(batches >= 20, `${batches} batches`);
+    assert.ok(buffers.size < batches / 2, `${batches} batches in ${buffers.size} buffers: fetch responses' memory was used again`);
   });
 });
