@@ -164,10 +164,18 @@ function betraceConfig(settings: Record<string, unknown>): string {
 }
 
 async function metric(apiUrl: string, name: string): Promise<number> {
+  return (await metrics(apiUrl, [name]))[0]!;
+}
+
+/** Each metric's total over its series, from one scrape (a scrape costs the measured process CPU time). */
+async function metrics(apiUrl: string, names: readonly string[]): Promise<number[]> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name)) total += Number(line.split(' ').pop());
-  return total;
+  const totals = names.map(() => 0);
+  for (const line of text.split('\n')) {
+    const i = names.findIndex((name) => line.startsWith(name));
+    if (i >= 0) totals[i]! += Number(line.split(' ').pop());
+  }
+  return totals;
 }
 
 async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
@@ -284,8 +292,9 @@ export async function benchWorkers(kafka: KafkaBroker, ws: WorkerWorkloads, proc
     let consumed = 0;
     let evaluated = 0;
     for (const p of workers) {
-      consumed += await metric(p.apiUrl, 'betrace_worker_spans_consumed_total');
-      evaluated += await metric(p.apiUrl, 'betrace_worker_traces_evaluated_total');
+      const [c, e] = await metrics(p.apiUrl, ['betrace_worker_spans_consumed_total', 'betrace_worker_traces_evaluated_total']);
+      consumed += c!;
+      evaluated += e!;
     }
     return { consumed, evaluated };
   };
