@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Component } from '../component.ts';
 import type { RuleDefinition } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { EvalRequest, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
+import type { EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
 
 const threadFile = new URL(`./evaluator-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -111,9 +111,14 @@ export class EvaluatorPool implements Component {
     const slabIndex = new Map<SharedArrayBuffer, number>();
     const unshared: Uint8Array[] = [];
     let unsharedBytes = 0;
-    const traces: EvalRequest[] = [];
+    let numbers = 0;
+    for (const q of queued) numbers += 3 + 3 * q.payloads.length;
+    const traces = new Float64Array(numbers);
+    let n = 0;
     for (const q of queued) {
-      const parts: number[] = [];
+      traces[n++] = q.id;
+      traces[n++] = q.budgetMs;
+      traces[n++] = q.payloads.length;
       for (const p of q.payloads) {
         const buffer = p.buffer;
         if (buffer instanceof SharedArrayBuffer) {
@@ -122,14 +127,16 @@ export class EvaluatorPool implements Component {
             index = slabs.push(buffer) - 1;
             slabIndex.set(buffer, index);
           }
-          parts.push(index, p.byteOffset, p.length);
+          traces[n++] = index;
+          traces[n++] = p.byteOffset;
         } else {
-          parts.push(-1, unsharedBytes, p.length);
+          traces[n++] = -1;
+          traces[n++] = unsharedBytes;
           unshared.push(p);
           unsharedBytes += p.length;
         }
+        traces[n++] = p.length;
       }
-      traces.push({ id: q.id, parts, budgetMs: q.budgetMs });
     }
     const packed = Buffer.allocUnsafeSlow(unsharedBytes); // its own ArrayBuffer (transferable), every byte written below
     let at = 0;
@@ -137,7 +144,7 @@ export class EvaluatorPool implements Component {
       packed.set(p, at);
       at += p.length;
     }
-    thread.worker.postMessage({ type: 'eval', slabs, packed, traces } satisfies ThreadMessage, [packed.buffer]);
+    thread.worker.postMessage({ type: 'eval', slabs, packed, traces } satisfies ThreadMessage, [packed.buffer, traces.buffer]);
   }
 
   get pending(): number {

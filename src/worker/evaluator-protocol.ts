@@ -25,14 +25,13 @@ export interface EvalBatch {
   readonly slabs: readonly SharedArrayBuffer[];
   /** Payloads in no slab, back to back (transferred); empty when there are none. */
   readonly packed: Uint8Array;
-  readonly traces: readonly EvalRequest[];
-}
-
-export interface EvalRequest {
-  readonly id: number;
-  /** Three numbers per payload: its slab's index in `slabs` (-1: `packed`), byte offset, length. */
-  readonly parts: readonly number[];
-  readonly budgetMs: number;
+  /**
+   * The traces, back to back, as numbers (transferred; a structured clone of an
+   * object and an array per trace cost the thread more than reading them):
+   * per trace its request id, budget in ms, payload count n, then three numbers
+   * per payload: its slab's index in `slabs` (-1: `packed`), byte offset, length.
+   */
+  readonly traces: Float64Array;
 }
 
 export interface EvalResults {

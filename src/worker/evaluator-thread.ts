@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
 import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import type { EvalBatch, EvalRequest, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
+import type { EvalBatch, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
 
 let ruleSet: RuleSet = createRuleSet([]);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
@@ -21,14 +21,18 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
-function evaluate(batch: EvalBatch, req: EvalRequest): EvalResponse {
+/** The trace at `at` of batch.traces (see EvalBatch). */
+function evaluate(batch: EvalBatch, at: number): EvalResponse {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
-  const parts = req.parts;
-  for (let i = 0; i < parts.length; i += 3) {
-    const slab = parts[i]!;
-    const offset = parts[i + 1]!;
-    const length = parts[i + 2]!;
+  const numbers = batch.traces;
+  const id = numbers[at]!;
+  const budgetMs = numbers[at + 1]!;
+  const end = at + 3 + 3 * numbers[at + 2]!;
+  for (let i = at + 3; i < end; i += 3) {
+    const slab = numbers[i]!;
+    const offset = numbers[i + 1]!;
+    const length = numbers[i + 2]!;
     try {
       const payload = slab < 0 ? batch.packed.subarray(offset, offset + length) : new Uint8Array(batch.slabs[slab]!, offset, length);
       for (const s of decodeSpans(payload, decodeOptions)) spans.push(s);
@@ -37,9 +41,9 @@ function evaluate(batch: EvalBatch, req: EvalRequest): EvalResponse {
     }
   }
   const started = performance.now();
-  const result = ruleSet.evaluate(spans, { budgetMs: req.budgetMs });
+  const result = ruleSet.evaluate(spans, { budgetMs });
   return {
-    id: req.id,
+    id,
     violations: result.violations,
     spansIn: spans.length,
     uniqueSpans: spans.length - result.repeatedSpans,
@@ -53,7 +57,8 @@ function evaluate(batch: EvalBatch, req: EvalRequest): EvalResponse {
 
 function evaluateBatch(batch: EvalBatch): EvalResults {
   const results: EvalResponse[] = [];
-  for (const req of batch.traces) results.push(evaluate(batch, req));
+  const numbers = batch.traces;
+  for (let at = 0; at < numbers.length; at += 3 + 3 * numbers[at + 2]!) results.push(evaluate(batch, at));
   return { type: 'results', results };
 }
 

@@ -194,13 +194,16 @@ export class Worker implements Component {
       fresh.push(toViolationRecord(v, trace.partial, now));
     }
     const { entry, arrived } = this.#windows.settle(trace, emitted);
+    const debug = logger.isLevelEnabled('debug');
     for (const record of fresh) {
       metrics.violations.inc({ rule_id: record.rule_id, severity: record.severity });
       for (const sink of this.#o.sinks) sink.append(record);
-      logger.debug(
-        { violationId: record.violation_id, ruleId: record.rule_id, traceId: record.trace_id, severity: record.severity },
-        'violation',
-      );
+      if (debug) {
+        logger.debug(
+          { violationId: record.violation_id, ruleId: record.rule_id, traceId: record.trace_id, severity: record.severity },
+          'violation',
+        );
+      }
     }
     if (fresh.length > 0 && this.#o.exporter !== undefined) {
       this.#windows.exportStarted(entry);
