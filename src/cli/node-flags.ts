@@ -17,8 +17,20 @@
  * and keeps V8's defaults.
  *
  * BETRACE_NODE_FLAGS replaces the flags (space-separated; empty: none, no restart).
+ *
+ * The restarted process also gets GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (unless
+ * GLIBC_TUNABLES is set): glibc's malloc then asks the kernel for transparent
+ * huge pages (madvise mode, the common default) for the memory it maps. Memory
+ * the kernel hands out fresh is zeroed on first touch, one fault per 4 KiB page,
+ * and the buffers spans pass through (Kafka responses, a worker's payload arena)
+ * are mostly such memory: with 2 MiB pages a worker took a third of the page
+ * faults and about a tenth less CPU time (README, Benchmarks). Ignored where
+ * the C library is not glibc or the kernel offers no huge pages.
  */
 export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--initial-heap-size=512'];
+
+/** GLIBC_TUNABLES of the restarted process when none is set. */
+export const DEFAULT_GLIBC_TUNABLES = 'glibc.malloc.hugetlb=1';
 
 /** Set in the restarted process: it never restarts again. */
 const APPLIED_ENV = 'BETRACE_NODE_FLAGS_APPLIED';
@@ -40,5 +52,10 @@ export function restartWithNodeFlags(flags: readonly string[]): void {
   if (flags.every((f) => process.execArgv.includes(f))) return;
   if (typeof process.execve !== 'function' || process.platform === 'win32') return;
   const args = [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)];
-  process.execve(process.execPath, args, { ...process.env, [APPLIED_ENV]: flags.join(' ') });
+  process.execve(process.execPath, args, restartEnv(process.env, flags));
+}
+
+/** The environment of the restarted process. */
+export function restartEnv(env: NodeJS.ProcessEnv, flags: readonly string[]): NodeJS.ProcessEnv {
+  return { ...env, GLIBC_TUNABLES: env.GLIBC_TUNABLES ?? DEFAULT_GLIBC_TUNABLES, [APPLIED_ENV]: flags.join(' ') };
 }

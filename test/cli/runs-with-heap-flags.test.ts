@@ -1,6 +1,7 @@
 /**
  * `betrace run` restarts itself once at start (same process id) with V8 heap
- * settings for streaming; BETRACE_NODE_FLAGS replaces them, empty for none.
+ * settings for streaming and glibc's malloc on transparent huge pages;
+ * BETRACE_NODE_FLAGS replaces the flags, empty for none (and no restart).
  * Other commands run as started.
  */
 import { describe, it } from 'node:test';
@@ -8,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_NODE_FLAGS, nodeFlagsFor } from '../../src/cli/node-flags.ts';
+import { DEFAULT_GLIBC_TUNABLES, DEFAULT_NODE_FLAGS, nodeFlagsFor } from '../../src/cli/node-flags.ts';
 import { spawnBetrace } from '../helpers/process.ts';
 
 /** The node arguments of a running process, as the kernel has them. */
@@ -16,7 +17,13 @@ function nodeArgs(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--'));
 }
 
-async function runOnce(env: Record<string, string>): Promise<string[]> {
+/** GLIBC_TUNABLES in a running process's environment, as the kernel has it. */
+function tunables(pid: number): string | undefined {
+  const entry = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('GLIBC_TUNABLES='));
+  return entry?.slice('GLIBC_TUNABLES='.length);
+}
+
+async function runOnce(env: Record<string, string>, seen?: { tunables?: string | undefined }): Promise<string[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'betrace-flags-'));
   const b = spawnBetrace('flags', ['run'], {
     BETRACE_RECEIVER_GRPC_ENDPOINT: '127.0.0.1:0',
@@ -27,6 +34,7 @@ async function runOnce(env: Record<string, string>): Promise<string[]> {
   });
   try {
     await b.waitFor(/betrace started/);
+    if (seen !== undefined) seen.tunables = tunables(b.child.pid!);
     return nodeArgs(b.child.pid!);
   } finally {
     assert.equal(await b.stop(), 0, b.output());
@@ -44,9 +52,17 @@ describe('node flags', () => {
     assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: '' }), []);
   });
 
-  it('are in force in the running process, which keeps its process id', async () => {
-    const running = await runOnce({});
+  it('are in force in the running process, which keeps its process id, malloc on huge pages', async () => {
+    const seen: { tunables?: string | undefined } = {};
+    const running = await runOnce({}, seen);
     for (const flag of DEFAULT_NODE_FLAGS) assert.ok(running.includes(flag), `${flag} in ${running.join(' ')}`);
+    assert.equal(seen.tunables, DEFAULT_GLIBC_TUNABLES);
+  });
+
+  it('leave GLIBC_TUNABLES as the environment sets it', async () => {
+    const seen: { tunables?: string | undefined } = {};
+    await runOnce({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, seen);
+    assert.equal(seen.tunables, 'glibc.malloc.arena_max=2');
   });
 
   it('are replaced by BETRACE_NODE_FLAGS, and none at all when it is empty', async () => {
