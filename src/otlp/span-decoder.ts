@@ -131,8 +131,34 @@ class Interner {
 }
 
 const utf8 = new Interner('utf8');
-/** Span ids: each is decoded once as a span's id and again as its children's parent id. */
-const hexIds = new Interner('hex');
+
+/**
+ * Hex of 8-byte span ids: each is read once as a span's id and again as its
+ * children's parent id, and decoded once. Direct-mapped as Interner, on the
+ * id's two 32-bit halves (a two-step hash and compare, not eight).
+ */
+class SpanIdHex {
+  static readonly SLOTS = 4096;
+  readonly #lo = new Int32Array(SpanIdHex.SLOTS);
+  readonly #hi = new Int32Array(SpanIdHex.SLOTS);
+  readonly #strings: string[] = new Array<string>(SpanIdHex.SLOTS).fill('');
+
+  /** Hex of b[s, s + 8). */
+  get(b: Buffer, s: number): string {
+    const lo = b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24);
+    const hi = b[s + 4]! | (b[s + 5]! << 8) | (b[s + 6]! << 16) | (b[s + 7]! << 24);
+    const slot = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 20; // the top 12 bits: SLOTS = 4096
+    const known = this.#strings[slot]!;
+    if (known !== '' && this.#lo[slot] === lo && this.#hi[slot] === hi) return known;
+    const hex = b.toString('hex', s, s + 8);
+    this.#lo[slot] = lo;
+    this.#hi[slot] = hi;
+    this.#strings[slot] = hex;
+    return hex;
+  }
+}
+
+const spanIds = new SpanIdHex();
 
 /**
  * The attribute keys to decode (see rules' attributeKeys): every other
@@ -336,12 +362,12 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
       }
       case (2 << 3) | 2: {
         const s = len(end);
-        spanId = hexIds.get(buf, s, pos);
+        spanId = pos - s === 8 ? spanIds.get(buf, s) : buf.toString('hex', s, pos);
         break;
       }
       case (4 << 3) | 2: {
         const s = len(end);
-        parentSpanId = pos - s === 8 ? hexIds.get(buf, s, pos) : '';
+        parentSpanId = pos - s === 8 ? spanIds.get(buf, s) : '';
         break;
       }
       case (5 << 3) | 2: {

@@ -104,7 +104,7 @@ export class OffsetTracker {
   readonly #partitions = new Map<number, PartitionOffsets>();
 
   /** A record of the partition was received; `holds` stages must release it. */
-  hold(partition: number, offset: bigint, holds = 1): void {
+  hold(partition: number, offset: bigint | number, holds = 1): void {
     let p = this.#partitions.get(partition);
     if (p === undefined) {
       p = new PartitionOffsets();
@@ -113,7 +113,7 @@ export class OffsetTracker {
     p.hold(Number(offset), holds);
   }
 
-  release(partition: number, offset: bigint): void {
+  release(partition: number, offset: bigint | number): void {
     this.#partitions.get(partition)?.release(Number(offset));
   }
 

@@ -13,6 +13,13 @@
 import { LRUCache } from 'lru-cache';
 import type { ConsumedRecord } from '../transport/transport.ts';
 
+/**
+ * Records as numbers, two per record: partition, offset (exact below 2^53). A
+ * worker keeps one per record for the grace period (hundreds of thousands), and
+ * numbers in an array are no objects of their own for the collector to trace.
+ */
+export type OffsetPairs = readonly number[];
+
 export type CutReason = 'idle' | 'root_idle' | 'max_duration' | 'max_spans' | 'max_bytes' | 'shutdown';
 
 export interface WindowOptions {
@@ -39,8 +46,8 @@ export interface CompletedTrace {
   readonly payloads: Uint8Array[];
   readonly spanCount: number;
   readonly bytes: number;
-  /** Records this trace holds (released when its grace period ends). */
-  readonly offsets: Array<[number, bigint]>;
+  /** The records this trace holds (released when its grace period ends), as OffsetPairs. */
+  readonly offsets: number[];
   readonly reason: CutReason;
   /** Cut before it was idle (a bound, not idle time). */
   readonly partial: boolean;
@@ -55,7 +62,7 @@ interface LiveTrace {
   payloads: Uint8Array[];
   spanCount: number;
   bytes: number;
-  offsets: Array<[number, bigint]>;
+  offsets: number[];
   readonly firstArrivalMs: number;
   lastArrivalMs: number;
   /** Paused time accumulated up to lastArrivalMs. */
@@ -79,7 +86,7 @@ interface Decided {
   payloads: Uint8Array[];
   spanCount: number;
   bytes: number;
-  offsets: Array<[number, bigint]>;
+  offsets: number[];
   emitted: Set<string>;
   expiresAtMs: number;
   /** Cut at max_spans: later spans are counted, not re-evaluated. */
@@ -111,8 +118,8 @@ export class TraceWindows {
   #pausedTotalMs = 0;
   #pausedSince: number | undefined;
   #liveSpans = 0;
-  /** Called when a trace's records may be released (its grace is over and its exports are done). */
-  onRelease: (offsets: Array<[number, bigint]>) => void = () => undefined;
+  /** Called when records may be released (their trace's grace is over and its exports are done). */
+  onRelease: (offsets: OffsetPairs) => void = () => undefined;
   /**
    * Called with payloads no longer kept (a trace's grace ended or it was evicted, its
    * partition was lost), each once. The payloads of records add() did not keep (late_ignored)
@@ -184,7 +191,7 @@ export class TraceWindows {
   /** Adds one record; `hasRoot` when it holds a parentless span (only needed with rootIdleMs). */
   add(record: ConsumedRecord, hasRoot = false): AddOutcome {
     const now = this.#o.now();
-    const offset: [number, bigint] = [record.partition, record.offset];
+    const offset = Number(record.offset);
     const evaluating = this.#evaluating.get(record.traceId);
     if (evaluating !== undefined) {
       evaluating.arrived.push(record);
@@ -195,11 +202,11 @@ export class TraceWindows {
     if (trace === undefined) {
       const decided = this.#decided.get(record.traceId);
       if (decided !== undefined && decided.overflow) {
-        this.onRelease([offset]);
+        this.onRelease([record.partition, offset]);
         return { kind: 'late_ignored', reason: 'over_limit' };
       }
       if (decided === undefined && this.#tombstones.has(record.traceId)) {
-        this.onRelease([offset]);
+        this.onRelease([record.partition, offset]);
         return { kind: 'late_ignored', reason: 'after_grace' };
       }
       trace = {
@@ -234,7 +241,7 @@ export class TraceWindows {
     trace.payloads.push(record.payload);
     trace.spanCount += record.spanCount;
     trace.bytes += record.payload.length;
-    trace.offsets.push(offset);
+    trace.offsets.push(record.partition, offset);
     trace.lastArrivalMs = now;
     trace.pausedAtLastArrival = this.#pausedNow();
     this.#liveSpans += record.spanCount;

@@ -59,7 +59,7 @@ export class Worker implements Component {
     this.#o = options;
     this.#windows = new TraceWindows(options.windows);
     this.#windows.onRelease = (offsets) => {
-      for (const [p, o] of offsets) this.#offsets.release(p, o);
+      for (let i = 0; i < offsets.length; i += 2) this.#offsets.release(offsets[i]!, offsets[i + 1]!);
     };
     this.#windows.onDiscard = (payloads) => {
       for (const payload of payloads) this.#arena.release(payload);
