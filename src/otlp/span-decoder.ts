@@ -10,7 +10,7 @@
  * U+FFFD here; a message field repeated on the wire is read field by field.
  * Throws WireError on a malformed message.
  */
-import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
+import { putAttribute, type AttributeValue, type Attributes, type SpanRecord, type SplitTimes } from '../rules/span.ts';
 import { TraceIdHex } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
@@ -53,11 +53,20 @@ function int64(end: number): number {
   throw new WireError('varint longer than 10 bytes');
 }
 
-function fixed64(end: number): bigint {
+/** The low and the high unsigned 32 bits of the fixed64 at `pos`, which moves past it. */
+let fixedLo = 0;
+let fixedHi = 0;
+function fixed64Split(end: number): void {
   if (end - pos < 8) throw new WireError('truncated fixed64');
-  const v = buf.readBigUInt64LE(pos);
-  pos += 8;
-  return v;
+  const b = buf;
+  const p = pos;
+  fixedLo = (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+  fixedHi = (b[p + 4]! | (b[p + 5]! << 8) | (b[p + 6]! << 16) | (b[p + 7]! << 24)) >>> 0;
+  pos = p + 8;
+}
+
+function joinTime(hi: number, lo: number): bigint {
+  return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 function skip(wireType: number, end: number): void {
@@ -344,8 +353,10 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   let parentSpanId = '';
   let name = '';
   let kind = 0;
-  let startNs = 0n;
-  let endNs = 0n;
+  let startHi = 0;
+  let startLo = 0;
+  let endHi = 0;
+  let endLo = 0;
   let statusCode = 0;
   let statusMessage = '';
   let attributes: Record<string, AttributeValue> | undefined;
@@ -379,10 +390,14 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
         kind = varint(end) | 0;
         break;
       case (7 << 3) | 1:
-        startNs = fixed64(end);
+        fixed64Split(end);
+        startHi = fixedHi;
+        startLo = fixedLo;
         break;
       case (8 << 3) | 1:
-        endNs = fixed64(end);
+        fixed64Split(end);
+        endHi = fixedHi;
+        endLo = fixedLo;
         break;
       case (9 << 3) | 2: {
         const s = len(end);
@@ -415,7 +430,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   if (lazy) {
     // Past the limit now, as the eager decoder counts them; their keys and values when read.
     if (attributeEntries > maxAttributes) droppedAttributes += attributeEntries - maxAttributes;
-    out.push(new WireSpan(traceId, spanId, parentSpanId, name, kind, startNs, endNs, statusCode, statusMessage, resource, buf, start, end, keyFilter));
+    out.push(new WireSpan(traceId, spanId, parentSpanId, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
     return;
   }
   out.push({
@@ -424,8 +439,8 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
     parentSpanId,
     name,
     kind,
-    startTimeUnixNano: startNs,
-    endTimeUnixNano: endNs,
+    startTimeUnixNano: joinTime(startHi, startLo),
+    endTimeUnixNano: joinTime(endHi, endLo),
     statusCode,
     statusMessage,
     attributes: attributes ?? {},
@@ -447,15 +462,19 @@ export interface DecodeOptions {
 /** Whether the decodeSpansFast call in progress defers attributes. */
 let lazy = false;
 
-/** A span whose attributes are decoded from its bytes when first read. */
-class WireSpan implements SpanRecord {
+/** A span whose attributes are decoded from its bytes when first read, its times made BigInts when first read. */
+class WireSpan implements SpanRecord, SplitTimes {
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly name: string;
   readonly kind: number;
-  readonly startTimeUnixNano: bigint;
-  readonly endTimeUnixNano: bigint;
+  readonly startHi: number;
+  readonly startLo: number;
+  readonly endHi: number;
+  readonly endLo: number;
+  #startNs: bigint | undefined;
+  #endNs: bigint | undefined;
   readonly statusCode: number;
   readonly statusMessage: string;
   readonly resource: Attributes;
@@ -471,8 +490,10 @@ class WireSpan implements SpanRecord {
     parentSpanId: string,
     name: string,
     kind: number,
-    startNs: bigint,
-    endNs: bigint,
+    startHi: number,
+    startLo: number,
+    endHi: number,
+    endLo: number,
     statusCode: number,
     statusMessage: string,
     resource: Attributes,
@@ -486,8 +507,10 @@ class WireSpan implements SpanRecord {
     this.parentSpanId = parentSpanId;
     this.name = name;
     this.kind = kind;
-    this.startTimeUnixNano = startNs;
-    this.endTimeUnixNano = endNs;
+    this.startHi = startHi;
+    this.startLo = startLo;
+    this.endHi = endHi;
+    this.endLo = endLo;
     this.statusCode = statusCode;
     this.statusMessage = statusMessage;
     this.resource = resource;
@@ -495,6 +518,14 @@ class WireSpan implements SpanRecord {
     this.#start = start;
     this.#end = end;
     this.#filter = filter;
+  }
+
+  get startTimeUnixNano(): bigint {
+    return (this.#startNs ??= joinTime(this.startHi, this.startLo));
+  }
+
+  get endTimeUnixNano(): bigint {
+    return (this.#endNs ??= joinTime(this.endHi, this.endLo));
   }
 
   get attributes(): Attributes {

@@ -12,7 +12,7 @@
  * - Ancestry uses a DFS numbering of the parent tree (pre-order `tin`, subtree end
  *   `tout`); cyclic or self parent links are broken so every walk terminates.
  */
-import type { SpanRecord } from './span.ts';
+import type { SpanRecord, SplitTimes } from './span.ts';
 
 export const VIOLATION_SPAN_NAME = 'betrace.violation';
 
@@ -89,17 +89,36 @@ export class TraceIndex {
   }
 
   #times(): void {
-    let base: bigint | undefined;
-    for (const s of this.spans) if (base === undefined || s.startTimeUnixNano < base) base = s.startTimeUnixNano;
-    this.#base = base ?? 0n;
     // One backing store for both (a typed array of more than 64 bytes allocates one of its own).
     const times = new Float64Array(2 * this.size);
     const start = times.subarray(0, this.size);
     const end = times.subarray(this.size);
-    for (let i = 0; i < this.size; i++) {
-      const s = this.spans[i] as SpanRecord;
-      start[i] = Number(s.startTimeUnixNano - this.#base);
-      end[i] = Number(s.endTimeUnixNano - this.#base);
+    if (this.spans.every(hasSplitTimes)) {
+      // Spans from the wire: no BigInt per time. hi·2^32 + lo, relative to the earliest
+      // start: exact while the difference is below 2^53 ns.
+      const spans = this.spans as readonly (SpanRecord & SplitTimes)[];
+      let baseHi = Infinity;
+      let baseLo = Infinity;
+      for (const s of spans) {
+        if (s.startHi < baseHi || (s.startHi === baseHi && s.startLo < baseLo)) {
+          baseHi = s.startHi;
+          baseLo = s.startLo;
+        }
+      }
+      for (let i = 0; i < this.size; i++) {
+        const s = spans[i]!;
+        start[i] = (s.startHi - baseHi) * 4294967296 + (s.startLo - baseLo);
+        end[i] = (s.endHi - baseHi) * 4294967296 + (s.endLo - baseLo);
+      }
+    } else {
+      let base: bigint | undefined;
+      for (const s of this.spans) if (base === undefined || s.startTimeUnixNano < base) base = s.startTimeUnixNano;
+      this.#base = base ?? 0n;
+      for (let i = 0; i < this.size; i++) {
+        const s = this.spans[i] as SpanRecord;
+        start[i] = Number(s.startTimeUnixNano - this.#base);
+        end[i] = Number(s.endTimeUnixNano - this.#base);
+      }
     }
     this.#start = start;
     this.#end = end;
@@ -304,4 +323,8 @@ function preferred(a: SpanRecord, b: SpanRecord): boolean {
   if (a.startTimeUnixNano !== b.startTimeUnixNano) return a.startTimeUnixNano < b.startTimeUnixNano;
   if (a.name !== b.name) return a.name < b.name;
   return false;
+}
+
+function hasSplitTimes(s: SpanRecord): boolean {
+  return (s as Partial<SplitTimes>).startHi !== undefined;
 }

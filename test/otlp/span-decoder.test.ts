@@ -5,6 +5,8 @@ import { AttributeKeyFilter, ExportTraceServiceRequest, decodeSpans, decodeSpans
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attributeKeys, createRuleSet, parseRuleFile } from '../../src/rules/index.ts';
+import { TraceIndex } from '../../src/rules/trace-index.ts';
+import type { SpanRecord } from '../../src/rules/span.ts';
 import { buildWorkload } from '../bench/workload.ts';
 
 describe('span decoder', () => {
@@ -17,6 +19,47 @@ describe('span decoder', () => {
       spans += fast.length;
     }
     assert.equal(spans, w.spans);
+  });
+
+  it('gives the trace index the same times from split 32-bit halves as from BigInts', () => {
+    // Starts either side of 2^32 ns boundaries and far apart; ends before starts too.
+    const times: Array<[string, string]> = [
+      ['1700000000000000000', '1700000004294967296'],
+      ['1700000004294967295', '1700000004294967297'],
+      ['1699999999999999999', '1700000000000000000'],
+      ['1700000100000000000', '1700000000000000001'],
+      ['4294967296', '4294967295'],
+    ];
+    const req = ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            scopeSpans: [
+              {
+                spans: times.map(([start, end], i) => ({
+                  traceId: Buffer.alloc(16, 1),
+                  spanId: Buffer.alloc(8, i + 1),
+                  name: `s${i}`,
+                  startTimeUnixNano: start,
+                  endTimeUnixNano: end,
+                })),
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish();
+    const wire = decodeSpans(req, { lazyAttributes: true });
+    assert.ok('startHi' in wire[0]!, 'wire spans carry split times');
+    const plain = wire.map((s) => (s as unknown as { toJSON(): SpanRecord }).toJSON());
+    assert.ok(!('startHi' in plain[0]!), 'plain records carry BigInts only');
+    const a = new TraceIndex(wire);
+    const b = new TraceIndex(plain);
+    assert.deepEqual([...a.start], [...b.start]);
+    assert.deepEqual([...a.end], [...b.end]);
+    assert.deepEqual(wire.map((s) => [String(s.startTimeUnixNano), String(s.endTimeUnixNano)]), times);
+    assert.equal(a.start[4], 0, 'span 4 starts first');
+    assert.equal(a.start[0], Number(1700000000000000000n - 4294967296n), 'relative to the earliest start');
   });
 
   it('reads every attribute type, nested values, negative ints and the resource after the scopes', () => {
