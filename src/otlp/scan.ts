@@ -12,7 +12,7 @@
  */
 import { toHex } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
-import { WireError } from './wire.ts';
+import { WireError, uint32LE } from './wire.ts';
 
 /** Span names to look for (the rules' triggers). */
 export { Utf8Set as NameMatcher } from './utf8-set.ts';
@@ -92,8 +92,8 @@ function len(buf: Uint8Array, end: number): number {
  * is split as hi·4294·10^6 + (hi·967296 + lo), both parts exact in a double.
  */
 function startMs(buf: Uint8Array, at: number): number {
-  const lo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
-  const hi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
+  const lo = uint32LE(buf, at);
+  const hi = uint32LE(buf, at + 4);
   if (lo === 0 && hi === 0) return Infinity;
   return hi * 4294 + Math.floor((hi * 967296 + lo) / 1_000_000);
 }

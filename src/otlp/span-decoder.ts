@@ -53,7 +53,11 @@ function int64(end: number): number {
   throw new WireError('varint longer than 10 bytes');
 }
 
-/** The low and the high unsigned 32 bits of the fixed64 at `pos`, which moves past it. */
+/**
+ * The low and the high unsigned 32 bits of the fixed64 at `pos`, which moves past it.
+ * Read inline, not with wire.ts's uint32LE: that made decoding about 5% slower here
+ * (alternating passes over the bench workload).
+ */
 let fixedLo = 0;
 let fixedHi = 0;
 function fixed64Split(end: number): void {

@@ -7,7 +7,7 @@
 import { TraceIdHex, isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
-import { WIRE_LEN, WireError, WireReader, checkMessage } from './wire.ts';
+import { WIRE_LEN, WireError, WireReader, checkMessage, uint32LE } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -311,8 +311,8 @@ function readSpan(buf: Uint8Array, start: number, end: number): { traceId: strin
   let startLo = 0;
   const at = spanFields[14]!;
   if (at >= 0) {
-    startLo = (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
-    startHi = (buf[at + 4]! | (buf[at + 5]! << 8) | (buf[at + 6]! << 16) | (buf[at + 7]! << 24)) >>> 0;
+    startLo = uint32LE(buf, at);
+    startHi = uint32LE(buf, at + 4);
   }
   return { traceId: traceIds.get(buf, traceStart), startHi, startLo };
 }

@@ -31,7 +31,6 @@ export class TraceIndex {
   #all: readonly number[] | undefined;
   #start: Float64Array | undefined;
   #end: Float64Array | undefined;
-  #base = 0n;
   #idOf: Map<string, number> | undefined;
   #parent: Int32Array | undefined;
   #treeParent: Int32Array | undefined;
@@ -113,11 +112,11 @@ export class TraceIndex {
     } else {
       let base: bigint | undefined;
       for (const s of this.spans) if (base === undefined || s.startTimeUnixNano < base) base = s.startTimeUnixNano;
-      this.#base = base ?? 0n;
+      const from = base ?? 0n;
       for (let i = 0; i < this.size; i++) {
         const s = this.spans[i] as SpanRecord;
-        start[i] = Number(s.startTimeUnixNano - this.#base);
-        end[i] = Number(s.endTimeUnixNano - this.#base);
+        start[i] = Number(s.startTimeUnixNano - from);
+        end[i] = Number(s.endTimeUnixNano - from);
       }
     }
     this.#start = start;

@@ -38,6 +38,23 @@ function response(frames: FetchFrames, total: number, correlationId: number): Bu
   return f;
 }
 
+/** A fresh 2-partition topic holding `count` random 5000-byte values (key: their index), and a client. */
+async function topicOfValues(name: string, count: number, reuseFetchFrames = false): Promise<{ kafka: ReturnType<typeof createKafkaClient>; topic: string; values: Buffer[] }> {
+  const { brokers } = await getTestKafka();
+  const topic = uniqueName(name);
+  const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: { brokers } } }), { source: 'test', env: {} }).transport.kafka;
+  const kafka = createKafkaClient(config, createLogger('error'), '', reuseFetchFrames);
+  await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
+  const values = Array.from({ length: count }, () => randomBytes(5000));
+  const producer = kafka.producer();
+  await producer.connect();
+  for (let i = 0; i < values.length; i += 100) {
+    await producer.send({ topic, acks: -1, messages: values.slice(i, i + 100).map((value, j) => ({ key: String(i + j), value })) });
+  }
+  await producer.disconnect();
+  return { kafka, topic, values };
+}
+
 describe('Kafka responses', () => {
   it('are cut from the byte stream whole, however it is split into reads', () => {
     const rnd = prng(11);
@@ -100,18 +117,7 @@ describe('Kafka responses', () => {
   });
 
   it('from a real broker are decoded where they lie, none joined from chunks, large ones in shared memory', async () => {
-    const { brokers } = await getTestKafka();
-    const topic = uniqueName('whole-responses');
-    const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: { brokers } } }), { source: 'test', env: {} }).transport.kafka;
-    const kafka = createKafkaClient(config, createLogger('error'));
-    await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
-    const values = Array.from({ length: 600 }, () => randomBytes(5000));
-    const producer = kafka.producer();
-    await producer.connect();
-    for (let i = 0; i < values.length; i += 100) {
-      await producer.send({ topic, acks: -1, messages: values.slice(i, i + 100).map((value, j) => ({ key: String(i + j), value })) });
-    }
-    await producer.disconnect();
+    const { kafka, topic, values } = await topicOfValues('whole-responses', 600);
 
     const joins: number[] = [];
     const saved = Object.getOwnPropertyDescriptor(Buffer, 'concat')!;
@@ -151,18 +157,7 @@ describe('Kafka responses', () => {
 
   it('from a real broker into memory used again reach a consumer that copies them intact, in fewer buffers than responses', async () => {
     assert.equal(process.env.BETRACE_POISON_REUSED_FRAMES, '1', 'frames given back are overwritten (test/helpers/test-env.ts)');
-    const { brokers } = await getTestKafka();
-    const topic = uniqueName('reused-frames');
-    const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: { brokers } } }), { source: 'test', env: {} }).transport.kafka;
-    const kafka = createKafkaClient(config, createLogger('error'), '', true);
-    await withAdmin(kafka, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }));
-    const values = Array.from({ length: 1200 }, () => randomBytes(5000));
-    const producer = kafka.producer();
-    await producer.connect();
-    for (let i = 0; i < values.length; i += 100) {
-      await producer.send({ topic, acks: -1, messages: values.slice(i, i + 100).map((value, j) => ({ key: String(i + j), value })) });
-    }
-    await producer.disconnect();
+    const { kafka, topic, values } = await topicOfValues('reused-frames', 1200, true);
 
     // Small fetches (about 100 kB a partition): many responses, each a frame.
     const consumer = kafka.consumer({ groupId: uniqueName('reused-frames-group'), maxWaitTimeInMs: 100, maxBytesPerPartition: 100_000, maxBytes: 200_000 });
