@@ -17,7 +17,15 @@
  * worker's CPU time), while a slab used again is already there. And V8 does not
  * count shared memory when it decides to collect garbage, so slabs left to the
  * collector could pile up unseen; here they return as soon as their payloads
- * are released, and at most `maxFreeSlabs` wait unused.
+ * are released.
+ *
+ * Why empty slabs are kept for a while (`retainFreeMs`, default 60 s): the
+ * memory a worker holds swings with its load (live traces, and the evaluated
+ * ones kept for the late-span grace), and a slab given back at the bottom of a
+ * swing is fresh memory again at the next peak: on a virtual machine each such
+ * page also faults on the host. Kept, the next peak finds its slabs; slabs no
+ * copy took for `retainFreeMs` are given back (trim(), from the worker's tick).
+ * The arena holds no more than its busiest minute needed.
  *
  * Contract: every payload copied is released exactly once, after its last use
  * (evaluations included). A second release of the same payload is ignored; one
@@ -29,6 +37,8 @@ interface Slab {
   readonly buffer: SharedArrayBuffer;
   /** Payloads in it not released yet. */
   live: number;
+  /** When it last became free (ms, the arena's clock). */
+  freedAt: number;
   /** Slabs of the arena's own size go back to the pool; larger payloads get a slab of their own. */
   readonly pooled: boolean;
 }
@@ -36,15 +46,21 @@ interface Slab {
 export interface PayloadArenaOptions {
   /** Bytes per slab (default 512 KiB); a payload larger than a quarter of it gets a slab of its own. */
   readonly slabBytes?: number;
-  /** Empty slabs kept for use again (default 64); more are left to the garbage collector. */
+  /** Empty slabs kept for use again at most (default: no bound but retainFreeMs); more are left to the garbage collector. */
   readonly maxFreeSlabs?: number;
+  /** An empty slab no copy took for this long is left to the garbage collector at the next trim() (default 60 s). */
+  readonly retainFreeMs?: number;
+  readonly now?: () => number;
 }
 
 export class PayloadArena {
   readonly #slabBytes: number;
   readonly #maxFreeSlabs: number;
+  readonly #retainFreeMs: number;
+  readonly #now: () => number;
   readonly #slabs = new WeakMap<ArrayBufferLike, Slab>();
   readonly #released = new WeakSet<Uint8Array>();
+  /** Empty slabs, the longest unused first: copy() takes the last (the one freed most recently). */
   readonly #free: Slab[] = [];
   #current: Slab | undefined;
   #used = 0;
@@ -52,7 +68,24 @@ export class PayloadArena {
 
   constructor(options: PayloadArenaOptions = {}) {
     this.#slabBytes = options.slabBytes ?? 512 * 1024;
-    this.#maxFreeSlabs = options.maxFreeSlabs ?? 64;
+    this.#maxFreeSlabs = options.maxFreeSlabs ?? Infinity;
+    this.#retainFreeMs = options.retainFreeMs ?? 60_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Empty slabs waiting for use. */
+  get freeSlabs(): number {
+    return this.#free.length;
+  }
+
+  /** Gives back the empty slabs no copy took for retainFreeMs. */
+  trim(): void {
+    const free = this.#free;
+    const before = this.#now() - this.#retainFreeMs;
+    let n = 0;
+    while (n < free.length && free[n]!.freedAt <= before) n++;
+    if (n === 0) return;
+    for (const slab of free.splice(0, n)) this.#drop(slab);
   }
 
   /** Bytes of shared memory the arena holds (slabs in use and free ones). */
@@ -94,7 +127,7 @@ export class PayloadArena {
   }
 
   #newSlab(bytes: number, pooled: boolean): Slab {
-    const slab: Slab = { buffer: new SharedArrayBuffer(bytes), live: 0, pooled };
+    const slab: Slab = { buffer: new SharedArrayBuffer(bytes), live: 0, freedAt: 0, pooled };
     this.#slabs.set(slab.buffer, slab);
     this.#bytes += bytes;
     return slab;
@@ -104,9 +137,14 @@ export class PayloadArena {
   #retire(slab: Slab): void {
     if (slab.live > 0) return;
     if (slab.pooled && this.#free.length < this.#maxFreeSlabs) {
+      slab.freedAt = this.#now();
       this.#free.push(slab);
       return;
     }
+    this.#drop(slab);
+  }
+
+  #drop(slab: Slab): void {
     this.#slabs.delete(slab.buffer);
     this.#bytes -= slab.buffer.byteLength;
   }

@@ -154,6 +154,7 @@ export class Worker implements Component {
       if (trace.reason === 'max_duration') this.#o.metrics.workerForcedCuts.inc({ reason: 'max_duration' });
       this.#evaluate(trace);
     }
+    this.#arena.trim();
     this.#updateGauges();
     this.#applyBackpressure();
   }

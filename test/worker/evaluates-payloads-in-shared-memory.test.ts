@@ -57,6 +57,36 @@ describe('payloads in shared memory', () => {
     assert.equal(arena.bytes, 3 * 1024, 'no new memory');
   });
 
+  it('keep empty slabs for retainFreeMs after their last use, then give them back', () => {
+    let now = 0;
+    const arena = new PayloadArena({ slabBytes: 1024, retainFreeMs: 60_000, now: () => now });
+    const burst = Array.from({ length: 40 }, () => arena.copy(randomBytes(200))); // 8 slabs of 5
+    arena.copy(randomBytes(200)); // the eighth is no longer the slab written to
+    assert.equal(arena.bytes, 9 * 1024);
+    now = 1000;
+    for (const p of burst) arena.release(p);
+    assert.equal(arena.freeSlabs, 8, 'kept for the next peak');
+    assert.equal(arena.bytes, 9 * 1024);
+    now = 30_000;
+    const again = Array.from({ length: 15 }, () => arena.copy(randomBytes(200))); // fills the ninth, then takes 3 kept slabs
+    assert.equal(arena.bytes, 9 * 1024, 'the next peak finds its memory: no new slab');
+    assert.equal(arena.freeSlabs, 5);
+    arena.trim();
+    assert.equal(arena.freeSlabs, 5, 'nothing given back within retainFreeMs');
+    now = 61_000;
+    arena.trim();
+    assert.equal(arena.freeSlabs, 0, 'unused for 60 s: given back');
+    assert.equal(arena.bytes, 4 * 1024, 'the slabs still holding payloads');
+    now = 70_000;
+    for (const p of again) arena.release(p);
+    now = 129_999;
+    arena.trim();
+    assert.equal(arena.freeSlabs, 2, 'freed at 70 s: kept until 130 s');
+    now = 130_000;
+    arena.trim();
+    assert.deepEqual([arena.freeSlabs, arena.bytes], [0, 2 * 1024], 'the slab written to and the one holding the 41st payload stay');
+  });
+
   it('keep at most maxFreeSlabs empty slabs', () => {
     const arena = new PayloadArena({ slabBytes: 1024, maxFreeSlabs: 1 });
     const payloads = Array.from({ length: 80 }, () => arena.copy(randomBytes(200))); // 16 slabs of 5
