@@ -169,18 +169,47 @@ function bySpanOrder(a: SpanRecord, b: SpanRecord): number {
   return a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0;
 }
 
+/**
+ * Whether a time of the index (ns relative to the trace's earliest start) is exact: past
+ * 2^53 ns (104 days) numbers round, and equal numbers may be different times.
+ */
+function exact(t: number): boolean {
+  return t < 2 ** 53 && t > -(2 ** 53);
+}
+
+/**
+ * Times are compared on the index's numbers (SpanRecords from the wire make a BigInt per
+ * time read); only two numbers that are equal but not exact are compared as BigInts.
+ */
 function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: readonly number[]): Violation {
   const def = rule.definition;
-  const witnesses = [...new Set(witnessIdx)].map((i) => index.spans[i] as SpanRecord).sort(bySpanOrder);
-  const timed = witnesses.length > 0 ? witnesses : index.spans;
-  let start: bigint | undefined;
-  let end: bigint | undefined;
-  for (const s of timed) {
-    if (start === undefined || s.startTimeUnixNano < start) start = s.startTimeUnixNano;
-    if (end === undefined || s.endTimeUnixNano > end) end = s.endTimeUnixNano;
+  const spans = index.spans;
+  const start = index.start;
+  const end = index.end;
+  const witnesses = witnessIdx.length < 2 ? [...witnessIdx] : [...new Set(witnessIdx)];
+  if (witnesses.length > 1) {
+    witnesses.sort((a, b) => {
+      const d = start[a]! - start[b]!;
+      if (d !== 0) return d;
+      const sa = spans[a]!;
+      const sb = spans[b]!;
+      if (exact(start[a]!)) return sa.spanId < sb.spanId ? -1 : sa.spanId > sb.spanId ? 1 : 0;
+      return bySpanOrder(sa, sb);
+    });
+  }
+  // The earliest start and the latest end of the witnesses (of the whole trace if none).
+  const n = witnesses.length > 0 ? witnesses.length : index.size;
+  let first = -1;
+  let last = -1;
+  for (let k = 0; k < n; k++) {
+    const i = witnesses.length > 0 ? witnesses[k]! : k;
+    const s = start[i]!;
+    const e = end[i]!;
+    if (first < 0 || s < start[first]! || (s === start[first]! && !exact(s) && spans[i]!.startTimeUnixNano < spans[first]!.startTimeUnixNano)) first = i;
+    if (last < 0 || e > end[last]! || (e === end[last]! && !exact(e) && spans[i]!.endTimeUnixNano > spans[last]!.endTimeUnixNano)) last = i;
   }
   const root = index.root();
-  const traceId = index.spans[0]?.traceId ?? '';
+  const traceId = spans[0]?.traceId ?? '';
   return {
     ruleId: def.id,
     ruleName: def.name,
@@ -189,12 +218,12 @@ function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: reado
     message: def.message ?? (def.description !== '' ? def.description : def.name),
     violationId: violationId(def.id, rule.canonical, traceId),
     traceId,
-    rootSpanId: root === null ? '' : (index.spans[root.index] as SpanRecord).spanId,
+    rootSpanId: root === null ? '' : spans[root.index]!.spanId,
     rootMissing: root?.missing ?? false,
-    witnessSpanIds: witnesses.slice(0, MAX_WITNESS_SPAN_IDS).map((s) => s.spanId),
+    witnessSpanIds: witnesses.slice(0, MAX_WITNESS_SPAN_IDS).map((i) => spans[i]!.spanId),
     witnessCount: witnesses.length,
     spanCount: index.size,
-    startTimeUnixNano: start ?? 0n,
-    endTimeUnixNano: end ?? 0n,
+    startTimeUnixNano: first < 0 ? 0n : spans[first]!.startTimeUnixNano,
+    endTimeUnixNano: last < 0 ? 0n : spans[last]!.endTimeUnixNano,
   };
 }

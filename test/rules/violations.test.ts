@@ -53,6 +53,26 @@ describe('witness spans', () => {
     assert.equal(v.startTimeUnixNano, BASE_NS);
     assert.equal(v.endTimeUnixNano, BASE_NS + 89_000_000n, 'latest end of all witnesses, not only the first 32');
   });
+  it('are ordered and timed on exact times where relative times round (over 2^53 ns apart)', () => {
+    // 2^60 and 2^60 + 1 ns after the earliest start are one number (2^60): the order, the
+    // earliest start and the latest end still follow the exact times.
+    const far = 1n << 60n;
+    const at = (id: string, startNs: bigint, endNs: bigint): ReturnType<typeof span> => ({
+      ...span('e', { id }),
+      startTimeUnixNano: BASE_NS + startNs,
+      endTimeUnixNano: BASE_NS + endNs,
+    });
+    const t = [span('first', { id: 'f', start: 0, end: 0 }), at('a', far + 1n, far + 3n), at('b', far, far + 2n)];
+    const v = violation('not trace.has(e)', t);
+    assert.deepEqual(v.witnessSpanIds, [hexId('b'), hexId('a')], 'b starts 1 ns before a (a has the smaller span id)');
+    assert.equal(v.startTimeUnixNano, BASE_NS + far);
+    assert.equal(v.endTimeUnixNano, BASE_NS + far + 3n);
+    const ties = [span('first', { id: 'f', start: 0, end: 0 }), at('c', far + 1n, far + 2n), at('d', far + 1n, far + 3n)];
+    assert.deepEqual(violation('not trace.has(e)', ties).witnessSpanIds, [hexId('c'), hexId('d')], 'equal exact starts: by span id');
+    const whole = violation('trace.has(x)', [at('g', far + 1n, far + 5n), at('h', 0n, far + 4n), at('i', far + 2n, far + 3n)]);
+    assert.equal(whole.startTimeUnixNano, BASE_NS, 'no witnesses: the whole trace');
+    assert.equal(whole.endTimeUnixNano, BASE_NS + far + 5n);
+  });
 });
 
 describe('violation fields', () => {
