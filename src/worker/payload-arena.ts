@@ -70,7 +70,7 @@ export class PayloadArena {
     this.#slabBytes = options.slabBytes ?? 512 * 1024;
     this.#maxFreeSlabs = options.maxFreeSlabs ?? Infinity;
     this.#retainFreeMs = options.retainFreeMs ?? 60_000;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now()); // monotonic: a wall clock stepping back would hold slabs
   }
 
   /** Empty slabs waiting for use. */

@@ -69,7 +69,7 @@ describe('witness spans', () => {
     assert.equal(v.endTimeUnixNano, BASE_NS + far + 3n);
     const ties = [span('first', { id: 'f', start: 0, end: 0 }), at('c', far + 1n, far + 2n), at('d', far + 1n, far + 3n)];
     assert.deepEqual(violation('not trace.has(e)', ties).witnessSpanIds, [hexId('c'), hexId('d')], 'equal exact starts: by span id');
-    const whole = violation('trace.has(x)', [at('g', far + 1n, far + 5n), at('h', 0n, far + 4n), at('i', far + 2n, far + 3n)]);
+    const whole = violation('trace.has(x)', [at('h', 0n, far + 4n), at('i', far + 2n, far + 3n), at('g', far + 1n, far + 5n)]);
     assert.equal(whole.startTimeUnixNano, BASE_NS, 'no witnesses: the whole trace');
     assert.equal(whole.endTimeUnixNano, BASE_NS + far + 5n);
   });

@@ -78,11 +78,20 @@ describe('payloads in shared memory', () => {
     assert.equal(arena.freeSlabs, 0, 'unused for 60 s: given back');
     assert.equal(arena.bytes, 4 * 1024, 'the slabs still holding payloads');
     now = 70_000;
-    for (const p of again) arena.release(p);
-    now = 129_999;
-    arena.trim();
-    assert.equal(arena.freeSlabs, 2, 'freed at 70 s: kept until 130 s');
+    for (const p of again.slice(4, 9)) arena.release(p); // the slab after the ninth
+    now = 100_000;
+    for (const p of again.slice(9, 14)) arena.release(p); // the next one
+    const fill = Array.from({ length: 4 }, () => arena.copy(randomBytes(200))); // fills the slab written to
+    const next = arena.copy(randomBytes(200)); // which is full: a kept slab is taken
+    assert.equal(next.buffer, again[9]!.buffer, 'the slab freed most recently is used first');
+    assert.equal(arena.freeSlabs, 1);
+    now = 110_000;
+    for (const p of [again[14]!, ...fill]) arena.release(p); // the slab filled above
+    assert.equal(arena.freeSlabs, 2);
     now = 130_000;
+    arena.trim();
+    assert.equal(arena.freeSlabs, 1, 'freed at 70 s: given back at 130 s; freed at 110 s: kept');
+    now = 170_000;
     arena.trim();
     assert.deepEqual([arena.freeSlabs, arena.bytes], [0, 2 * 1024], 'the slab written to and the one holding the 41st payload stay');
   });
