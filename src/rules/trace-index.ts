@@ -83,7 +83,12 @@ export class TraceIndex {
 
   /** All span indices. */
   all(): readonly number[] {
-    if (this.#all === undefined) this.#all = Array.from({ length: this.size }, (_, i) => i);
+    if (this.#all === undefined) {
+      // A loop, not Array.from({ length }, fn): that takes V8's generic path, a call per element.
+      const all: number[] = [];
+      for (let i = 0; i < this.size; i++) all.push(i);
+      this.#all = all;
+    }
     return this.#all;
   }
 
