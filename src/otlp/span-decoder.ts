@@ -11,7 +11,7 @@
  * Throws WireError on a malformed message.
  */
 import { putAttribute, type AttributeValue, type Attributes, type SpanRecord, type SplitTimes } from '../rules/span.ts';
-import { TraceIdHex } from './hex.ts';
+import { TraceIdHex, hex8 } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
 
@@ -163,7 +163,7 @@ class SpanIdHex {
     const slot = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 20; // the top 12 bits: SLOTS = 4096
     const known = this.#strings[slot]!;
     if (known !== '' && this.#lo[slot] === lo && this.#hi[slot] === hi) return known;
-    const hex = b.toString('hex', s, s + 8);
+    const hex = hex8(b, s);
     this.#lo[slot] = lo;
     this.#hi[slot] = hi;
     this.#strings[slot] = hex;
