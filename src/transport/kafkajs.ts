@@ -160,6 +160,35 @@ function encodeWithoutZeroFill(): boolean {
 /** Whether kafkajs encodes requests into unzeroed, pooled buffers in this process. */
 export const pooledEncoders = encodeWithoutZeroFill();
 
+type Grouping = (args: { topic: string; partitionMetadata: readonly unknown[]; messages: readonly KafkaJs.Message[]; partitioner: (args: { topic: string; partitionMetadata: readonly unknown[]; message: KafkaJs.Message }) => number }) => Record<number, KafkaJs.Message[]>;
+
+/**
+ * What kafkajs's producer/groupMessagesPerPartition.js does (each message to the partition
+ * the partitioner picks, in order; {} without partition metadata), in linear time: kafkajs
+ * spreads the list so far into a new one for every message, quadratic in the messages of
+ * one send (2% of a worker's I/O thread producing violations in batches of up to 2000,
+ * 1.3% of a receiver's into Kafka).
+ */
+export const groupMessagesPerPartition: Grouping = ({ topic, partitionMetadata, messages, partitioner }) => {
+  const result: Record<number, KafkaJs.Message[]> = {};
+  if (partitionMetadata.length === 0) return result;
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    (result[partition] ??= []).push(message);
+  }
+  return result;
+};
+
+function groupInLinearTime(): boolean {
+  const target = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+  if (require.cache[target] !== undefined) return false;
+  require.cache[target] = { id: target, filename: target, loaded: true, exports: groupMessagesPerPartition, children: [], paths: [] } as unknown as Module;
+  return true;
+}
+
+/** Whether kafkajs's producers group messages with groupMessagesPerPartition above in this process. */
+export const linearGrouping = groupInLinearTime();
+
 interface KafkaJsConnection {
   chunks: Buffer[];
   bytesBuffered: number;
