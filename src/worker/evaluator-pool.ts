@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Component } from '../component.ts';
 import type { RuleDefinition } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
+import { unpackViolations, type EvalResponse, type EvalResults, type ThreadMessage } from './evaluator-protocol.ts';
 
 const threadFile = new URL(`./evaluator-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
@@ -56,7 +56,7 @@ export class EvaluatorPool implements Component {
         const p = thread.pending.get(r.id);
         if (p === undefined) continue;
         thread.pending.delete(r.id);
-        p.resolve(r);
+        p.resolve({ ...r, violations: unpackViolations(r.violations, msg.rules) });
       }
     });
     const fail = (err: Error) => {

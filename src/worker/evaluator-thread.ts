@@ -5,7 +5,8 @@
 import { parentPort } from 'node:worker_threads';
 import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
 import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import type { EvalBatch, EvalResponse, EvalResults, ThreadMessage } from './evaluator-protocol.ts';
+import { packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type RuleFieldsWire, type ThreadMessage } from './evaluator-protocol.ts';
+import type { Violation } from '../rules/index.ts';
 
 let ruleSet: RuleSet = createRuleSet([]);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
@@ -21,8 +22,26 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
+/**
+ * The rule fields of a batch's violations, each rule once (EvalResults.rules). A batch is
+ * evaluated with one rule set (messages are handled one at a time): one id, one rule.
+ */
+class RuleTable {
+  readonly rules: RuleFieldsWire[] = [];
+  readonly #slots = new Map<string, number>();
+
+  slot(v: Violation): number {
+    let slot = this.#slots.get(v.ruleId);
+    if (slot === undefined) {
+      slot = this.rules.push([v.ruleId, v.ruleName, v.severity, v.tags, v.message]) - 1;
+      this.#slots.set(v.ruleId, slot);
+    }
+    return slot;
+  }
+}
+
 /** The trace at `at` of batch.traces (see EvalBatch). */
-function evaluate(batch: EvalBatch, at: number): EvalResponse {
+function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseWire {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
   const numbers = batch.traces;
@@ -44,7 +63,7 @@ function evaluate(batch: EvalBatch, at: number): EvalResponse {
   const result = ruleSet.evaluate(spans, { budgetMs });
   return {
     id,
-    violations: result.violations,
+    violations: packViolations(result.violations, (v) => table.slot(v)),
     spansIn: spans.length,
     uniqueSpans: spans.length - result.repeatedSpans,
     undecodable,
@@ -56,10 +75,11 @@ function evaluate(batch: EvalBatch, at: number): EvalResponse {
 }
 
 function evaluateBatch(batch: EvalBatch): EvalResults {
-  const results: EvalResponse[] = [];
+  const results: EvalResponseWire[] = [];
+  const table = new RuleTable();
   const numbers = batch.traces;
-  for (let at = 0; at < numbers.length; at += 3 + 3 * numbers[at + 2]!) results.push(evaluate(batch, at));
-  return { type: 'results', results };
+  for (let at = 0; at < numbers.length; at += 3 + 3 * numbers[at + 2]!) results.push(evaluate(batch, at, table));
+  return { type: 'results', results, rules: table.rules };
 }
 
 parentPort?.on('message', (msg: ThreadMessage) => {
