@@ -86,12 +86,12 @@ export class WireReader {
   }
 }
 
-/** Bytes of a varint. */
 /** The unsigned 32-bit little-endian integer at buf[at, at + 4) (the halves of a fixed64, low first). */
 export function uint32LE(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }
 
+/** Bytes of a varint. */
 export function varintBytes(value: number): Uint8Array {
   const out: number[] = [];
   let v = value;

@@ -180,6 +180,7 @@ function exact(t: number): boolean {
 /**
  * Times are compared on the index's numbers (SpanRecords from the wire make a BigInt per
  * time read); only two numbers that are equal but not exact are compared as BigInts.
+ * Relative times start at 0 (the earliest start), which is exact.
  */
 function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: readonly number[]): Violation {
   const def = rule.definition;
@@ -197,15 +198,13 @@ function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: reado
       return bySpanOrder(sa, sb);
     });
   }
-  // The earliest start and the latest end of the witnesses (of the whole trace if none).
-  const n = witnesses.length > 0 ? witnesses.length : index.size;
-  let first = -1;
+  // The earliest start and the latest end of the witnesses (of the whole trace if none). The
+  // sorted witnesses begin with the earliest start; of the whole trace it is relative time 0.
+  const timed = witnesses.length > 0 ? witnesses : index.all();
+  const first = witnesses.length > 0 ? witnesses[0]! : start.indexOf(0);
   let last = -1;
-  for (let k = 0; k < n; k++) {
-    const i = witnesses.length > 0 ? witnesses[k]! : k;
-    const s = start[i]!;
+  for (const i of timed) {
     const e = end[i]!;
-    if (first < 0 || s < start[first]! || (s === start[first]! && !exact(s) && spans[i]!.startTimeUnixNano < spans[first]!.startTimeUnixNano)) first = i;
     if (last < 0 || e > end[last]! || (e === end[last]! && !exact(e) && spans[i]!.endTimeUnixNano > spans[last]!.endTimeUnixNano)) last = i;
   }
   const root = index.root();

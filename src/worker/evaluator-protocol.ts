@@ -60,6 +60,25 @@ export interface EvalResponseWire extends Omit<EvalResponse, 'violations'> {
   readonly violations: ViolationsWire;
 }
 
+/**
+ * The rule fields of a batch's violations, each rule once (EvalResults.rules). A batch is
+ * evaluated with one rule set (a thread handles its messages one at a time): one id, one rule.
+ */
+export class RuleTable {
+  readonly rules: RuleFieldsWire[] = [];
+  readonly #slots = new Map<string, number>();
+
+  /** The index of the violation's rule fields in `rules`. */
+  slot(v: Violation): number {
+    let slot = this.#slots.get(v.ruleId);
+    if (slot === undefined) {
+      slot = this.rules.push([v.ruleId, v.ruleName, v.severity, v.tags, v.message]) - 1;
+      this.#slots.set(v.ruleId, slot);
+    }
+    return slot;
+  }
+}
+
 /** Packs the violations of one trace (all of one trace: trace id, root and span count shared); `ruleSlot` numbers each rule's fields in the batch. */
 export function packViolations(violations: readonly Violation[], ruleSlot: (v: Violation) => number): ViolationsWire {
   if (violations.length === 0) return [];

@@ -5,8 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
 import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import { packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type RuleFieldsWire, type ThreadMessage } from './evaluator-protocol.ts';
-import type { Violation } from '../rules/index.ts';
+import { RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadMessage } from './evaluator-protocol.ts';
 
 let ruleSet: RuleSet = createRuleSet([]);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
@@ -20,24 +19,6 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   }
   ruleSet = createRuleSet(compiled);
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
-}
-
-/**
- * The rule fields of a batch's violations, each rule once (EvalResults.rules). A batch is
- * evaluated with one rule set (messages are handled one at a time): one id, one rule.
- */
-class RuleTable {
-  readonly rules: RuleFieldsWire[] = [];
-  readonly #slots = new Map<string, number>();
-
-  slot(v: Violation): number {
-    let slot = this.#slots.get(v.ruleId);
-    if (slot === undefined) {
-      slot = this.rules.push([v.ruleId, v.ruleName, v.severity, v.tags, v.message]) - 1;
-      this.#slots.set(v.ruleId, slot);
-    }
-    return slot;
-  }
 }
 
 /** The trace at `at` of batch.traces (see EvalBatch). */

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { serialize, deserialize } from 'node:v8';
 import { test } from 'node:test';
-import { evaluateTrace, type Violation } from '../../src/rules/index.ts';
-import { packViolations, unpackViolations, type RuleFieldsWire } from '../../src/worker/evaluator-protocol.ts';
+import { evaluateTrace } from '../../src/rules/index.ts';
+import { RuleTable, packViolations, unpackViolations, type RuleFieldsWire } from '../../src/worker/evaluator-protocol.ts';
 import { rule, span } from '../rules/trace.ts';
 
 test('packed violations unpack to the same violations, rule fields once per batch', () => {
@@ -18,12 +18,11 @@ test('packed violations unpack to the same violations, rule fields once per batc
   const second = evaluateTrace(rules, other).violations;
   assert.equal(first.length, 3);
   assert.equal(second.length, 2);
-  const table: RuleFieldsWire[] = [];
-  const slots = new Map<string, number>();
-  const slot = (v: Violation) => slots.get(v.ruleId) ?? slots.set(v.ruleId, table.push([v.ruleId, v.ruleName, v.severity, v.tags, v.message]) - 1).get(v.ruleId)!;
+  const table = new RuleTable();
+  const slot = (v: (typeof first)[number]) => table.slot(v);
   const wire = [packViolations(first, slot), packViolations(second, slot), packViolations([], slot)];
-  assert.equal(table.length, 3, 'each rule once in the batch');
-  const back = deserialize(serialize({ wire, table })) as { wire: typeof wire; table: RuleFieldsWire[] }; // as a structured clone carries them
+  assert.equal(table.rules.length, 3, 'each rule once in the batch');
+  const back = deserialize(serialize({ wire, table: table.rules })) as { wire: typeof wire; table: RuleFieldsWire[] }; // as a structured clone carries them
   assert.deepEqual(unpackViolations(back.wire[0]!, back.table), first);
   assert.deepEqual(unpackViolations(back.wire[1]!, back.table), second);
   assert.deepEqual(unpackViolations(back.wire[2]!, back.table), []);
