@@ -22,19 +22,23 @@
  * A consumer that copies what it keeps (the worker) gets its fetch responses in
  * memory used again (FetchFrames): memory the kernel hands out fresh is zeroed
  * on first touch, page by page, and a fresh frame for each fetch response was
- * about a fifth of a worker's I/O thread.
+ * about a fifth of a worker's I/O thread. That memory is ordinary, not shared:
+ * allocated once and kept, it adds nothing to V8's count after its first use,
+ * and V8 copies into and out of shared memory with relaxed atomic writes (a
+ * byte at a time unless both sides are equally aligned), so the copy of each
+ * socket read into shared frames was 2% of a worker's CPU time.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ISocketFactory } from 'kafkajs';
 
-/** Responses at least this large are put in shared memory. */
+/** Responses at least this large are put in shared memory (or in FetchFrames' memory used again). */
 export const SHARED_FRAME_BYTES = 64 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
 const KEEP_ALIVE_DELAY_MS = 60_000;
 /** Kafka's api key of Fetch requests. */
 const FETCH_API_KEY = 1;
-/** Frames are carved from shared buffers of whole MiB. */
+/** FetchFrames' buffers are of whole MiB. */
 const FRAME_CAPACITY_STEP = 1024 * 1024;
 /**
  * BETRACE_POISON_REUSED_FRAMES=1 (tests) overwrites a frame when it is given
@@ -56,19 +60,21 @@ const POISON = process.env.BETRACE_POISON_REUSED_FRAMES === '1';
  * response).
  */
 export class FetchFrames {
-  readonly #free: SharedArrayBuffer[] = [];
+  readonly #free: ArrayBuffer[] = [];
+  /** The buffers take() made: only those come back through give(). */
+  readonly #own = new WeakSet<ArrayBufferLike>();
   readonly #maxFree: number;
 
   constructor(maxFree = 4) {
     this.#maxFree = maxFree;
   }
 
-  /** Free shared buffers waiting for use (for tests and gauges). */
+  /** Free buffers waiting for use (for tests and gauges). */
   get free(): number {
     return this.#free.length;
   }
 
-  /** A frame of `total` bytes in shared memory, one given back if one is large enough. */
+  /** A frame of `total` bytes, in a buffer given back if one is large enough. */
   take(total: number): Buffer {
     const free = this.#free;
     let best = -1;
@@ -77,28 +83,30 @@ export class FetchFrames {
       if (n >= total && (best < 0 || n < free[best]!.byteLength)) best = i;
     }
     if (best >= 0) {
-      const sab = free[best]!;
+      const buffer = free[best]!;
       free[best] = free[free.length - 1]!;
       free.pop();
-      return Buffer.from(sab, 0, total);
+      return Buffer.from(buffer, 0, total);
     }
-    return Buffer.from(new SharedArrayBuffer(Math.ceil(total / FRAME_CAPACITY_STEP) * FRAME_CAPACITY_STEP), 0, total);
+    const buffer = Buffer.allocUnsafeSlow(Math.ceil(total / FRAME_CAPACITY_STEP) * FRAME_CAPACITY_STEP).buffer as ArrayBuffer;
+    this.#own.add(buffer);
+    return Buffer.from(buffer, 0, total);
   }
 
   /** The frame (a take() result) is read no more. */
   give(frame: Buffer): void {
-    const sab = frame.buffer;
-    if (!(sab instanceof SharedArrayBuffer)) return;
+    const buffer = frame.buffer;
+    if (!this.#own.has(buffer)) return;
     if (POISON) frame.fill(0xee);
     const free = this.#free;
     if (free.length < this.#maxFree) {
-      free.push(sab);
+      free.push(buffer as ArrayBuffer);
       return;
     }
     // Full: keep the larger buffers.
     let smallest = 0;
     for (let i = 1; i < free.length; i++) if (free[i]!.byteLength < free[smallest]!.byteLength) smallest = i;
-    if (free[smallest]!.byteLength < sab.byteLength) free[smallest] = sab;
+    if (free[smallest]!.byteLength < buffer.byteLength) free[smallest] = buffer as ArrayBuffer;
   }
 }
 
