@@ -139,25 +139,30 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
         spanCount++;
         let hasParent = false;
         while (pos < spEnd) {
-          const t = varint(buf, spEnd);
-          if (t === TAG_TRACE_ID) {
-            const s = len(buf, spEnd);
-            if (pos - s !== 16) continue;
-            if (traceStart < 0) traceStart = s;
-            else if (!multiple) {
-              for (let i = 0; i < 16; i++) {
-                if (buf[s + i] !== buf[traceStart + i]) {
-                  multiple = true;
-                  break;
+          // Tags and lengths of span fields are nearly always one byte: read inline.
+          let t = buf[pos]!;
+          if (t < 0x80) pos++;
+          else t = varint(buf, spEnd);
+          if ((t & 7) === 2) {
+            let n = pos < spEnd ? buf[pos]! : 0x80;
+            if (n < 0x80) pos++;
+            else n = varint(buf, spEnd);
+            if (n > spEnd - pos) throw new WireError('length-delimited field runs past the end of its message');
+            const s = pos;
+            pos += n;
+            if (t === TAG_TRACE_ID) {
+              if (n !== 16) continue;
+              if (traceStart < 0) traceStart = s;
+              else if (!multiple) {
+                for (let i = 0; i < 16; i++) {
+                  if (buf[s + i] !== buf[traceStart + i]) {
+                    multiple = true;
+                    break;
+                  }
                 }
               }
-            }
-          } else if (t === TAG_PARENT) {
-            const s = len(buf, spEnd);
-            hasParent = pos - s === 8;
-          } else if (t === TAG_NAME) {
-            const s = len(buf, spEnd);
-            if (useNames && !triggered && matcher.matches(buf, s, pos)) triggered = true;
+            } else if (t === TAG_PARENT) hasParent = n === 8;
+            else if (t === TAG_NAME && useNames && !triggered && matcher.matches(buf, s, pos)) triggered = true;
           } else if (t === TAG_START) {
             if (spEnd - pos < 8) throw new WireError('truncated fixed64');
             const ms = startMs(buf, pos);

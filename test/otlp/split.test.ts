@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, scanRequest, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, decodeSpans, scanPart, scanRequest, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
+import { WireError } from '../../src/otlp/wire.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
 
 const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
@@ -163,5 +164,46 @@ describe('scanning a request without decoding it', () => {
     assert.equal(scan.spanCount, 3);
     assert.deepEqual([...scan.traceIds].sort(), [traceA, traceB]);
     assert.equal(scan.rootSpans, 2);
+  });
+
+  it('reads span fields with tags and lengths of one byte or more, and throws on a span cut short', () => {
+    const attrs = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: { stringValue: 'v'.repeat(i * 40) } })); // lengths past 127: two-byte varints
+    const spans = [
+      { ...spanObj(traceA, '0000000000000001', 'root', '1700000000123456789'), attributes: attrs(6), droppedAttributesCount: 3, events: [{ name: 'e', timeUnixNano: '5' }] },
+      { ...spanObj(traceA, '0000000000000002', 'n'.repeat(200), '1700000000000000001'), parentSpanId: Buffer.from('0000000000000001', 'hex'), attributes: attrs(3), flags: 257 }, // flags: field 16, a two-byte tag
+    ];
+    const req = encode({ resourceSpans: [{ scopeSpans: [{ spans }] }] });
+    const scan = scanPart(req, null);
+    assert.equal(scan.traceId, traceA);
+    assert.equal(scan.multipleTraces, false);
+    assert.equal(scan.spanCount, 2);
+    assert.equal(scan.rootSpans, 1);
+    assert.equal(scan.earliestStartMs, 1700000000000);
+    // A span cut at every point, framed with lengths that fit: the scan throws exactly where the
+    // schema decoder does (a field running past its span), and otherwise counts the span.
+    const field = (tag: number, body: Uint8Array) => Buffer.concat([Buffer.from([tag]), varintBytes(body.length), body]);
+    const inner = (b: Uint8Array, tag: number) => {
+      assert.equal(b[0], tag);
+      let at = 1;
+      while (b[at]! >= 0x80) at++;
+      return b.subarray(at + 1);
+    };
+    const span = inner(inner(inner(encode({ resourceSpans: [{ scopeSpans: [{ spans: [spans[1]] }] }] }), 0x0a), 0x12), 0x12);
+    let threw = 0;
+    for (let cut = 1; cut <= span.length; cut++) {
+      const damaged = field(0x0a, field(0x12, field(0x12, span.subarray(0, cut))));
+      let schema = true;
+      try {
+        ExportTraceServiceRequest.decode(damaged);
+      } catch {
+        schema = false;
+      }
+      if (schema) assert.equal(scanPart(damaged, null).spanCount, 1, `cut at ${cut}`);
+      else {
+        assert.throws(() => scanPart(damaged, null), WireError, `cut at ${cut}`);
+        threw++;
+      }
+    }
+    assert.ok(threw > span.length / 2, `${threw} of ${span.length} cuts malformed`);
   });
 });
