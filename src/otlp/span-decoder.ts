@@ -184,6 +184,25 @@ let keyFilter: Utf8Set | undefined;
 
 /** AnyValue [start, end): as src/otlp/spans.ts maps it (undefined when none is set). */
 function anyValue(start: number, end: number): AttributeValue | undefined {
+  // Nearly always one field: a short string, a bool or a one-byte int, read without the field loop.
+  const b = buf;
+  const first = b[start];
+  if (end - start >= 2) {
+    if (first === ((1 << 3) | 2) && b[start + 1]! < 0x80 && start + 2 + b[start + 1]! === end) {
+      pos = end;
+      return utf8.get(b, start + 2, end);
+    }
+    if (end - start === 2 && b[start + 1]! < 0x80) {
+      if (first === ((2 << 3) | 0)) {
+        pos = end;
+        return b[start + 1] !== 0;
+      }
+      if (first === ((3 << 3) | 0)) {
+        pos = end;
+        return b[start + 1]!;
+      }
+    }
+  }
   let out: AttributeValue | undefined;
   pos = start;
   while (pos < end) {
@@ -290,14 +309,24 @@ function keyValues(start: number, end: number, field: number, filtered: boolean,
   const outer = attributesInTarget; // a kvlist value inside a span's attribute: its own count
   attributesInTarget = 0;
   pos = start;
+  const b = buf;
   while (pos < end) {
-    const tag = varint(end);
-    if (tag !== want) {
-      skip(tag & 7, end);
-      continue;
+    let kvStart: number;
+    let kvEnd: number;
+    const n = b[pos + 1]!;
+    if (b[pos] === want && n < 0x80 && pos + 2 + n <= end) {
+      // A one-byte tag and length, as nearly always: read inline.
+      kvStart = pos + 2;
+      kvEnd = kvStart + n;
+    } else {
+      const tag = varint(end);
+      if (tag !== want) {
+        skip(tag & 7, end);
+        continue;
+      }
+      kvStart = len(end);
+      kvEnd = pos;
     }
-    const kvStart = len(end);
-    const kvEnd = pos;
     keyValue(kvStart, kvEnd, out, filtered);
     pos = kvEnd;
   }
@@ -312,6 +341,18 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
   let valueStart = -1;
   let valueEnd = -1;
   pos = start;
+  // Nearly always a key then a value, each with a one-byte length: read without the field loop.
+  const b = buf;
+  if (end - start >= 4 && b[start] === ((1 << 3) | 2) && b[start + 1]! < 0x80) {
+    const ke = start + 2 + b[start + 1]!;
+    if (ke + 2 <= end && b[ke] === ((2 << 3) | 2) && b[ke + 1]! < 0x80 && ke + 2 + b[ke + 1]! === end) {
+      keyStart = start + 2;
+      keyEnd = ke;
+      valueStart = ke + 2;
+      valueEnd = end;
+      pos = end;
+    }
+  }
   while (pos < end) {
     const t = varint(end);
     if (t === ((1 << 3) | 2)) {

@@ -9,6 +9,7 @@ import { TraceIndex } from '../../src/rules/trace-index.ts';
 import type { SpanRecord } from '../../src/rules/span.ts';
 import { buildWorkload } from '../bench/workload.ts';
 import { hex8 } from '../../src/otlp/hex.ts';
+import { varintBytes } from '../../src/otlp/wire.ts';
 import { randomBytes } from 'node:crypto';
 
 describe('span decoder', () => {
@@ -117,6 +118,43 @@ describe('span decoder', () => {
     assert.equal(span!.resource['service.name'], 'late-resource');
     assert.equal(span!.startTimeUnixNano, 18446744073709551615n);
     assert.equal('empty' in span!.attributes, false);
+  });
+
+  it('reads attributes however they are framed, as the schema decoder does', () => {
+    // Encoded by hand: besides the usual key-then-value with one-byte lengths (read without
+    // the field loop), every valid variation: the value first, unknown fields, several values
+    // (the last wins), lengths and numbers of several bytes, the key or value missing.
+    const field = (tag: number, body: Uint8Array) => Buffer.concat([varintBytes(tag), varintBytes(body.length), body]);
+    const varintField = (tag: number, bytes: number[]) => Buffer.concat([varintBytes(tag), Buffer.from(bytes)]);
+    const str = (s: string) => field((1 << 3) | 2, Buffer.from(s));
+    const key = (k: string) => field((1 << 3) | 2, Buffer.from(k));
+    const value = (v: Uint8Array) => field((2 << 3) | 2, v);
+    const kv = (...parts: Uint8Array[]) => field((9 << 3) | 2, Buffer.concat(parts));
+    const attributes = [
+      kv(key('plain'), value(str('v'))),
+      kv(value(str('first')), key('reversed')),
+      kv(key('extra'), varintField((7 << 3) | 0, [5]), value(str('x'))),
+      kv(key('two.values'), value(Buffer.concat([str('a'), varintField((3 << 3) | 0, [7])]))),
+      kv(key('value.again'), value(str('a')), value(str('b'))),
+      kv(key('long'), value(str('y'.repeat(300)))),
+      kv(key('k'.repeat(130)), value(str('long key'))),
+      kv(key('bool.wide'), value(varintField((2 << 3) | 0, [0x80, 0x01]))),
+      kv(key('bool.false'), value(varintField((2 << 3) | 0, [0]))),
+      kv(key('int.small'), value(varintField((3 << 3) | 0, [0x7f]))),
+      kv(key('int.wide'), value(varintField((3 << 3) | 0, [0xac, 0x02]))),
+      kv(key('no.value')),
+      kv(value(str('no key'))),
+      kv(key('empty.string'), value(str(''))),
+    ];
+    const span = Buffer.concat([field((1 << 3) | 2, Buffer.alloc(16, 1)), field((2 << 3) | 2, Buffer.alloc(8, 2)), field((5 << 3) | 2, Buffer.from('op')), ...attributes]);
+    const req = field((1 << 3) | 2, field((2 << 3) | 2, field((2 << 3) | 2, span)));
+    const expected = decodeSpansWithSchema(req)[0]!;
+    assert.deepEqual(expected.attributes, {
+      plain: 'v', reversed: 'first', extra: 'x', 'two.values': 7, 'value.again': 'b', long: 'y'.repeat(300), ['k'.repeat(130)]: 'long key',
+      'bool.wide': true, 'bool.false': false, 'int.small': 127, 'int.wide': 300, '': 'no key', 'empty.string': '',
+    });
+    assert.deepEqual(decodeSpans(req)[0], expected);
+    assert.deepEqual({ ...decodeSpans(req, { lazyAttributes: true })[0]!.attributes }, expected.attributes);
   });
 
   const request = (attributes: Array<{ key: string; value: Record<string, unknown> }>, resource = [{ key: 'service.name', value: { stringValue: 'svc' } }]) =>
