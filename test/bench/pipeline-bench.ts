@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Kafka, logLevel } from 'kafkajs';
+// betrace's kafkajs (src/transport/kafkajs.ts): its request checks never schedule a negative timeout (kafkajs's own warn TimeoutNegativeWarning).
+import { Kafka, logLevel } from '../../src/transport/kafkajs.ts';
 import { stringify } from 'yaml';
 import { ExportTraceServiceRequest, TRACE_SERVICE_DEFINITION, scanRequest, splitByTrace } from '../../src/otlp/index.ts';
 import { saramaPartition } from '../../src/transport/partitioner.ts';
