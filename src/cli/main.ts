@@ -111,7 +111,7 @@ export async function main(argv: readonly string[], out: Output = processOutput)
 }
 
 if (import.meta.main) {
-  restartWithNodeFlags(nodeFlagsFor(process.argv[2], process.env));
+  restartWithNodeFlags(nodeFlagsFor(process.argv[2], process.env, process.argv.slice(3)));
   main(process.argv.slice(2)).then(
     (status) => {
       process.exitCode = status;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_GLIBC_TUNABLES, DEFAULT_NODE_FLAGS, nodeFlagsFor } from '../../src/cli/node-flags.ts';
+import { DEFAULT_GLIBC_TUNABLES, DEFAULT_NODE_FLAGS, WORKER_NODE_FLAGS, nodeFlagsFor } from '../../src/cli/node-flags.ts';
 import { spawnBetrace } from '../helpers/process.ts';
 
 /** The node arguments of a running process, as the kernel has them. */
@@ -50,6 +50,19 @@ describe('node flags', () => {
     assert.deepEqual(nodeFlagsFor(undefined, {}), []);
     assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: ' --max-semi-space-size=32  --stack-size=2000 ' }), ['--max-semi-space-size=32', '--stack-size=2000']);
     assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: '' }), []);
+  });
+
+  it('give a worker-only process the larger young generation, any process with a receiver or forwarder the default', () => {
+    const flags = (...args: string[]) => nodeFlagsFor('run', {}, args);
+    assert.deepEqual(flags('--config', 'c.yaml', '--roles', 'worker'), WORKER_NODE_FLAGS);
+    assert.deepEqual(flags('-r', 'worker,api'), WORKER_NODE_FLAGS);
+    assert.deepEqual(flags('--roles=worker'), WORKER_NODE_FLAGS);
+    assert.deepEqual(flags('--roles', 'receiver,worker'), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(flags('--roles', 'worker,forwarder'), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(flags('--roles', 'api'), DEFAULT_NODE_FLAGS);
+    assert.deepEqual(flags('--config', 'c.yaml'), DEFAULT_NODE_FLAGS, 'no --roles: every role');
+    assert.deepEqual(nodeFlagsFor('run', { BETRACE_NODE_FLAGS: '--stack-size=2000' }, ['--roles', 'worker']), ['--stack-size=2000'], 'BETRACE_NODE_FLAGS wins');
+    assert.notDeepEqual(WORKER_NODE_FLAGS, DEFAULT_NODE_FLAGS);
   });
 
   it('are in force in the running process, which keeps its process id, malloc on huge pages', async () => {

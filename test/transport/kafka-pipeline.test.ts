@@ -8,10 +8,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { DEFAULT_NODE_FLAGS, WORKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
 import { startOtlpSink, type OtlpSink, type FlatSpan } from '../helpers/otlp-sink.ts';
 import { spawnBetrace, type BetraceProcess } from '../helpers/process.ts';
@@ -121,6 +122,12 @@ describe('Kafka transport end to end', () => {
       for (const p of procs) await p.stop();
       await sink.close();
       await reference.close();
+    });
+
+    it('runs the worker processes with the worker heap settings, the receiver process with the default', () => {
+      const flags = (p: BetraceProcess) => readFileSync(`/proc/${p.child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-semi-space-size'));
+      assert.deepEqual(flags(procs[0]!), DEFAULT_NODE_FLAGS.filter((f) => f.startsWith('--max-semi-space-size')));
+      for (const w of procs.slice(1)) assert.deepEqual(flags(w), WORKER_NODE_FLAGS.filter((f) => f.startsWith('--max-semi-space-size')));
     });
 
     it('gives exactly the violations of embedded mode, once each', async () => {
