@@ -88,7 +88,7 @@ export class FetchFrames {
       free.pop();
       return Buffer.from(buffer, 0, total);
     }
-    const buffer = Buffer.allocUnsafeSlow(Math.ceil(total / FRAME_CAPACITY_STEP) * FRAME_CAPACITY_STEP).buffer as ArrayBuffer;
+    const buffer = Buffer.allocUnsafeSlow(Math.ceil(total / FRAME_CAPACITY_STEP) * FRAME_CAPACITY_STEP).buffer;
     this.#own.add(buffer);
     return Buffer.from(buffer, 0, total);
   }
