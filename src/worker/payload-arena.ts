@@ -32,7 +32,7 @@
  * time only when source and target are equally aligned and a byte at a time
  * otherwise; a copy at any offset took 2.5 times as long (1.1 KB payloads),
  * and the copy at arrival was 3.5% of a worker's CPU time. It costs at most
- * 7 bytes a payload.
+ * 7 bytes a payload, large payloads in slabs of their own included.
  *
  * Contract: every payload copied is released exactly once, after its last use
  * (evaluations included). A second release of the same payload is ignored; one
@@ -104,9 +104,10 @@ export class PayloadArena {
   copy(payload: Uint8Array): Uint8Array {
     const n = payload.length;
     if (n > this.#slabBytes / 4) {
-      const own = this.#newSlab(n, false);
+      const at = payload.byteOffset & 7;
+      const own = this.#newSlab(at + n, false);
       own.live = 1;
-      const view = new Uint8Array(own.buffer);
+      const view = new Uint8Array(own.buffer, at, n);
       view.set(payload);
       return view;
     }

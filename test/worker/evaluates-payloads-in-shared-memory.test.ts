@@ -21,12 +21,12 @@ describe('payloads in shared memory', () => {
     const c = arena.copy(source.subarray(450, 700));
     const d = arena.copy(source.subarray(700, 950));
     const e = arena.copy(source.subarray(950, 1150)); // does not fit what is left of the slab
-    const big = arena.copy(source.subarray(0, 300)); // more than a quarter of a slab
+    const big = arena.copy(source.subarray(3, 303)); // more than a quarter of a slab, at an odd offset
     const original = Buffer.from(source);
     source.fill(0); // copies: the source may be reused
     assert.deepEqual(
       [a, b, c, d, e, big].map((v) => Buffer.from(v)),
-      [original.subarray(0, 200), original.subarray(200, 450), original.subarray(450, 700), original.subarray(700, 950), original.subarray(950, 1150), original.subarray(0, 300)],
+      [original.subarray(0, 200), original.subarray(200, 450), original.subarray(450, 700), original.subarray(700, 950), original.subarray(950, 1150), original.subarray(3, 303)],
     );
     for (const v of [a, b, c, d, e, big]) assert.ok(v.buffer instanceof SharedArrayBuffer);
     assert.equal(b.buffer, a.buffer, 'small payloads share a slab');
@@ -35,8 +35,10 @@ describe('payloads in shared memory', () => {
     // Each copy is aligned as its source modulo 8 (V8 copies into shared memory word by word only then).
     for (const [v, at] of [[a, 0], [b, 200], [c, 450], [d, 700], [e, 950]] as const) assert.equal(v.byteOffset % 8, (source.byteOffset + at) % 8);
     assert.notEqual(e.buffer, a.buffer, 'a full slab is followed by another');
-    assert.equal(big.buffer.byteLength, 300, 'a large payload has a buffer of its own');
-    assert.equal(arena.bytes, 1024 + 1024 + 300);
+    const bigAt = (source.byteOffset + 3) % 8; // aligned as its source, as every copy
+    assert.equal(big.byteOffset, bigAt);
+    assert.equal(big.buffer.byteLength, bigAt + 300, 'a large payload has a buffer of its own');
+    assert.equal(arena.bytes, 1024 + 1024 + bigAt + 300);
   });
 
   it('use a slab again once every payload in it was released, each release counted once', () => {
