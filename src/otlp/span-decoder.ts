@@ -10,7 +10,7 @@
  * U+FFFD here; a message field repeated on the wire is read field by field.
  * Throws WireError on a malformed message.
  */
-import { putAttribute, type AttributeValue, type Attributes, type SpanRecord, type SplitTimes } from '../rules/span.ts';
+import { putAttribute, type AttributeValue, type Attributes, type NumericIds, type SpanRecord, type SplitTimes } from '../rules/span.ts';
 import { TraceIdHex, hex8 } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
@@ -156,10 +156,12 @@ class SpanIdHex {
   readonly #hi = new Int32Array(SpanIdHex.SLOTS);
   readonly #strings: string[] = new Array<string>(SpanIdHex.SLOTS).fill('');
 
-  /** Hex of b[s, s + 8). */
+  /** Hex of b[s, s + 8); its words in idWordLo/idWordHi. */
   get(b: Buffer, s: number): string {
     const lo = b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24);
     const hi = b[s + 4]! | (b[s + 5]! << 8) | (b[s + 6]! << 16) | (b[s + 7]! << 24);
+    idWordLo = lo;
+    idWordHi = hi;
     const slot = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 20; // the top 12 bits: SLOTS = 4096
     const known = this.#strings[slot]!;
     if (known !== '' && this.#lo[slot] === lo && this.#hi[slot] === hi) return known;
@@ -172,6 +174,9 @@ class SpanIdHex {
 }
 
 const spanIds = new SpanIdHex();
+/** The words (NumericIds) of the id SpanIdHex#get read last. */
+let idWordLo = 0;
+let idWordHi = 0;
 
 /**
  * The attribute keys to decode (see rules' attributeKeys): every other
@@ -396,6 +401,10 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   let traceId = '';
   let spanId = '';
   let parentSpanId = '';
+  let idLo = 0;
+  let idHi = 0;
+  let parentLo = 0;
+  let parentHi = 0;
   let name = '';
   let kind = 0;
   let startHi = 0;
@@ -418,12 +427,20 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
       }
       case (2 << 3) | 2: {
         const s = len(end);
-        spanId = pos - s === 8 ? spanIds.get(buf, s) : buf.toString('hex', s, pos);
+        if (pos - s === 8) {
+          spanId = spanIds.get(buf, s);
+          idLo = idWordLo;
+          idHi = idWordHi;
+        } else spanId = buf.toString('hex', s, pos);
         break;
       }
       case (4 << 3) | 2: {
         const s = len(end);
-        parentSpanId = pos - s === 8 ? spanIds.get(buf, s) : '';
+        if (pos - s === 8) {
+          parentSpanId = spanIds.get(buf, s);
+          parentLo = idWordLo;
+          parentHi = idWordHi;
+        } else parentSpanId = '';
         break;
       }
       case (5 << 3) | 2: {
@@ -475,7 +492,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   if (lazy) {
     // Past the limit now, as the eager decoder counts them; their keys and values when read.
     if (attributeEntries > maxAttributes) droppedAttributes += attributeEntries - maxAttributes;
-    out.push(new WireSpan(traceId, spanId, parentSpanId, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
+    out.push(new WireSpan(traceId, spanId, parentSpanId, idLo, idHi, parentLo, parentHi, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
     return;
   }
   out.push({
@@ -508,10 +525,14 @@ export interface DecodeOptions {
 let lazy = false;
 
 /** A span whose attributes are decoded from its bytes when first read, its times made BigInts when first read. */
-class WireSpan implements SpanRecord, SplitTimes {
+class WireSpan implements SpanRecord, SplitTimes, NumericIds {
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string;
+  readonly idLo: number;
+  readonly idHi: number;
+  readonly parentLo: number;
+  readonly parentHi: number;
   readonly name: string;
   readonly kind: number;
   readonly startHi: number;
@@ -533,6 +554,10 @@ class WireSpan implements SpanRecord, SplitTimes {
     traceId: string,
     spanId: string,
     parentSpanId: string,
+    idLo: number,
+    idHi: number,
+    parentLo: number,
+    parentHi: number,
     name: string,
     kind: number,
     startHi: number,
@@ -550,6 +575,10 @@ class WireSpan implements SpanRecord, SplitTimes {
     this.traceId = traceId;
     this.spanId = spanId;
     this.parentSpanId = parentSpanId;
+    this.idLo = idLo;
+    this.idHi = idHi;
+    this.parentLo = parentLo;
+    this.parentHi = parentHi;
     this.name = name;
     this.kind = kind;
     this.startHi = startHi;

@@ -196,6 +196,14 @@ function lowerBound(keys: Float64Array | Int32Array, idx: Int32Array, x: number)
   return lo;
 }
 
+/** `members` sorted by `order`, in an Int32Array of the trace's (members is sorted in place). */
+function sortedInt32(c: EvalContext, members: number[], order: (a: number, b: number) => number): Int32Array {
+  members.sort(order);
+  const out = c.index.arrays.int32(members.length);
+  out.set(members);
+  return out;
+}
+
 /** Compiles `.relation(Y[, pred])[.within(d)][.on(k…)]` into a test on the span x. */
 function compileRelation(step: RelationStep): SpanTest {
   const matchSel = selectorTest(step.selector);
@@ -255,7 +263,7 @@ function compileRelation(step: RelationStep): SpanTest {
           let anc = c.index.memo.get(memoKey) as Uint8Array | undefined;
           if (anc === undefined) {
             const { treeParent: parent, preorder } = c.index;
-            anc = new Uint8Array(c.index.size);
+            anc = c.index.arrays.uint8(c.index.size).fill(0);
             for (const i of preorder) {
               tick(c);
               const p = parent[i] as number;
@@ -282,7 +290,7 @@ function compileRelation(step: RelationStep): SpanTest {
           let desc = c.index.memo.get(memoKey) as Uint8Array | undefined;
           if (desc === undefined) {
             const { treeParent: parent, preorder } = c.index;
-            desc = new Uint8Array(c.index.size);
+            desc = c.index.arrays.uint8(c.index.size).fill(0);
             for (let k = preorder.length - 1; k >= 0; k--) {
               tick(c);
               const i = preorder[k] as number;
@@ -297,7 +305,7 @@ function compileRelation(step: RelationStep): SpanTest {
       // With a join: matching candidates per key sorted by DFS number; a descendant
       // of x has its number in (tin[x], tout[x]].
       return (c, x) => {
-        const g = groups(c, (c2, members) => Int32Array.from(members).sort((a, b) => (c2.index.tin[a] as number) - (c2.index.tin[b] as number)));
+        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.tin[a] as number) - (c2.index.tin[b] as number)));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;
@@ -328,7 +336,7 @@ function compileRelation(step: RelationStep): SpanTest {
     case 'preceded_by':
       // y.end <= x.start, and x.start - y.end <= within
       return (c, x) => {
-        const g = groups(c, (c2, members) => Int32Array.from(members).sort((a, b) => (c2.index.end[a] as number) - (c2.index.end[b] as number)));
+        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.end[a] as number) - (c2.index.end[b] as number)));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;
@@ -345,7 +353,7 @@ function compileRelation(step: RelationStep): SpanTest {
     case 'followed_by':
       // y.start >= x.end, and y.start - x.end <= within
       return (c, x) => {
-        const g = groups(c, (c2, members) => Int32Array.from(members).sort((a, b) => (c2.index.start[a] as number) - (c2.index.start[b] as number)));
+        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.start[a] as number) - (c2.index.start[b] as number)));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;

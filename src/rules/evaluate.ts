@@ -16,7 +16,7 @@ import type { EvalContext } from './compile.ts';
 import type { CompiledRule, Severity } from './rule.ts';
 import { violationId } from './rule.ts';
 import type { SpanRecord } from './span.ts';
-import { TraceIndex } from './trace-index.ts';
+import { Scratch, TraceIndex } from './trace-index.ts';
 
 export const MAX_WITNESS_SPAN_IDS = 32;
 export const DEFAULT_BUDGET_MS = 1000;
@@ -70,6 +70,8 @@ export class RuleSet {
   readonly #always: number[] = [];
   readonly #stamp: Uint32Array;
   #generation = 0;
+  /** The typed arrays of the trace being evaluated (evaluate is synchronous: one trace at a time). */
+  readonly #scratch = new Scratch();
 
   constructor(rules: readonly CompiledRule[]) {
     this.rules = rules.filter((r) => r.definition.enabled);
@@ -115,7 +117,8 @@ export class RuleSet {
 
   /** Evaluates every enabled rule on the trace made of `spans` (any order, duplicates allowed). */
   evaluate(spans: readonly SpanRecord[], options: EvaluateOptions = {}): EvaluationResult {
-    const index = new TraceIndex(spans);
+    this.#scratch.reset();
+    const index = new TraceIndex(spans, this.#scratch);
     const selected = this.#selected(index);
     const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
     const violations: Violation[] = [];

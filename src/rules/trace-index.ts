@@ -12,7 +12,7 @@
  * - Ancestry uses a DFS numbering of the parent tree (pre-order `tin`, subtree end
  *   `tout`); cyclic or self parent links are broken so every walk terminates.
  */
-import type { SpanRecord, SplitTimes } from './span.ts';
+import type { NumericIds, SpanRecord, SplitTimes } from './span.ts';
 
 export const VIOLATION_SPAN_NAME = 'betrace.violation';
 
@@ -31,6 +31,8 @@ export class TraceIndex {
   #all: readonly number[] | undefined;
   #start: Float64Array | undefined;
   #end: Float64Array | undefined;
+  /** Spans by id: the table of their ids' words, or (ids not all 16 lowercase hex digits, or repeated) a Map. */
+  #ids: IdTable | undefined;
   #idOf: Map<string, number> | undefined;
   #parent: Int32Array | undefined;
   #treeParent: Int32Array | undefined;
@@ -41,34 +43,68 @@ export class TraceIndex {
   #preorder: Int32Array | undefined;
   #root: { index: number; missing: boolean } | null | undefined;
 
-  constructor(input: readonly SpanRecord[]) {
-    let spans: SpanRecord[] = [];
-    // Span ids repeat only when a client re-sent spans: one map write per span, and the
-    // careful pass (which record of a repeated id to keep) only once a write found its id.
-    // The by-name lists are made in the same pass: each span object is read once (reading
-    // it is most of the cost: a cache miss per span).
-    let seen = new Map<string, number>();
-    let byName = new Map<string, number[]>();
-    let repeated = 0;
+  /** Where the index's typed arrays come from; compiled rules take theirs here too. */
+  readonly arrays: ArraySource;
+
+  /**
+   * `arrays`: a Scratch that RuleSet#evaluate resets per trace (a typed array of more than
+   * 64 bytes made with `new` allocates a backing store of its own, about 1.5 µs for 100
+   * spans: more than the work done in most of them). Default: new arrays.
+   */
+  constructor(input: readonly SpanRecord[], arrays: ArraySource = NEW_ARRAYS) {
+    this.arrays = arrays;
+    // Spans are found by id in an open-addressing table over the ids' two 32-bit words
+    // (a Map of id strings cost about ten times as much per span). The by-name lists are
+    // made in the same pass: each span object is read once (reading it is most of the
+    // cost: a cache miss per span). Span ids repeat only when a client re-sent spans; the
+    // careful pass (which record of a repeated id to keep) runs only then, as does the
+    // Map of ids for ids that are not 16 lowercase hex digits.
+    const spans: SpanRecord[] = [];
+    const byName = new Map<string, number[]>();
+    const ids = new IdTable(input.length, arrays);
+    let numeric = true;
     for (const s of input) {
       const name = s.name;
       if (name === VIOLATION_SPAN_NAME) continue;
-      const size = seen.size;
       const i = spans.length;
-      seen.set(s.spanId, i);
-      if (seen.size === size) {
-        ({ spans, seen, repeated } = deduplicate(input));
-        byName = namesOf(spans);
+      const wire = (s as Partial<NumericIds>).idLo;
+      if (wire !== undefined) {
+        idLo = wire;
+        idHi = (s as SpanRecord & NumericIds).idHi;
+      } else if (!parseId(s.spanId)) {
+        numeric = false;
+        break;
+      }
+      if (!ids.add(idLo, idHi, i)) {
+        numeric = false;
         break;
       }
       spans.push(s);
       addName(byName, name, i);
     }
-    this.repeated = repeated;
-    this.spans = spans;
-    this.size = spans.length;
-    this.#idOf = seen;
-    this.byName = byName;
+    if (numeric) {
+      this.repeated = 0;
+      this.spans = spans;
+      this.byName = byName;
+      this.#ids = ids;
+    } else {
+      const d = deduplicate(input);
+      this.repeated = d.repeated;
+      this.spans = d.spans;
+      this.byName = namesOf(d.spans);
+      this.#idOf = d.seen;
+    }
+    this.size = this.spans.length;
+  }
+
+  /** Index of the parent of span s in the trace, or -1 (none, or not in the trace). */
+  #parentOf(s: SpanRecord): number {
+    const id = s.parentSpanId;
+    if (id === '') return -1;
+    if (this.#ids === undefined) return this.#idOf?.get(id) ?? -1;
+    const wire = (s as Partial<NumericIds>).parentLo;
+    if (wire !== undefined) return this.#ids.find(wire, (s as SpanRecord & NumericIds).parentHi);
+    return parseId(id) ? this.#ids.find(idLo, idHi) : -1;
   }
 
   /** Per-trace memo for compiled rules (keyed by the compiled node); made on first use. */
@@ -93,10 +129,8 @@ export class TraceIndex {
   }
 
   #times(): void {
-    // One backing store for both (a typed array of more than 64 bytes allocates one of its own).
-    const times = new Float64Array(2 * this.size);
-    const start = times.subarray(0, this.size);
-    const end = times.subarray(this.size);
+    const start = this.arrays.float64(this.size);
+    const end = this.arrays.float64(this.size);
     if (this.spans.every(hasSplitTimes)) {
       // Spans from the wire: no BigInt per time. hi·2^32 + lo, relative to the earliest
       // start: exact while the difference is below 2^53 ns.
@@ -151,21 +185,14 @@ export class TraceIndex {
 
   #tree(): void {
     const n = this.size;
-    const idOf = this.#idOf ?? new Map<string, number>();
     // Parent links within the trace (self links dropped), then the children as
     // compressed rows: the children of i are childList[childStart[i] .. childStart[i+1]).
-    // Every array below lies in one backing store: a typed array of more than 64 bytes
-    // allocates one of its own, which costs more than the work done in it.
-    const store = new Int32Array(10 * n + 1);
-    let used = 0;
-    const take = (length: number): Int32Array => store.subarray(used, (used += length));
+    const take = (length: number): Int32Array => this.arrays.int32(length);
     const rawParent = take(n).fill(-1);
-    const childStart = take(n + 1);
+    const childStart = take(n + 1).fill(0);
     for (let i = 0; i < n; i++) {
-      const p = (this.spans[i] as SpanRecord).parentSpanId;
-      if (p === '') continue;
-      const j = idOf.get(p);
-      if (j !== undefined && j !== i) {
+      const j = this.#parentOf(this.spans[i] as SpanRecord);
+      if (j >= 0 && j !== i) {
         rawParent[i] = j;
         childStart[j + 1] = (childStart[j + 1] as number) + 1;
       }
@@ -282,6 +309,146 @@ export class TraceIndex {
       for (let i = 0; i < this.size; i++) if (best < 0 || earlier(this.spans[i] as SpanRecord, this.spans[best] as SpanRecord)) best = i;
     }
     return (this.#root = best < 0 ? null : { index: best, missing: true });
+  }
+}
+
+/** Typed arrays of a given length; their contents are undefined until written. */
+export interface ArraySource {
+  int32(length: number): Int32Array;
+  float64(length: number): Float64Array;
+  uint8(length: number): Uint8Array;
+}
+
+const NEW_ARRAYS: ArraySource = {
+  int32: (length) => new Int32Array(length),
+  float64: (length) => new Float64Array(length),
+  uint8: (length) => new Uint8Array(length),
+};
+
+/**
+ * Typed arrays carved from one reused buffer: views, no backing store each.
+ * `reset` makes every array handed out before it free to be overwritten, so it
+ * may be called only once nothing reads them (RuleSet#evaluate: per trace, the
+ * index and everything compiled rules made with it die with the evaluation).
+ * A buffer too small is replaced by one twice the size; arrays already handed
+ * out keep the old one.
+ */
+export class Scratch implements ArraySource {
+  #buffer = new ArrayBuffer(1 << 16);
+  #used = 0;
+
+  reset(): void {
+    this.#used = 0;
+  }
+
+  #take(bytes: number): number {
+    const at = (this.#used + 7) & ~7;
+    if (at + bytes > this.#buffer.byteLength) {
+      this.#buffer = new ArrayBuffer(Math.max(2 * this.#buffer.byteLength, bytes));
+      this.#used = bytes;
+      return 0;
+    }
+    this.#used = at + bytes;
+    return at;
+  }
+
+  int32(length: number): Int32Array {
+    const at = this.#take(4 * length); // first: it may replace the buffer
+    return new Int32Array(this.#buffer, at, length);
+  }
+
+  float64(length: number): Float64Array {
+    const at = this.#take(8 * length); // first: it may replace the buffer
+    return new Float64Array(this.#buffer, at, length);
+  }
+
+  uint8(length: number): Uint8Array {
+    const at = this.#take(length); // first: it may replace the buffer
+    return new Uint8Array(this.#buffer, at, length);
+  }
+}
+
+/** The words of the id parseId read last (module state: no object per id). */
+let idLo = 0;
+let idHi = 0;
+
+/**
+ * Reads a span id of 16 lowercase hex digits into idLo/idHi, as the wire decoder
+ * makes them from its 8 bytes; false for any other text (no two different texts
+ * give the same words, so equal words are equal ids).
+ */
+function parseId(id: string): boolean {
+  if (id.length !== 16) return false;
+  let lo = 0;
+  let hi = 0;
+  for (let k = 0; k < 8; k++) {
+    const a = hexDigit(id.charCodeAt(2 * k));
+    const b = hexDigit(id.charCodeAt(2 * k + 1));
+    if ((a | b) < 0) return false;
+    const byte = (a << 4) | b;
+    if (k < 4) lo |= byte << (8 * k);
+    else hi |= byte << (8 * (k - 4));
+  }
+  idLo = lo;
+  idHi = hi;
+  return true;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/**
+ * Span indices by id words, open addressing with linear probing in one Int32Array:
+ * 2^k slots (at least twice the spans), then each index's two words.
+ */
+class IdTable {
+  readonly #store: Int32Array;
+  readonly #shift: number;
+  readonly #mask: number;
+  readonly #words: number;
+
+  constructor(capacity: number, arrays: ArraySource) {
+    let bits = 3;
+    while (1 << bits < 2 * capacity) bits++;
+    this.#store = arrays.int32((1 << bits) + 2 * capacity);
+    this.#store.fill(-1, 0, 1 << bits);
+    this.#shift = 32 - bits;
+    this.#mask = (1 << bits) - 1;
+    this.#words = 1 << bits;
+  }
+
+  /** Multiplicative hashing; the top bits (an id's low bytes may all be zero). */
+  #slot(lo: number, hi: number): number {
+    return Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> this.#shift;
+  }
+
+  /** Adds the id of span i; false if the table holds it already. */
+  add(lo: number, hi: number, i: number): boolean {
+    const store = this.#store;
+    const words = this.#words;
+    for (let slot = this.#slot(lo, hi); ; slot = (slot + 1) & this.#mask) {
+      const j = store[slot] as number;
+      if (j < 0) {
+        store[slot] = i;
+        store[words + 2 * i] = lo;
+        store[words + 2 * i + 1] = hi;
+        return true;
+      }
+      if (store[words + 2 * j] === lo && store[words + 2 * j + 1] === hi) return false;
+    }
+  }
+
+  /** Index of the span with this id, or -1. */
+  find(lo: number, hi: number): number {
+    const store = this.#store;
+    const words = this.#words;
+    for (let slot = this.#slot(lo, hi); ; slot = (slot + 1) & this.#mask) {
+      const j = store[slot] as number;
+      if (j < 0 || (store[words + 2 * j] === lo && store[words + 2 * j + 1] === hi)) return j;
+    }
   }
 }
 

@@ -1,0 +1,149 @@
+/** The trace index: spans found by their ids' words, typed arrays from a reused Scratch. */
+import assert from 'node:assert/strict';
+import { describe, it } from './node-test.ts';
+import { ExportTraceServiceRequest, decodeSpans } from '../../src/otlp/index.ts';
+import { Scratch, TraceIndex } from '../../src/rules/trace-index.ts';
+import type { NumericIds, SpanRecord } from '../../src/rules/span.ts';
+import { prng } from '../helpers/prng.ts';
+import { span } from './trace.ts';
+
+/** Everything the index derives from a trace, as plain values. */
+function shape(index: TraceIndex): unknown {
+  return {
+    spans: index.spans.map((s) => s.spanId),
+    repeated: index.repeated,
+    byName: [...index.byName],
+    start: [...index.start],
+    end: [...index.end],
+    parent: [...index.parent],
+    treeParent: [...index.treeParent],
+    childStart: [...index.childStart],
+    childList: [...index.childList],
+    tin: [...index.tin],
+    tout: [...index.tout],
+    preorder: [...index.preorder],
+    root: index.root(),
+  };
+}
+
+/** A trace of n spans with random 8-byte ids (high bits and zero bytes included) and random parents, some absent. */
+function randomTrace(rnd: () => number, n: number): SpanRecord[] {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const bytes = Buffer.alloc(8);
+    for (let k = 0; k < 8; k++) bytes[k] = rnd() < 0.3 ? 0 : Math.floor(rnd() * 256);
+    ids.push(bytes.toString('hex'));
+  }
+  return ids.map((id, i) => {
+    const r = rnd();
+    const parent = i === 0 ? '' : r < 0.1 ? 'f'.repeat(16) : r < 0.15 ? ids[Math.floor(rnd() * n)]! : ids[Math.floor(rnd() * i)]!;
+    return { ...span(`op${Math.floor(rnd() * 5)}`, { start: rnd() * 100 }), spanId: id, parentSpanId: parent };
+  });
+}
+
+describe('trace index', () => {
+  it('finds spans by the words of their ids as by their hex, and by any other id text through a map', () => {
+    const rnd = prng(7);
+    for (let t = 0; t < 40; t++) {
+      const plain = randomTrace(rnd, 1 + Math.floor(rnd() * 150));
+      // The same trace through the wire decoder: ids as words.
+      const request = ExportTraceServiceRequest.encode(
+        ExportTraceServiceRequest.fromObject({
+          resourceSpans: [
+            {
+              scopeSpans: [
+                {
+                  spans: plain.map((s) => ({
+                    traceId: Buffer.from(s.traceId, 'hex'),
+                    spanId: Buffer.from(s.spanId, 'hex'),
+                    parentSpanId: Buffer.from(s.parentSpanId, 'hex'),
+                    name: s.name,
+                    startTimeUnixNano: s.startTimeUnixNano.toString(),
+                    endTimeUnixNano: s.endTimeUnixNano.toString(),
+                  })),
+                },
+              ],
+            },
+          ],
+        }),
+      ).finish();
+      const wire = decodeSpans(request, { lazyAttributes: true });
+      for (const [i, s] of wire.entries()) {
+        const w = s as SpanRecord & NumericIds;
+        const bytes = Buffer.from(plain[i]!.spanId, 'hex');
+        assert.deepEqual([w.idLo, w.idHi], [bytes.readInt32LE(0), bytes.readInt32LE(4)], 'the words are the id bytes, little-endian');
+        if (s.parentSpanId !== '') {
+          const p = Buffer.from(s.parentSpanId, 'hex');
+          assert.deepEqual([w.parentLo, w.parentHi], [p.readInt32LE(0), p.readInt32LE(4)]);
+        }
+      }
+      // Ids that are not 16 lowercase hex digits: the same links, through the map.
+      const texts = plain.map((s) => ({ ...s, spanId: `id-${s.spanId}`, parentSpanId: s.parentSpanId === '' ? '' : `id-${s.parentSpanId}` }));
+      const expected = shape(new TraceIndex(plain)) as { spans: string[] };
+      assert.deepEqual(shape(new TraceIndex(wire)), expected);
+      // Wire spans and plain records in one trace: words from the decoder and from hex agree.
+      assert.deepEqual(shape(new TraceIndex(wire.map((s, i) => (i % 2 === 0 ? s : plain[i]!)))), expected);
+      const other = shape(new TraceIndex(texts)) as { spans: string[] };
+      assert.deepEqual({ ...other, spans: other.spans.map((id) => id.slice(3)) }, expected);
+      assert.ok((expected as { parent: number[] }).parent.some((p) => p >= 0), 'the trace has links to check');
+    }
+  });
+
+  it('takes ids as text: an upper-case id is another span than its lower-case spelling', () => {
+    const spans = [
+      { ...span('a'), spanId: 'abcdef0123456789', parentSpanId: '' },
+      { ...span('b'), spanId: 'ABCDEF0123456789', parentSpanId: '' },
+      { ...span('c'), spanId: '0000000000000003', parentSpanId: 'ABCDEF0123456789' },
+      { ...span('d'), spanId: '0000000000000004', parentSpanId: 'abcdef0123456789' },
+    ];
+    const index = new TraceIndex(spans);
+    assert.equal(index.size, 4);
+    assert.equal(index.repeated, 0);
+    assert.deepEqual([...index.parent], [-1, -1, 1, 0]);
+  });
+
+  it('keeps one record of a repeated id, whichever path found the repeat', () => {
+    const first = { ...span('x', { start: 0, end: 1 }), spanId: '00000000000000aa' };
+    const later = { ...first, endTimeUnixNano: first.endTimeUnixNano + 5n };
+    const child = { ...span('y'), spanId: '00000000000000bb', parentSpanId: '00000000000000aa' };
+    for (const trace of [
+      [first, child, later],
+      [later, child, first],
+    ]) {
+      const index = new TraceIndex(trace);
+      assert.equal(index.size, 2);
+      assert.equal(index.repeated, 1);
+      assert.equal(index.spans.find((s) => s.spanId === first.spanId), later, 'the record with the later end');
+      assert.equal(index.parent[index.spans.indexOf(child)], index.spans.indexOf(later));
+    }
+  });
+
+  it('gives the same index from a reused Scratch as from new arrays, across resets and a growing buffer', () => {
+    const rnd = prng(11);
+    const scratch = new Scratch();
+    // Sizes past the first buffer (64 KiB) make it grow while an index is in use.
+    for (const n of [3, 120, 40, 2500, 7, 9000, 60]) {
+      const trace = randomTrace(rnd, n);
+      scratch.reset();
+      const reused = new TraceIndex(trace, scratch);
+      const mine = scratch.int32(4).fill(7); // taken after the index's arrays: must not overlap them
+      assert.deepEqual(shape(reused), shape(new TraceIndex(trace)));
+      assert.deepEqual([...mine], [7, 7, 7, 7]);
+    }
+  });
+
+  it('hands out aligned arrays that do not overlap, and keeps those handed out before the buffer grows', () => {
+    const scratch = new Scratch();
+    const a = scratch.uint8(3).fill(1);
+    const b = scratch.float64(2).fill(2.5);
+    const c = scratch.int32(5).fill(-3);
+    assert.equal(b.byteOffset % 8, 0);
+    const big = scratch.int32(100_000).fill(9); // 400 KB: a new buffer
+    assert.notEqual(big.buffer, a.buffer);
+    assert.deepEqual([[...a], [...b], [...c]], [[1, 1, 1], [2.5, 2.5], [-3, -3, -3, -3, -3]]);
+    scratch.reset();
+    const again = scratch.int32(10);
+    assert.equal(again.buffer, big.buffer, 'after a reset the larger buffer is reused');
+    assert.equal(again.byteOffset, 0);
+  });
+});
