@@ -259,17 +259,28 @@ function compileRelation(step: RelationStep): SpanTest {
     case 'has_ancestor':
       if (key === null) {
         return (c, x) => {
-          // anc[i]: some proper ancestor of i matches; one pass in DFS pre-order.
+          // anc[i]: 1 some proper ancestor of i matches, 2 none does, 0 not known yet. Walks
+          // up from the spans asked about, each stopping at the first span whose answer is
+          // known: linear in the trace, and no DFS numbering made for it.
           let anc = c.index.memo.get(memoKey) as Uint8Array | undefined;
           if (anc === undefined) {
-            const { treeParent: parent, preorder } = c.index;
             anc = c.index.arrays.uint8(c.index.size).fill(0);
-            for (const i of preorder) {
-              tick(c);
-              const p = parent[i] as number;
-              if (p >= 0 && (anc[p] === 1 || match(c, p))) anc[i] = 1;
-            }
             c.index.memo.set(memoKey, anc);
+          }
+          if (anc[x] === 0) {
+            const parent = c.index.treeParent;
+            let answer = 2;
+            let p = parent[x] as number;
+            for (; p >= 0; p = parent[p] as number) {
+              tick(c);
+              if (anc[p] === 1 || match(c, p)) {
+                answer = 1;
+                break;
+              }
+              if (anc[p] === 2) break;
+            }
+            // Every span from x up to (not with) p has the answer: none between matches.
+            for (let q = x; q !== p; q = parent[q] as number) anc[q] = answer;
           }
           return anc[x] === 1;
         };

@@ -183,19 +183,44 @@ export class TraceIndex {
     return Math.max(0, max);
   }
 
-  #tree(): void {
+  /** Parent links within the trace (self links dropped). */
+  #links(): Int32Array {
     const n = this.size;
-    // Parent links within the trace (self links dropped), then the children as
-    // compressed rows: the children of i are childList[childStart[i] .. childStart[i+1]).
-    const take = (length: number): Int32Array => this.arrays.int32(length);
-    const rawParent = take(n).fill(-1);
-    const childStart = take(n + 1).fill(0);
+    const parent = this.arrays.int32(n);
     for (let i = 0; i < n; i++) {
       const j = this.#parentOf(this.spans[i] as SpanRecord);
-      if (j >= 0 && j !== i) {
-        rawParent[i] = j;
-        childStart[j + 1] = (childStart[j + 1] as number) + 1;
+      parent[i] = j === i ? -1 : j;
+    }
+    return parent;
+  }
+
+  /**
+   * Whether the parent links are free of cycles (then they are the DFS tree's own):
+   * each span's walk up stops at a span an earlier walk passed, or at a root; it
+   * meets its own mark only in a cycle.
+   */
+  #acyclic(parent: Int32Array): boolean {
+    const mark = this.arrays.int32(this.size).fill(0);
+    for (let i = 0; i < this.size; i++) {
+      let p = i;
+      while (p >= 0 && mark[p] === 0) {
+        mark[p] = i + 1;
+        p = parent[p] as number;
       }
+      if (p >= 0 && mark[p] === i + 1) return false;
+    }
+    return true;
+  }
+
+  #tree(): void {
+    const n = this.size;
+    // The children as compressed rows: the children of i are childList[childStart[i] .. childStart[i+1]).
+    const take = (length: number): Int32Array => this.arrays.int32(length);
+    const rawParent = this.parent;
+    const childStart = take(n + 1).fill(0);
+    for (let i = 0; i < n; i++) {
+      const j = rawParent[i] as number;
+      if (j >= 0) childStart[j + 1] = (childStart[j + 1] as number) + 1;
     }
     for (let i = 0; i < n; i++) childStart[i + 1] = (childStart[i + 1] as number) + (childStart[i] as number);
     const fill = take(n);
@@ -243,7 +268,6 @@ export class TraceIndex {
     };
     for (let i = 0; i < n; i++) if (rawParent[i] === -1) dfs(i);
     for (let i = 0; i < n; i++) if ((tin[i] as number) < 0) dfs(i);
-    this.#parent = rawParent;
     this.#treeParent = treeParent;
     this.#childStart = childStart;
     this.#childList = childList;
@@ -254,12 +278,17 @@ export class TraceIndex {
 
   /** Parent index in the trace, -1 for none (a span whose parent is absent has none). */
   get parent(): Int32Array {
-    if (this.#parent === undefined) this.#tree();
-    return this.#parent as Int32Array;
+    return (this.#parent ??= this.#links());
   }
-  /** Parent in the DFS tree: `parent` with parent cycles broken; walks up it terminate. */
+  /**
+   * Parent in the DFS tree: `parent` with parent cycles broken; walks up it terminate.
+   * Without a cycle (nearly always) that is `parent` itself, and no DFS is made.
+   */
   get treeParent(): Int32Array {
-    if (this.#treeParent === undefined) this.#tree();
+    if (this.#treeParent === undefined) {
+      if (this.#acyclic(this.parent)) this.#treeParent = this.parent;
+      else this.#tree();
+    }
     return this.#treeParent as Int32Array;
   }
   /** Children of i: childList[childStart[i] .. childStart[i + 1]). */

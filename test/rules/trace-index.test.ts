@@ -5,10 +5,11 @@ import { ExportTraceServiceRequest, decodeSpans } from '../../src/otlp/index.ts'
 import { Scratch, TraceIndex } from '../../src/rules/trace-index.ts';
 import type { NumericIds, SpanRecord } from '../../src/rules/span.ts';
 import { prng } from '../helpers/prng.ts';
-import { span } from './trace.ts';
+import { rule, span } from './trace.ts';
+import { createRuleSet } from '../../src/rules/index.ts';
 
 /** Everything the index derives from a trace, as plain values. */
-function shape(index: TraceIndex): unknown {
+function shape(index: TraceIndex): { spans: string[]; parent: number[]; [field: string]: unknown } {
   return {
     spans: index.spans.map((s) => s.spanId),
     repeated: index.repeated,
@@ -26,8 +27,11 @@ function shape(index: TraceIndex): unknown {
   };
 }
 
-/** A trace of n spans with random 8-byte ids (high bits and zero bytes included) and random parents, some absent. */
-function randomTrace(rnd: () => number, n: number): SpanRecord[] {
+/**
+ * A trace of n spans with random 8-byte ids (high bits and zero bytes included) and random
+ * parents, some absent; some parents are later spans (a cycle, at times) unless `acyclic`.
+ */
+function randomTrace(rnd: () => number, n: number, acyclic = false): SpanRecord[] {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const bytes = Buffer.alloc(8);
@@ -36,7 +40,7 @@ function randomTrace(rnd: () => number, n: number): SpanRecord[] {
   }
   return ids.map((id, i) => {
     const r = rnd();
-    const parent = i === 0 ? '' : r < 0.1 ? 'f'.repeat(16) : r < 0.15 ? ids[Math.floor(rnd() * n)]! : ids[Math.floor(rnd() * i)]!;
+    const parent = i === 0 ? '' : r < 0.1 ? 'f'.repeat(16) : r < 0.15 && !acyclic ? ids[Math.floor(rnd() * n)]! : ids[Math.floor(rnd() * i)]!;
     return { ...span(`op${Math.floor(rnd() * 5)}`, { start: rnd() * 100 }), spanId: id, parentSpanId: parent };
   });
 }
@@ -79,14 +83,75 @@ describe('trace index', () => {
       }
       // Ids that are not 16 lowercase hex digits: the same links, through the map.
       const texts = plain.map((s) => ({ ...s, spanId: `id-${s.spanId}`, parentSpanId: s.parentSpanId === '' ? '' : `id-${s.parentSpanId}` }));
-      const expected = shape(new TraceIndex(plain)) as { spans: string[] };
+      const expected = shape(new TraceIndex(plain));
       assert.deepEqual(shape(new TraceIndex(wire)), expected);
       // Wire spans and plain records in one trace: words from the decoder and from hex agree.
       assert.deepEqual(shape(new TraceIndex(wire.map((s, i) => (i % 2 === 0 ? s : plain[i]!)))), expected);
-      const other = shape(new TraceIndex(texts)) as { spans: string[] };
+      const other = shape(new TraceIndex(texts));
       assert.deepEqual({ ...other, spans: other.spans.map((id) => id.slice(3)) }, expected);
-      assert.ok((expected as { parent: number[] }).parent.some((p) => p >= 0), 'the trace has links to check');
+      assert.ok(expected.parent.some((p) => p >= 0), 'the trace has links to check');
     }
+  });
+
+  it('uses the parent links as the tree when they have no cycle, and breaks each cycle once when they do', () => {
+    const rnd = prng(5);
+    let cyclic = 0;
+    for (let t = 0; t < 60; t++) {
+      const trace = randomTrace(rnd, 2 + Math.floor(rnd() * 80), true);
+      if (t % 3 === 0) {
+        // Point a span's parent at one of its descendants (or itself): a cycle.
+        const i = Math.floor(rnd() * trace.length);
+        const below = trace.filter((s) => s.parentSpanId === trace[i]!.spanId);
+        trace[i] = { ...trace[i]!, parentSpanId: (below[0] ?? trace[i]!).spanId };
+      }
+      const index = new TraceIndex(trace);
+      const { parent, treeParent } = index;
+      const breaks = [...treeParent.keys()].filter((i) => treeParent[i] !== parent[i]);
+      for (const i of breaks) assert.equal(treeParent[i], -1, 'the tree differs from the links only where a cycle is cut');
+      // Every walk up the tree ends, within the trace's size.
+      for (let i = 0; i < index.size; i++) {
+        let steps = 0;
+        for (let p = treeParent[i]!; p >= 0; p = treeParent[p]!) assert.ok(++steps <= index.size, 'a walk up the tree ends');
+      }
+      const hasCycle = trace.some((_, i) => {
+        const seen = new Set<number>();
+        for (let p = parent[i]!; p >= 0; p = parent[p]!) if (seen.has(p)) return true; else seen.add(p);
+        return false;
+      });
+      assert.equal(breaks.length > 0, hasCycle);
+      if (hasCycle) cyclic++;
+    }
+    assert.ok(cyclic >= 5, `some traces had cycles (${cyclic})`);
+  });
+
+  it('has_ancestor: the spans asked about in any order get the answer of a walk up their parents', () => {
+    const rnd = prng(9);
+    const set = createRuleSet(['op0', 'op1', 'op2'].flatMap((x) => ['op1', 'op3', '*'].map((y) => rule(`trace.every(${x}).has_ancestor(${y})`, { id: `${x}-${y}` }))));
+    let violations = 0;
+    for (let t = 0; t < 80; t++) {
+      // Shuffled: a child is asked about before its parent as often as after.
+      const trace = randomTrace(rnd, 1 + Math.floor(rnd() * 120), true)
+        .map((s) => [rnd(), s] as const)
+        .sort((a, b) => a[0] - b[0])
+        .map(([, s]) => s);
+      const byId = new Map(trace.map((s) => [s.spanId, s]));
+      const result = set.evaluate(trace);
+      for (const r of set.rules) {
+        const [x, y] = r.definition.id.split('-') as [string, string];
+        const expected = trace
+          .filter((s) => s.name === x)
+          .filter((s) => {
+            for (let p = byId.get(s.parentSpanId); p !== undefined; p = byId.get(p.parentSpanId)) if (y === '*' || p.name === y) return false;
+            return true;
+          })
+          .map((s) => s.spanId)
+          .sort();
+        const v = result.violations.find((w) => w.ruleId === r.definition.id);
+        assert.deepEqual(v === undefined ? [] : [...v.witnessSpanIds].sort(), expected, `${r.definition.id} on trace ${t}`);
+        if (v !== undefined) violations++;
+      }
+    }
+    assert.ok(violations > 50, `the rules found violations to compare (${violations})`);
   });
 
   it('takes ids as text: an upper-case id is another span than its lower-case spelling', () => {
