@@ -196,11 +196,24 @@ function lowerBound(keys: Float64Array | Int32Array, idx: Int32Array, x: number)
   return lo;
 }
 
-/** `members` sorted by `order`, in an Int32Array of the trace's (members is sorted in place). */
-function sortedInt32(c: EvalContext, members: number[], order: (a: number, b: number) => number): Int32Array {
-  members.sort(order);
+/**
+ * `members` sorted by their keys, stably, in an Int32Array of the trace's. Groups are
+ * mostly a few spans: an insertion sort, with no comparator call per comparison.
+ */
+function sortedBy(c: EvalContext, members: number[], keys: Float64Array | Int32Array): Int32Array {
   const out = c.index.arrays.int32(members.length);
-  out.set(members);
+  if (members.length > 24) {
+    members.sort((a, b) => (keys[a] as number) - (keys[b] as number));
+    out.set(members);
+    return out;
+  }
+  for (let k = 0; k < members.length; k++) {
+    const m = members[k] as number;
+    const key = keys[m] as number;
+    let j = k;
+    for (; j > 0 && (keys[out[j - 1] as number] as number) > key; j--) out[j] = out[j - 1] as number;
+    out[j] = m;
+  }
   return out;
 }
 
@@ -316,7 +329,7 @@ function compileRelation(step: RelationStep): SpanTest {
       // With a join: matching candidates per key sorted by DFS number; a descendant
       // of x has its number in (tin[x], tout[x]].
       return (c, x) => {
-        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.tin[a] as number) - (c2.index.tin[b] as number)));
+        const g = groups(c, (c2, members) => sortedBy(c2, members, c2.index.tin));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;
@@ -347,7 +360,7 @@ function compileRelation(step: RelationStep): SpanTest {
     case 'preceded_by':
       // y.end <= x.start, and x.start - y.end <= within
       return (c, x) => {
-        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.end[a] as number) - (c2.index.end[b] as number)));
+        const g = groups(c, (c2, members) => sortedBy(c2, members, c2.index.end));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;
@@ -364,7 +377,7 @@ function compileRelation(step: RelationStep): SpanTest {
     case 'followed_by':
       // y.start >= x.end, and y.start - x.end <= within
       return (c, x) => {
-        const g = groups(c, (c2, members) => sortedInt32(c2, members, (a, b) => (c2.index.start[a] as number) - (c2.index.start[b] as number)));
+        const g = groups(c, (c2, members) => sortedBy(c2, members, c2.index.start));
         const kx = keyOf(c, x);
         const list = kx === undefined ? undefined : g.get(kx);
         if (list === undefined) return false;

@@ -154,6 +154,46 @@ describe('trace index', () => {
     assert.ok(violations > 50, `the rules found violations to compare (${violations})`);
   });
 
+  it('preceded_by and followed_by: the answers of a scan of every pair, small groups and large', () => {
+    const rnd = prng(13);
+    const rules = [
+      rule('trace.every(a).preceded_by(b)', { id: 'p' }),
+      rule('trace.every(a).preceded_by(b).within(5ms)', { id: 'pw' }),
+      rule('trace.every(a).followed_by(b).within(3ms)', { id: 'fw' }),
+      rule('trace.every(a).followed_by(b).on(k)', { id: 'fk' }),
+    ];
+    const set = createRuleSet(rules);
+    let violations = 0;
+    for (let t = 0; t < 60; t++) {
+      // Up to 120 spans of b: groups past the insertion sort's 24 too; times on a coarse grid, so ties.
+      const n = 2 + Math.floor(rnd() * 160);
+      const trace = Array.from({ length: n }, () => {
+        const start = Math.floor(rnd() * 40);
+        return span(rnd() < 0.25 ? 'a' : 'b', { start, end: start + Math.floor(rnd() * 6), attrs: { k: Math.floor(rnd() * (t % 2 === 0 ? 2 : 8)) } });
+      });
+      const ms = (ns: bigint) => Number(ns) / 1e6;
+      const expected: Record<string, string[]> = { p: [], pw: [], fw: [], fk: [] };
+      for (const x of trace.filter((s) => s.name === 'a')) {
+        const ys = trace.filter((y) => y.name === 'b');
+        const before = ys.filter((y) => y.endTimeUnixNano <= x.startTimeUnixNano);
+        const after = ys.filter((y) => y.startTimeUnixNano >= x.endTimeUnixNano);
+        if (before.length === 0) expected.p!.push(x.spanId);
+        if (!before.some((y) => ms(x.startTimeUnixNano - y.endTimeUnixNano) <= 5)) expected.pw!.push(x.spanId);
+        if (!after.some((y) => ms(y.startTimeUnixNano - x.endTimeUnixNano) <= 3)) expected.fw!.push(x.spanId);
+        if (!after.some((y) => y.attributes.k === x.attributes.k)) expected.fk!.push(x.spanId);
+      }
+      const result = set.evaluate(trace);
+      for (const [id, ids] of Object.entries(expected)) {
+        const v = result.violations.find((w) => w.ruleId === id);
+        // At most 32 witness ids are listed; the count is of them all.
+        assert.equal(v?.witnessCount ?? 0, ids.length, `${id} on trace ${t}`);
+        for (const w of v?.witnessSpanIds ?? []) assert.ok(ids.includes(w), `${id} on trace ${t}: ${w}`);
+        if (v !== undefined) violations++;
+      }
+    }
+    assert.ok(violations > 40, `the rules found violations to compare (${violations})`);
+  });
+
   it('takes ids as text: an upper-case id is another span than its lower-case spelling', () => {
     const spans = [
       { ...span('a'), spanId: 'abcdef0123456789', parentSpanId: '' },
