@@ -117,6 +117,8 @@ interface CompiledSchema {
   readonly kinds: Int8Array;
   /** Per field number: the nested schema where kinds says NESTED. */
   readonly nested: (CompiledSchema | undefined)[];
+  /** A KeyValue's shape: field 1 bytes, field 2 an AnyValue (1 and 7 bytes, 2 and 3 varints, 4 a fixed64). */
+  keyValue: boolean;
 }
 
 const UNKNOWN = -1;
@@ -130,7 +132,12 @@ function compileSchema(schema: MessageSchema): CompiledSchema {
   if (known !== undefined) return known;
   const numbers = Object.keys(schema.fields).map(Number);
   const size = numbers.length === 0 ? 0 : Math.max(...numbers) + 1;
-  const compiled: CompiledSchema = { name: schema.name, kinds: new Int8Array(size).fill(UNKNOWN), nested: new Array<CompiledSchema | undefined>(size).fill(undefined) };
+  const compiled: CompiledSchema = {
+    name: schema.name,
+    kinds: new Int8Array(size).fill(UNKNOWN),
+    nested: new Array<CompiledSchema | undefined>(size).fill(undefined),
+    keyValue: false,
+  };
   compiledSchemas.set(schema, compiled);
   for (const f of numbers) {
     const kind = schema.fields[f] as FieldKind;
@@ -140,7 +147,53 @@ function compileSchema(schema: MessageSchema): CompiledSchema {
       compiled.nested[f] = compileSchema(kind);
     }
   }
+  const value = schema.fields[2];
+  compiled.keyValue =
+    schema.fields[1] === WIRE_LEN &&
+    typeof value === 'object' &&
+    value.fields[1] === WIRE_LEN &&
+    value.fields[2] === WIRE_VARINT &&
+    value.fields[3] === WIRE_VARINT &&
+    value.fields[4] === WIRE_FIXED64 &&
+    value.fields[7] === WIRE_LEN;
   return compiled;
+}
+
+/** For tests: checkMessage with and without the KeyValue fast path must agree. */
+export const checkFastPaths = { keyValue: true };
+
+/**
+ * Whether [s, e) is a KeyValue of the commonest shape, well-formed: a short key and a
+ * short AnyValue of one scalar field (string, bool, int, double, bytes), each tag and
+ * length one byte. Checked in place, without the field loop; false for anything else
+ * (which the field loop then checks, or rejects with its own message).
+ */
+function simpleKeyValue(buf: Uint8Array, s: number, e: number): boolean {
+  if (e - s < 4 || buf[s] !== ((1 << 3) | WIRE_LEN)) return false;
+  const keyLength = buf[s + 1] as number;
+  if (keyLength >= 0x80) return false;
+  let p = s + 2 + keyLength;
+  if (p + 2 > e || buf[p] !== ((2 << 3) | WIRE_LEN)) return false;
+  const n = buf[p + 1] as number;
+  if (n >= 0x80 || p + 2 + n !== e) return false;
+  p += 2;
+  if (n === 0) return true;
+  switch (buf[p]) {
+    case (1 << 3) | WIRE_LEN:
+    case (7 << 3) | WIRE_LEN:
+      return n >= 2 && (buf[p + 1] as number) + 2 === n;
+    case (2 << 3) | WIRE_VARINT:
+    case (3 << 3) | WIRE_VARINT: {
+      // One varint filling the value: continuation bits on all but its last byte, at most 10 bytes.
+      if (n < 2 || n > 11) return false;
+      for (let k = 1; k < n - 1; k++) if ((buf[p + k] as number) < 0x80) return false;
+      return (buf[p + n - 1] as number) < 0x80;
+    }
+    case (4 << 3) | WIRE_FIXED64:
+      return n === 9;
+    default:
+      return false;
+  }
 }
 
 let lastSchema: MessageSchema | undefined;
@@ -188,7 +241,9 @@ function check(buf: Uint8Array, start: number, end: number, schema: CompiledSche
       const n = checkVarint(buf, end);
       const s = checkPos;
       if (n > end - s) throw new WireError('length-delimited field runs past the end of its message');
-      check(buf, s, s + n, schema.nested[field] as CompiledSchema, depth + 1, undefined);
+      const nested = schema.nested[field] as CompiledSchema;
+      // Attributes are most of a span: the common ones without two nested field loops.
+      if (!(nested.keyValue && depth + 2 <= 32 && checkFastPaths.keyValue && simpleKeyValue(buf, s, s + n))) check(buf, s, s + n, nested, depth + 1, undefined);
       checkPos = s + n;
       continue;
     }
