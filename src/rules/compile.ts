@@ -234,17 +234,28 @@ function compileRelation(step: RelationStep): SpanTest {
     const memo = c.index.memo;
     let m = memo.get(memoKey) as Map<string, T> | undefined;
     if (m !== undefined) return m;
+    m = new Map();
+    if (key === null) {
+      // One group: the matching candidates.
+      const members: number[] = [];
+      for (const y of cands(c)) {
+        tick(c);
+        if (match(c, y)) members.push(y);
+      }
+      if (members.length > 0) m.set('', build(c, members));
+      memo.set(memoKey, m);
+      return m;
+    }
     const byKey = new Map<string, number[]>();
     for (const y of cands(c)) {
       tick(c);
       if (!match(c, y)) continue;
-      const k = key === null ? '' : key(c, y);
+      const k = key(c, y);
       if (k === undefined) continue;
       const list = byKey.get(k);
       if (list === undefined) byKey.set(k, [y]);
       else list.push(y);
     }
-    m = new Map();
     for (const [k, members] of byKey) m.set(k, build(c, members));
     memo.set(memoKey, m);
     return m;

@@ -91,27 +91,30 @@ export class RuleSet {
 
   /** The rules a trace with these span names must run, in rule order. */
   #selected(index: TraceIndex): number[] {
+    if (this.#byTrigger.size === 0) return this.#always;
     const gen = ++this.#generation;
     if (gen === 0xffffffff) {
       this.#stamp.fill(0);
       this.#generation = 1;
     }
     const g = this.#generation;
-    const out = this.#always.slice();
-    for (const i of out) this.#stamp[i] = g;
-    if (this.#byTrigger.size > 0) {
-      for (const name of index.byName.keys()) {
-        const list = this.#byTrigger.get(name);
-        if (list === undefined) continue;
-        for (const i of list) {
-          if (this.#stamp[i] !== g) {
-            this.#stamp[i] = g;
-            out.push(i);
-          }
+    const stamp = this.#stamp;
+    let triggered = 0;
+    for (const name of index.byName.keys()) {
+      const list = this.#byTrigger.get(name);
+      if (list === undefined) continue;
+      for (const i of list) {
+        if (stamp[i] !== g) {
+          stamp[i] = g;
+          triggered++;
         }
       }
     }
-    if (out.length > this.#always.length) out.sort((a, b) => a - b);
+    if (triggered === 0) return this.#always;
+    for (const i of this.#always) stamp[i] = g;
+    // In rule order: a scan of the stamps (no sort, no comparator calls).
+    const out: number[] = [];
+    for (let i = 0; i < stamp.length; i++) if (stamp[i] === g) out.push(i);
     return out;
   }
 
@@ -190,7 +193,7 @@ function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: reado
   const spans = index.spans;
   const start = index.start;
   const end = index.end;
-  const witnesses = witnessIdx.length < 2 ? [...witnessIdx] : [...new Set(witnessIdx)];
+  const witnesses = [...witnessIdx];
   if (witnesses.length > 1) {
     witnesses.sort((a, b) => {
       const d = start[a]! - start[b]!;
@@ -200,6 +203,10 @@ function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: reado
       if (exact(start[a]!)) return sa.spanId < sb.spanId ? -1 : sa.spanId > sb.spanId ? 1 : 0;
       return bySpanOrder(sa, sb);
     });
+    // Without repeats: a span listed twice sorts next to itself.
+    let kept = 1;
+    for (let k = 1; k < witnesses.length; k++) if (witnesses[k] !== witnesses[kept - 1]) witnesses[kept++] = witnesses[k] as number;
+    witnesses.length = kept;
   }
   // The earliest start and the latest end of the witnesses (of the whole trace if none). The
   // sorted witnesses begin with the earliest start; of the whole trace it is relative time 0.
