@@ -59,14 +59,19 @@ export class TraceIndex {
     // cost: a cache miss per span). Span ids repeat only when a client re-sent spans; the
     // careful pass (which record of a repeated id to keep) runs only then, as does the
     // Map of ids for ids that are not 16 lowercase hex digits.
-    const spans: SpanRecord[] = [];
+    // The input array itself is the spans unless one of betrace's own is left out.
+    let kept: SpanRecord[] | undefined;
     const byName = new Map<string, number[]>();
     const ids = new IdTable(input.length, arrays);
     let numeric = true;
-    for (const s of input) {
+    for (let k = 0; k < input.length; k++) {
+      const s = input[k] as SpanRecord;
       const name = s.name;
-      if (name === VIOLATION_SPAN_NAME) continue;
-      const i = spans.length;
+      if (name === VIOLATION_SPAN_NAME) {
+        kept ??= input.slice(0, k);
+        continue;
+      }
+      const i = kept === undefined ? k : kept.length;
       const wire = (s as Partial<NumericIds>).idLo;
       if (wire !== undefined) {
         idLo = wire;
@@ -79,12 +84,12 @@ export class TraceIndex {
         numeric = false;
         break;
       }
-      spans.push(s);
+      kept?.push(s);
       addName(byName, name, i);
     }
     if (numeric) {
       this.repeated = 0;
-      this.spans = spans;
+      this.spans = kept ?? input;
       this.byName = byName;
       this.#ids = ids;
     } else {

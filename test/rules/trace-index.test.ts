@@ -85,6 +85,10 @@ describe('trace index', () => {
       const texts = plain.map((s) => ({ ...s, spanId: `id-${s.spanId}`, parentSpanId: s.parentSpanId === '' ? '' : `id-${s.parentSpanId}` }));
       const expected = shape(new TraceIndex(plain));
       assert.deepEqual(shape(new TraceIndex(wire)), expected);
+      // betrace's own violation spans are left out, wherever they are.
+      const k = Math.floor(rnd() * plain.length);
+      const own = { ...span('betrace.violation'), spanId: 'ee'.repeat(8) };
+      assert.deepEqual(shape(new TraceIndex([...plain.slice(0, k), own, ...plain.slice(k), own])), expected);
       // Wire spans and plain records in one trace: words from the decoder and from hex agree.
       assert.deepEqual(shape(new TraceIndex(wire.map((s, i) => (i % 2 === 0 ? s : plain[i]!)))), expected);
       const other = shape(new TraceIndex(texts));
