@@ -22,6 +22,13 @@ export type OffsetPairs = readonly number[];
 
 export type CutReason = 'idle' | 'root_idle' | 'max_duration' | 'max_spans' | 'max_bytes' | 'shutdown';
 
+/**
+ * The wheel's tick, ms: a trace is evaluated within about two ticks of its idle
+ * timeout (due in the tick after, looked at when that tick's timer fires). 50 ms
+ * keeps that well under the idle timeout's own slack; a tick costs little.
+ */
+export const DEFAULT_TICK_MS = 50;
+
 export interface WindowOptions {
   readonly idleMs: number;
   readonly maxDurationMs: number;
@@ -31,6 +38,7 @@ export interface WindowOptions {
   /** Bytes (of OTLP payload) kept per trace; past it the trace is cut like at maxSpans. */
   readonly maxBytes?: number;
   readonly graceMs: number;
+  /** How often the wheel is looked at, ms (default DEFAULT_TICK_MS). */
   readonly tickMs?: number;
   /** Bytes of evaluated traces kept for re-evaluation within the grace period. */
   readonly maxDecidedBytes?: number;
@@ -129,7 +137,7 @@ export class TraceWindows {
 
   constructor(options: WindowOptions) {
     this.#o = {
-      tickMs: 100,
+      tickMs: DEFAULT_TICK_MS,
       maxBytes: Infinity,
       maxDecidedBytes: 256 * 1024 * 1024,
       maxTombstones: 200_000,

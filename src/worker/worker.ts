@@ -18,7 +18,7 @@ import { OffsetTracker } from '../transport/offset-tracker.ts';
 import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
 import type { EvaluatorPool } from './evaluator-pool.ts';
 import { PayloadArena } from './payload-arena.ts';
-import { TraceWindows, type CompletedTrace, type WindowOptions } from './trace-windows.ts';
+import { DEFAULT_TICK_MS, TraceWindows, type CompletedTrace, type WindowOptions } from './trace-windows.ts';
 import { toViolationRecord, type ViolationRecord } from './violation-record.ts';
 import { violationSpansPayload } from './violation-span.ts';
 import type { ViolationSink } from './violation-store.ts';
@@ -231,7 +231,7 @@ export class Worker implements Component {
     await this.#o.pool.start();
     await this.#o.exporter?.start();
     await this.#consumer.start();
-    this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? 100);
+    this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? DEFAULT_TICK_MS);
     this.#commitTimer = setInterval(() => this.#commit(), this.#o.commitIntervalMs ?? 1000);
   }
 
