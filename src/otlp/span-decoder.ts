@@ -11,7 +11,7 @@
  * Throws WireError on a malformed message.
  */
 import { putAttribute, type AttributeValue, type Attributes, type NumericIds, type SpanRecord, type SplitTimes } from '../rules/span.ts';
-import { TraceIdHex, hex8 } from './hex.ts';
+import { TraceIdHex, hexWords } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
 
@@ -145,10 +145,15 @@ class Interner {
 
 const utf8 = new Interner('utf8');
 
+/** The little-endian signed 32-bit word at b[s, s + 4). */
+function int32LE(b: Buffer, s: number): number {
+  return b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24);
+}
+
 /**
- * Hex of 8-byte span ids: each is read once as a span's id and again as its
- * children's parent id, and decoded once. Direct-mapped as Interner, on the
- * id's two 32-bit halves (a two-step hash and compare, not eight).
+ * Hex of 8-byte span ids for the eager decoder: each is read once as a span's id and
+ * again as its children's parent id, and made once. Direct-mapped on the id's two
+ * 32-bit words.
  */
 class SpanIdHex {
   static readonly SLOTS = 4096;
@@ -156,16 +161,12 @@ class SpanIdHex {
   readonly #hi = new Int32Array(SpanIdHex.SLOTS);
   readonly #strings: string[] = new Array<string>(SpanIdHex.SLOTS).fill('');
 
-  /** Hex of b[s, s + 8); its words in idWordLo/idWordHi. */
-  get(b: Buffer, s: number): string {
-    const lo = b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24);
-    const hi = b[s + 4]! | (b[s + 5]! << 8) | (b[s + 6]! << 16) | (b[s + 7]! << 24);
-    idWordLo = lo;
-    idWordHi = hi;
+  /** Hex of the id whose words are lo, hi. */
+  get(lo: number, hi: number): string {
     const slot = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 20; // the top 12 bits: SLOTS = 4096
     const known = this.#strings[slot]!;
     if (known !== '' && this.#lo[slot] === lo && this.#hi[slot] === hi) return known;
-    const hex = hex8(b, s);
+    const hex = hexWords(lo, hi);
     this.#lo[slot] = lo;
     this.#hi[slot] = hi;
     this.#strings[slot] = hex;
@@ -174,9 +175,6 @@ class SpanIdHex {
 }
 
 const spanIds = new SpanIdHex();
-/** The words (NumericIds) of the id SpanIdHex#get read last. */
-let idWordLo = 0;
-let idWordHi = 0;
 
 /**
  * The attribute keys to decode (see rules' attributeKeys): every other
@@ -399,10 +397,10 @@ const traceIds = new TraceIdHex();
 
 function span(start: number, end: number, resource: Attributes, out: SpanRecord[]): void {
   let traceId = '';
-  let spanId = '';
-  let parentSpanId = '';
+  let spanIdBytes = 0;
   let idLo = 0;
   let idHi = 0;
+  let hasParent = false;
   let parentLo = 0;
   let parentHi = 0;
   let name = '';
@@ -427,20 +425,20 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
       }
       case (2 << 3) | 2: {
         const s = len(end);
-        if (pos - s === 8) {
-          spanId = spanIds.get(buf, s);
-          idLo = idWordLo;
-          idHi = idWordHi;
-        } else spanId = buf.toString('hex', s, pos);
+        spanIdBytes = pos - s;
+        if (spanIdBytes === 8) {
+          idLo = int32LE(buf, s);
+          idHi = int32LE(buf, s + 4);
+        }
         break;
       }
       case (4 << 3) | 2: {
         const s = len(end);
-        if (pos - s === 8) {
-          parentSpanId = spanIds.get(buf, s);
-          parentLo = idWordLo;
-          parentHi = idWordHi;
-        } else parentSpanId = '';
+        hasParent = pos - s === 8;
+        if (hasParent) {
+          parentLo = int32LE(buf, s);
+          parentHi = int32LE(buf, s + 4);
+        }
         break;
       }
       case (5 << 3) | 2: {
@@ -488,17 +486,17 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
         skip(tag & 7, end);
     }
   }
-  if (traceId.length !== 32 || spanId.length !== 16) return;
+  if (traceId.length !== 32 || spanIdBytes !== 8) return;
   if (lazy) {
     // Past the limit now, as the eager decoder counts them; their keys and values when read.
     if (attributeEntries > maxAttributes) droppedAttributes += attributeEntries - maxAttributes;
-    out.push(new WireSpan(traceId, spanId, parentSpanId, idLo, idHi, parentLo, parentHi, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
+    out.push(new WireSpan(traceId, idLo, idHi, parentLo, parentHi, hasParent, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
     return;
   }
   out.push({
     traceId,
-    spanId,
-    parentSpanId,
+    spanId: spanIds.get(idLo, idHi),
+    parentSpanId: hasParent ? spanIds.get(parentLo, parentHi) : '',
     name,
     kind,
     startTimeUnixNano: joinTime(startHi, startLo),
@@ -524,15 +522,19 @@ export interface DecodeOptions {
 /** Whether the decodeSpansFast call in progress defers attributes. */
 let lazy = false;
 
-/** A span whose attributes are decoded from its bytes when first read, its times made BigInts when first read. */
+/**
+ * A span whose attributes are decoded from its bytes when first read, its times made
+ * BigInts and its ids hex when first read (the trace index reads their words).
+ */
 class WireSpan implements SpanRecord, SplitTimes, NumericIds {
   readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string;
   readonly idLo: number;
   readonly idHi: number;
   readonly parentLo: number;
   readonly parentHi: number;
+  readonly hasParent: boolean;
+  #spanId: string | undefined;
+  #parentSpanId: string | undefined;
   readonly name: string;
   readonly kind: number;
   readonly startHi: number;
@@ -552,12 +554,11 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
 
   constructor(
     traceId: string,
-    spanId: string,
-    parentSpanId: string,
     idLo: number,
     idHi: number,
     parentLo: number,
     parentHi: number,
+    hasParent: boolean,
     name: string,
     kind: number,
     startHi: number,
@@ -573,12 +574,11 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
     filter: Utf8Set | undefined,
   ) {
     this.traceId = traceId;
-    this.spanId = spanId;
-    this.parentSpanId = parentSpanId;
     this.idLo = idLo;
     this.idHi = idHi;
     this.parentLo = parentLo;
     this.parentHi = parentHi;
+    this.hasParent = hasParent;
     this.name = name;
     this.kind = kind;
     this.startHi = startHi;
@@ -592,6 +592,14 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
     this.#start = start;
     this.#end = end;
     this.#filter = filter;
+  }
+
+  get spanId(): string {
+    return (this.#spanId ??= hexWords(this.idLo, this.idHi));
+  }
+
+  get parentSpanId(): string {
+    return this.hasParent ? (this.#parentSpanId ??= hexWords(this.parentLo, this.parentHi)) : '';
   }
 
   get startTimeUnixNano(): bigint {

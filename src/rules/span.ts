@@ -55,14 +55,16 @@ export interface SplitTimes {
 /**
  * A span's id and parent id as the little-endian signed 32-bit words of their 8
  * bytes (low: bytes 0–3, high: bytes 4–7), for spans that have them without
- * parsing hex (the wire decoder's). The parent's words are meaningful only when
- * parentSpanId is not ''. The trace index finds spans by these numbers.
+ * parsing hex (the wire decoder's, whose id strings are made only when read).
+ * The parent's words are meaningful only when hasParent (parentSpanId is not '').
+ * The trace index finds spans by these numbers.
  */
 export interface NumericIds {
   readonly idLo: number;
   readonly idHi: number;
   readonly parentLo: number;
   readonly parentHi: number;
+  readonly hasParent: boolean;
 }
 
 export interface SpanRecord {

@@ -104,12 +104,17 @@ export class TraceIndex {
 
   /** Index of the parent of span s in the trace, or -1 (none, or not in the trace). */
   #parentOf(s: SpanRecord): number {
-    const id = s.parentSpanId;
-    if (id === '') return -1;
-    if (this.#ids === undefined) return this.#idOf?.get(id) ?? -1;
+    if (this.#ids === undefined) {
+      const id = s.parentSpanId;
+      return id === '' ? -1 : (this.#idOf?.get(id) ?? -1);
+    }
     const wire = (s as Partial<NumericIds>).parentLo;
-    if (wire !== undefined) return this.#ids.find(wire, (s as SpanRecord & NumericIds).parentHi);
-    return parseId(id) ? this.#ids.find(idLo, idHi) : -1;
+    if (wire !== undefined) {
+      // The words, and no hex string made (the decoder makes it only when read).
+      return hasParent(s) ? this.#ids.find(wire, (s as SpanRecord & NumericIds).parentHi) : -1;
+    }
+    const id = s.parentSpanId;
+    return id !== '' && parseId(id) ? this.#ids.find(idLo, idHi) : -1;
   }
 
   /** Per-trace memo for compiled rules (keyed by the compiled node); made on first use. */
@@ -330,13 +335,12 @@ export class TraceIndex {
     if (this.#root !== undefined) return this.#root;
     let best = -1;
     for (let i = 0; i < this.size; i++) {
-      if ((this.spans[i] as SpanRecord).parentSpanId === '' && (best < 0 || earlier(this.spans[i] as SpanRecord, this.spans[best] as SpanRecord))) best = i;
+      if (!hasParent(this.spans[i] as SpanRecord) && (best < 0 || earlier(this.spans[i] as SpanRecord, this.spans[best] as SpanRecord))) best = i;
     }
     if (best >= 0) return (this.#root = { index: best, missing: false });
-    const ids = new Set(this.spans.map((s) => s.spanId));
     for (let i = 0; i < this.size; i++) {
       const s = this.spans[i] as SpanRecord;
-      if (!ids.has(s.parentSpanId) && (best < 0 || earlier(s, this.spans[best] as SpanRecord))) best = i;
+      if (this.#parentOf(s) < 0 && (best < 0 || earlier(s, this.spans[best] as SpanRecord))) best = i;
     }
     if (best < 0) {
       // Every span's parent is in the trace (a cycle): fall back to the earliest span.
@@ -344,6 +348,12 @@ export class TraceIndex {
     }
     return (this.#root = best < 0 ? null : { index: best, missing: true });
   }
+}
+
+/** Whether the span names a parent (without making its parent id's hex, for the decoder's spans). */
+function hasParent(s: SpanRecord): boolean {
+  const flag = (s as Partial<NumericIds>).hasParent;
+  return flag ?? s.parentSpanId !== '';
 }
 
 /** Typed arrays of a given length; their contents are undefined until written. */
