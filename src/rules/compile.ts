@@ -7,9 +7,10 @@
  * re-evaluate. Loops over spans call `tick`, which throws the BUDGET sentinel once
  * the trace's deadline has passed; evaluate.ts turns that into an outcome.
  *
- * Relations avoid quadratic work in the common case: ancestry uses the DFS
- * numbering, descendant/ancestor/sibling without `.on` are one linear pass per
- * trace, preceded_by/followed_by binary-search candidates sorted by time.
+ * Relations avoid quadratic work in the common case: ancestor without `.on` walks
+ * up from the spans asked about, memoized per trace; descendant uses the DFS
+ * numbering; sibling without `.on` is one linear pass per trace;
+ * preceded_by/followed_by binary-search candidates sorted by time.
  */
 import type { Agg, Attr, CmpOp, Condition, Expr, Pred, RelationStep, Selector, Step, Value } from './ast.ts';
 import { isAgg } from './ast.ts';

@@ -9,8 +9,11 @@
  * - betrace's own `betrace.violation` spans are ignored.
  * - Times are numbers of nanoseconds relative to the earliest start (exact up to
  *   ~104 days of trace); the original bigints stay on the SpanRecords for output.
- * - Ancestry uses a DFS numbering of the parent tree (pre-order `tin`, subtree end
- *   `tout`); cyclic or self parent links are broken so every walk terminates.
+ * - Spans are found by their ids' two 32-bit words (NumericIds, or parsed hex).
+ * - Walks up use `treeParent`: the parent links themselves when they have no
+ *   cycle, else a DFS tree that breaks each cycle once (self links are dropped),
+ *   so every walk terminates. Descendant questions use the DFS numbering
+ *   (pre-order `tin`, subtree end `tout`), made only for them.
  */
 import type { NumericIds, SpanRecord, SplitTimes } from './span.ts';
 
