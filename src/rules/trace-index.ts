@@ -378,7 +378,8 @@ const NEW_ARRAYS: ArraySource = {
  * may be called only once nothing reads them (RuleSet#evaluate: per trace, the
  * index and everything compiled rules made with it die with the evaluation).
  * A buffer too small is replaced by one twice the size; arrays already handed
- * out keep the old one.
+ * out keep the old one. It never shrinks: it stays as large as the largest trace
+ * evaluated needed (about 100 bytes a span; `worker.max_spans_per_trace` bounds it).
  */
 export class Scratch implements ArraySource {
   #buffer = new ArrayBuffer(1 << 16);
