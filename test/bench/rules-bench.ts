@@ -15,9 +15,10 @@
  * Goals: >= 2M spans/s with 100 rules; 1000 rules at most 3x the cost of 10.
  */
 import { nodeFlagsFor, restartWithNodeFlags } from '../../src/cli/node-flags.ts';
-import { decodeSpans, ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { decodeSpans } from '../../src/otlp/index.ts';
 import { compileRule, createRuleSet } from '../../src/rules/index.ts';
 import type { CompiledRule, SpanRecord } from '../../src/rules/index.ts';
+import { encodeSpans } from '../helpers/encode-spans.ts';
 import { prng } from '../helpers/prng.ts';
 
 const TRACES = 10_000;
@@ -71,40 +72,9 @@ export function generateTraces(count: number, seed = 1): SpanRecord[][] {
   return traces;
 }
 
-const idBytes = (hexId: string): Buffer => Buffer.from(hexId, 'hex');
-const anyValue = (v: unknown): Record<string, unknown> =>
-  typeof v === 'string' ? { stringValue: v } : typeof v === 'boolean' ? { boolValue: v } : Number.isInteger(v) ? { intValue: v } : { doubleValue: v };
-const keyValues = (attrs: Record<string, unknown>) => Object.entries(attrs).map(([key, value]) => ({ key, value: anyValue(value) }));
-
 /** Each trace as one OTLP export request (a resourceSpans per service). */
 export function encodeTraces(traces: readonly SpanRecord[][]): Uint8Array[] {
-  return traces.map((spans) => {
-    const byResource = new Map<Record<string, unknown>, SpanRecord[]>();
-    for (const s of spans) byResource.set(s.resource, [...(byResource.get(s.resource) ?? []), s]);
-    const request = ExportTraceServiceRequest.encode(
-      ExportTraceServiceRequest.fromObject({
-        resourceSpans: [...byResource].map(([resource, list]) => ({
-          resource: { attributes: keyValues(resource) },
-          scopeSpans: [
-            {
-              spans: list.map((s) => ({
-                traceId: idBytes(s.traceId),
-                spanId: idBytes(s.spanId),
-                parentSpanId: idBytes(s.parentSpanId),
-                name: s.name,
-                kind: s.kind,
-                startTimeUnixNano: s.startTimeUnixNano.toString(),
-                endTimeUnixNano: s.endTimeUnixNano.toString(),
-                attributes: keyValues(s.attributes),
-                status: { code: s.statusCode },
-              })),
-            },
-          ],
-        })),
-      }),
-    ).finish();
-    return request;
-  });
+  return traces.map(encodeSpans);
 }
 
 /** The spans of an encoded trace as the evaluation thread decodes them, attributes read. */

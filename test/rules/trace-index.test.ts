@@ -1,9 +1,10 @@
 /** The trace index: spans found by their ids' words, typed arrays from a reused Scratch. */
 import assert from 'node:assert/strict';
 import { describe, it } from './node-test.ts';
-import { ExportTraceServiceRequest, decodeSpans } from '../../src/otlp/index.ts';
+import { decodeSpans } from '../../src/otlp/index.ts';
 import { Scratch, TraceIndex } from '../../src/rules/trace-index.ts';
 import type { NumericIds, SpanRecord } from '../../src/rules/span.ts';
+import { encodeSpans } from '../helpers/encode-spans.ts';
 import { prng } from '../helpers/prng.ts';
 import { rule, span } from './trace.ts';
 import { createRuleSet } from '../../src/rules/index.ts';
@@ -51,26 +52,7 @@ describe('trace index', () => {
     for (let t = 0; t < 40; t++) {
       const plain = randomTrace(rnd, 1 + Math.floor(rnd() * 150));
       // The same trace through the wire decoder: ids as words.
-      const request = ExportTraceServiceRequest.encode(
-        ExportTraceServiceRequest.fromObject({
-          resourceSpans: [
-            {
-              scopeSpans: [
-                {
-                  spans: plain.map((s) => ({
-                    traceId: Buffer.from(s.traceId, 'hex'),
-                    spanId: Buffer.from(s.spanId, 'hex'),
-                    parentSpanId: Buffer.from(s.parentSpanId, 'hex'),
-                    name: s.name,
-                    startTimeUnixNano: s.startTimeUnixNano.toString(),
-                    endTimeUnixNano: s.endTimeUnixNano.toString(),
-                  })),
-                },
-              ],
-            },
-          ],
-        }),
-      ).finish();
+      const request = encodeSpans(plain);
       const wire = decodeSpans(request, { lazyAttributes: true });
       for (const [i, s] of wire.entries()) {
         const w = s as SpanRecord & NumericIds;
