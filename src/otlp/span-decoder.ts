@@ -415,37 +415,66 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   let attributeEntries = 0;
   attributesInTarget = 0;
   pos = start;
+  const b = buf;
   while (pos < end) {
-    const tag = varint(end);
+    // Tags and lengths are nearly always one byte: read inline, varint() for the others.
+    let tag = b[pos]!;
+    if (tag < 0x80) pos++;
+    else tag = varint(end);
+    if ((tag & 7) === 2) {
+      let n = pos < end ? b[pos]! : 0x80;
+      if (n < 0x80) pos++;
+      else n = varint(end);
+      const s = pos;
+      if (n > end - s) throw new WireError('length-delimited field runs past the end of its message');
+      pos = s + n;
+      switch (tag) {
+        case (1 << 3) | 2:
+          traceId = n === 16 ? traceIds.get(b, s) : b.toString('hex', s, pos);
+          break;
+        case (2 << 3) | 2:
+          spanIdBytes = n;
+          if (n === 8) {
+            idLo = int32LE(b, s);
+            idHi = int32LE(b, s + 4);
+          }
+          break;
+        case (4 << 3) | 2:
+          hasParent = n === 8;
+          if (hasParent) {
+            parentLo = int32LE(b, s);
+            parentHi = int32LE(b, s + 4);
+          }
+          break;
+        case (5 << 3) | 2:
+          name = utf8.get(b, s, pos);
+          break;
+        case (9 << 3) | 2:
+          if (lazy) attributeEntries++;
+          else {
+            const after = pos;
+            keyValue(s, after, (attributes ??= {} as Record<string, AttributeValue>), true);
+            pos = after;
+          }
+          break;
+        case (15 << 3) | 2: {
+          const after = pos;
+          pos = s;
+          while (pos < after) {
+            const t = varint(after);
+            if (t === ((2 << 3) | 2)) {
+              const m = len(after);
+              statusMessage = b.toString('utf8', m, pos);
+            } else if (t === ((3 << 3) | 0)) statusCode = varint(after) | 0;
+            else skip(t & 7, after);
+          }
+          pos = after;
+          break;
+        }
+      }
+      continue;
+    }
     switch (tag) {
-      case (1 << 3) | 2: {
-        const s = len(end);
-        traceId = pos - s === 16 ? traceIds.get(buf, s) : buf.toString('hex', s, pos);
-        break;
-      }
-      case (2 << 3) | 2: {
-        const s = len(end);
-        spanIdBytes = pos - s;
-        if (spanIdBytes === 8) {
-          idLo = int32LE(buf, s);
-          idHi = int32LE(buf, s + 4);
-        }
-        break;
-      }
-      case (4 << 3) | 2: {
-        const s = len(end);
-        hasParent = pos - s === 8;
-        if (hasParent) {
-          parentLo = int32LE(buf, s);
-          parentHi = int32LE(buf, s + 4);
-        }
-        break;
-      }
-      case (5 << 3) | 2: {
-        const s = len(end);
-        name = utf8.get(buf, s, pos);
-        break;
-      }
       case (6 << 3) | 0:
         kind = varint(end) | 0;
         break;
@@ -459,29 +488,6 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
         endHi = fixedHi;
         endLo = fixedLo;
         break;
-      case (9 << 3) | 2: {
-        const s = len(end);
-        const after = pos;
-        if (lazy) attributeEntries++;
-        else keyValue(s, after, (attributes ??= {} as Record<string, AttributeValue>), true);
-        pos = after;
-        break;
-      }
-      case (15 << 3) | 2: {
-        const s = len(end);
-        const after = pos;
-        pos = s;
-        while (pos < after) {
-          const t = varint(after);
-          if (t === ((2 << 3) | 2)) {
-            const m = len(after);
-            statusMessage = buf.toString('utf8', m, pos);
-          } else if (t === ((3 << 3) | 0)) statusCode = varint(after) | 0;
-          else skip(t & 7, after);
-        }
-        pos = after;
-        break;
-      }
       default:
         skip(tag & 7, end);
     }

@@ -121,6 +121,81 @@ describe('span decoder', () => {
     assert.equal('empty' in span!.attributes, false);
   });
 
+  it('reads span fields however they are framed, and fails where the schema decoder fails', () => {
+    // The span's own fields are read with one-byte tags and lengths inline, varint() otherwise:
+    // two-byte (non-minimal) tags, lengths and numbers, long names, unknown fields of every wire type.
+    const lenField = (tagBytes: number[], body: Uint8Array) => Buffer.concat([Buffer.from(tagBytes), varintBytes(body.length), body]);
+    const fixed64 = (tagBytes: number[], hi: number, lo: number) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt32LE(lo, 0);
+      b.writeUInt32LE(hi, 4);
+      return Buffer.concat([Buffer.from(tagBytes), b]);
+    };
+    const status = lenField([(15 << 3) | 2], Buffer.concat([lenField([(2 << 3) | 2], Buffer.from('bad gateway')), Buffer.from([(3 << 3) | 0, 2])]));
+    const fields = [
+      lenField([0x8a, 0x00], Buffer.alloc(16, 7)), // trace_id, a two-byte tag
+      lenField([(2 << 3) | 2], Buffer.alloc(8, 3)),
+      lenField([(3 << 3) | 2], Buffer.from('vendor=1')), // trace_state: skipped
+      lenField([(4 << 3) | 2], Buffer.from([0, 0x80, 0x80, 0x80, 0, 0, 0, 1])), // parent: words with the high bits set
+      lenField([(5 << 3) | 2], Buffer.from('n'.repeat(200))), // a two-byte length
+      Buffer.from([(6 << 3) | 0, 0x82, 0x00]), // kind 2 in two bytes
+      fixed64([(7 << 3) | 1], 0x17f00000, 0xfffffffe),
+      fixed64([0xc1, 0x00], 0x17f00001, 5), // end time, a two-byte tag
+      lenField([(9 << 3) | 2], Buffer.concat([lenField([(1 << 3) | 2], Buffer.from('k')), lenField([(2 << 3) | 2], lenField([(1 << 3) | 2], Buffer.from('v')))])),
+      Buffer.from([(10 << 3) | 0, 0xff, 0x01]), // dropped_attributes_count: skipped
+      Buffer.from([0x85, 0x01, 1, 2, 3, 4]), // field 16, fixed32: skipped
+      Buffer.from([0xa0, 0x1f, 0x05]), // unknown field 500, varint
+      status,
+    ];
+    const body = Buffer.concat(fields);
+    const request = (span: Uint8Array) => {
+      const spans = lenField([(2 << 3) | 2], span);
+      return lenField([(1 << 3) | 2], lenField([(2 << 3) | 2], spans));
+    };
+    const plain = (r: SpanRecord): SpanRecord => ({
+      traceId: r.traceId,
+      spanId: r.spanId,
+      parentSpanId: r.parentSpanId,
+      name: r.name,
+      kind: r.kind,
+      startTimeUnixNano: r.startTimeUnixNano,
+      endTimeUnixNano: r.endTimeUnixNano,
+      statusCode: r.statusCode,
+      statusMessage: r.statusMessage,
+      attributes: { ...r.attributes },
+      resource: r.resource,
+    });
+    const whole = request(body);
+    const expected = decodeSpansWithSchema(whole);
+    assert.equal(expected.length, 1);
+    assert.equal(expected[0]!.name, 'n'.repeat(200));
+    assert.equal(expected[0]!.kind, 2);
+    assert.equal(expected[0]!.statusMessage, 'bad gateway');
+    assert.deepEqual(decodeSpans(whole), expected);
+    assert.deepEqual(decodeSpans(whole, { lazyAttributes: true }).map(plain), expected.map(plain));
+    // Cut short anywhere (the span's own length still right): where the schema decoder
+    // throws, so does this one; otherwise the same span, or none.
+    let throwing = 0;
+    for (let k = 0; k < body.length; k++) {
+      const req = request(body.subarray(0, k));
+      let schema: SpanRecord[] | undefined;
+      try {
+        schema = decodeSpansWithSchema(req);
+      } catch {
+        schema = undefined;
+      }
+      if (schema === undefined) {
+        throwing++;
+        assert.throws(() => decodeSpans(req), Error, `cut at ${k}`);
+        assert.throws(() => decodeSpans(req, { lazyAttributes: true }), Error, `cut at ${k}, lazy`);
+      } else {
+        assert.deepEqual(decodeSpans(req), schema, `cut at ${k}`);
+        assert.deepEqual(decodeSpans(req, { lazyAttributes: true }).map(plain), schema.map(plain), `cut at ${k}, lazy`);
+      }
+    }
+    assert.ok(throwing > 100, `${throwing} cuts throw`);
+  });
+
   it('reads attributes however they are framed, as the schema decoder does', () => {
     // Encoded by hand: besides the usual key-then-value with one-byte lengths (read without
     // the field loop), every valid variation: the value first, unknown fields, several values
