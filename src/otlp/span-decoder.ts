@@ -10,7 +10,7 @@
  * U+FFFD here; a message field repeated on the wire is read field by field.
  * Throws WireError on a malformed message.
  */
-import { putAttribute, type AttributeValue, type Attributes, type NumericIds, type SpanRecord, type SplitTimes } from '../rules/span.ts';
+import { putAttribute, type AttributeLookup, type AttributeValue, type Attributes, type NumericIds, type SpanRecord, type SplitTimes } from '../rules/span.ts';
 import { TraceIdHex, hexWords } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
 import { WireError } from './wire.ts';
@@ -337,12 +337,18 @@ function keyValues(start: number, end: number, field: number, filtered: boolean,
   return out;
 }
 
-/** One KeyValue [start, end) into `target` (left out when its value is not set, or the filter skips its key). */
-function keyValue(start: number, end: number, target: Record<string, AttributeValue>, filtered: boolean): void {
-  let keyStart = -1;
-  let keyEnd = -1;
-  let valueStart = -1;
-  let valueEnd = -1;
+/** Where the key and the value of the KeyValue being read are (-1: absent); set by kvBounds. */
+let keyStart = -1;
+let keyEnd = -1;
+let valueStart = -1;
+let valueEnd = -1;
+
+/** Reads the framing of the KeyValue [start, end) into keyStart … valueEnd; the cursor ends at `end`. */
+function kvBounds(start: number, end: number): void {
+  keyStart = -1;
+  keyEnd = -1;
+  valueStart = -1;
+  valueEnd = -1;
   pos = start;
   // Nearly always a key then a value, each with a one-byte length: read without the field loop.
   const b = buf;
@@ -354,6 +360,7 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
       valueStart = ke + 2;
       valueEnd = end;
       pos = end;
+      return;
     }
   }
   while (pos < end) {
@@ -366,6 +373,11 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
       valueEnd = pos;
     } else skip(t & 7, end);
   }
+}
+
+/** One KeyValue [start, end) into `target` (left out when its value is not set, or the filter skips its key). */
+function keyValue(start: number, end: number, target: Record<string, AttributeValue>, filtered: boolean): void {
+  kvBounds(start, end);
   let key: string;
   if (filtered && keyFilter !== undefined) {
     const kept = keyStart < 0 ? keyFilter.find(buf, 0, 0) : keyFilter.find(buf, keyStart, keyEnd);
@@ -390,6 +402,55 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
     attributesInTarget++;
   }
   putAttribute(target, key, limitValue(value));
+}
+
+/** What wireAttribute gives when the value found is past the value-length limit. */
+const TOO_LONG = Symbol('too long');
+
+/**
+ * The value of the attribute `key` (its UTF-8 bytes) of the span [start, end) of `b`:
+ * that of its last KeyValue with a value set, as the attributes object would hold it
+ * when the span has no more attributes than the limit; read on the wire, nothing else
+ * decoded. A damaged list is read up to the damage. TOO_LONG: a string past the
+ * value-length limit (the caller decodes them all, which counts it).
+ */
+function wireAttribute(b: Buffer, start: number, end: number, key: Uint8Array): AttributeValue | undefined | typeof TOO_LONG {
+  const savedBuf = buf;
+  const savedPos = pos;
+  buf = b;
+  let found: AttributeValue | undefined;
+  try {
+    pos = start;
+    while (pos < end) {
+      let tag = b[pos]!;
+      if (tag < 0x80) pos++;
+      else tag = varint(end);
+      if (tag !== ((9 << 3) | 2)) {
+        skip(tag & 7, end);
+        continue;
+      }
+      const kvStart = len(end);
+      const kvEnd = pos;
+      kvBounds(kvStart, kvEnd);
+      pos = kvEnd;
+      const n = keyStart < 0 ? 0 : keyEnd - keyStart;
+      if (n !== key.length || valueStart < 0) continue;
+      let i = 0;
+      while (i < n && b[keyStart + i] === key[i]) i++;
+      if (i < n) continue;
+      const value = anyValue(valueStart, valueEnd);
+      pos = kvEnd;
+      if (value === undefined) continue;
+      if (typeof value === 'string' && value.length > maxValueLength) return TOO_LONG;
+      found = value;
+    }
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+  } finally {
+    buf = savedBuf;
+    pos = savedPos;
+  }
+  return found;
 }
 
 /** Every span of a trace repeats its trace id. */
@@ -496,7 +557,7 @@ function span(start: number, end: number, resource: Attributes, out: SpanRecord[
   if (lazy) {
     // Past the limit now, as the eager decoder counts them; their keys and values when read.
     if (attributeEntries > maxAttributes) droppedAttributes += attributeEntries - maxAttributes;
-    out.push(new WireSpan(traceId, idLo, idHi, parentLo, parentHi, hasParent, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter));
+    out.push(new WireSpan(traceId, idLo, idHi, parentLo, parentHi, hasParent, name, kind, startHi, startLo, endHi, endLo, statusCode, statusMessage, resource, buf, start, end, keyFilter, attributeEntries));
     return;
   }
   out.push({
@@ -532,7 +593,7 @@ let lazy = false;
  * A span whose attributes are decoded from its bytes when first read, its times made
  * BigInts and its ids hex when first read (the trace index reads their words).
  */
-class WireSpan implements SpanRecord, SplitTimes, NumericIds {
+class WireSpan implements SpanRecord, SplitTimes, NumericIds, AttributeLookup {
   readonly traceId: string;
   readonly idLo: number;
   readonly idHi: number;
@@ -556,6 +617,8 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
   readonly #start: number;
   readonly #end: number;
   readonly #filter: Utf8Set | undefined;
+  /** KeyValues in its attributes field (under the limit, attributes are found one at a time on the wire). */
+  readonly #entries: number;
   #attributes: Record<string, AttributeValue> | undefined;
 
   constructor(
@@ -578,6 +641,7 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
     start: number,
     end: number,
     filter: Utf8Set | undefined,
+    entries: number,
   ) {
     this.traceId = traceId;
     this.idLo = idLo;
@@ -598,6 +662,7 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
     this.#start = start;
     this.#end = end;
     this.#filter = filter;
+    this.#entries = entries;
   }
 
   get spanId(): string {
@@ -618,6 +683,22 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds {
 
   get attributes(): Attributes {
     return (this.#attributes ??= spanAttributes(this.#buf, this.#start, this.#end, this.#filter));
+  }
+
+  /**
+   * Rules read one or two of a span's attributes, on about a quarter of the spans:
+   * found on the wire, without the object of all of them, unless it is made already
+   * or limits apply (more attributes than the limit, a value past its length).
+   */
+  attribute(key: string, utf8: Uint8Array): AttributeValue | undefined {
+    if (this.#attributes === undefined && this.#entries <= maxAttributes) {
+      const filter = this.#filter;
+      if (filter !== undefined && filter.find(utf8, 0, utf8.length) === undefined) return undefined;
+      const value = wireAttribute(this.#buf, this.#start, this.#end, utf8);
+      if (value !== TOO_LONG) return value;
+    }
+    const attributes = this.attributes;
+    return Object.hasOwn(attributes, key) ? attributes[key] : undefined;
   }
 
   toJSON(): SpanRecord {

@@ -15,7 +15,7 @@
 import type { Agg, Attr, CmpOp, Condition, Expr, Pred, RelationStep, Selector, Step, Value } from './ast.ts';
 import { isAgg } from './ast.ts';
 import type { RelationName } from './lexer.ts';
-import type { AttributeValue, Attributes, SpanRecord } from './span.ts';
+import type { AttributeLookup, AttributeValue, Attributes, SpanRecord } from './span.ts';
 import type { TraceIndex } from './trace-index.ts';
 import { compareValues, comparator, containsComparator, inComparator, joinKey, regexComparator, toNumber } from './values.ts';
 
@@ -81,11 +81,14 @@ function getter(a: Attr): Getter {
     }
   }
   const get = lookup(a.key);
-  if (a.scope === 'span') return (c, i) => get((c.index.spans[i] as SpanRecord).attributes);
   if (a.scope === 'resource') return (c, i) => get((c.index.spans[i] as SpanRecord).resource);
+  const key = a.key;
+  const utf8 = new TextEncoder().encode(key);
+  const own = (s: SpanRecord & Partial<AttributeLookup>) => (s.attribute !== undefined ? s.attribute(key, utf8) : get(s.attributes));
+  if (a.scope === 'span') return (c, i) => own(c.index.spans[i] as SpanRecord);
   return (c, i) => {
     const s = c.index.spans[i] as SpanRecord;
-    const v = get(s.attributes);
+    const v = own(s);
     return v === undefined ? get(s.resource) : v;
   };
 }

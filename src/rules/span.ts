@@ -67,6 +67,15 @@ export interface NumericIds {
   readonly hasParent: boolean;
 }
 
+/**
+ * A span that finds one attribute without building its attributes object (the wire
+ * decoder's spans: rules read one or two attributes, of about a quarter of the spans).
+ */
+export interface AttributeLookup {
+  /** What `attributes[key]` holds as an own property; `utf8`: key's UTF-8 bytes. */
+  attribute(key: string, utf8: Uint8Array): AttributeValue | undefined;
+}
+
 export interface SpanRecord {
   /** 32 lowercase hex characters. */
   readonly traceId: string;

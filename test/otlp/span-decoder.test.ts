@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attributeKeys, createRuleSet, parseRuleFile } from '../../src/rules/index.ts';
 import { TraceIndex } from '../../src/rules/trace-index.ts';
-import type { SpanRecord } from '../../src/rules/span.ts';
+import type { AttributeLookup, SpanRecord } from '../../src/rules/span.ts';
 import { buildWorkload } from '../bench/workload.ts';
 import { hexWords } from '../../src/otlp/hex.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
@@ -359,6 +359,101 @@ describe('span decoder', () => {
     } finally {
       setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
     }
+  });
+
+  it('finds one attribute on the wire as the attributes object holds it: framing, repeats, filter, limits, damage', () => {
+    const lookup = (span: SpanRecord, key: string) => (span as SpanRecord & AttributeLookup).attribute(key, Buffer.from(key, 'utf8'));
+    const field = (tag: number, body: Uint8Array) => Buffer.concat([varintBytes(tag), varintBytes(body.length), body]);
+    const str = (v: string) => field((1 << 3) | 2, Buffer.from(v));
+    const key = (k: string) => field((1 << 3) | 2, Buffer.from(k));
+    const value = (v: Uint8Array) => field((2 << 3) | 2, v);
+    const kv = (...parts: Uint8Array[]) => field((9 << 3) | 2, Buffer.concat(parts));
+    const int = (n: number) => Buffer.concat([Buffer.from([(3 << 3) | 0]), varintBytes(n)]);
+    const attributes = [
+      kv(key('plain'), value(str('v'))),
+      kv(value(str('first')), key('reversed')),
+      kv(key('twice'), value(str('1'))),
+      kv(key('extra'), Buffer.from([(7 << 3) | 0, 5]), value(str('x'))),
+      kv(key('twice'), value(str('2'))),
+      kv(key('twice')), // no value: the earlier one stays
+      kv(key('twice'), value(Buffer.alloc(0))), // an empty AnyValue: likewise
+      kv(key('long'), value(str('y'.repeat(300)))),
+      kv(key('k'.repeat(130)), value(str('long key'))),
+      kv(key('n'), value(int(300))),
+      kv(key('__proto__'), value(str('own'))),
+      kv(value(str('no key'))),
+      kv(key('list'), value(field((5 << 3) | 2, Buffer.concat([field((1 << 3) | 2, str('a')), field((1 << 3) | 2, int(2))])))),
+    ];
+    const keys = ['plain', 'reversed', 'twice', 'extra', 'long', 'k'.repeat(130), 'n', '__proto__', '', 'list', 'absent', 'toString', 'constructor'];
+    const build = (attrs: Uint8Array[]) => {
+      const span = Buffer.concat([field((1 << 3) | 2, Buffer.alloc(16, 1)), field((2 << 3) | 2, Buffer.alloc(8, 2)), field((5 << 3) | 2, Buffer.from('op')), ...attrs]);
+      return field((1 << 3) | 2, field((2 << 3) | 2, field((2 << 3) | 2, span)));
+    };
+    const own = (o: Record<string, unknown>, k: string) => (Object.hasOwn(o, k) ? o[k] : undefined);
+    const agree = (req: Buffer, options: Parameters<typeof decodeSpans>[1], why: string) => {
+      takeLimitCounts();
+      const [byKey] = decodeSpans(req, options);
+      const found = keys.map((k) => lookup(byKey!, k));
+      const keyCounts = takeLimitCounts();
+      const [whole] = decodeSpans(req, options);
+      const object = whole!.attributes;
+      const objectCounts = takeLimitCounts();
+      assert.deepEqual(found, keys.map((k) => own(object, k)), why);
+      assert.deepEqual(keyCounts, objectCounts, `${why}: limit counts`);
+      assert.deepEqual({ ...byKey!.attributes }, { ...object }, `${why}: the object afterwards`); // and the lookup after it
+      assert.deepEqual(keys.map((k) => lookup(byKey!, k)), found, `${why}: found again`);
+      return found;
+    };
+    const req = build(attributes);
+    const found = agree(req, { lazyAttributes: true }, 'plain');
+    assert.deepEqual(found.slice(0, 4), ['v', 'first', '2', 'x']);
+    assert.equal(found[7], 'own');
+    assert.equal(found[8], 'no key');
+    assert.deepEqual(found[9], ['a', 2]);
+    const filtered = agree(req, { lazyAttributes: true, attributes: new AttributeKeyFilter(['twice', 'n', 'absent']) }, 'filtered');
+    assert.deepEqual(filtered.slice(0, 3), [undefined, undefined, '2']);
+    // Past the limits: the object decides (drops by position, cut values counted once).
+    for (const [maxAttributesPerSpan, maxAttributeValueLength] of [[4, Infinity], [Infinity, 4], [13, 200], [12, Infinity]] as const) {
+      setDecodeLimits({ maxAttributesPerSpan, maxAttributeValueLength });
+      try {
+        agree(req, { lazyAttributes: true }, `limits ${maxAttributesPerSpan}/${maxAttributeValueLength}`);
+      } finally {
+        setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
+      }
+    }
+    // Damaged after 'n' (a key longer than its KeyValue): what comes before it is found, as the object holds it.
+    const damaged = Buffer.from(req);
+    const at = damaged.indexOf(Buffer.from('__proto__')) - 1;
+    assert.equal(damaged[at], 9);
+    damaged[at] = 0x7f;
+    const broken = agree(damaged, { lazyAttributes: true }, 'damaged');
+    assert.equal(broken[6], 300);
+    assert.deepEqual(broken.slice(7), keys.slice(7).map(() => undefined));
+    // A damaged value: that attribute is not found either way (those after it are, by key).
+    const badValue = Buffer.from(req);
+    const v = badValue.indexOf(Buffer.from('own')) - 1;
+    badValue[v] = 60;
+    const [byKey] = decodeSpans(badValue, { lazyAttributes: true });
+    assert.equal(lookup(byKey!, '__proto__'), undefined);
+    assert.equal(lookup(byKey!, 'n'), 300);
+    assert.equal(own(decodeSpans(badValue, { lazyAttributes: true })[0]!.attributes, '__proto__'), undefined);
+    // The workload with the 100 rules' keys: every span, every key of the rules and some others.
+    const file = parseRuleFile(readFileSync(join(import.meta.dirname, '..', 'bench', 'fixtures', 'rules-100.yaml'), 'utf8'));
+    const filter = new AttributeKeyFilter(attributeKeys(file.rules));
+    const names = [...attributeKeys(file.rules), 'http.method', 'net.peer.name', 'nope'];
+    let hits = 0;
+    for (const r of buildWorkload(30, { seed: 5 }).requests) {
+      const a = decodeSpans(r, { attributes: filter, lazyAttributes: true });
+      const b = decodeSpans(r, { attributes: filter, lazyAttributes: true });
+      for (let i = 0; i < a.length; i++) {
+        for (const k of names) {
+          const v = lookup(a[i]!, k);
+          assert.deepEqual(v, own(b[i]!.attributes, k));
+          if (v !== undefined) hits++;
+        }
+      }
+    }
+    assert.ok(hits > 1000, `${hits} attributes found`);
   });
 
   it('reads a damaged attribute list up to the damage when lazy, and throws when eager', () => {
