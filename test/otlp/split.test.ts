@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ExportTraceServiceRequest, decodeSpans, scanPart, scanRequest, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
 import { WireError } from '../../src/otlp/wire.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
+import { prng } from '../helpers/prng.ts';
 
 const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const traceB = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
@@ -54,6 +55,64 @@ describe('splitting a request by trace id', () => {
     };
     assert.equal(aObj.resourceSpans[0]!.schemaUrl, 'https://opentelemetry.io/schemas/1.21.0');
     assert.deepEqual(aObj.resourceSpans[0]!.scopeSpans.map((s) => s.scope.name), ['s1', 's2']);
+  });
+
+  it('writes each part as the OTLP encoder would (decoded alike), over random requests: resources and scopes kept, order kept, within the limit', () => {
+    const rnd = prng(17);
+    const pick = (n: number) => Math.floor(rnd() * n);
+    const traces = Array.from({ length: 5 }, (_, i) => String(i + 1).repeat(32).slice(0, 32));
+    let parts = 0;
+    for (let round = 0; round < 60; round++) {
+      let id = 1;
+      const resourceSpans = Array.from({ length: 1 + pick(4) }, (_, r) => ({
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc${r}` } }] },
+        ...(rnd() < 0.5 ? { schemaUrl: `https://example.com/${r}` } : {}),
+        scopeSpans: Array.from({ length: 1 + pick(3) }, (_, sc) => ({
+          scope: { name: `scope${r}.${sc}` },
+          spans: Array.from({ length: pick(8) }, () => {
+            const n = id++;
+            return { ...spanObj(traces[pick(traces.length)]!, n.toString(16).padStart(16, '0'), `n${n}${'x'.repeat(pick(120))}`, String(1000 + pick(1000))), kind: pick(5) };
+          }),
+        })),
+      }));
+      const maxPartBytes = rnd() < 0.3 ? undefined : 400 + pick(1600);
+      const r = splitByTrace(encode({ resourceSpans }), { maxPartBytes });
+      assert.ok(r.ok);
+      for (const trace of traces) {
+        // What the trace's spans are, in order, with their resource and scope.
+        const expected = resourceSpans.flatMap((rs, ri) => rs.scopeSpans.flatMap((ss, si) => ss.spans.filter((sp) => Buffer.from(sp.traceId).toString('hex') === trace).map((sp) => ({ ri, si, sp }))));
+        const mine = r.traces.filter((t) => t.traceId === trace);
+        let at = 0;
+        for (const part of mine) {
+          parts++;
+          if (maxPartBytes !== undefined) assert.ok(part.payload.length <= maxPartBytes, `${part.payload.length} > ${maxPartBytes}`);
+          const taken = expected.slice(at, at + part.spanCount);
+          at += part.spanCount;
+          // The reference: those spans grouped into runs of one resource, then one scope.
+          const runs: Array<{ ri: number; scopes: Array<{ si: number; spans: object[] }> }> = [];
+          for (const { ri, si, sp } of taken) {
+            let run = runs[runs.length - 1];
+            if (run === undefined || run.ri !== ri) runs.push((run = { ri, scopes: [] }));
+            let scope = run.scopes[run.scopes.length - 1];
+            if (scope === undefined || scope.si !== si) run.scopes.push((scope = { si, spans: [] }));
+            scope.spans.push(sp);
+          }
+          const reference = encode({
+            resourceSpans: runs.map(({ ri, scopes }) => ({
+              ...resourceSpans[ri]!,
+              scopeSpans: scopes.map(({ si, spans }) => ({ ...resourceSpans[ri]!.scopeSpans[si]!, spans })),
+            })),
+          });
+          // (Compared decoded: the split writes a resource's other fields before its scopes, the encoder by field number.)
+          const decoded = (b: Uint8Array) => ExportTraceServiceRequest.toObject(ExportTraceServiceRequest.decode(b), { longs: String, bytes: String });
+          assert.deepEqual(decoded(part.payload), decoded(reference), `round ${round}, trace ${trace}`);
+          const starts = taken.map((t) => BigInt((t.sp as { startTimeUnixNano: string }).startTimeUnixNano));
+          assert.equal(part.earliestStartNs, starts.reduce((a, b) => (b < a ? b : a)));
+        }
+        assert.equal(at, expected.length, `every span of ${trace} in a part`);
+      }
+    }
+    assert.ok(parts > 300, `${parts} parts`);
   });
 
   it('keeps fields it does not know, byte for byte', () => {
