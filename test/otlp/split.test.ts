@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, scanPart, scanRequest, splitByTrace, mergeRequests } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, decodeSpans, scanPart, scanRequest, splitByTrace, mergeRequests, type TracePart } from '../../src/otlp/index.ts';
 import { WireError } from '../../src/otlp/wire.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
 import { prng } from '../helpers/prng.ts';
@@ -81,7 +81,7 @@ describe('splitting a request by trace id', () => {
       for (const trace of traces) {
         // What the trace's spans are, in order, with their resource and scope.
         const expected = resourceSpans.flatMap((rs, ri) => rs.scopeSpans.flatMap((ss, si) => ss.spans.filter((sp) => Buffer.from(sp.traceId).toString('hex') === trace).map((sp) => ({ ri, si, sp }))));
-        const mine = r.traces.filter((t) => t.traceId === trace);
+        const mine: TracePart[] = r.traces.filter((t) => t.traceId === trace);
         let at = 0;
         for (const part of mine) {
           parts++;
