@@ -698,7 +698,8 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds, AttributeLookup {
       if (value !== TOO_LONG) return value;
     }
     const attributes = this.attributes;
-    return Object.hasOwn(attributes, key) ? attributes[key] : undefined;
+    const value = attributes[key]; // own, or (for toString and the like) Object.prototype's
+    return value === undefined || Object.hasOwn(attributes, key) ? value : undefined;
   }
 
   toJSON(): SpanRecord {
