@@ -580,8 +580,9 @@ export interface DecodeOptions {
   readonly attributes?: Utf8Set;
   /**
    * Decode a span's attributes when they are first read (rules read those of
-   * about a quarter of the spans). The spans keep `payload` alive meanwhile; an
-   * attribute list damaged on the wire is read up to the damage.
+   * about a quarter of the spans), or one of them found by its key on the wire
+   * (`attribute`, what compiled rules call). The spans keep `payload` alive
+   * meanwhile; an attribute list damaged on the wire is read up to the damage.
    */
   readonly lazyAttributes?: boolean;
 }
