@@ -404,19 +404,22 @@ function keyValue(start: number, end: number, target: Record<string, AttributeVa
   putAttribute(target, key, limitValue(value));
 }
 
-/** What wireAttribute gives when the value found is past the value-length limit. */
-const TOO_LONG = Symbol('too long');
+/** What wireAttribute gives when the value found is for the attributes object to give. */
+const USE_OBJECT = Symbol('use the object');
 
 /**
  * The value of the attribute `key` (its UTF-8 bytes) of the span [start, end) of `b`:
  * that of its last KeyValue with a value set, as the attributes object would hold it
  * when the span has no more attributes than the limit; read on the wire, nothing else
- * decoded. A damaged list is read up to the damage. TOO_LONG: a string past the
- * value-length limit (the caller decodes them all, which counts it).
+ * decoded. A damaged list is read up to the damage. USE_OBJECT: a string past the
+ * value-length limit, or an array or kvlist (whose strings the limits cut too): the
+ * caller decodes them all, which counts what the limits cut once.
  */
-function wireAttribute(b: Buffer, start: number, end: number, key: Uint8Array): AttributeValue | undefined | typeof TOO_LONG {
+function wireAttribute(b: Buffer, start: number, end: number, key: Uint8Array): AttributeValue | undefined | typeof USE_OBJECT {
   const savedBuf = buf;
   const savedPos = pos;
+  const savedDropped = droppedAttributes; // what a kvlist value counts here, the object counts
+  const savedTruncated = truncatedValues;
   buf = b;
   let found: AttributeValue | undefined;
   try {
@@ -441,7 +444,7 @@ function wireAttribute(b: Buffer, start: number, end: number, key: Uint8Array): 
       const value = anyValue(valueStart, valueEnd);
       pos = kvEnd;
       if (value === undefined) continue;
-      if (typeof value === 'string' && value.length > maxValueLength) return TOO_LONG;
+      if (typeof value === 'object' || (typeof value === 'string' && value.length > maxValueLength)) return USE_OBJECT;
       found = value;
     }
   } catch (err) {
@@ -449,6 +452,8 @@ function wireAttribute(b: Buffer, start: number, end: number, key: Uint8Array): 
   } finally {
     buf = savedBuf;
     pos = savedPos;
+    droppedAttributes = savedDropped;
+    truncatedValues = savedTruncated;
   }
   return found;
 }
@@ -689,14 +694,15 @@ class WireSpan implements SpanRecord, SplitTimes, NumericIds, AttributeLookup {
   /**
    * Rules read one or two of a span's attributes, on about a quarter of the spans:
    * found on the wire, without the object of all of them, unless it is made already
-   * or limits apply (more attributes than the limit, a value past its length).
+   * or limits apply (more attributes than the limit, a value past its length, an
+   * array or kvlist value).
    */
   attribute(key: string, utf8: Uint8Array): AttributeValue | undefined {
     if (this.#attributes === undefined && this.#entries <= maxAttributes) {
       const filter = this.#filter;
       if (filter !== undefined && filter.find(utf8, 0, utf8.length) === undefined) return undefined;
       const value = wireAttribute(this.#buf, this.#start, this.#end, utf8);
-      if (value !== TOO_LONG) return value;
+      if (value !== USE_OBJECT) return value;
     }
     const attributes = this.attributes;
     const value = attributes[key]; // own, or (for toString and the like) Object.prototype's

@@ -383,8 +383,9 @@ describe('span decoder', () => {
       kv(key('__proto__'), value(str('own'))),
       kv(value(str('no key'))),
       kv(key('list'), value(field((5 << 3) | 2, Buffer.concat([field((1 << 3) | 2, str('a')), field((1 << 3) | 2, int(2))])))),
+      kv(key('map'), value(field((6 << 3) | 2, Buffer.concat([field((1 << 3) | 2, Buffer.concat([key('inner'), value(str('z'.repeat(20)))])), field((1 << 3) | 2, Buffer.concat([key('i2'), value(int(1))]))])))),
     ];
-    const keys = ['plain', 'reversed', 'twice', 'extra', 'long', 'k'.repeat(130), 'n', '__proto__', '', 'list', 'absent', 'toString', 'constructor'];
+    const keys = ['plain', 'reversed', 'twice', 'extra', 'long', 'k'.repeat(130), 'n', '__proto__', '', 'list', 'absent', 'toString', 'constructor', 'map'];
     const build = (attrs: Uint8Array[]) => {
       const span = Buffer.concat([field((1 << 3) | 2, Buffer.alloc(16, 1)), field((2 << 3) | 2, Buffer.alloc(8, 2)), field((5 << 3) | 2, Buffer.from('op')), ...attrs]);
       return field((1 << 3) | 2, field((2 << 3) | 2, field((2 << 3) | 2, span)));
@@ -410,16 +411,30 @@ describe('span decoder', () => {
     assert.equal(found[7], 'own');
     assert.equal(found[8], 'no key');
     assert.deepEqual(found[9], ['a', 2]);
+    assert.deepEqual(found[13], { inner: 'z'.repeat(20), i2: 1 });
     const filtered = agree(req, { lazyAttributes: true, attributes: new AttributeKeyFilter(['twice', 'n', 'absent']) }, 'filtered');
     assert.deepEqual(filtered.slice(0, 3), [undefined, undefined, '2']);
     // Past the limits: the object decides (drops by position, cut values counted once).
-    for (const [maxAttributesPerSpan, maxAttributeValueLength] of [[4, Infinity], [Infinity, 4], [13, 200], [12, Infinity]] as const) {
+    for (const [maxAttributesPerSpan, maxAttributeValueLength] of [[4, Infinity], [Infinity, 4], [14, 200], [13, Infinity], [Infinity, 10], [1, 10]] as const) {
       setDecodeLimits({ maxAttributesPerSpan, maxAttributeValueLength });
       try {
         agree(req, { lazyAttributes: true }, `limits ${maxAttributesPerSpan}/${maxAttributeValueLength}`);
       } finally {
         setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
       }
+    }
+    // A kvlist's strings are cut by the limits too: counted once, however often it is read.
+    setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: 10 });
+    try {
+      takeLimitCounts();
+      const [span] = decodeSpans(req, { lazyAttributes: true });
+      for (let i = 0; i < 3; i++) assert.deepEqual(lookup(span!, 'map'), { inner: 'z'.repeat(10), i2: 1 });
+      const counts = takeLimitCounts();
+      void decodeSpans(req, { lazyAttributes: true })[0]!.attributes;
+      assert.deepEqual(counts, takeLimitCounts());
+      assert.equal(counts.truncatedValues, 2);
+    } finally {
+      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
     }
     // Damaged after 'n' (a key longer than its KeyValue): what comes before it is found, as the object holds it.
     const damaged = Buffer.from(req);
