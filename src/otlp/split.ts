@@ -33,27 +33,9 @@ export type SplitResult =
     }
   | { readonly ok: false; readonly error: string };
 
-interface SpanRef {
-  readonly start: number;
-  readonly end: number;
-  /** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
-  readonly startHi: number;
-  readonly startLo: number;
-}
-
 export interface SplitOptions {
   /** Largest part: a trace's spans that would make a larger one go into several parts. */
   readonly maxPartBytes?: number;
-}
-interface TraceGroup {
-  traceId: string;
-  /** resource index → scope index → spans */
-  readonly resources: Map<number, Map<number, SpanRef[]>>;
-}
-
-/** Field framing kept verbatim: a whole field (tag, length and content). */
-function slice(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return buf.subarray(start, end);
 }
 
 /**
@@ -62,18 +44,82 @@ function slice(buf: Uint8Array, start: number, end: number): Uint8Array {
  */
 export function splitByTrace(request: Uint8Array, options: SplitOptions = {}): SplitResult {
   try {
-    return split(request, options);
+    return split(Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength), options);
   } catch (err) {
     if (err instanceof WireError) return { ok: false, error: err.message };
     throw err;
+  } finally {
+    if (rowCapacity > KEPT_ROWS) allocateRows(KEPT_ROWS);
   }
 }
 
-function split(buf: Uint8Array, options: SplitOptions): SplitResult {
-  const traces = new Map<string, TraceGroup>();
-  // Per resource: the verbatim non-scope fields; per scope: verbatim non-span fields.
-  const resourceHeaders: Uint8Array[][] = [];
-  const scopeHeaders: Uint8Array[][][] = [];
+/*
+ * The accepted spans of the request being split, one row each, in columns reused
+ * from request to request (a split runs start to end without yielding): no object
+ * per span. A trace's rows are linked in arrival order, which is resource then
+ * scope order, so a trace's spans of one scope are consecutive rows of its list.
+ */
+const KEPT_ROWS = 1 << 16;
+let rowCapacity = 0;
+/** The span's content: [rowStart, rowEnd). */
+let rowStart = new Int32Array(0);
+let rowEnd = new Int32Array(0);
+/**
+ * Where a part can copy the span field from as it arrived: its tag when the tag and
+ * length are the bytes a part writes for it (one-byte tag, shortest length), else
+ * its content (a part writes the tag and length itself).
+ */
+let rowField = new Int32Array(0);
+/** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
+let rowStartHi = new Uint32Array(0);
+let rowStartLo = new Uint32Array(0);
+/** The request-wide index of the span's scope (ScopeSpans). */
+let rowScope = new Int32Array(0);
+/** The trace's next row; -1 after its last. */
+let rowNext = new Int32Array(0);
+/** A part's rows, then per resource and per scope of the part the size of its message. */
+let partRows = new Int32Array(0);
+let resourceSizes = new Int32Array(0);
+let scopeSizes = new Int32Array(0);
+
+function allocateRows(capacity: number): void {
+  const grow = <T extends Int32Array | Uint32Array>(old: T, make: (n: number) => T): T => {
+    const next = make(capacity);
+    next.set(old.subarray(0, Math.min(old.length, capacity)));
+    return next;
+  };
+  const int32 = (n: number) => new Int32Array(n);
+  rowStart = grow(rowStart, int32);
+  rowEnd = grow(rowEnd, int32);
+  rowField = grow(rowField, int32);
+  rowStartHi = grow(rowStartHi, (n) => new Uint32Array(n));
+  rowStartLo = grow(rowStartLo, (n) => new Uint32Array(n));
+  rowScope = grow(rowScope, int32);
+  rowNext = grow(rowNext, int32);
+  partRows = new Int32Array(capacity);
+  resourceSizes = new Int32Array(capacity);
+  scopeSizes = new Int32Array(capacity);
+  rowCapacity = capacity;
+}
+
+/** A resource's or a scope's fields other than its scopes or spans, kept verbatim: [start, end) pairs. */
+interface Header {
+  readonly ranges: number[];
+  /** Their bytes. */
+  bytes: number;
+}
+
+function split(buf: Buffer, options: SplitOptions): SplitResult {
+  /** Per trace: its first and last row. */
+  const traces = new Map<string, number>();
+  const traceIdOf: string[] = [];
+  const firstRow: number[] = [];
+  const lastRow: number[] = [];
+  const resourceHeaders: Header[] = [];
+  const scopeHeaders: Header[] = [];
+  /** Per scope: its resource's index. */
+  const scopeResource: number[] = [];
+  let rows = 0;
   let accepted = 0;
   let rejected = 0;
   const reasons = new Set<string>();
@@ -87,10 +133,8 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
     }
     const [rsStart, rsEnd] = top.lenRange();
     const resourceIndex = resourceHeaders.length;
-    const rHeader: Uint8Array[] = [];
-    const rScopes: Uint8Array[][] = [];
+    const rHeader: Header = { ranges: [], bytes: 0 };
     resourceHeaders.push(rHeader);
-    scopeHeaders.push(rScopes);
 
     const rs = new WireReader(buf, rsStart, rsEnd);
     while (!rs.done()) {
@@ -99,9 +143,10 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
       const field = Math.floor(rtag / 8);
       if (field === 2 && (rtag & 7) === WIRE_LEN) {
         const [ssStart, ssEnd] = rs.lenRange();
-        const scopeIndex = rScopes.length;
-        const sHeader: Uint8Array[] = [];
-        rScopes.push(sHeader);
+        const scopeIndex = scopeHeaders.length;
+        const sHeader: Header = { ranges: [], bytes: 0 };
+        scopeHeaders.push(sHeader);
+        scopeResource.push(resourceIndex);
         const ss = new WireReader(buf, ssStart, ssEnd);
         while (!ss.done()) {
           const sFieldStart = ss.pos;
@@ -109,35 +154,40 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
           const sfield = Math.floor(stag / 8);
           if (sfield === 2 && (stag & 7) === WIRE_LEN) {
             const [spStart, spEnd] = ss.lenRange();
-            const outcome = readSpan(buf, spStart, spEnd);
-            if (typeof outcome === 'string') {
+            const reason = readSpan(buf, spStart, spEnd);
+            if (reason !== undefined) {
               rejected++;
-              reasons.add(outcome);
+              reasons.add(reason);
               continue;
             }
             accepted++;
-            let group = traces.get(outcome.traceId);
-            if (group === undefined) {
-              group = { traceId: outcome.traceId, resources: new Map() };
-              traces.set(outcome.traceId, group);
+            if (rows === rowCapacity) allocateRows(Math.max(1024, rowCapacity * 2));
+            const row = rows++;
+            rowStart[row] = spStart;
+            rowEnd[row] = spEnd;
+            rowField[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
+            rowStartHi[row] = readStartHi;
+            rowStartLo[row] = readStartLo;
+            rowScope[row] = scopeIndex;
+            rowNext[row] = -1;
+            const traceId = traceIds.get(buf, readTraceAt);
+            const trace = traces.get(traceId);
+            if (trace === undefined) {
+              traces.set(traceId, traceIdOf.length);
+              traceIdOf.push(traceId);
+              firstRow.push(row);
+              lastRow.push(row);
+            } else {
+              rowNext[lastRow[trace]!] = row;
+              lastRow[trace] = row;
             }
-            let scopes = group.resources.get(resourceIndex);
-            if (scopes === undefined) {
-              scopes = new Map();
-              group.resources.set(resourceIndex, scopes);
-            }
-            let spans = scopes.get(scopeIndex);
-            if (spans === undefined) {
-              spans = [];
-              scopes.set(scopeIndex, spans);
-            }
-            spans.push({ start: spStart, end: spEnd, startHi: outcome.startHi, startLo: outcome.startLo });
           } else {
             if (sfield === 1 && (stag & 7) === WIRE_LEN) {
               const [s, e] = ss.lenRange();
               checkMessage(buf, s, e, ScopeSchema);
             } else ss.skip(stag & 7);
-            sHeader.push(slice(buf, sFieldStart, ss.pos));
+            sHeader.ranges.push(sFieldStart, ss.pos);
+            sHeader.bytes += ss.pos - sFieldStart;
           }
         }
       } else {
@@ -145,63 +195,62 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
           const [s, e] = rs.lenRange();
           checkMessage(buf, s, e, ResourceSchema);
         } else rs.skip(rtag & 7);
-        rHeader.push(slice(buf, fieldStart, rs.pos));
+        rHeader.ranges.push(fieldStart, rs.pos);
+        rHeader.bytes += rs.pos - fieldStart;
       }
     }
   }
 
   const parts: TracePart[] = [];
   const maxBytes = options.maxPartBytes ?? Infinity;
-  const headerSize = (chunks: readonly Uint8Array[]) => chunks.reduce((n, c) => n + c.length, 0) + 12;
-  for (const group of traces.values()) {
-    // Spans in arrival order with their resource and scope, packed into parts of at most maxBytes.
-    let chunk = new Map<number, Map<number, SpanRef[]>>();
-    let chunkBytes = 0;
-    let chunkSpans = 0;
-    let chunkStart: SpanRef | undefined; // the span starting first (a zero start counts as none)
+  const request: Request = { buf, resourceHeaders, scopeHeaders, scopeResource };
+  for (let trace = 0; trace < traceIdOf.length; trace++) {
+    // The trace's spans in arrival order, packed into parts of at most maxBytes
+    // (a part's size estimated as before encoding: 6 bytes of framing per span, 12 per header).
+    let count = 0;
+    let partBytes = 0;
+    let lastScope = -1;
+    let startHi = 0;
+    let startLo = 0; // the earliest start of the part (0, 0: none)
     const flush = () => {
-      if (chunkSpans === 0) return;
-      const earliestStartNs = chunkStart === undefined ? 0n : (BigInt(chunkStart.startHi) << 32n) | BigInt(chunkStart.startLo);
-      parts.push({ traceId: group.traceId, payload: encodeChunk(buf, chunk, resourceHeaders, scopeHeaders), spanCount: chunkSpans, earliestStartNs });
-      chunk = new Map();
-      chunkBytes = 0;
-      chunkSpans = 0;
-      chunkStart = undefined;
+      if (count === 0) return;
+      const earliestStartNs = startHi === 0 && startLo === 0 ? 0n : (BigInt(startHi) << 32n) | BigInt(startLo);
+      parts.push({ traceId: traceIdOf[trace]!, payload: encodePart(request, count), spanCount: count, earliestStartNs });
+      count = 0;
+      partBytes = 0;
+      lastScope = -1;
+      startHi = 0;
+      startLo = 0;
     };
-    for (const [resourceIndex, scopes] of group.resources) {
-      for (const [scopeIndex, spans] of scopes) {
-        for (const span of spans) {
-          const spanBytes = span.end - span.start + 6;
-          const resourceNew = !chunk.has(resourceIndex);
-          const scopeNew = resourceNew || !chunk.get(resourceIndex)!.has(scopeIndex);
-          let need = spanBytes;
-          if (resourceNew) need += headerSize(resourceHeaders[resourceIndex]!);
-          if (scopeNew) need += headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
-          const alone = spanBytes + headerSize(resourceHeaders[resourceIndex]!) + headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
-          if (alone > maxBytes) {
-            accepted--;
-            rejected++;
-            reasons.add(`span larger than the ${maxBytes}-byte record limit`);
-            continue;
-          }
-          if (chunkBytes + need > maxBytes) flush();
-          let cs = chunk.get(resourceIndex);
-          if (cs === undefined) {
-            cs = new Map();
-            chunk.set(resourceIndex, cs);
-            chunkBytes += headerSize(resourceHeaders[resourceIndex]!);
-          }
-          let list = cs.get(scopeIndex);
-          if (list === undefined) {
-            list = [];
-            cs.set(scopeIndex, list);
-            chunkBytes += headerSize(scopeHeaders[resourceIndex]![scopeIndex]!);
-          }
-          list.push(span);
-          chunkBytes += spanBytes;
-          chunkSpans++;
-          if ((span.startHi !== 0 || span.startLo !== 0) && (chunkStart === undefined || startsBefore(span, chunkStart))) chunkStart = span;
-        }
+    for (let row = firstRow[trace]!; row !== -1; row = rowNext[row]!) {
+      const scope = rowScope[row]!;
+      const resource = scopeResource[scope]!;
+      const spanBytes = rowEnd[row]! - rowStart[row]! + 6;
+      const resourceBytes = resourceHeaders[resource]!.bytes + 12;
+      const scopeBytes = scopeHeaders[scope]!.bytes + 12;
+      if (spanBytes + resourceBytes + scopeBytes > maxBytes) {
+        accepted--;
+        rejected++;
+        reasons.add(`span larger than the ${maxBytes}-byte record limit`);
+        continue;
+      }
+      let need = spanBytes;
+      if (scope !== lastScope) {
+        need += scopeBytes;
+        if (lastScope === -1 || resource !== scopeResource[lastScope]) need += resourceBytes;
+      }
+      if (partBytes + need > maxBytes) {
+        flush();
+        need = spanBytes + resourceBytes + scopeBytes;
+      }
+      partRows[count++] = row;
+      partBytes += need;
+      lastScope = scope;
+      const hi = rowStartHi[row]!;
+      const lo = rowStartLo[row]!;
+      if ((hi !== 0 || lo !== 0) && ((startHi === 0 && startLo === 0) || hi < startHi || (hi === startHi && lo < startLo))) {
+        startHi = hi;
+        startLo = lo;
       }
     }
     flush();
@@ -213,6 +262,13 @@ function split(buf: Uint8Array, options: SplitOptions): SplitResult {
     rejectedSpans: rejected,
     errorMessage: [...reasons].join('; '),
   };
+}
+
+interface Request {
+  readonly buf: Buffer;
+  readonly resourceHeaders: readonly Header[];
+  readonly scopeHeaders: readonly Header[];
+  readonly scopeResource: readonly number[];
 }
 
 function varintSize(n: number): number {
@@ -233,88 +289,135 @@ function writeVarint(out: Buffer, at: number, n: number): number {
   return at;
 }
 
-const sum = (parts: readonly Uint8Array[]) => parts.reduce((n, p) => n + p.length, 0);
+const RESOURCE_SPANS_TAG = (1 << 3) | WIRE_LEN;
+const SCOPE_SPANS_TAG = (2 << 3) | WIRE_LEN;
+const SPAN_TAG = (2 << 3) | WIRE_LEN;
 
-/** One request for the chunk's spans, sized first and written into a single buffer. */
-function encodeChunk(
-  buf: Uint8Array,
-  chunk: Map<number, Map<number, SpanRef[]>>,
-  resourceHeaders: Uint8Array[][],
-  scopeHeaders: Uint8Array[][][],
-): Uint8Array {
-  const TAG = 1; // every field written here (resource_spans 1, scope_spans 2, spans 2) has a one-byte tag
-  const resourceSizes = new Map<number, number>();
-  const scopeSizes = new Map<Map<number, SpanRef[]>, Map<number, number>>();
+/**
+ * One ExportTraceServiceRequest for the part's rows (partRows[0, count), in
+ * resource then scope order): sized first, then written into a single buffer.
+ * Spans adjacent in the request with their framing as a part writes it are
+ * copied together, in one copy.
+ */
+function encodePart(request: Request, count: number): Buffer {
+  const { buf, resourceHeaders, scopeHeaders, scopeResource } = request;
+  // Sizes of the part's ScopeSpans and ResourceSpans, in order.
+  let resources = 0;
+  let scopes = 0;
   let total = 0;
-  for (const [resourceIndex, scopes] of chunk) {
-    let rsSize = sum(resourceHeaders[resourceIndex]!);
-    const sizes = new Map<number, number>();
-    for (const [scopeIndex, spans] of scopes) {
-      let ssSize = sum(scopeHeaders[resourceIndex]![scopeIndex]!);
-      for (const span of spans) ssSize += TAG + varintSize(span.end - span.start) + span.end - span.start;
-      sizes.set(scopeIndex, ssSize);
-      rsSize += TAG + varintSize(ssSize) + ssSize;
+  let resource = -1;
+  let scope = -1;
+  let resourceSize = 0;
+  let scopeSize = 0;
+  for (let k = 0; k < count; k++) {
+    const row = partRows[k]!;
+    if (rowScope[row] !== scope) {
+      if (scope !== -1) {
+        scopeSizes[scopes++] = scopeSize;
+        resourceSize += 1 + varintSize(scopeSize) + scopeSize;
+      }
+      scope = rowScope[row]!;
+      if (scopeResource[scope] !== resource) {
+        if (resource !== -1) {
+          resourceSizes[resources++] = resourceSize;
+          total += 1 + varintSize(resourceSize) + resourceSize;
+        }
+        resource = scopeResource[scope]!;
+        resourceSize = resourceHeaders[resource]!.bytes;
+      }
+      scopeSize = scopeHeaders[scope]!.bytes;
     }
-    scopeSizes.set(scopes, sizes);
-    resourceSizes.set(resourceIndex, rsSize);
-    total += TAG + varintSize(rsSize) + rsSize;
+    const length = rowEnd[row]! - rowStart[row]!;
+    scopeSize += 1 + varintSize(length) + length;
   }
+  scopeSizes[scopes] = scopeSize;
+  resourceSize += 1 + varintSize(scopeSize) + scopeSize;
+  resourceSizes[resources] = resourceSize;
+  total += 1 + varintSize(resourceSize) + resourceSize;
+
   const out = Buffer.allocUnsafe(total);
   let at = 0;
-  const copy = (part: Uint8Array) => {
-    out.set(part, at);
-    at += part.length;
+  // Bytes of the request waiting to be copied: [from, to), none while to is -1.
+  let from = -1;
+  let to = -1;
+  const copyWaiting = () => {
+    if (to !== -1) at += buf.copy(out, at, from, to);
   };
-  for (const [resourceIndex, scopes] of chunk) {
-    out[at++] = (1 << 3) | WIRE_LEN;
-    at = writeVarint(out, at, resourceSizes.get(resourceIndex)!);
-    for (const h of resourceHeaders[resourceIndex]!) copy(h);
-    const sizes = scopeSizes.get(scopes)!;
-    for (const [scopeIndex, spans] of scopes) {
-      out[at++] = (2 << 3) | WIRE_LEN;
-      at = writeVarint(out, at, sizes.get(scopeIndex)!);
-      for (const h of scopeHeaders[resourceIndex]![scopeIndex]!) copy(h);
-      for (const span of spans) {
-        out[at++] = (2 << 3) | WIRE_LEN;
-        at = writeVarint(out, at, span.end - span.start);
-        copy(buf.subarray(span.start, span.end));
+  const copyHeader = (header: Header) => {
+    const ranges = header.ranges;
+    for (let i = 0; i < ranges.length; i += 2) at += buf.copy(out, at, ranges[i], ranges[i + 1]);
+  };
+  resources = 0;
+  scopes = 0;
+  resource = -1;
+  scope = -1;
+  for (let k = 0; k < count; k++) {
+    const row = partRows[k]!;
+    if (rowScope[row] !== scope) {
+      copyWaiting();
+      to = -1;
+      scope = rowScope[row]!;
+      if (scopeResource[scope] !== resource) {
+        resource = scopeResource[scope]!;
+        out[at++] = RESOURCE_SPANS_TAG;
+        at = writeVarint(out, at, resourceSizes[resources++]!);
+        copyHeader(resourceHeaders[resource]!);
       }
+      out[at++] = SCOPE_SPANS_TAG;
+      at = writeVarint(out, at, scopeSizes[scopes++]!);
+      copyHeader(scopeHeaders[scope]!);
     }
+    const field = rowField[row]!;
+    const content = rowStart[row]!;
+    if (field === content) {
+      // Framing written here, the content copied.
+      copyWaiting();
+      out[at++] = SPAN_TAG;
+      at = writeVarint(out, at, rowEnd[row]! - content);
+      from = content;
+    } else if (field !== to) {
+      copyWaiting();
+      from = field;
+    }
+    to = rowEnd[row]!;
   }
+  copyWaiting();
+  if (at !== total) throw new Error(`split: wrote ${at} of ${total} bytes`);
   return out;
-}
-
-function startsBefore(a: SpanRef, b: SpanRef): boolean {
-  return a.startHi < b.startHi || (a.startHi === b.startHi && a.startLo < b.startLo);
 }
 
 const traceIds = new TraceIdHex();
 
 /** Field positions of the span being read (fields 1, 2 and 7 are used). */
 const spanFields = new Int32Array(16);
+/** Where readSpan found the trace id, and the span's start as high and low 32 bits. */
+let readTraceAt = 0;
+let readStartHi = 0;
+let readStartLo = 0;
 
-/** The span's trace id and start, or why it is rejected. Throws WireError when malformed. */
-function readSpan(buf: Uint8Array, start: number, end: number): { traceId: string; startHi: number; startLo: number } | string {
+/** Why the span is rejected, or undefined (readTraceAt and readStart* then say where its trace id is, and its start). Throws WireError when malformed. */
+function readSpan(buf: Uint8Array, start: number, end: number): string | undefined {
   // One pass: the whole span checked against the schema, nested messages walked,
   // unknown fields skipped; where the trace id, span id and start are comes with it.
-  spanFields.fill(-1);
+  spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[14] = -1;
   checkMessage(buf, start, end, SpanSchema, 0, spanFields);
-  const traceStart = spanFields[2]!;
-  const traceEnd = spanFields[3]!;
-  const spanStart = spanFields[4]!;
-  const spanEnd = spanFields[5]!;
+  const traceStart = spanFields[2];
+  const traceEnd = spanFields[3];
+  const spanStart = spanFields[4];
+  const spanEnd = spanFields[5];
   if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
   if (isAllZero(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
   if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
   if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
-  let startHi = 0;
-  let startLo = 0;
-  const at = spanFields[14]!;
+  readStartHi = 0;
+  readStartLo = 0;
+  const at = spanFields[14];
   if (at >= 0) {
-    startLo = uint32LE(buf, at);
-    startHi = uint32LE(buf, at + 4);
+    readStartLo = uint32LE(buf, at);
+    readStartHi = uint32LE(buf, at + 4);
   }
-  return { traceId: traceIds.get(buf, traceStart), startHi, startLo };
+  readTraceAt = traceStart;
+  return undefined;
 }
 
 /** Concatenated ExportTraceServiceRequest messages are one request holding all their resource spans. */

@@ -115,6 +115,39 @@ describe('splitting a request by trace id', () => {
     assert.ok(parts > 300, `${parts} parts`);
   });
 
+  it('writes spans framed with longer tags or lengths than needed in the shortest framing, between spans copied as they came', () => {
+    const span = ExportTraceServiceRequest.lookupType('opentelemetry.proto.trace.v1.Span');
+    const spanBytes = (n: number, trace = traceA) => Buffer.from(span.encode(span.fromObject(spanObj(trace, n.toString(16).padStart(16, '0'), `s${n}`, String(100 + n)))).finish());
+    const field = (tag: number[], body: Buffer) => Buffer.concat([Buffer.from(tag), varintBytes(body.length), body]);
+    // Field 2 with a two-byte length (its shortest is one byte), or a two-byte tag.
+    const padded = (body: Buffer) => Buffer.concat([Buffer.from([0x12, (body.length & 0x7f) | 0x80, body.length >> 7]), body]);
+    const longTag = (body: Buffer) => field([0x92, 0x00], body);
+    const plain = (body: Buffer) => field([0x12], body);
+    const spans = [plain(spanBytes(1)), padded(spanBytes(2)), plain(spanBytes(3)), plain(spanBytes(4, traceB)), longTag(spanBytes(5)), plain(spanBytes(6)), padded(spanBytes(7))];
+    const scope = plain(Buffer.concat(spans));
+    const req = field([0x0a], scope);
+    const r = splitByTrace(req);
+    assert.ok(r.ok);
+    assert.equal(r.acceptedSpans, 7);
+    const a = r.traces.find((t) => t.traceId === traceA)!;
+    assert.deepEqual(decodeSpans(a.payload).map((s) => s.name), ['s1', 's2', 's3', 's5', 's6', 's7']);
+    // Written as the encoder writes them: the same bytes as a request of those spans alone.
+    const expected = field([0x0a], plain(Buffer.concat([1, 2, 3, 5, 6, 7].map((n) => plain(spanBytes(n))))));
+    assert.deepEqual(Buffer.from(a.payload), expected);
+  });
+
+  it('splits a request of more spans than it keeps room for between requests, and the next request after it', () => {
+    const many = 70_000;
+    const spans = Array.from({ length: many }, (_, i) => spanObj([traceA, traceB][i % 2]!, (i + 1).toString(16).padStart(16, '0'), '', String(1000 + i)));
+    const big = splitByTrace(encode({ resourceSpans: [{ scopeSpans: [{ spans }] }] }));
+    assert.ok(big.ok);
+    assert.deepEqual(big.traces.map((t) => [t.traceId, t.spanCount, t.earliestStartNs]), [[traceA, many / 2, 1000n], [traceB, many / 2, 1001n]]);
+    assert.equal(decodeSpans(big.traces[1]!.payload).at(-1)!.spanId, many.toString(16).padStart(16, '0'));
+    const small = splitByTrace(request);
+    assert.ok(small.ok);
+    assert.deepEqual(small.traces.map((t) => [t.traceId, t.spanCount]), [[traceA, 2], [traceB, 2]]);
+  });
+
   it('keeps fields it does not know, byte for byte', () => {
     // A span with an unknown field 99 (varint) appended.
     const span = ExportTraceServiceRequest.lookupType('opentelemetry.proto.trace.v1.Span');
