@@ -190,7 +190,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       auth: createTokenCheck(config.receiver.authToken),
     };
     if (config.receiver.grpc.enabled) {
-      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port });
+      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes });
       components.push(grpc);
     }
     if (config.receiver.http.enabled) {

@@ -49,7 +49,7 @@ export interface Config {
   /** Directory of the config file; relative paths in it are resolved against this. */
   readonly baseDir: string;
   readonly receiver: {
-    readonly grpc: ListenConfig;
+    readonly grpc: ListenConfig & { readonly flowControlWindowBytes: number };
     readonly http: ListenConfig;
     readonly maxRequestBytes: number;
     readonly maxInFlightBytes: number;

@@ -222,11 +222,16 @@ function normalize(raw: Raw, baseDir: string): Config {
   }
   const maxRequestBytes = size(receiver.max_request_bytes);
   if (maxRequestBytes < 1024) throw new ConfigError(`receiver.max_request_bytes must be at least 1KiB, got ${show(receiver.max_request_bytes)}`);
+  const grpcRaw = receiver.grpc as Raw;
+  const flowControlWindowBytes = size(grpcRaw.flow_control_window);
+  if (flowControlWindowBytes < 65_535 || flowControlWindowBytes > 2 ** 30) {
+    throw new ConfigError(`receiver.grpc.flow_control_window must be between 64KiB and 1GiB, got ${show(grpcRaw.flow_control_window)}`);
+  }
 
   return {
     baseDir,
     receiver: {
-      grpc: listen('receiver.grpc', receiver.grpc as Raw),
+      grpc: { ...listen('receiver.grpc', grpcRaw), flowControlWindowBytes },
       http: listen('receiver.http', receiver.http as Raw),
       maxRequestBytes,
       maxInFlightBytes: size(receiver.max_in_flight_bytes),

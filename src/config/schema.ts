@@ -58,6 +58,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     grpc: obj('OTLP/gRPC (TraceService/Export).', {
       enabled: bool('Serve OTLP/gRPC.', true),
       endpoint: endpoint('Address to listen on, host:port (port 0: any free port).', '127.0.0.1:4317', 'BETRACE_RECEIVER_GRPC_ENDPOINT'),
+      flow_control_window: size(
+        "HTTP/2 flow-control window offered to each client, per request stream and per connection (64KiB to 1GiB): how much of a request a client may send before the receiver has read it. HTTP/2's own 64KiB makes a client wait for the receiver's window updates several times per large request.",
+        '1MiB',
+      ),
     }),
     http: obj('OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip accepted).', {
       enabled: bool('Serve OTLP/HTTP.', true),

@@ -28,6 +28,7 @@ describe('bad configuration', () => {
     ['bad port', 'api:\n  endpoint: 127.0.0.1:70000\n', /api\.endpoint must be an endpoint host:port .*got "127\.0\.0\.1:70000"$/],
     ['bad enum', 'transport:\n  kind: kafak\n', /transport\.kind must be one of embedded, kafka, got "kafak"$/],
     ['bad type', 'worker:\n  max_live_traces: many\n', /worker\.max_live_traces must be integer, got "many"$/],
+    ['flow-control window below HTTP/2\'s', 'receiver:\n  grpc:\n    flow_control_window: 16KiB\n', /receiver\.grpc\.flow_control_window must be between 64KiB and 1GiB, got "16KiB"$/],
   ];
   for (const [what, yaml, expected] of cases) {
     it(`fails at start on a ${what}: exit 1, one line naming key and value`, () => {

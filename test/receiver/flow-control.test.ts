@@ -1,0 +1,85 @@
+/**
+ * The OTLP/gRPC receiver offers clients HTTP/2 flow-control windows of
+ * receiver.grpc.flow_control_window, per stream and per connection, as a client
+ * sees them on its side of a connection; large exports arrive whole.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
+import { startTestPipeline, metricValue, type TestPipeline } from '../helpers/pipeline.ts';
+
+/** The windows the receiver offers a new connection: its SETTINGS' stream window, and the connection window once raised. */
+async function offeredWindows(url: string, expectedConnection: number): Promise<{ stream: number; connection: number }> {
+  const session = http2.connect(url);
+  try {
+    const settings = await new Promise<http2.Settings>((resolve, reject) => {
+      session.once('remoteSettings', resolve);
+      session.once('error', reject);
+    });
+    // The connection window comes in a WINDOW_UPDATE after the SETTINGS frame.
+    const deadline = Date.now() + 2000;
+    while ((session.state.remoteWindowSize ?? 0) < expectedConnection && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return { stream: settings.initialWindowSize ?? -1, connection: session.state.remoteWindowSize ?? -1 };
+  } finally {
+    session.close();
+  }
+}
+
+function bigRequest(spans: number): Buffer {
+  const traceId = Buffer.from('5af7651916cd43dd8448eb211c80319c', 'hex');
+  return Buffer.from(
+    ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'big' } }] },
+            scopeSpans: [
+              {
+                scope: { name: 't' },
+                spans: Array.from({ length: spans }, (_, i) => ({
+                  traceId,
+                  spanId: Buffer.from((i + 1).toString(16).padStart(16, '0'), 'hex'),
+                  name: `span-${i}`,
+                  startTimeUnixNano: '1700000000000000000',
+                  endTimeUnixNano: '1700000000100000000',
+                  attributes: [{ key: 'payload', value: { stringValue: 'x'.repeat(300) } }],
+                })),
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish(),
+  );
+}
+
+describe('HTTP/2 flow control on the OTLP/gRPC receiver', () => {
+  const pipelines: TestPipeline[] = [];
+  after(async () => {
+    for (const p of pipelines) await p.stop();
+  });
+
+  it('offers 1 MiB windows by default, per stream and per connection', async () => {
+    const p = await startTestPipeline();
+    pipelines.push(p);
+    assert.deepEqual(await offeredWindows(p.grpcUrl, 1 << 20), { stream: 1 << 20, connection: 1 << 20 });
+  });
+
+  it('offers the configured window, and takes a 3 MB export whole through it', async () => {
+    const p = await startTestPipeline({ receiver: { grpc: { flow_control_window: '256KiB' } } });
+    pipelines.push(p);
+    assert.deepEqual(await offeredWindows(p.grpcUrl, 256 * 1024), { stream: 256 * 1024, connection: 256 * 1024 });
+    const body = bigRequest(9000);
+    assert.ok(body.length > 3_000_000, `${body.length} bytes`);
+    const client = rawTraceClient(p.grpcUrl);
+    try {
+      const { err } = await client.export(body);
+      assert.equal(err, null);
+    } finally {
+      client.close();
+    }
+    assert.equal(await metricValue(p.apiUrl, 'betrace_receiver_spans_accepted_total', { protocol: 'grpc' }), 9000);
+  });
+});
