@@ -162,15 +162,25 @@ export function compilePred(p: Pred): SpanTest {
   }
 }
 
+/**
+ * A span name as V8 keeps property names: flat and internalized. The parser's names are
+ * slices of the rule text, and every trace looks them up in its Map of names (and the rule
+ * set's Map of triggers is keyed by them) and compares them with span names: with these
+ * strings instead, 100 rules took about a twentieth less time (alternating passes).
+ */
+export function internalized(name: string): string {
+  return Object.keys({ [name]: true })[0] ?? name;
+}
+
 function candidates(s: Selector): (c: EvalContext) => readonly number[] {
   if (s.kind === 'any') return (c) => c.index.all();
-  const name = s.name;
+  const name = internalized(s.name);
   return (c) => c.index.named(name);
 }
 
 function selectorTest(s: Selector): SpanTest {
   if (s.kind === 'any') return () => true;
-  const name = s.name;
+  const name = internalized(s.name);
   return (c, i) => (c.index.spans[i] as SpanRecord).name === name;
 }
 
@@ -646,7 +656,7 @@ export function triggerNames(cond: Condition): Set<string> | null {
   let always = false;
   const sel = (s: Selector): void => {
     if (s.kind === 'any') always = true;
-    else names.add(s.name);
+    else names.add(internalized(s.name));
   };
   const agg = (a: Agg): void => {
     if ('selector' in a) sel(a.selector);

@@ -14,7 +14,7 @@
 import { BUDGET } from './compile.ts';
 import type { EvalContext } from './compile.ts';
 import type { CompiledRule, Severity } from './rule.ts';
-import { violationId } from './rule.ts';
+import { RuleViolationIds } from './rule.ts';
 import type { SpanRecord } from './span.ts';
 import { Scratch, TraceIndex } from './trace-index.ts';
 
@@ -68,6 +68,8 @@ export class RuleSet {
   readonly rules: readonly CompiledRule[];
   readonly #byTrigger = new Map<string, number[]>();
   readonly #always: number[] = [];
+  /** Per rule, its violation ids' hashing (its input's rule part encoded once). */
+  readonly #ids: RuleViolationIds[];
   readonly #stamp: Uint32Array;
   #generation = 0;
   /** The typed arrays of the trace being evaluated (evaluate is synchronous: one trace at a time). */
@@ -76,6 +78,7 @@ export class RuleSet {
   constructor(rules: readonly CompiledRule[]) {
     this.rules = rules.filter((r) => r.definition.enabled);
     this.#stamp = new Uint32Array(this.rules.length);
+    this.#ids = this.rules.map((r) => new RuleViolationIds(r.definition.id, r.canonical));
     this.rules.forEach((r, i) => {
       if (r.triggers === null || !r.passesWithoutTriggers) {
         this.#always.push(i);
@@ -135,7 +138,7 @@ export class RuleSet {
       }
       const ctx: EvalContext = { index, steps: 0, deadline };
       try {
-        if (!rule.program.test(ctx)) violations.push(buildViolation(rule, index, rule.program.witnesses(ctx)));
+        if (!rule.program.test(ctx)) violations.push(buildViolation(rule, this.#ids[r]!, index, rule.program.witnesses(ctx)));
       } catch (e) {
         if (e === BUDGET) (exceeded ??= []).push(rule.definition.id);
         else (failed ??= []).push(rule.definition.id);
@@ -183,30 +186,49 @@ function exact(t: number): boolean {
   return t < 2 ** 53 && t > -(2 ** 53);
 }
 
+/** Witness order: start time, then span id; ties of inexact times compared as BigInts. */
+function witnessOrder(spans: readonly SpanRecord[], start: Float64Array, a: number, b: number): number {
+  const d = start[a]! - start[b]!;
+  if (d !== 0) return d;
+  const sa = spans[a]!;
+  const sb = spans[b]!;
+  if (exact(start[a]!)) return sa.spanId < sb.spanId ? -1 : sa.spanId > sb.spanId ? 1 : 0;
+  return bySpanOrder(sa, sb);
+}
+
 /**
  * Times are compared on the index's numbers (SpanRecords from the wire make a BigInt per
  * time read); only two numbers that are equal but not exact are compared as BigInts.
  * Relative times start at 0 (the earliest start), which is exact.
  */
-function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: readonly number[]): Violation {
+function buildViolation(rule: CompiledRule, ids: RuleViolationIds, index: TraceIndex, witnessIdx: readonly number[]): Violation {
   const def = rule.definition;
   const spans = index.spans;
   const start = index.start;
   const end = index.end;
   const witnesses = [...witnessIdx];
   if (witnesses.length > 1) {
-    witnesses.sort((a, b) => {
-      const d = start[a]! - start[b]!;
-      if (d !== 0) return d;
-      const sa = spans[a]!;
-      const sb = spans[b]!;
-      if (exact(start[a]!)) return sa.spanId < sb.spanId ? -1 : sa.spanId > sb.spanId ? 1 : 0;
-      return bySpanOrder(sa, sb);
-    });
+    if (witnesses.length > 24) witnesses.sort((a, b) => witnessOrder(spans, start, a, b));
+    else {
+      // Mostly a few spans: an insertion sort, comparing start times inline (a call only on a tie).
+      for (let k = 1; k < witnesses.length; k++) {
+        const w = witnesses[k]!;
+        const s = start[w]!;
+        let j = k;
+        for (; j > 0; j--) {
+          const v = witnesses[j - 1]!;
+          const sv = start[v]!;
+          if (sv < s || (sv === s && witnessOrder(spans, start, v, w) <= 0)) break;
+          witnesses[j] = v;
+        }
+        witnesses[j] = w;
+      }
+    }
     // Without repeats: a span listed twice sorts next to itself.
     let kept = 1;
     for (let k = 1; k < witnesses.length; k++) if (witnesses[k] !== witnesses[kept - 1]) witnesses[kept++] = witnesses[k] as number;
-    witnesses.length = kept;
+    // Only when shorter: setting an array's length is a call into the runtime even when unchanged.
+    if (kept < witnesses.length) witnesses.length = kept;
   }
   // The earliest start and the latest end of the witnesses (of the whole trace if none). The
   // sorted witnesses begin with the earliest start; of the whole trace it is relative time 0.
@@ -219,17 +241,21 @@ function buildViolation(rule: CompiledRule, index: TraceIndex, witnessIdx: reado
   }
   const root = index.root();
   const traceId = spans[0]?.traceId ?? '';
+  // A loop, not slice().map(fn): no intermediate array, no call per id.
+  const shown = Math.min(witnesses.length, MAX_WITNESS_SPAN_IDS);
+  const witnessSpanIds: string[] = [];
+  for (let k = 0; k < shown; k++) witnessSpanIds.push(spans[witnesses[k]!]!.spanId);
   return {
     ruleId: def.id,
     ruleName: def.name,
     severity: def.severity,
     tags: [...def.tags],
     message: def.message ?? (def.description !== '' ? def.description : def.name),
-    violationId: violationId(def.id, rule.canonical, traceId),
+    violationId: ids.of(traceId),
     traceId,
     rootSpanId: root === null ? '' : spans[root.index]!.spanId,
     rootMissing: root?.missing ?? false,
-    witnessSpanIds: witnesses.slice(0, MAX_WITNESS_SPAN_IDS).map((i) => spans[i]!.spanId),
+    witnessSpanIds,
     witnessCount: witnesses.length,
     spanCount: index.size,
     startTimeUnixNano: first < 0 ? 0n : spans[first]!.startTimeUnixNano,

@@ -89,3 +89,39 @@ export function compileRule(def: RuleDefinition): CompileResult {
 export function violationId(ruleId: string, canonical: string, traceIdHex: string): string {
   return hash('sha256', `${ruleId}\n${canonical}\n${traceIdHex}`, 'hex').slice(0, 32);
 }
+
+/**
+ * violationId for one rule, over a buffer that holds the UTF-8 of `ruleId + "\n" + canonical
+ * + "\n"` once, followed by room for a trace id: a trace id of 32 ASCII characters (every
+ * trace id from the wire) is written into it a byte at a time and the buffer hashed, so
+ * no string of the whole input is made and no UTF-8 encoded per violation. Any other
+ * trace id goes through violationId. Not reentrant (one buffer): evaluation is synchronous.
+ */
+export class RuleViolationIds {
+  readonly #ruleId: string;
+  readonly #canonical: string;
+  readonly #buffer: Buffer;
+  readonly #at: number;
+
+  constructor(ruleId: string, canonical: string) {
+    this.#ruleId = ruleId;
+    this.#canonical = canonical;
+    const prefix = Buffer.from(`${ruleId}\n${canonical}\n`, 'utf8');
+    this.#buffer = Buffer.alloc(prefix.length + 32);
+    prefix.copy(this.#buffer);
+    this.#at = prefix.length;
+  }
+
+  /** violationId(ruleId, canonical, traceIdHex). */
+  of(traceIdHex: string): string {
+    if (traceIdHex.length !== 32) return violationId(this.#ruleId, this.#canonical, traceIdHex);
+    const b = this.#buffer;
+    const at = this.#at;
+    for (let k = 0; k < 32; k++) {
+      const c = traceIdHex.charCodeAt(k);
+      if (c > 0x7f) return violationId(this.#ruleId, this.#canonical, traceIdHex);
+      b[at + k] = c;
+    }
+    return hash('sha256', b, 'hex').slice(0, 32);
+  }
+}

@@ -1,6 +1,7 @@
 /** Evaluation on hand-built traces: chains, relations, aggregates, logic, forms. */
 import assert from 'node:assert/strict';
 import { describe, it } from './node-test.ts';
+import { internalized } from '../../src/rules/compile.ts';
 import { evaluateTrace } from '../../src/rules/index.ts';
 import { holds, rule, span } from './trace.ts';
 
@@ -26,6 +27,16 @@ describe('trace.has and trace.every', () => {
   it('selects by exact name, strings included', () => {
     assert.equal(holds('trace.has("GET /users")', [span('GET /users')]), true);
     assert.equal(holds('trace.has(GET)', [span('GET /users')]), false);
+  });
+  it('selects names that are property names of objects or array indices (rules keep their names internalized)', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', '0', '42', '-0', '4294967295', 'payment.charge', 'héllo ✓', 'x'.repeat(300)]) {
+      assert.equal(internalized(name), name);
+      const quoted = JSON.stringify(name);
+      assert.equal(holds(`trace.has(${quoted})`, [span(name)]), true, name);
+      assert.equal(holds(`trace.has(${quoted})`, [span(`${name}.`)]), false, name);
+      assert.equal(holds(`trace.every(*).satisfies(span:name == ${quoted})`, [span(name)]), true, name);
+      assert.equal(holds(`trace.every(${quoted}).has_parent(${quoted})`, [span(name, { id: '1' }), span(name, { id: '2', parent: '1' })]), false, name);
+    }
   });
 });
 

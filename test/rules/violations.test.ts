@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from './node-test.ts';
 import { BUDGET } from '../../src/rules/compile.ts';
+import { RuleViolationIds } from '../../src/rules/rule.ts';
 import { TraceIndex, createRuleSet, evaluateTrace, violationId } from '../../src/rules/index.ts';
 import { BASE_NS, TRACE_ID, hexId, rule, span, violation, witnesses } from './trace.ts';
 
@@ -53,6 +54,20 @@ describe('witness spans', () => {
     assert.equal(v.startTimeUnixNano, BASE_NS);
     assert.equal(v.endTimeUnixNano, BASE_NS + 89_000_000n, 'latest end of all witnesses, not only the first 32');
   });
+  it('are sorted, without repeats, alike in a few (insertion sort) and in many (Array#sort)', () => {
+    // Shuffled starts with many ties; the implication lists the antecedent spans and then
+    // the failing consequent's, so spans named both ways are listed twice.
+    for (const n of [2, 3, 7, 24, 25, 60]) {
+      const t = Array.from({ length: n }, (_, i) => span(i % 3 === 0 ? 'e' : 'f', { id: ((i * 7919) % 997).toString(16), start: (i * 37) % 5, end: 9 }));
+      const v = violation('not trace.has(*).where(span:status == unset)', t);
+      const sorted = [...t].sort((a, b) => (a.startTimeUnixNano === b.startTimeUnixNano ? (a.spanId < b.spanId ? -1 : 1) : a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1));
+      assert.deepEqual(v.witnessSpanIds, sorted.slice(0, 32).map((s) => s.spanId), `${n} witnesses`);
+      assert.equal(v.witnessCount, n);
+      const twice = violation('trace.has(*) implies trace.every(*).satisfies(span:status == error)', t);
+      assert.deepEqual(twice.witnessSpanIds, v.witnessSpanIds, `${n} witnesses listed twice`);
+      assert.equal(twice.witnessCount, n);
+    }
+  });
   it('are ordered and timed on exact times where relative times round (over 2^53 ns apart)', () => {
     // 2^60 and 2^60 + 1 ns after the earliest start are one number (2^60): the order, the
     // earliest start and the latest end still follow the exact times.
@@ -99,6 +114,20 @@ describe('violation fields', () => {
     assert.equal(expected.length, 32);
     const v = evaluateTrace([rule('trace.has(a) and trace.has(b)', { id: 'r1' })], [span('a')]).violations[0];
     assert.equal(v?.violationId, expected);
+  });
+
+  it('have the contract violation id for any trace id and rule text (a rule set hashes its rules\' part once)', () => {
+    const contract = (ruleId: string, canonical: string, traceId: string): string => createHash('sha256').update(`${ruleId}\n${canonical}\n${traceId}`).digest().subarray(0, 16).toString('hex');
+    const texts = ['trace.has(a)', 'trace.has(a).where(msg == "héllo ✓")', `trace.has(${'x'.repeat(200)})`];
+    const traceIds = [TRACE_ID, 'F'.repeat(32), '', 'abc', TRACE_ID + '00', 'é'.repeat(32), '✓'.repeat(32), `${'0'.repeat(31)}\u0080`];
+    for (const canonical of texts) {
+      const ids = new RuleViolationIds('r.1', canonical);
+      for (const traceId of traceIds) {
+        assert.equal(ids.of(traceId), contract('r.1', canonical, traceId), `${canonical} / ${traceId}`);
+        assert.equal(ids.of(traceId), violationId('r.1', canonical, traceId));
+      }
+      assert.equal(ids.of(TRACE_ID), contract('r.1', canonical, TRACE_ID), 'the buffer is written again for each id');
+    }
   });
 
   it('name the earliest parentless span as root (ties: lowest span id)', () => {
