@@ -163,7 +163,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       logger,
     });
     components.push(
-      new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup, waitWhenFull: kafkaMode }),
+      new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup, whenFull: kafkaMode ? 'wait' : 'wait_while_delivering' }),
     );
   } else if (has('forwarder')) {
     logger.info('no downstream.endpoint configured: the forwarder is off');

@@ -181,7 +181,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     timeout: duration('Deadline of one export call.', '10s'),
     compression: { type: 'string', enum: ['none', 'gzip'], default: 'none', description: 'Compression of export calls.' },
     max_queue_spans: int(
-      'Spans waiting for export (per exporter: forwarder and violations each); when full, new batches are dropped and counted.',
+      'Spans waiting for export (per exporter: forwarder and violations each). When full, the forwarder waits for room (with Kafka always; with the embedded transport while downstream takes exports, so the transport fills and the receiver answers UNAVAILABLE); otherwise new batches are dropped and counted.',
       200_000,
     ),
     max_batch_spans: int('Most spans in one export call.', 4096),

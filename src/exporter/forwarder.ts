@@ -15,8 +15,14 @@ export interface ForwarderOptions {
   readonly logger: Logger;
   /** Consumer group name (Kafka). */
   readonly group: string;
-  /** Wait for room in the export queue instead of dropping (Kafka keeps the backlog). */
-  readonly waitWhenFull: boolean;
+  /**
+   * When the export queue is full: `wait` for room (Kafka keeps the backlog), or wait
+   * only while downstream takes exports (`wait_while_delivering`: the embedded
+   * transport fills and the receiver answers UNAVAILABLE, so a burst is not dropped;
+   * while downstream fails, records are dropped and counted, so that rule evaluation,
+   * which reads the same transport, goes on).
+   */
+  readonly whenFull: 'wait' | 'wait_while_delivering';
   readonly commitIntervalMs?: number;
 }
 
@@ -37,14 +43,19 @@ export class Forwarder implements Component {
   }
 
   async #onBatch(partition: number, records: readonly ConsumedRecord[]): Promise<void> {
+    const { exporter, whenFull } = this.#o;
+    const whileDelivering = whenFull === 'wait_while_delivering';
     for (const record of records) {
-      if (this.#o.waitWhenFull) await this.#o.exporter.waitForRoom(record.spanCount);
       this.#offsets.hold(partition, record.offset);
-      this.#o.exporter.enqueue({
-        payload: record.payload,
-        spanCount: record.spanCount,
-        onDone: () => this.#offsets.release(partition, record.offset),
-      });
+      const item = { payload: record.payload, spanCount: record.spanCount, onDone: () => this.#offsets.release(partition, record.offset) };
+      // Partitions are handled concurrently: room one waited for may be taken by another first.
+      while (!exporter.offer(item)) {
+        if (exporter.stopping || (whileDelivering && !exporter.delivering)) {
+          exporter.enqueue(item); // dropped and counted
+          break;
+        }
+        await exporter.waitForRoom(record.spanCount, whileDelivering);
+      }
     }
   }
 

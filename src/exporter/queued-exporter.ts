@@ -37,8 +37,10 @@ export class QueuedExporter implements Component {
   readonly #queue: ExportItem[] = [];
   readonly #rateLimited: RateLimitedLog;
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #spaceWaiters: Array<() => void> = [];
+  readonly #spaceWaiters: Array<{ readonly resolve: () => void; readonly whileDelivering: boolean }> = [];
   #queuedSpans = 0;
+  /** False from a failed export attempt until the next one that succeeds. */
+  #delivering = true;
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
   #started = false;
@@ -62,21 +64,52 @@ export class QueuedExporter implements Component {
     return this.#queuedSpans === 0 || this.#queuedSpans + spanCount <= this.#o.config.maxQueueSpans;
   }
 
-  /** Resolves when the queue has room again (for callers that prefer waiting to dropping). */
-  waitForRoom(spanCount: number): Promise<void> {
-    if (this.hasRoom(spanCount) || this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => this.#spaceWaiters.push(resolve));
+  /** True once shutdown began: nothing more is queued. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Whether downstream takes exports: false from a failed attempt until one succeeds. */
+  get delivering(): boolean {
+    return this.#delivering;
+  }
+
+  /**
+   * Resolves when the queue has room again (for callers that prefer waiting to
+   * dropping). `whileDelivering`: resolves as well once downstream fails (then
+   * enqueue drops), so that only a slow downstream is waited for, not a failing one.
+   */
+  waitForRoom(spanCount: number, whileDelivering = false): Promise<void> {
+    if (this.hasRoom(spanCount) || this.#stopping || (whileDelivering && !this.#delivering)) return Promise.resolve();
+    return new Promise((resolve) => this.#spaceWaiters.push({ resolve, whileDelivering }));
+  }
+
+  #setDelivering(delivering: boolean): void {
+    this.#delivering = delivering;
+    if (delivering) return;
+    for (let i = 0; i < this.#spaceWaiters.length; ) {
+      const waiter = this.#spaceWaiters[i]!;
+      if (waiter.whileDelivering) {
+        this.#spaceWaiters.splice(i, 1);
+        waiter.resolve();
+      } else i++;
+    }
   }
 
   /** Queues an item; false (and counted as dropped) when the queue is full or stopping. */
   enqueue(item: ExportItem): boolean {
+    if (this.offer(item)) return true;
     const { metrics, name } = this.#o;
-    if (this.#stopping || !this.hasRoom(item.spanCount)) {
-      metrics.exporterSpansDropped.inc({ exporter: name, reason: 'queue_full' }, item.spanCount);
-      this.#rateLimited.warn('queue_full', { exporter: name, queuedSpans: this.#queuedSpans }, 'export queue full: spans dropped');
-      item.onDone?.(false);
-      return false;
-    }
+    metrics.exporterSpansDropped.inc({ exporter: name, reason: 'queue_full' }, item.spanCount);
+    this.#rateLimited.warn('queue_full', { exporter: name, queuedSpans: this.#queuedSpans }, 'export queue full: spans dropped');
+    item.onDone?.(false);
+    return false;
+  }
+
+  /** Queues an item when there is room (and not stopping); false, and nothing else done, otherwise. */
+  offer(item: ExportItem): boolean {
+    const { metrics, name } = this.#o;
+    if (this.#stopping || !this.hasRoom(item.spanCount)) return false;
     this.#queue.push(item);
     this.#queuedSpans += item.spanCount;
     metrics.exporterQueueSpans.set({ exporter: name }, this.#queuedSpans);
@@ -117,7 +150,7 @@ export class QueuedExporter implements Component {
       this.#inFlight.delete(p);
       this.#queuedSpans -= spans;
       this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
-      while (this.#spaceWaiters.length > 0 && (this.hasRoom(1) || this.#stopping)) this.#spaceWaiters.shift()!();
+      while (this.#spaceWaiters.length > 0 && (this.hasRoom(1) || this.#stopping)) this.#spaceWaiters.shift()!.resolve();
       this.#pump();
     });
     this.#inFlight.add(p);
@@ -132,11 +165,13 @@ export class QueuedExporter implements Component {
     for (;;) {
       const result = await sender.send(payload, spans);
       if (result.status === 'success') {
+        this.#setDelivering(true);
         metrics.exporterSpansSent.inc({ exporter: name }, spans);
         for (const item of batch) item.onDone?.(true);
         return;
       }
       metrics.exporterSpansFailed.inc({ exporter: name }, spans);
+      this.#setDelivering(false);
       const giveUp = result.status === 'failure' || Date.now() + backoff > deadline;
       if (giveUp) {
         const reason = result.status === 'failure' ? 'rejected' : 'retries_exhausted';
@@ -162,7 +197,7 @@ export class QueuedExporter implements Component {
       if (this.#inFlight.size === 0) this.#flushOne();
       if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     }
-    for (const w of this.#spaceWaiters.splice(0)) w();
+    for (const w of this.#spaceWaiters.splice(0)) w.resolve();
     await this.#o.sender.shutdown();
   }
 

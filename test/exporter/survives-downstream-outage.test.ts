@@ -5,6 +5,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue, waitUntil } from '../helpers/pipeline.ts';
 import { createTestApp, emitTraces, otlpExporter } from '../helpers/sdk.ts';
@@ -64,4 +67,56 @@ describe('downstream outages', () => {
       await sink.close();
     }
   });
+
+  it('holds a burst back at the receiver, not dropping it, while a slow downstream takes exports', async () => {
+    const sink = await startOtlpSink();
+    sink.delayMs = 150;
+    const betrace = await startTestPipeline({
+      transport: { max_queued_bytes: '64KiB' },
+      receiver: { retry_after: '100ms' },
+      downstream: { endpoint: sink.url, batch_timeout: '20ms', max_queue_spans: 500, max_batch_spans: 100 },
+    });
+    const client = rawTraceClient(betrace.grpcUrl);
+    try {
+      // 40 requests of 100 spans (~40 KB each), 8 at a time, each sent again when refused.
+      let unavailable = 0;
+      const send = async (body: Buffer) => {
+        for (;;) {
+          const { err } = await client.export(body);
+          if (err === null) return;
+          assert.equal(err.code, grpc.status.UNAVAILABLE, err.message);
+          unavailable++;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      const bodies = Array.from({ length: 40 }, (_, r) => burstRequest(r));
+      for (let i = 0; i < bodies.length; i += 8) await Promise.all(bodies.slice(i, i + 8).map(send));
+      await sink.waitFor((s) => new Set(s.map((x) => x.key)).size >= 4000, 10_000, 'every span of the burst').catch(async (e) => { console.log((await (await fetch(betrace.apiUrl + '/metrics')).text()).split('\n').filter((l) => /^betrace_(exporter|receiver|transport)/.test(l)).join('\n'), 'unavailable', unavailable); throw e; });
+      assert.equal(await metricValue(betrace.apiUrl, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder' }), 0, 'nothing dropped');
+      assert.ok(unavailable > 0, 'the receiver held the client back');
+      assert.ok((await metricValue(betrace.apiUrl, 'betrace_exporter_queue_spans', { exporter: 'forwarder' })) <= 500);
+    } finally {
+      client.close();
+      await betrace.stop();
+      await sink.close();
+    }
+  });
 });
+
+/** Request r: 10 traces of 10 spans, ~400 bytes each. */
+function burstRequest(r: number): Buffer {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const spans = Array.from({ length: 100 }, (_, i) => ({
+    traceId: Buffer.from(`${(r * 10 + Math.floor(i / 10) + 1).toString(16).padStart(32, '0')}`, 'hex'),
+    spanId: Buffer.from((r * 100 + i + 1).toString(16).padStart(16, '0'), 'hex'),
+    name: 'burst',
+    startTimeUnixNano: now.toString(),
+    endTimeUnixNano: (now + 1000n).toString(),
+    attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(300) } }],
+  }));
+  return Buffer.from(
+    ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({ resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'burst' } }] }, scopeSpans: [{ spans }] }] }),
+    ).finish(),
+  );
+}

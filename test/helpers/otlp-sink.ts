@@ -55,6 +55,8 @@ export interface OtlpSink {
   readonly calls: number;
   /** Each call is refused with UNAVAILABLE with this probability (0..1). */
   refuseRatio: number;
+  /** Each call is answered (and its spans kept) this many ms after it arrives. */
+  delayMs: number;
   /** Waits until `predicate(spans)` holds, or throws after `timeoutMs`. */
   waitFor(predicate: (spans: readonly FlatSpan[]) => boolean, timeoutMs?: number, what?: string): Promise<void>;
   /** Stops listening (clients see UNAVAILABLE); start() listens again on the same port. */
@@ -80,6 +82,7 @@ export async function startOtlpSink(options: { port?: number } = {}): Promise<Ot
       return calls;
     },
     refuseRatio: 0,
+    delayMs: 0,
     async waitFor(predicate, timeoutMs = 30_000, what = 'condition') {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(spans)) {
@@ -99,8 +102,12 @@ export async function startOtlpSink(options: { port?: number } = {}): Promise<Ot
               cb({ code: grpc.status.UNAVAILABLE, details: 'sink refusing on purpose' }, null);
               return;
             }
-            spans.push(...flattenRequest(call.request));
-            cb(null, Buffer.alloc(0));
+            const take = () => {
+              spans.push(...flattenRequest(call.request));
+              cb(null, Buffer.alloc(0));
+            };
+            if (sink.delayMs > 0) setTimeout(take, sink.delayMs);
+            else take();
           },
         },
       );

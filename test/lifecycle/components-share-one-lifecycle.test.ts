@@ -35,7 +35,7 @@ function fixtures() {
     'http receiver': () => new HttpReceiver({ host: '127.0.0.1', port: 0, maxRequestBytes: 1 << 20, ingest, metrics, logger }),
     'admin api': () => new ApiServer({ host: '127.0.0.1', port: 0, metrics, logger }),
     'export queue': exporter,
-    forwarder: () => new Forwarder({ transport, exporter: exporter(), logger, group: 'f', waitWhenFull: false }),
+    forwarder: () => new Forwarder({ transport, exporter: exporter(), logger, group: 'f', whenFull: 'wait_while_delivering' }),
     'evaluator pool': () => new EvaluatorPool({ threads: 1, logger }),
     worker: () =>
       new Worker({
