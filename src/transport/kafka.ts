@@ -89,10 +89,15 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuf
   return new Kafka(options);
 }
 
+/** Node's codes for a TLS peer certificate that fails verification (untrusted, expired, for another host). */
+const CERTIFICATE_ERROR_CODES = /^(UNABLE_TO_(GET_ISSUER_CERT|GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|SIGNATURE_FAILURE|REVOKED|UNTRUSTED|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
 /** Whether a kafkajs error is worth trying again (a leader not elected yet, a broker restarting). */
 export function isRetriableKafkaError(err: unknown): boolean {
-  const e = err as { retriable?: unknown; name?: unknown; cause?: unknown } | null;
+  const e = err as { retriable?: unknown; name?: unknown; cause?: unknown; code?: unknown } | null;
   if (e === null || typeof e !== 'object') return false;
+  // kafkajs calls every connection error retriable; a broker certificate that is not trusted is not mended by trying again.
+  if (typeof e.code === 'string' && CERTIFICATE_ERROR_CODES.test(e.code)) return false;
   if (e.retriable === true) return true;
   // kafkajs's own retrier gives up with this wrapper around the last (retriable) error.
   return e.name === 'KafkaJSNumberOfRetriesExceeded' && isRetriableKafkaError(e.cause);

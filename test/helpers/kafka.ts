@@ -49,6 +49,8 @@ export interface KafkaBroker {
   readonly dir: string;
   /** The broker's log file (stdout+stderr of the JVM). */
   readonly logFile: string;
+  /** Per extra listener (StartKafkaOptions.listeners), its address. */
+  readonly listeners: Readonly<Record<string, string>>;
   /** Graceful shutdown (SIGTERM, controlled shutdown); the data is kept. */
   stop(): Promise<void>;
   /** Starts again on the same ports and data directory; resolves once it serves requests. */
@@ -70,6 +72,14 @@ export interface StartKafkaOptions {
   jvmArgs?: string[];
   /** Extra/overriding server.properties entries. */
   properties?: Record<string, string | number | boolean>;
+  /**
+   * Listeners for clients besides PLAINTEXT (which brokers and the readiness probe keep
+   * using), each on a port of its own: name → security protocol (SSL, SASL_SSL,
+   * SASL_PLAINTEXT). Their settings go in `properties` (listener.name.<name>.…).
+   */
+  listeners?: Record<string, 'SSL' | 'SASL_SSL' | 'SASL_PLAINTEXT'>;
+  /** Extra arguments of the storage format, e.g. `--add-scram` credentials. */
+  formatArgs?: string[];
   /** How long to wait for the broker to serve requests, default 60 s. */
   startTimeoutMs?: number;
 }
@@ -179,8 +189,12 @@ class PortInUseError extends Error {}
 async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> {
   const libs = await ensureKafkaJars();
   requireJava();
-  const [port, controllerPort] = await freePorts(2);
+  const extra = Object.entries(options.listeners ?? {});
+  const [port, controllerPort, ...extraPorts] = await freePorts(2 + extra.length);
   if (port === undefined || controllerPort === undefined) throw new Error('startKafka: no free ports');
+  const listeners = Object.fromEntries(extra.map(([name], i) => [name, `127.0.0.1:${extraPorts[i]!}`]));
+  const extraListeners = extra.map(([name]) => `,${name}://${listeners[name]!}`).join('');
+  const extraProtocols = extra.map(([name, protocol]) => `,${name}:${protocol}`).join('');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'betrace-kafka-'));
   const logFile = options.logDir
     ? path.join(path.resolve(options.logDir), `kafka-${port}.log`)
@@ -195,9 +209,9 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://${address},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${address}`,
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    listeners: `PLAINTEXT://${address},CONTROLLER://127.0.0.1:${controllerPort}${extraListeners}`,
+    'advertised.listeners': `PLAINTEXT://${address}${extraListeners}`,
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${extraProtocols}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'log.dirs': dataDir,
@@ -275,7 +289,7 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
   let clusterId: string;
   do clusterId = randomBytes(16).toString('base64url');
   while (clusterId.startsWith('-'));
-  const fmt = await runCollect('java', [...jvm, 'kafka.tools.StorageTool', 'format', '--cluster-id', clusterId, '--config', propsFile]);
+  const fmt = await runCollect('java', [...jvm, 'kafka.tools.StorageTool', 'format', '--cluster-id', clusterId, '--config', propsFile, ...(options.formatArgs ?? [])]);
   if (fmt.code !== 0) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`startKafka: formatting the storage failed (exit ${fmt.code}):\n${fmt.output.slice(-4000)}`);
@@ -340,6 +354,7 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     brokers: [address],
     dir,
     logFile,
+    listeners,
     stop: () => signal('SIGTERM', 30_000),
     kill: () => signal('SIGKILL', 5_000),
     start: async () => {

@@ -47,6 +47,14 @@ describe('Kafka admin calls', () => {
     assert.equal(isRetriableKafkaError(new KafkaJSNonRetriableError('no')), false);
     assert.equal(isRetriableKafkaError(new Error('plain')), false);
     assert.equal(isRetriableKafkaError(undefined), false);
+    // kafkajs calls connection errors retriable, an untrusted broker certificate among them.
+    const { KafkaJSConnectionError } = require('kafkajs') as typeof KafkaJs;
+    const tlsError = (code: string) => new KafkaJSConnectionError(`Connection error: ${code}`, { broker: '127.0.0.1:9093', code });
+    assert.equal(isRetriableKafkaError(tlsError('ECONNREFUSED')), true);
+    for (const code of ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']) {
+      assert.equal(isRetriableKafkaError(tlsError(code)), false, code);
+      assert.equal(isRetriableKafkaError(new KafkaJSNumberOfRetriesExceeded(tlsError(code), { retryCount: 5, retryTime: 1 })), false, code);
+    }
   });
 
   it('are tried again on a fresh client while the error is retriable, each client disconnected', async () => {
