@@ -38,9 +38,12 @@ export class GrpcReceiver implements Component {
       'grpc.max_receive_message_length': maxRequestBytes,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
     });
-    const window = this.#options.flowControlWindowBytes;
     const internals = server as unknown as GrpcServerInternals;
-    if (window !== undefined) offerStreamWindow(internals, window);
+    let window = this.#options.flowControlWindowBytes;
+    if (window !== undefined && !offerStreamWindow(internals, window)) {
+      this.#options.logger.warn('grpc-js keeps its HTTP/2 server options elsewhere than expected: receiver.grpc.flow_control_window not applied, HTTP/2 windows of 64KiB');
+      window = undefined;
+    }
     server.addService(
       TRACE_SERVICE_DEFINITION,
       { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.#export(call, callback) },
@@ -50,7 +53,9 @@ export class GrpcReceiver implements Component {
       server.bindAsync(address, this.#credentials(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
     this.#server = server;
-    if (window !== undefined) widenConnectionWindows(internals, window);
+    if (window !== undefined && !widenConnectionWindows(internals, window)) {
+      this.#options.logger.warn('grpc-js keeps its HTTP/2 servers elsewhere than expected: receiver.grpc.flow_control_window applied to streams only, connections keep 64KiB');
+    }
     if (this.#options.tls !== undefined) await this.#tlsReady(host);
     this.#options.logger.info({ address: `${host}:${this.#port}` }, 'OTLP/gRPC receiver listening');
   }
@@ -158,24 +163,28 @@ export class GrpcReceiver implements Component {
  * requests twice as fast and the receiver spent about a quarter less CPU per span
  * (README, Benchmarks). Set through two grpc-js internals: the options it creates its
  * HTTP/2 servers with (the stream window, offered in the SETTINGS frame) and the
- * servers it made (each connection's window, raised as it opens). The receiver tests
- * read both windows from a client's side of a connection, so a grpc-js that moves them
- * fails there.
+ * servers it made (each connection's window, raised as it opens). Where a grpc-js keeps
+ * them elsewhere the receiver says so in its log and runs with 64 KiB windows; the
+ * receiver tests read both windows from a client's side of a connection, so such a
+ * grpc-js fails there.
  */
 interface GrpcServerInternals {
   commonServerOptions?: http2.ServerOptions;
   http2Servers?: Map<http2.Http2Server, { sessions?: Set<http2.ServerHttp2Session> }>;
 }
 
-function offerStreamWindow(server: GrpcServerInternals, window: number): void {
+/** False when grpc-js keeps its HTTP/2 server options elsewhere. */
+function offerStreamWindow(server: GrpcServerInternals, window: number): boolean {
   const options = server.commonServerOptions;
-  if (options === undefined) throw new Error('OTLP/gRPC receiver: grpc-js keeps its HTTP/2 server options elsewhere than expected (receiver.grpc.flow_control_window)');
+  if (options === undefined || typeof options !== 'object') return false;
   options.settings = { ...options.settings, initialWindowSize: window };
+  return true;
 }
 
-function widenConnectionWindows(server: GrpcServerInternals, window: number): void {
+/** False when grpc-js keeps its HTTP/2 servers elsewhere. */
+function widenConnectionWindows(server: GrpcServerInternals, window: number): boolean {
   const servers = server.http2Servers;
-  if (servers === undefined) throw new Error('OTLP/gRPC receiver: grpc-js keeps its HTTP/2 servers elsewhere than expected (receiver.grpc.flow_control_window)');
+  if (!(servers instanceof Map)) return false;
   const widen = (session: http2.ServerHttp2Session) => {
     if (!session.destroyed) session.setLocalWindowSize(window);
   };
@@ -183,4 +192,5 @@ function widenConnectionWindows(server: GrpcServerInternals, window: number): vo
     http2Server.on('session', widen);
     for (const session of info.sessions ?? []) widen(session);
   }
+  return true;
 }
