@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { paddedRequest } from '../helpers/encode-spans.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue, waitUntil } from '../helpers/pipeline.ts';
@@ -105,18 +105,6 @@ describe('downstream outages', () => {
 
 /** Request r: 10 traces of 10 spans, ~400 bytes each. */
 function burstRequest(r: number): Buffer {
-  const now = BigInt(Date.now()) * 1_000_000n;
-  const spans = Array.from({ length: 100 }, (_, i) => ({
-    traceId: Buffer.from(`${(r * 10 + Math.floor(i / 10) + 1).toString(16).padStart(32, '0')}`, 'hex'),
-    spanId: Buffer.from((r * 100 + i + 1).toString(16).padStart(16, '0'), 'hex'),
-    name: 'burst',
-    startTimeUnixNano: now.toString(),
-    endTimeUnixNano: (now + 1000n).toString(),
-    attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(300) } }],
-  }));
-  return Buffer.from(
-    ExportTraceServiceRequest.encode(
-      ExportTraceServiceRequest.fromObject({ resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'burst' } }] }, scopeSpans: [{ spans }] }] }),
-    ).finish(),
-  );
+  const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+  return paddedRequest('burst', Array.from({ length: 100 }, (_, i) => [hex(r * 10 + Math.floor(i / 10) + 1, 32), hex(r * 100 + i + 1, 16)] as const));
 }

@@ -40,3 +40,34 @@ export function encodeSpans(spans: readonly SpanRecord[]): Uint8Array {
     }),
   ).finish();
 }
+
+/**
+ * One ExportTraceServiceRequest of one service: a span per [trace id, span id] (hex),
+ * starting now, each with a 300-byte string attribute (about 400 bytes a span).
+ */
+export function paddedRequest(service: string, ids: ReadonlyArray<readonly [traceId: string, spanId: string]>): Buffer {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  return Buffer.from(
+    ExportTraceServiceRequest.encode(
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+            scopeSpans: [
+              {
+                spans: ids.map(([traceId, spanId]) => ({
+                  traceId: idBytes(traceId),
+                  spanId: idBytes(spanId),
+                  name: 'load',
+                  startTimeUnixNano: now.toString(),
+                  endTimeUnixNano: (now + 1000n).toString(),
+                  attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(300) } }],
+                })),
+              },
+            ],
+          },
+        ],
+      }),
+    ).finish(),
+  );
+}

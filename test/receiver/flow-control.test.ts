@@ -6,7 +6,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
-import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { paddedRequest } from '../helpers/encode-spans.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startTestPipeline, metricValue, type TestPipeline } from '../helpers/pipeline.ts';
 
@@ -28,31 +28,7 @@ async function offeredWindows(url: string, expectedConnection: number): Promise<
 }
 
 function bigRequest(spans: number): Buffer {
-  const traceId = Buffer.from('5af7651916cd43dd8448eb211c80319c', 'hex');
-  return Buffer.from(
-    ExportTraceServiceRequest.encode(
-      ExportTraceServiceRequest.fromObject({
-        resourceSpans: [
-          {
-            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'big' } }] },
-            scopeSpans: [
-              {
-                scope: { name: 't' },
-                spans: Array.from({ length: spans }, (_, i) => ({
-                  traceId,
-                  spanId: Buffer.from((i + 1).toString(16).padStart(16, '0'), 'hex'),
-                  name: `span-${i}`,
-                  startTimeUnixNano: '1700000000000000000',
-                  endTimeUnixNano: '1700000000100000000',
-                  attributes: [{ key: 'payload', value: { stringValue: 'x'.repeat(300) } }],
-                })),
-              },
-            ],
-          },
-        ],
-      }),
-    ).finish(),
-  );
+  return paddedRequest('big', Array.from({ length: spans }, (_, i) => ['5af7651916cd43dd8448eb211c80319c', (i + 1).toString(16).padStart(16, '0')] as const));
 }
 
 describe('HTTP/2 flow control on the OTLP/gRPC receiver', () => {

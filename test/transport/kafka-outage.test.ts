@@ -7,38 +7,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import { paddedRequest } from '../helpers/encode-spans.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { startKafka, uniqueName } from '../helpers/kafka.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue } from '../helpers/pipeline.ts';
 
 function request(spanIds: string[]): Buffer {
-  const traceId = randomBytes(16);
-  const now = BigInt(Date.now()) * 1_000_000n;
-  return Buffer.from(
-    ExportTraceServiceRequest.encode(
-      ExportTraceServiceRequest.fromObject({
-        resourceSpans: [
-          {
-            resource: { attributes: [{ key: 'service.name', value: { stringValue: 'outage-client' } }] },
-            scopeSpans: [
-              {
-                spans: spanIds.map((id) => ({
-                  traceId,
-                  spanId: Buffer.from(id, 'hex'),
-                  name: 'load',
-                  startTimeUnixNano: now.toString(),
-                  endTimeUnixNano: (now + 1000n).toString(),
-                  attributes: [{ key: 'pad', value: { stringValue: 'x'.repeat(300) } }],
-                })),
-              },
-            ],
-          },
-        ],
-      }),
-    ).finish(),
-  );
+  const traceId = randomBytes(16).toString('hex');
+  return paddedRequest('outage-client', spanIds.map((id) => [traceId, id] as const));
 }
 
 describe('Kafka outage', () => {
