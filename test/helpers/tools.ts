@@ -3,6 +3,7 @@
 //
 //   helm          helm.sh/helm/v3/cmd/helm
 //   telemetrygen  github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen
+//   otelcol-builder  go.opentelemetry.io/collector/cmd/builder (builds the test Collector, otelcol.ts)
 //
 // Binaries land in `<cache>/bin` (see betraceCacheDir) and are built once: a
 // `<cache>/bin/.<name>.version` marker records the pinned version they were built
@@ -24,7 +25,7 @@ export function betraceCacheDir(): string {
   return path.join(xdg ? path.resolve(xdg) : path.join(os.homedir(), '.cache'), 'betrace');
 }
 
-export type GoToolName = 'helm' | 'telemetrygen';
+export type GoToolName = 'helm' | 'telemetrygen' | 'otelcol-builder';
 
 /** Pinned versions; each resolves on proxy.golang.org (`go list -m -versions <module>`). */
 export const GO_TOOLS: Readonly<Record<GoToolName, { readonly pkg: string; readonly version: string }>> = {
@@ -33,6 +34,7 @@ export const GO_TOOLS: Readonly<Record<GoToolName, { readonly pkg: string; reado
     pkg: 'github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen',
     version: 'v0.161.0',
   },
+  'otelcol-builder': { pkg: 'go.opentelemetry.io/collector/cmd/builder', version: 'v0.165.0' },
 };
 
 const inFlight = new Map<GoToolName, Promise<string>>();
@@ -56,14 +58,15 @@ async function installGoTool(name: GoToolName): Promise<string> {
   const tool = GO_TOOLS[name];
   if (!tool) throw new Error(`ensureGoTool: unknown tool ${String(name)}`);
   const binDir = path.join(betraceCacheDir(), 'bin');
-  const binary = path.join(binDir, process.platform === 'win32' ? `${name}.exe` : name);
+  const command = tool.pkg.split('/').pop()!;
+  const binary = path.join(binDir, process.platform === 'win32' ? `${command}.exe` : command);
   const marker = path.join(binDir, `.${name}.version`);
   if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === tool.version) {
     return binary;
   }
   await mkdir(binDir, { recursive: true });
   const spec = `${tool.pkg}@${tool.version}`;
-  const { code, output } = await run('go', ['install', spec], {
+  const { code, output } = await runTool('go', ['install', spec], {
     ...process.env,
     GOBIN: binDir,
     CGO_ENABLED: process.env.CGO_ENABLED ?? '0',
@@ -85,7 +88,8 @@ async function installGoTool(name: GoToolName): Promise<string> {
   return binary;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+/** Runs a command to its end, with its stdout and stderr (the last 32-64k characters) together. */
+export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -1,0 +1,138 @@
+/**
+ * A real OpenTelemetry Collector as a downstream of betrace in tests: OTLP/gRPC in,
+ * decoded by the Collector's Go protobuf code, exported again over OTLP/gRPC to a test
+ * sink (test/helpers/otlp-sink.ts), so a test sees exactly what a conformant decoder
+ * accepted. Built with the Collector builder from the Go module proxy
+ * (test/helpers/otelcol/builder.yaml) into the tool cache, once per manifest.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { betraceCacheDir, ensureGoTool, runTool } from './tools.ts';
+
+const MANIFEST = fileURLToPath(new URL('./otelcol/builder.yaml', import.meta.url));
+const BINARY_NAME = 'otelcol-betrace-test';
+
+let building: Promise<string> | undefined;
+
+/** Path of the test Collector binary, built the first time (about 2 minutes with a cold Go module cache). */
+export function ensureOtelCollector(): Promise<string> {
+  building ??= build();
+  building.catch(() => (building = undefined));
+  return building;
+}
+
+async function build(): Promise<string> {
+  const manifest = await readFile(MANIFEST, 'utf8');
+  const version = createHash('sha256').update(manifest).digest('hex').slice(0, 16);
+  const binDir = path.join(betraceCacheDir(), 'bin');
+  const binary = path.join(binDir, BINARY_NAME);
+  const marker = path.join(binDir, `.${BINARY_NAME}.version`);
+  if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === version) return binary;
+  const builder = await ensureGoTool('otelcol-builder');
+  const work = path.join(betraceCacheDir(), 'otelcol-build');
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const withOutput = manifest.replace(/^dist:\n/m, `dist:\n  output_path: ${JSON.stringify(work)}\n`);
+  const manifestCopy = path.join(work, 'builder.yaml');
+  await writeFile(manifestCopy, withOutput);
+  const { code, output } = await runTool(builder, ['--config', manifestCopy], { ...process.env, CGO_ENABLED: '0' });
+  const built = path.join(work, BINARY_NAME);
+  if (code !== 0 || !existsSync(built)) {
+    throw new Error(`ensureOtelCollector: the Collector builder failed (exit ${code}); it needs Go and the Go module proxy:\n${output.slice(-4000)}`);
+  }
+  await mkdir(binDir, { recursive: true });
+  await rm(binary, { force: true });
+  await rename(built, binary);
+  await writeFile(marker, `${version}\n`);
+  await rm(work, { recursive: true, force: true });
+  return binary;
+}
+
+export interface OtelCollector {
+  /** OTLP/gRPC endpoint betrace exports to, `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  output(): string;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a Collector that receives OTLP/gRPC on a free loopback port and exports every
+ * span it accepted to `exportTo` (an OTLP/gRPC URL, e.g. a test sink's), without a
+ * sending queue, so the Collector answers an export only once the sink has it.
+ */
+export async function startOtelCollector(options: { exportTo: string }): Promise<OtelCollector> {
+  const binary = await ensureOtelCollector();
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'betrace-otelcol-'));
+  const configFile = path.join(dir, 'config.yaml');
+  const target = new URL(options.exportTo);
+  await writeFile(
+    configFile,
+    [
+      'receivers:',
+      '  otlp:',
+      '    protocols:',
+      '      grpc:',
+      `        endpoint: 127.0.0.1:${port}`,
+      '        max_recv_msg_size_mib: 64',
+      'exporters:',
+      '  otlp_grpc:',
+      `    endpoint: 127.0.0.1:${target.port}`,
+      '    tls:',
+      '      insecure: true',
+      '    sending_queue:',
+      '      enabled: false',
+      '    retry_on_failure:',
+      '      enabled: false',
+      'service:',
+      '  telemetry:',
+      '    metrics:',
+      '      level: none',
+      '  pipelines:',
+      '    traces:',
+      '      receivers: [otlp]',
+      '      exporters: [otlp_grpc]',
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn(binary, ['--config', `file:${configFile}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + 30_000;
+  while (!/Everything is ready/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`the test Collector exited (${child.exitCode}) at start:\n${out.slice(-3000)}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the test Collector did not get ready in 30 s:\n${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    output: () => out,
+    async close() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
