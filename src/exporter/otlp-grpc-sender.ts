@@ -11,13 +11,30 @@ import {
   createSslCredentials,
 } from '@opentelemetry/otlp-grpc-exporter-base';
 import type { DownstreamConfig } from '../config/index.ts';
-import { TRACE_EXPORT_PATH } from '../otlp/index.ts';
+import { RetryInfo, RpcStatus, TRACE_EXPORT_PATH } from '../otlp/index.ts';
 
-/** Expected failures are values. */
+/** Expected failures are values. `code` is the gRPC status name downstream answered, when it answered one. */
 export type SendResult =
   | { readonly status: 'success' }
-  | { readonly status: 'retryable'; readonly error: string }
-  | { readonly status: 'failure'; readonly error: string };
+  | {
+      readonly status: 'retryable';
+      readonly error: string;
+      readonly code?: string | undefined;
+      /** The delay downstream asked for (google.rpc.RetryInfo), when it gave one. */
+      readonly retryAfterMs?: number | undefined;
+    }
+  | {
+      readonly status: 'failure';
+      readonly error: string;
+      readonly code?: string | undefined;
+      /**
+       * The refusal may concern what this payload holds (a message downstream cannot
+       * decode or accepts no part of), so parts of it may be accepted when sent apart.
+       * False when downstream refuses every request alike (authentication, permission,
+       * no such service) or when nothing reached downstream.
+       */
+      readonly payloadSpecific: boolean;
+    };
 
 export interface PayloadSender {
   send(payload: Uint8Array, spanCount: number): Promise<SendResult>;
@@ -29,16 +46,77 @@ interface Batch {
   readonly spanCount: number;
 }
 
-/** Retryable per the OTLP specification (gRPC). */
+/**
+ * Retryable per the OTLP specification (OTLP/gRPC, "Failures"): these, and
+ * RESOURCE_EXHAUSTED only when downstream says recovery is possible by sending
+ * RetryInfo. Every other status is not retryable: the data is dropped.
+ */
 const RETRYABLE = new Set<number>([
   grpcStatus.CANCELLED,
   grpcStatus.DEADLINE_EXCEEDED,
-  grpcStatus.RESOURCE_EXHAUSTED,
   grpcStatus.ABORTED,
   grpcStatus.OUT_OF_RANGE,
   grpcStatus.UNAVAILABLE,
   grpcStatus.DATA_LOSS,
 ]);
+
+/** Not retryable, and not about the payload: every request would be refused alike, so splitting would not help. */
+const REFUSES_ALL = new Set<number>([
+  grpcStatus.UNAUTHENTICATED,
+  grpcStatus.PERMISSION_DENIED,
+  grpcStatus.UNIMPLEMENTED,
+  grpcStatus.NOT_FOUND,
+]);
+
+const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
+
+/**
+ * The retry delay of a google.rpc.RetryInfo in the `grpc-status-details-bin`
+ * trailer (a google.rpc.Status), in milliseconds; undefined when there is none or
+ * it cannot be read.
+ */
+export function retryDelayMs(metadata: unknown): number | undefined {
+  if (!(metadata instanceof Metadata)) return undefined;
+  const [bin] = metadata.get('grpc-status-details-bin');
+  if (!(bin instanceof Uint8Array)) return undefined;
+  try {
+    const st = RpcStatus.decode(bin) as unknown as { details?: Array<{ typeUrl?: string; value?: Uint8Array }> };
+    for (const any of st.details ?? []) {
+      if (any.typeUrl !== RETRY_INFO_TYPE || any.value === undefined) continue;
+      const info = RetryInfo.decode(any.value) as unknown as {
+        retryDelay?: { seconds?: number | { low: number; high: number }; nanos?: number };
+      };
+      if (info.retryDelay === undefined) return undefined;
+      const s = info.retryDelay.seconds ?? 0;
+      // int64: a Long's high word is signed.
+      const seconds = typeof s === 'number' ? s : s.high * 2 ** 32 + (s.low >>> 0);
+      const ms = seconds * 1000 + (info.retryDelay.nanos ?? 0) / 1e6;
+      return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+    }
+  } catch {
+    return undefined; // undecodable details: as if there were none
+  }
+  return undefined;
+}
+
+/**
+ * Classifies a failed export by its gRPC status code, per the OTLP specification.
+ * An error without a status code never reached downstream (the client could not
+ * be set up): not retryable, not about the payload.
+ */
+export function classifyFailure(error: unknown): Exclude<SendResult, { status: 'success' }> {
+  const e = error as { code?: unknown; details?: unknown; message?: unknown; metadata?: unknown } | undefined;
+  const code = e?.code;
+  const message = typeof e?.message === 'string' ? e.message : 'export failed';
+  if (typeof code !== 'number') return { status: 'failure', error: message, payloadSpecific: false };
+  const name = (grpcStatus as unknown as Record<number, string | undefined>)[code] ?? String(code);
+  const details = typeof e?.details === 'string' && e.details !== '' ? e.details : message;
+  const retryAfterMs = retryDelayMs(e?.metadata);
+  if (RETRYABLE.has(code) || (code === (grpcStatus.RESOURCE_EXHAUSTED as number) && retryAfterMs !== undefined)) {
+    return { status: 'retryable', error: details, code: name, retryAfterMs };
+  }
+  return { status: 'failure', error: details, code: name, payloadSpecific: !REFUSES_ALL.has(code) };
+}
 
 export function createOtlpGrpcSender(config: DownstreamConfig): PayloadSender {
   const url = config.endpoint;
@@ -48,6 +126,8 @@ export function createOtlpGrpcSender(config: DownstreamConfig): PayloadSender {
     {
       url: address,
       timeoutMillis: config.timeoutMs,
+      // Far above the QueuedExporter's sends in flight (one per batch slot): the
+      // delegate's own limit never refuses a send.
       concurrencyLimit: 64,
       compression: config.compression,
       metadata: () => {
@@ -72,16 +152,7 @@ export function createOtlpGrpcSender(config: DownstreamConfig): PayloadSender {
     send: (payload, spanCount) =>
       new Promise<SendResult>((resolve) => {
         delegate.export({ payload, spanCount }, (result) => {
-          if (result.code === ExportResultCode.SUCCESS) {
-            resolve({ status: 'success' });
-            return;
-          }
-          const error = result.error;
-          const code = (error as { code?: unknown } | undefined)?.code;
-          const message = error?.message ?? 'export failed';
-          const retryable =
-            typeof code === 'number' ? RETRYABLE.has(code) : /Concurrent export limit/.test(message) || code === undefined;
-          resolve(retryable ? { status: 'retryable', error: message } : { status: 'failure', error: message });
+          resolve(result.code === ExportResultCode.SUCCESS ? { status: 'success' } : classifyFailure(result.error));
         });
       }),
     shutdown: () => delegate.shutdown(),
