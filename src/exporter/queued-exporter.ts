@@ -1,8 +1,10 @@
 /**
  * A bounded export queue in front of a PayloadSender: batches payloads up to
  * max_batch_spans (or batch_timeout), sends a few batches at once, retries
- * retryable failures with exponential backoff for up to max_retry_time, and
- * drops (counted, logged at a limited rate) what cannot be queued or delivered.
+ * retryable failures with exponential backoff for up to max_retry_time, splits
+ * a batch downstream refuses back into its entries so that only refused entries
+ * are lost, and drops (counted by reason, logged at a limited rate) what cannot
+ * be queued or delivered.
  * Used by the forwarder and by the workers' violation spans.
  */
 import type { Component } from '../component.ts';
@@ -10,7 +12,7 @@ import type { DownstreamConfig } from '../config/index.ts';
 import { mergeRequests } from '../otlp/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { PayloadSender } from './otlp-grpc-sender.ts';
+import type { PayloadSender, SendResult } from './otlp-grpc-sender.ts';
 
 export interface ExportItem {
   /** ExportTraceServiceRequest protobuf. */
@@ -156,9 +158,49 @@ export class QueuedExporter implements Component {
     this.#inFlight.add(p);
   }
 
-  async #send(batch: readonly ExportItem[], spans: number): Promise<void> {
+  /**
+   * Sends `items` as one request, retrying retryable failures with backoff (or
+   * after the delay downstream asked for) for up to max_retry_time. When downstream
+   * refuses the request as not retryable and the refusal may concern its content,
+   * the items are sent apart: each half as its own request, recursively down to
+   * single items, so that only the items downstream refuses are dropped (a few
+   * requests more per refused item; none when nothing is refused). Every item's
+   * onDone fires exactly once, delivered or dropped.
+   */
+  async #send(items: readonly ExportItem[], spans: number): Promise<void> {
+    const { metrics, name } = this.#o;
+    const result = await this.#sendRetrying(items, spans);
+    if (result.status === 'success') {
+      for (const item of items) item.onDone?.(true);
+      return;
+    }
+    const detail = { exporter: name, spans, entries: items.length, code: result.code, error: result.error };
+    if (result.status === 'retryable') {
+      this.#drop(items, spans, 'retries_exhausted', result.code, detail);
+      return;
+    }
+    if (result.payloadSpecific && items.length > 1) {
+      metrics.exporterBatchSplits.inc({ exporter: name });
+      this.#rateLimited.warn(`split:${result.code ?? ''}`, detail, 'downstream refused a merged export: sending its entries apart');
+      const half = Math.ceil(items.length / 2);
+      for (const part of [items.slice(0, half), items.slice(half)]) {
+        await this.#send(part, part.reduce((n, i) => n + i.spanCount, 0));
+      }
+      return;
+    }
+    // Refused for every request alike (or never sent): downstream does not take exports.
+    if (!result.payloadSpecific) this.#setDelivering(false);
+    this.#drop(items, spans, 'rejected', result.code, detail);
+  }
+
+  /**
+   * One request of `items` (a lone item's own bytes, uncopied), retried while it
+   * fails retryably and max_retry_time allows: its last result. The merged bytes
+   * live only as long as this call, not while the parts of a split are sent.
+   */
+  async #sendRetrying(items: readonly ExportItem[], spans: number): Promise<SendResult> {
     const { sender, metrics, name, config } = this.#o;
-    const payload = mergeRequests(batch.map((i) => i.payload));
+    const payload = items.length === 1 ? items[0]!.payload : mergeRequests(items.map((i) => i.payload));
     const deadline = Date.now() + config.maxRetryTimeMs;
     let backoff = this.#o.initialBackoffMs ?? 500;
     const maxBackoff = this.#o.maxBackoffMs ?? 5000;
@@ -167,24 +209,27 @@ export class QueuedExporter implements Component {
       if (result.status === 'success') {
         this.#setDelivering(true);
         metrics.exporterSpansSent.inc({ exporter: name }, spans);
-        for (const item of batch) item.onDone?.(true);
-        return;
+        return result;
       }
       metrics.exporterSpansFailed.inc({ exporter: name }, spans);
+      if (result.status !== 'retryable') return result;
       this.#setDelivering(false);
-      const giveUp = result.status === 'failure' || Date.now() + backoff > deadline;
-      if (giveUp) {
-        const reason = result.status === 'failure' ? 'rejected' : 'retries_exhausted';
-        metrics.exporterSpansDropped.inc({ exporter: name, reason }, spans);
-        this.#rateLimited.warn(reason, { exporter: name, spans, error: result.error }, 'export failed: spans dropped');
-        for (const item of batch) item.onDone?.(false);
-        return;
-      }
-      this.#rateLimited.warn('retry', { exporter: name, spans, error: result.error, backoffMs: backoff }, 'export failed: retrying');
+      const wait = result.retryAfterMs ?? backoff * (0.8 + Math.random() * 0.4);
+      if (Date.now() + wait > deadline) return result;
+      const detail = { exporter: name, spans, entries: items.length, code: result.code, error: result.error, backoffMs: Math.round(wait) };
+      this.#rateLimited.warn('retry', detail, 'export failed: retrying');
       metrics.exporterRetries.inc({ exporter: name });
-      await new Promise((r) => setTimeout(r, backoff * (0.8 + Math.random() * 0.4)));
+      await new Promise((r) => setTimeout(r, wait));
       backoff = Math.min(backoff * 2, maxBackoff);
     }
+  }
+
+  #drop(items: readonly ExportItem[], spans: number, reason: 'rejected' | 'retries_exhausted', code: string | undefined, detail: Record<string, unknown>): void {
+    const { metrics, name } = this.#o;
+    metrics.exporterSpansDropped.inc(code === undefined ? { exporter: name, reason } : { exporter: name, reason, code }, spans);
+    const message = reason === 'rejected' ? 'downstream refused the export (not retryable): spans dropped' : 'export failed: retries exhausted, spans dropped';
+    this.#rateLimited.warn(`${reason}:${code ?? ''}`, detail, message);
+    for (const item of items) item.onDone?.(false);
   }
 
   /** Sends everything queued (retrying as configured), then stops. */

@@ -19,7 +19,8 @@ export interface Metrics {
   readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
   readonly exporterSpansFailed: Counter<'exporter'>;
-  readonly exporterSpansDropped: Counter<'exporter' | 'reason'>;
+  readonly exporterSpansDropped: Counter<'exporter' | 'reason' | 'code'>;
+  readonly exporterBatchSplits: Counter<'exporter'>;
   readonly exporterRetries: Counter<'exporter'>;
   readonly exporterQueueSpans: Gauge<'exporter'>;
   readonly workerTracesEvaluated: Counter<'outcome'>;
@@ -119,8 +120,15 @@ export function createMetrics(): Metrics {
     }),
     exporterSpansDropped: new Counter({
       name: 'betrace_exporter_spans_dropped_total',
-      help: 'Spans given up on: queue full, retries exhausted, or rejected by downstream.',
-      labelNames: ['exporter', 'reason'],
+      help:
+        'Spans given up on, by reason (queue_full, retries_exhausted, rejected: refused by downstream as not retryable) and the gRPC status name downstream answered (code).',
+      labelNames: ['exporter', 'reason', 'code'],
+      registers,
+    }),
+    exporterBatchSplits: new Counter({
+      name: 'betrace_exporter_batch_splits_total',
+      help: 'Export requests split in two after downstream refused them as not retryable, to send their entries apart.',
+      labelNames: ['exporter'],
       registers,
     }),
     exporterRetries: new Counter({
