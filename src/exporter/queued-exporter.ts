@@ -32,6 +32,21 @@ export interface QueuedExporterOptions {
   readonly concurrency?: number;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * Once downstream refused every entry of REFUSED_BATCHES_BEFORE_WHOLE_DROPS split
+   * batches in a row, a refused batch is split again only this often (a probe);
+   * the others are dropped whole. Default 30 s.
+   */
+  readonly splitProbeIntervalMs?: number;
+}
+
+/** Split batches in a row whose every entry downstream refused before it is taken to refuse everything. */
+const REFUSED_BATCHES_BEFORE_WHOLE_DROPS = 3;
+
+/** What sending one batch came to, across the parts of its splits. */
+interface Outcome {
+  delivered: number;
+  split: boolean;
 }
 
 export class QueuedExporter implements Component {
@@ -46,6 +61,9 @@ export class QueuedExporter implements Component {
   #timer: NodeJS.Timeout | undefined;
   #stopping = false;
   #started = false;
+  /** Split batches in a row of which downstream took nothing. */
+  #refusedBatches = 0;
+  #lastSplitAt = 0;
 
   constructor(options: QueuedExporterOptions) {
     this.#o = options;
@@ -148,7 +166,7 @@ export class QueuedExporter implements Component {
       batch.push(this.#queue.shift()!);
       spans += next.spanCount;
     }
-    const p = this.#send(batch, spans).finally(() => {
+    const p = this.#sendBatch(batch, spans).finally(() => {
       this.#inFlight.delete(p);
       this.#queuedSpans -= spans;
       this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
@@ -159,18 +177,47 @@ export class QueuedExporter implements Component {
   }
 
   /**
+   * A batch downstream refuses as not retryable is split back into its entries so
+   * that only the refused entries are dropped (see #send). A downstream that refuses
+   * whatever it is sent (broken, or refusing every request with a status that could
+   * have been about the payload) would cost about two requests per entry: after
+   * REFUSED_BATCHES_BEFORE_WHOLE_DROPS split batches in a row of which it took
+   * nothing, refused batches are dropped whole, and split again once per
+   * splitProbeIntervalMs to see whether it takes some entries again.
+   */
+  async #sendBatch(batch: readonly ExportItem[], spans: number): Promise<void> {
+    const refusingAll = this.#refusedBatches >= REFUSED_BATCHES_BEFORE_WHOLE_DROPS;
+    const split = !refusingAll || Date.now() - this.#lastSplitAt >= (this.#o.splitProbeIntervalMs ?? 30_000);
+    const outcome: Outcome = { delivered: 0, split: false };
+    await this.#send(batch, spans, split, outcome);
+    if (outcome.delivered > 0) {
+      this.#refusedBatches = 0;
+    } else if (outcome.split) {
+      // Every entry refused: downstream takes nothing now.
+      this.#setDelivering(false);
+      if (++this.#refusedBatches === REFUSED_BATCHES_BEFORE_WHOLE_DROPS) {
+        this.#o.logger.warn(
+          { exporter: this.#o.name, batches: this.#refusedBatches },
+          'downstream refused every entry of the last batches: refused batches are now dropped whole, split again now and then to check',
+        );
+      }
+    }
+  }
+
+  /**
    * Sends `items` as one request, retrying retryable failures with backoff (or
    * after the delay downstream asked for) for up to max_retry_time. When downstream
    * refuses the request as not retryable and the refusal may concern its content,
-   * the items are sent apart: each half as its own request, recursively down to
-   * single items, so that only the items downstream refuses are dropped (a few
-   * requests more per refused item; none when nothing is refused). Every item's
-   * onDone fires exactly once, delivered or dropped.
+   * the items are sent apart (when `split`): each half as its own request,
+   * recursively down to single items, so that only the items downstream refuses are
+   * dropped (about 2·log2(n) requests more per refused item among n; none when
+   * nothing is refused). Every item's onDone fires exactly once, delivered or dropped.
    */
-  async #send(items: readonly ExportItem[], spans: number): Promise<void> {
+  async #send(items: readonly ExportItem[], spans: number, split: boolean, outcome: Outcome): Promise<void> {
     const { metrics, name } = this.#o;
     const result = await this.#sendRetrying(items, spans);
     if (result.status === 'success') {
+      outcome.delivered += items.length;
       for (const item of items) item.onDone?.(true);
       return;
     }
@@ -179,17 +226,19 @@ export class QueuedExporter implements Component {
       this.#drop(items, spans, 'retries_exhausted', result.code, detail);
       return;
     }
-    if (result.payloadSpecific && items.length > 1) {
+    if (result.payloadSpecific && split && items.length > 1) {
+      outcome.split = true;
+      this.#lastSplitAt = Date.now();
       metrics.exporterBatchSplits.inc({ exporter: name });
       this.#rateLimited.warn(`split:${result.code ?? ''}`, detail, 'downstream refused a merged export: sending its entries apart');
       const half = Math.ceil(items.length / 2);
       for (const part of [items.slice(0, half), items.slice(half)]) {
-        await this.#send(part, part.reduce((n, i) => n + i.spanCount, 0));
+        await this.#send(part, part.reduce((n, i) => n + i.spanCount, 0), split, outcome);
       }
       return;
     }
-    // Refused for every request alike (or never sent): downstream does not take exports.
-    if (!result.payloadSpecific) this.#setDelivering(false);
+    // Refused for every request alike, never sent, or while downstream refuses everything.
+    if (!result.payloadSpecific || !split) this.#setDelivering(false);
     this.#drop(items, spans, 'rejected', result.code, detail);
   }
 

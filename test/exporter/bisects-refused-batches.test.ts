@@ -34,7 +34,7 @@ const refusing =
   (ids: number[]): SendResult =>
     ids.some((id) => poison.has(id)) ? refusal : { status: 'success' };
 
-function setup(sender: PayloadSender, maxRetryTimeMs = 60_000) {
+function setup(sender: PayloadSender, maxRetryTimeMs = 60_000, splitProbeIntervalMs = 30_000) {
   const metrics = createMetrics();
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger(
@@ -54,17 +54,18 @@ function setup(sender: PayloadSender, maxRetryTimeMs = 60_000) {
     logger,
     initialBackoffMs: 1,
     maxBackoffMs: 1,
+    splitProbeIntervalMs,
   });
   return { exporter, metrics, lines };
 }
 
 /** Entries 0..n-1 of (id % 3) + 1 spans each, recording every onDone call. */
-function entries(n: number): { items: ExportItem[]; done: Array<boolean[]> } {
+function entries(n: number, first = 0): { items: ExportItem[]; done: Array<boolean[]> } {
   const done: Array<boolean[]> = Array.from({ length: n }, () => []);
-  const items = Array.from({ length: n }, (_, id) => ({
+  const items = Array.from({ length: n }, (_, i) => first + i).map((id, i) => ({
     payload: Uint8Array.of(id),
     spanCount: (id % 3) + 1,
-    onDone: (delivered: boolean) => done[id]!.push(delivered),
+    onDone: (delivered: boolean) => done[i]!.push(delivered),
   }));
   return { items, done };
 }
@@ -78,11 +79,11 @@ async function counter(metrics: Metrics, name: string, labels: Record<string, st
   return total;
 }
 
-async function run(exporter: QueuedExporter, items: readonly ExportItem[]): Promise<void> {
+async function run(exporter: QueuedExporter, items: readonly ExportItem[], stop = true): Promise<void> {
   await exporter.start();
   for (const item of items) assert.equal(exporter.offer(item), true);
   await exporter.flush();
-  await exporter.shutdown();
+  if (stop) await exporter.shutdown();
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
@@ -174,5 +175,31 @@ describe('bisecting a refused batch', () => {
     assert.equal(tooLong.calls.length, 1, 'no retry scheduled past the retry time');
     assert.deepEqual(second.done, [[false], [false]]);
     assert.equal(await counter(b.metrics, 'betrace_exporter_spans_dropped_total', { reason: 'retries_exhausted', code: 'RESOURCE_EXHAUSTED' }), 3);
+  });
+
+  it('stops splitting for a downstream that refuses every entry, and probes it again now and then', async () => {
+    let refuseAll = true;
+    const sender = mockSender((ids) => (refuseAll || ids.includes(21) ? { status: 'failure', code: 'INTERNAL', error: 'broken', payloadSpecific: true } : { status: 'success' }));
+    const { exporter, metrics, lines } = setup(sender, 60_000, 200);
+    const batches = Array.from({ length: 5 }, (_, b) => entries(4, b * 4));
+    for (const b of batches) await run(exporter, b.items, false);
+    assert.deepEqual(sender.calls.map((ids) => ids.length), [4, 2, 1, 1, 2, 1, 1, ...[4, 2, 1, 1, 2, 1, 1], ...[4, 2, 1, 1, 2, 1, 1], 4, 4], 'three batches split, then dropped whole');
+    assert.deepEqual(batches.flatMap((b) => b.done), Array.from({ length: 20 }, () => [false]), 'each entry dropped once');
+    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected', code: 'INTERNAL' }), batches.flatMap((b) => b.items).reduce((n, i) => n + i.spanCount, 0));
+    assert.equal(exporter.delivering, false, 'downstream takes nothing');
+    assert.ok(lines.some((l) => /refused every entry/.test(String(l.msg))), 'said once');
+
+    // Downstream recovers but for one poison entry: after the probe interval, a refused batch is split again.
+    refuseAll = false;
+    await new Promise((r) => setTimeout(r, 250));
+    const calls = sender.calls.length;
+    const probe = entries(4, 20); // 21 is poison
+    await run(exporter, probe.items, false);
+    assert.deepEqual(sender.calls.slice(calls), [[20, 21, 22, 23], [20, 21], [20], [21], [22, 23]]);
+    assert.deepEqual(probe.done, [[true], [false], [true], [true]]);
+    const next = entries(4, 18); // 21 again: split at once, no longer dropped whole
+    await run(exporter, next.items);
+    assert.deepEqual(next.done, [[true], [true], [true], [false]]);
+    assert.equal(exporter.delivering, true);
   });
 });
