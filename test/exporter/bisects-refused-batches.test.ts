@@ -6,11 +6,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { QueuedExporter, type ExportItem } from '../../src/exporter/queued-exporter.ts';
 import type { PayloadSender, SendResult } from '../../src/exporter/otlp-grpc-sender.ts';
-import { createLogger } from '../../src/telemetry/logger.ts';
-import { createMetrics, type Metrics } from '../../src/telemetry/metrics.ts';
+import { createMetrics } from '../../src/telemetry/metrics.ts';
+import { capturedLogger, registryValue } from '../helpers/telemetry.ts';
 
 /** Each entry's payload is one byte, its id: a request's bytes say which entries it holds. */
 function mockSender(answer: (ids: number[], call: number) => SendResult): PayloadSender & { readonly calls: number[][]; readonly at: number[] } {
@@ -36,16 +35,7 @@ const refusing =
 
 function setup(sender: PayloadSender, maxRetryTimeMs = 60_000, splitProbeIntervalMs = 30_000) {
   const metrics = createMetrics();
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger(
-    'warn',
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
+  const { logger, lines } = capturedLogger();
   const exporter = new QueuedExporter({
     name: 'forwarder',
     sender,
@@ -59,7 +49,7 @@ function setup(sender: PayloadSender, maxRetryTimeMs = 60_000, splitProbeInterva
   return { exporter, metrics, lines };
 }
 
-/** Entries 0..n-1 of (id % 3) + 1 spans each, recording every onDone call. */
+/** Entries first..first+n-1 of (id % 3) + 1 spans each, recording every onDone call. */
 function entries(n: number, first = 0): { items: ExportItem[]; done: Array<boolean[]> } {
   const done: Array<boolean[]> = Array.from({ length: n }, () => []);
   const items = Array.from({ length: n }, (_, i) => first + i).map((id, i) => ({
@@ -68,15 +58,6 @@ function entries(n: number, first = 0): { items: ExportItem[]; done: Array<boole
     onDone: (delivered: boolean) => done[i]!.push(delivered),
   }));
   return { items, done };
-}
-
-async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  let total = 0;
-  for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, want]) => v.labels[k] === want)) total += v.value;
-  }
-  return total;
 }
 
 async function run(exporter: QueuedExporter, items: readonly ExportItem[], stop = true): Promise<void> {
@@ -97,10 +78,10 @@ describe('bisecting a refused batch', () => {
     assert.deepEqual(sender.calls, [range(0, 8), range(0, 4), range(4, 8), [4, 5], [4], [5], [6, 7]]);
     assert.deepEqual(done, items.map((_, id) => [id !== 5]), 'each onDone exactly once: entry 5 dropped, the others delivered');
     const spans = items.reduce((n, i) => n + i.spanCount, 0);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_sent_total'), spans - items[5]!.spanCount);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total'), items[5]!.spanCount);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder', reason: 'rejected', code: 'INVALID_ARGUMENT' }), items[5]!.spanCount);
-    assert.equal(await counter(metrics, 'betrace_exporter_batch_splits_total', { exporter: 'forwarder' }), 3);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_sent_total'), spans - items[5]!.spanCount);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total'), items[5]!.spanCount);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder', reason: 'rejected', code: 'INVALID_ARGUMENT' }), items[5]!.spanCount);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_batch_splits_total', { exporter: 'forwarder' }), 3);
     const dropLine = lines.find((l) => /refused/.test(String(l.msg)) && /dropped/.test(String(l.msg)));
     assert.ok(dropLine, `a log line for the drop: ${JSON.stringify(lines)}`);
     assert.equal(dropLine.code, 'INVALID_ARGUMENT');
@@ -118,7 +99,7 @@ describe('bisecting a refused batch', () => {
     assert.deepEqual(delivered, range(0, 64).filter((id) => !poison.has(id)), 'every other entry delivered once, in order');
     assert.ok(sender.calls.length <= 2 * poison.size * Math.log2(64) + 1, `${sender.calls.length} calls`);
     const dropped = [...poison].reduce((n, id) => n + items[id]!.spanCount, 0);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected' }), dropped);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected' }), dropped);
   });
 
   it('does not split when downstream refuses every request alike', async () => {
@@ -128,8 +109,8 @@ describe('bisecting a refused batch', () => {
     await run(exporter, items);
     assert.deepEqual(sender.calls, [range(0, 8)]);
     assert.deepEqual(done, items.map(() => [false]));
-    assert.equal(await counter(metrics, 'betrace_exporter_batch_splits_total'), 0);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected', code: 'UNAUTHENTICATED' }), 15, 'all 15 spans');
+    assert.equal(await registryValue(metrics, 'betrace_exporter_batch_splits_total'), 0);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected', code: 'UNAUTHENTICATED' }), 15, 'all 15 spans');
     assert.equal(exporter.delivering, false, 'a downstream refusing everything is not delivering');
   });
 
@@ -144,7 +125,7 @@ describe('bisecting a refused batch', () => {
     assert.deepEqual(sender.calls, [range(0, 8), [0]]);
     assert.deepEqual([...done, ...lone.done], [...items, ...lone.items].map(() => [true]));
     assert.equal(payloads[1], lone.items[0]!.payload, 'the entry itself is sent');
-    assert.equal(await counter(metrics, 'betrace_exporter_batch_splits_total'), 0);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_batch_splits_total'), 0);
   });
 
   it('retries a part that fails retryably, then goes on splitting', async () => {
@@ -155,7 +136,7 @@ describe('bisecting a refused batch', () => {
     await run(exporter, items);
     assert.deepEqual(sender.calls, [range(0, 8), range(0, 4), range(0, 4), range(4, 8), [4, 5], [6, 7], [6], [7]]);
     assert.deepEqual(done, items.map((_, id) => [id !== 6]));
-    assert.equal(await counter(metrics, 'betrace_exporter_retries_total'), 1);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_retries_total'), 1);
     assert.equal(exporter.delivering, true);
   });
 
@@ -174,7 +155,7 @@ describe('bisecting a refused batch', () => {
     await run(b.exporter, second.items);
     assert.equal(tooLong.calls.length, 1, 'no retry scheduled past the retry time');
     assert.deepEqual(second.done, [[false], [false]]);
-    assert.equal(await counter(b.metrics, 'betrace_exporter_spans_dropped_total', { reason: 'retries_exhausted', code: 'RESOURCE_EXHAUSTED' }), 3);
+    assert.equal(await registryValue(b.metrics, 'betrace_exporter_spans_dropped_total', { reason: 'retries_exhausted', code: 'RESOURCE_EXHAUSTED' }), 3);
   });
 
   it('stops splitting for a downstream that refuses every entry, and probes it again now and then', async () => {
@@ -185,7 +166,7 @@ describe('bisecting a refused batch', () => {
     for (const b of batches) await run(exporter, b.items, false);
     assert.deepEqual(sender.calls.map((ids) => ids.length), [4, 2, 1, 1, 2, 1, 1, ...[4, 2, 1, 1, 2, 1, 1], ...[4, 2, 1, 1, 2, 1, 1], 4, 4], 'three batches split, then dropped whole');
     assert.deepEqual(batches.flatMap((b) => b.done), Array.from({ length: 20 }, () => [false]), 'each entry dropped once');
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected', code: 'INTERNAL' }), batches.flatMap((b) => b.items).reduce((n, i) => n + i.spanCount, 0));
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { reason: 'rejected', code: 'INTERNAL' }), batches.flatMap((b) => b.items).reduce((n, i) => n + i.spanCount, 0));
     assert.equal(exporter.delivering, false, 'downstream takes nothing');
     assert.ok(lines.some((l) => /refused every entry/.test(String(l.msg))), 'said once');
 

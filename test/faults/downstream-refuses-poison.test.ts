@@ -14,67 +14,21 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { Forwarder, QueuedExporter, createOtlpGrpcSender } from '../../src/exporter/index.ts';
 import type { DownstreamConfig } from '../../src/config/index.ts';
-import { createLogger } from '../../src/telemetry/logger.ts';
-import { createMetrics, type Metrics } from '../../src/telemetry/metrics.ts';
+import { createMetrics } from '../../src/telemetry/metrics.ts';
 import { createEmbeddedTransport } from '../../src/transport/embedded.ts';
 import type { Transport, TraceRecord } from '../../src/transport/transport.ts';
 import type { ViolationRecord } from '../../src/worker/violation-record.ts';
 import { violationSpansPayload } from '../../src/worker/violation-span.ts';
 import { paddedRequest } from '../helpers/encode-spans.ts';
+import { withFieldZero } from '../helpers/poison-requests.ts';
 import { startOtelCollector, type OtelCollector } from '../helpers/otelcol.ts';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink.ts';
 import { waitUntil } from '../helpers/pipeline.ts';
+import { capturedLogger, registryValue } from '../helpers/telemetry.ts';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
-
-/** The request with a field number 0 (a varint) appended inside its first ResourceSpans. */
-function withFieldZero(request: Buffer): Buffer {
-  // A one-ResourceSpans request is tag 0x0a, a varint length, then the ResourceSpans.
-  assert.equal(request[0], 0x0a);
-  let len = 0;
-  let at = 1;
-  for (let shift = 0; ; shift += 7) {
-    const b = request[at++]!;
-    len |= (b & 0x7f) << shift;
-    if (b < 0x80) break;
-  }
-  const resourceSpans = Buffer.concat([request.subarray(at, at + len), Buffer.from([0x00, 0x01])]);
-  const length: number[] = [];
-  for (let n = resourceSpans.length; ; n >>>= 7) {
-    if (n < 0x80) {
-      length.push(n);
-      break;
-    }
-    length.push((n & 0x7f) | 0x80);
-  }
-  return Buffer.concat([Buffer.from([0x0a, ...length]), resourceSpans, request.subarray(at + len)]);
-}
-
-function capturedLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger(
-    'warn',
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
-  return { logger, lines };
-}
-
-async function counter(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  let total = 0;
-  for (const v of (m?.values ?? []) as Array<{ value: number; labels: Record<string, string | number> }>) {
-    if (Object.entries(labels).every(([k, want]) => v.labels[k] === want)) total += v.value;
-  }
-  return total;
-}
 
 function downstream(endpoint: string): DownstreamConfig {
   return {
@@ -141,14 +95,14 @@ describe('a downstream refusing a few entries of a merged export', () => {
       assert.equal(valid.size, 120);
       assert.equal((await producer.send(records)).status, 'success');
       await sink.waitFor((spans) => spans.length >= 120, 20_000, 'the 120 valid spans');
-      await waitUntil(async () => (await counter(metrics, 'betrace_exporter_spans_dropped_total')) >= 9, 10_000, 'the poison spans counted');
+      await waitUntil(async () => (await registryValue(metrics, 'betrace_exporter_spans_dropped_total')) >= 9, 10_000, 'the poison spans counted');
       await exporter.flush();
       await new Promise((r) => setTimeout(r, 200)); // a late duplicate would show
       assert.deepEqual(new Set(sink.spans.map((s) => s.key)), valid, 'exactly the valid spans arrived');
       assert.equal(sink.spans.length, 120, 'each once');
-      assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder', reason: 'rejected', code: 'INTERNAL' }), 9);
-      assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total'), 9, 'nothing else dropped');
-      assert.equal(await counter(metrics, 'betrace_exporter_spans_sent_total', { exporter: 'forwarder' }), 120);
+      assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder', reason: 'rejected', code: 'INTERNAL' }), 9);
+      assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total'), 9, 'nothing else dropped');
+      assert.equal(await registryValue(metrics, 'betrace_exporter_spans_sent_total', { exporter: 'forwarder' }), 120);
       const line = lines.find((l) => l.code === 'INTERNAL' && /dropped/.test(String(l.msg)));
       assert.ok(line, `a log line for the drop: ${JSON.stringify(lines)}`);
       assert.match(String(line.error), /illegal field=0/, 'the line names the reason downstream gave');
@@ -204,12 +158,12 @@ describe('a downstream refusing a few entries of a merged export', () => {
     assert.deepEqual(new Set(arrived), expected, 'the 37 violation spans of the other rules arrived');
     assert.equal(arrived.length, 37);
     assert.deepEqual(done, Array.from({ length: 40 }, (_, i) => [i % 13 !== 7]), 'each onDone once: dropped for the bad rule name only');
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'violations', reason: 'rejected' }), 3);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'violations', reason: 'rejected' }), 3);
     const line = lines.find((l) => l.exporter === 'violations' && /dropped/.test(String(l.msg)));
     assert.ok(line, `a log line for the drop: ${JSON.stringify(lines)}`);
     // The backend behind the Collector cannot decode the span; the Collector passes its refusal on as UNKNOWN.
     assert.equal(line.code, 'UNKNOWN');
     assert.match(String(line.error), /Permanent error/);
-    assert.equal(await counter(metrics, 'betrace_exporter_spans_dropped_total', { code: 'UNKNOWN' }), 3);
+    assert.equal(await registryValue(metrics, 'betrace_exporter_spans_dropped_total', { code: 'UNKNOWN' }), 3);
   });
 });
