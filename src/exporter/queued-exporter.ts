@@ -276,7 +276,7 @@ export class QueuedExporter implements Component {
   #drop(items: readonly ExportItem[], spans: number, reason: 'rejected' | 'retries_exhausted', code: string | undefined, detail: Record<string, unknown>): void {
     const { metrics, name } = this.#o;
     metrics.exporterSpansDropped.inc(code === undefined ? { exporter: name, reason } : { exporter: name, reason, code }, spans);
-    const message = reason === 'rejected' ? 'downstream refused the export (not retryable): spans dropped' : 'export failed: retries exhausted, spans dropped';
+    const message = reason === 'rejected' ? 'export refused (not retryable): spans dropped' : 'export failed: retries exhausted, spans dropped';
     this.#rateLimited.warn(`${reason}:${code ?? ''}`, detail, message);
     for (const item of items) item.onDone?.(false);
   }
