@@ -17,6 +17,7 @@ import { isAgg } from './ast.ts';
 import type { RelationName } from './lexer.ts';
 import type { AttributeLookup, AttributeValue, Attributes, SpanRecord } from './span.ts';
 import type { TraceIndex } from './trace-index.ts';
+import { compileRegex } from './regex.ts';
 import { compareValues, comparator, containsComparator, inComparator, joinKey, regexComparator, toNumber } from './values.ts';
 
 /** The state of one rule's evaluation on one trace. */
@@ -146,7 +147,10 @@ export function compilePred(p: Pred): SpanTest {
     }
     case 'regex': {
       const g = getter(p.attr);
-      const cmp = regexComparator(new RegExp(p.pattern.value), p.negated);
+      const compiled = compileRegex(p.pattern.value);
+      // validate.ts refused every pattern that does not compile
+      if (!compiled.ok) throw new Error(`internal: regex ${JSON.stringify(p.pattern.value)} passed validation but does not compile: ${compiled.message}`);
+      const cmp = regexComparator(compiled.regex, p.negated);
       return (c, i) => cmp(g(c, i));
     }
     case 'in': {

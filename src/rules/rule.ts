@@ -56,7 +56,7 @@ export function checkCondition(
 ): { ok: true; condition: Condition; canonical: string; leadingHas: boolean; warnings: RuleDiagnostic[] } | { ok: false; errors: RuleDiagnostic[] } {
   const parsed = parseCondition(text);
   if (!parsed.ok) return { ok: false, errors: [parsed.error] };
-  const v = validateCondition(parsed.ast, context);
+  const v = validateCondition(parsed.ast, context, text);
   if (v.condition === null) return { ok: false, errors: v.errors };
   return { ok: true, condition: v.condition, canonical: printCondition(v.condition), leadingHas: v.leadingHas, warnings: v.warnings };
 }

@@ -28,7 +28,7 @@ import { INTRINSICS, isAgg } from './ast.ts';
 import { MAX_NESTING_DEPTH } from './diagnostics.ts';
 import type { ErrorCode, RuleDiagnostic, WarningCode } from './diagnostics.ts';
 import { printCondition, printExpr, printPred, printSelector } from './print.ts';
-import { unsafeRegexReason } from './regex-safety.ts';
+import { compileRegex } from './regex.ts';
 
 /** What a rule says about itself, for the warnings that compare words with the condition. */
 export interface RuleContext {
@@ -81,6 +81,12 @@ function isUnique(p: Pred): boolean {
 class Validator {
   readonly errors: RuleDiagnostic[] = [];
   readonly warnings: RuleDiagnostic[] = [];
+  /** The condition text, to place errors inside string literals; absent, they point at the literal. */
+  readonly source: string | undefined;
+
+  constructor(source: string | undefined) {
+    this.source = source;
+  }
 
   error(at: Loc, code: ErrorCode, message: string): void {
     this.errors.push({ line: at.line, column: at.col, code, message });
@@ -242,14 +248,20 @@ class Validator {
   }
 
   checkRegex(pattern: string, at: Loc): void {
-    try {
-      new RegExp(pattern);
-    } catch (e) {
-      this.error(at, 'bad-regex', `invalid regular expression: ${(e as Error).message}`);
-      return;
-    }
-    const reason = unsafeRegexReason(pattern);
-    if (reason !== null) this.error(at, 'unsafe-regex', `regular expression refused: ${reason}`);
+    const r = compileRegex(pattern);
+    if (!r.ok) this.error(this.insideString(at, r.index), 'bad-regex', `regular expression refused: ${r.message}`);
+  }
+
+  /**
+   * The location of character `index` of the value of the string literal at `at`. String
+   * literals are one line; the escapes \" \\ \n \t take two characters of source for one.
+   */
+  insideString(at: Loc, index: number): Loc {
+    const src = this.source;
+    if (src === undefined || src[at.offset] !== '"') return at;
+    let s = at.offset + 1;
+    for (let k = 0; k < index && s < src.length && src[s] !== '"'; k++) s += src[s] === '\\' ? 2 : 1;
+    return { line: at.line, col: at.col + (s - at.offset), offset: s };
   }
 
   attr(a: Attr): Attr {
@@ -431,7 +443,7 @@ export function visit(node: Visited, fn: (n: Visited) => void): void {
 }
 
 /** Checks a surface condition and resolves it (see the file comment). */
-export function validateCondition(surface: Condition, context?: RuleContext): ValidationResult {
+export function validateCondition(surface: Condition, context?: RuleContext, source?: string): ValidationResult {
   const deep = depthViolation(surface, 0);
   if (deep !== null) {
     return {
@@ -441,7 +453,7 @@ export function validateCondition(surface: Condition, context?: RuleContext): Va
       leadingHas: false,
     };
   }
-  const v = new Validator();
+  const v = new Validator(source);
   let resolved: Condition;
   let leadingHas = false;
   if (surface.kind === 'when') {

@@ -12,6 +12,7 @@
  *   is equal; `contains` tests membership.
  */
 import type { CmpOp, Value } from './ast.ts';
+import type { RuleRegex } from './regex.ts';
 import type { AttributeValue } from './span.ts';
 
 export type Comparator = (v: AttributeValue | undefined) => boolean;
@@ -125,7 +126,7 @@ export function containsComparator(value: Value): Comparator {
 }
 
 /** `attr =~ re` (unanchored search); `!~` is "present and no match". Scalars are matched as text. */
-export function regexComparator(re: RegExp, negated: boolean): Comparator {
+export function regexComparator(re: RuleRegex, negated: boolean): Comparator {
   const test = (v: AttributeValue): boolean | null =>
     typeof v === 'string' ? re.test(v) : typeof v === 'number' || typeof v === 'boolean' ? re.test(String(v)) : null;
   return (v) => {

@@ -1,8 +1,8 @@
-/** Bad input is answered, never thrown: fuzzing, limits, unsafe regexes. */
+/** Bad input is answered, never thrown: fuzzing, limits, regexes RE2 cannot run. */
 import assert from 'node:assert/strict';
 import { describe, it } from './node-test.ts';
 import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, checkCondition, compileRule, evaluateTrace } from '../../src/rules/index.ts';
-import { unsafeRegexReason } from '../../src/rules/regex-safety.ts';
+import { compileRegex } from '../../src/rules/regex.ts';
 import { examples } from './examples.ts';
 import { def, span } from './trace.ts';
 import { prng } from '../helpers/prng.ts';
@@ -91,11 +91,69 @@ describe('limits', () => {
   });
 });
 
-describe('regex safety', () => {
-  for (const bad of ['(a+)+', '(a*)*', '(a|a)*', '(a|ab)+', '(\\w+\\s?)*$', '(.*a){10}', '(x+x+)+y', '(a)\\1', '(?<n>a)\\k<n>', '((ab)*c)+', '([a-z]|\\d|x)+']) {
-    it(`refuses ${bad}`, () => assert.notEqual(unsafeRegexReason(bad), null));
+describe('rule regexes run on RE2', () => {
+  // Patterns that backtrack catastrophically in JavaScript: linear on RE2, so accepted.
+  for (const nested of ['(a+)+', '(a*)*', '(a|a)*', '(a|ab)+', '(\\w+\\s?)*$', '(.*a){10}', '(x+x+)+y', '((ab)*c)+', '([a-z]|\\d|x)+']) {
+    it(`accepts ${nested}`, () => assert.equal(compileRegex(nested).ok, true));
   }
-  for (const good of ['^/api/', 'a+b+', '(ab)+', '(a|b)*', '[a-z]+@[a-z]+\\.com', '^\\d{3}-\\d{4}$', '(?:GET|POST) /', '(foo|bar)+baz', 'x{2,5}', '(ab){3}']) {
-    it(`accepts ${good}`, () => assert.equal(unsafeRegexReason(good), null));
+  const refused: [string, number, string][] = [
+    ['(a)\\1', 3, 'back-reference \\1'],
+    ['(?<n>a)\\k<n>', 7, 'named back-reference'],
+    ['x(?=y)', 1, 'lookahead (?='],
+    ['x(?!y)', 1, 'lookahead (?!'],
+    ['(?<=y)x', 0, 'lookbehind (?<='],
+    ['(?<!y)x', 0, 'lookbehind (?<!'],
+    ['(?>ab)', 0, 'atomic group'],
+    ['ba*+', 2, 'possessive quantifier *+'],
+    ['b\\\\a{2}+', 4, 'possessive quantifier {2}+'],
+    ['a{1001}', 1, 'up to 1000'],
+    ['x\\ud800', 1, 'half of a surrogate pair'],
+    ['a[]', 1, 'empty class'],
+    ['ab\\q', 2, 'invalid escape sequence \\q'],
+    ['ab(c', 0, 'missing closing )'],
+  ];
+  for (const [pattern, index, what] of refused) {
+    it(`refuses ${pattern} at ${index} (${what})`, () => {
+      const r = compileRegex(pattern);
+      assert.equal(r.ok, false);
+      if (r.ok) return;
+      assert.equal(r.index, index, r.message);
+      assert.ok(r.message.includes(what), r.message);
+    });
   }
+  it('says why at the position inside the string literal', () => {
+    const r = checkCondition('trace.every(a).satisfies(x =~ "\\"q\\"\\\\d(?=a)")');
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.equal(r.errors[0]?.code, 'bad-regex');
+    assert.equal(r.errors[0]?.column, 40, r.errors[0]?.message);
+    assert.match(r.errors[0]?.message ?? '', /lookahead .* not supported: rule regexes run on RE2, which never backtracks/);
+  });
+  it('keeps the meaning of JavaScript spellings and searches anywhere, as RegExp.test did', () => {
+    const cases: [string, string[]][] = [
+      ['\\u00e9t\\u00E9', ['été', 'un été', 'ete']],
+      ['^\\ud83d\\ude00$', ['😀', '😃']],
+      ['\\u{1F600}', ['x😀', 'x']],
+      ['a\\cJb', ['a\nb', 'ab']],
+      ['x[^]y', ['x\ny', 'xy', 'x-y']],
+      ['(?i:get) /', ['GET /', 'get /', 'got /']],
+      ['^\\d{3}-\\d{2,4}$', ['123-45', '123-4', '123-45678']],
+      ['[a-c]+\\b', ['abc def', '---']],
+      ['api', ['/v1/api/x', '/v1/ap/x']],
+      ['^/api/', ['/api/x', '/v1/api/x']],
+      ['end$', ['the end', 'end\n', 'ending']],
+      ['\\.', ['a.b', 'ab']],
+      ['(?<year>\\d{4})-\\d\\d', ['2026-12', '26-12']],
+    ];
+    for (const [pattern, inputs] of cases) {
+      const r = compileRegex(pattern);
+      assert.ok(r.ok, pattern);
+      for (const s of inputs) assert.equal(r.regex.test(s), new RegExp(pattern, /\\u\{/.test(pattern) ? 'u' : '').test(s), `${pattern} on ${JSON.stringify(s)}`);
+    }
+  });
+  it('accepts RE2 flags for the whole pattern', () => {
+    const r = compileRegex('(?i)^select ');
+    assert.ok(r.ok);
+    assert.equal(r.regex.test('SELECT * FROM t'), true);
+  });
 });

@@ -59,7 +59,7 @@ describe('rule files', () => {
   - id: d
     severity: low
     enabled: maybe
-    condition: trace.every(a).satisfies(x =~ "(a+)+")
+    condition: trace.every(a).satisfies(x =~ "a(?=b)")
   - name: no id
     condition: trace.has(x) implies trace.has(y)
   - just a string
@@ -73,7 +73,7 @@ describe('rule files', () => {
       '10:38 syntax',
       '15:11 shorthand-outside-when',
       '18:14 bad-rule',
-      '19:46 unsafe-regex',
+      '19:48 bad-regex',
       '20:5 bad-rule',
       '20:5 bad-rule',
       '22:5 bad-rule',

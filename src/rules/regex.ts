@@ -1,0 +1,164 @@
+/**
+ * Rule regexes (`=~`, `!~`, `matches`). They are matched against span data that nobody
+ * controls, so they run on RE2 (re2js, pure JavaScript): matching takes time linear in the
+ * length of the value whatever the pattern, and no pattern can backtrack. The syntax is
+ * RE2's; what RE2 cannot match in linear time — back-references, lookahead, lookbehind,
+ * atomic groups, possessive quantifiers — is refused at load with the position of the
+ * construct and the reason.
+ *
+ * JavaScript spellings that RE2 writes differently are translated so that patterns keep
+ * their meaning: `\uXXXX` (surrogate pairs included) and `\u{X…}` become `\x{…}`, `\cX`
+ * the control character, `[^]` any character. `[]` (never matches in JavaScript, an
+ * unclosed class in RE2) is refused. Matching is an unanchored search, as RegExp.test was.
+ */
+import { RE2JS, RE2JSSyntaxException } from 're2js';
+
+/** A compiled rule regex: `test` is true when the pattern matches somewhere in the value. */
+export interface RuleRegex {
+  test(value: string): boolean;
+}
+
+export type RegexResult =
+  | { readonly ok: true; readonly regex: RuleRegex }
+  /** `index` is the position in the pattern (UTF-16 code units) of the construct at fault. */
+  | { readonly ok: false; readonly index: number; readonly message: string };
+
+const WHY = 'rule regexes run on RE2, which never backtracks and so matches in time linear in the length of the value';
+
+const hex = (n: number): string => `\\x{${n.toString(16).toUpperCase()}}`;
+const isHex4 = (s: string): boolean => /^[0-9a-fA-F]{4}$/.test(s);
+const REPEAT = /^\{\d+(?:,\d*)?\}/;
+
+/** Rewrites the JavaScript spellings above, or says where the pattern uses what RE2 cannot do. */
+function translate(pattern: string): { source: string } | { index: number; message: string } {
+  let out = '';
+  let inClass = false;
+  let afterRepeat = false;
+  let i = 0;
+  const fail = (index: number, what: string): { index: number; message: string } => ({ index, message: `${what} is not supported: ${WHY}` });
+  while (i < pattern.length) {
+    const c = pattern[i] as string;
+    if (c === '\\') {
+      const n = pattern[i + 1];
+      if (n === undefined) {
+        out += c;
+        i++;
+        continue;
+      }
+      if (!inClass && n >= '1' && n <= '9') return fail(i, `the back-reference \\${n}`);
+      if (n === 'k' && pattern[i + 2] === '<') return fail(i, 'the named back-reference \\k<…>');
+      if (n === 'u') {
+        const braced = /^\\u\{([0-9a-fA-F]{1,6})\}/.exec(pattern.slice(i));
+        if (braced !== null) {
+          out += `\\x{${braced[1] as string}}`;
+          i += braced[0].length;
+          afterRepeat = false;
+          continue;
+        }
+        const four = pattern.slice(i + 2, i + 6);
+        if (isHex4(four)) {
+          const unit = parseInt(four, 16);
+          const low = pattern.slice(i + 8, i + 12);
+          if (unit >= 0xd800 && unit <= 0xdbff && pattern.startsWith('\\u', i + 6) && isHex4(low) && parseInt(low, 16) >= 0xdc00 && parseInt(low, 16) <= 0xdfff) {
+            out += hex(0x10000 + ((unit - 0xd800) << 10) + (parseInt(low, 16) - 0xdc00));
+            i += 12;
+          } else if (unit >= 0xd800 && unit <= 0xdfff) {
+            return { index: i, message: `\\u${four} is half of a surrogate pair, not a character; write the whole pair or \\x{…} with the code point` };
+          } else {
+            out += hex(unit);
+            i += 6;
+          }
+          afterRepeat = false;
+          continue;
+        }
+      }
+      if (n === 'c' && /^[A-Za-z]$/.test(pattern[i + 2] ?? '')) {
+        out += hex(pattern.charCodeAt(i + 2) % 32);
+        i += 3;
+        afterRepeat = false;
+        continue;
+      }
+      out += c + n;
+      i += 2;
+      afterRepeat = false;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      if (pattern.startsWith('[^]', i)) {
+        out += '(?s:.)';
+        i += 3;
+        afterRepeat = false;
+        continue;
+      }
+      if (pattern.startsWith('[]', i)) return { index: i, message: '`[]` is an empty class, which never matches; remove it or write the characters it should hold' };
+      inClass = true;
+      out += c;
+      i++;
+      if (pattern[i] === '^') {
+        out += '^';
+        i++;
+      }
+      afterRepeat = false;
+      continue;
+    }
+    if (c === '(') {
+      if (pattern.startsWith('(?=', i) || pattern.startsWith('(?!', i)) return fail(i, `the lookahead ${pattern.slice(i, i + 3)}…)`);
+      if (pattern.startsWith('(?<=', i) || pattern.startsWith('(?<!', i)) return fail(i, `the lookbehind ${pattern.slice(i, i + 4)}…)`);
+      if (pattern.startsWith('(?>', i)) return fail(i, 'the atomic group (?>…)');
+    }
+    if (c === '*' || c === '+' || c === '?') {
+      if (afterRepeat && c === '+') return fail(i - 1, `the possessive quantifier ${pattern.slice(i - 1, i + 1)}`);
+      // `?` after a quantifier makes it lazy; anything after that is RE2's to judge.
+      afterRepeat = !(afterRepeat && c === '?');
+      out += c;
+      i++;
+      continue;
+    }
+    if (c === '{') {
+      const m = REPEAT.exec(pattern.slice(i));
+      if (m !== null) {
+        out += m[0];
+        i += m[0].length;
+        if (pattern[i] === '+') return fail(i - m[0].length, `the possessive quantifier ${m[0]}+`);
+        afterRepeat = true;
+        continue;
+      }
+    }
+    afterRepeat = false;
+    out += c;
+    i++;
+  }
+  return { source: out };
+}
+
+/** Explains RE2's refusal in the words of the rule language. */
+function explain(e: RE2JSSyntaxException): string {
+  const what = e.getDescription();
+  const frag = e.getPattern();
+  if (what === 'invalid repeat count') return `invalid repeat count ${frag ?? ''}: RE2 allows counts up to 1000, nested counts included`;
+  if (what === 'invalid or unsupported Perl syntax') return `unsupported group syntax ${frag ?? ''}: RE2 has (?:…), (?P<name>…), (?<name>…) and flags (?i) (?m) (?s) (?U), also as (?i:…)`;
+  if (what === 'invalid escape sequence') return `invalid escape sequence ${frag ?? ''}: RE2 has no such escape (escape punctuation with \\, write code points as \\x{…})`;
+  return frag === null || frag === '' ? what : `${what}: ${frag}`;
+}
+
+/** Compiles a rule regex; never throws. */
+export function compileRegex(pattern: string): RegexResult {
+  const t = translate(pattern);
+  if ('index' in t) return { ok: false, index: t.index, message: t.message };
+  try {
+    return { ok: true, regex: RE2JS.compile(t.source) };
+  } catch (e) {
+    if (e instanceof RE2JSSyntaxException) {
+      const frag = e.getPattern();
+      const at = frag === null ? -1 : pattern.indexOf(frag);
+      return { ok: false, index: Math.max(0, at), message: explain(e) };
+    }
+    return { ok: false, index: 0, message: (e as Error).message };
+  }
+}
