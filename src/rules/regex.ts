@@ -6,10 +6,13 @@
  * atomic groups, possessive quantifiers — is refused at load with the position of the
  * construct and the reason.
  *
- * JavaScript spellings that RE2 writes differently are translated so that patterns keep
- * their meaning: `\uXXXX` (surrogate pairs included) and `\u{X…}` become `\x{…}`, `\cX`
- * the control character, `[^]` any character. `[]` (never matches in JavaScript, an
- * unclosed class in RE2) is refused. Matching is an unanchored search, as RegExp.test was.
+ * Patterns keep the meaning they had as JavaScript RegExps where RE2 differs: `.` does not
+ * match \r, U+2028, U+2029 (RE2's only excludes \n) unless the s flag is on; `\s`/`\S` are
+ * JavaScript's whitespace (RE2's are ASCII); `\uXXXX` (surrogate pairs included) and
+ * `\u{X…}` become `\x{…}`, `\cX` the control character, `[^]` any character. `[]` (never
+ * matches in JavaScript, an unclosed class in RE2) is refused. Characters are code points,
+ * not UTF-16 code units (`^.$` matches one emoji). Matching is an unanchored search, as
+ * RegExp.test was.
  */
 import { RE2JS, RE2JSSyntaxException } from 're2js';
 
@@ -27,13 +30,30 @@ const WHY = 'rule regexes run on RE2, which never backtracks and so matches in t
 
 const hex = (n: number): string => `\\x{${n.toString(16).toUpperCase()}}`;
 const isHex4 = (s: string): boolean => /^[0-9a-fA-F]{4}$/.test(s);
-const REPEAT = /^\{\d+(?:,\d*)?\}/;
+const REPEAT = /\{\d+(?:,\d*)?\}/y;
+const BRACED_U = /\\u\{([0-9a-fA-F]{1,6})\}/y;
+/** A group that sets flags, `(?is-m:` or `(?s)`; `(?:` included. */
+const FLAGS_GROUP = /\(\?([imsU]*)(?:-([imsU]*))?([:)])/y;
+/** JavaScript's `\s` (WhiteSpace and LineTerminator), as class contents, and its complement. */
+const JS_SPACE = '\\t\\n\\v\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}';
+const JS_NON_SPACE =
+  '\\x{0}-\\x{8}\\x{E}-\\x{1F}\\x{21}-\\x{9F}\\x{A1}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-\\x{2027}\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{FEFE}\\x{FF00}-\\x{10FFFF}';
+/** JavaScript's `.` without the s flag: anything but a line terminator (RE2's excludes only \n). */
+const JS_DOT = '[^\\n\\r\\x{2028}\\x{2029}]';
+
+const matchAt = (re: RegExp, text: string, at: number): RegExpExecArray | null => {
+  re.lastIndex = at;
+  return re.exec(text);
+};
 
 /** Rewrites the JavaScript spellings above, or says where the pattern uses what RE2 cannot do. */
 function translate(pattern: string): { source: string } | { index: number; message: string } {
   let out = '';
   let inClass = false;
   let afterRepeat = false;
+  /** Whether `.` matches line terminators here (the s flag), and its value outside each open group. */
+  let dotAll = false;
+  const groups: boolean[] = [];
   let i = 0;
   const fail = (index: number, what: string): { index: number; message: string } => ({ index, message: `${what} is not supported: ${WHY}` });
   while (i < pattern.length) {
@@ -48,7 +68,7 @@ function translate(pattern: string): { source: string } | { index: number; messa
       if (!inClass && n >= '1' && n <= '9') return fail(i, `the back-reference \\${n}`);
       if (n === 'k' && pattern[i + 2] === '<') return fail(i, 'the named back-reference \\k<…>');
       if (n === 'u') {
-        const braced = /^\\u\{([0-9a-fA-F]{1,6})\}/.exec(pattern.slice(i));
+        const braced = matchAt(BRACED_U, pattern, i);
         if (braced !== null) {
           out += `\\x{${braced[1] as string}}`;
           i += braced[0].length;
@@ -71,6 +91,12 @@ function translate(pattern: string): { source: string } | { index: number; messa
           afterRepeat = false;
           continue;
         }
+      }
+      if (n === 's' || n === 'S') {
+        out += inClass ? (n === 's' ? JS_SPACE : JS_NON_SPACE) : `[${n === 's' ? '' : '^'}${JS_SPACE}]`;
+        i += 2;
+        afterRepeat = false;
+        continue;
       }
       if (n === 'c' && /^[A-Za-z]$/.test(pattern[i + 2] ?? '')) {
         out += hex(pattern.charCodeAt(i + 2) % 32);
@@ -111,6 +137,33 @@ function translate(pattern: string): { source: string } | { index: number; messa
       if (pattern.startsWith('(?=', i) || pattern.startsWith('(?!', i)) return fail(i, `the lookahead ${pattern.slice(i, i + 3)}…)`);
       if (pattern.startsWith('(?<=', i) || pattern.startsWith('(?<!', i)) return fail(i, `the lookbehind ${pattern.slice(i, i + 4)}…)`);
       if (pattern.startsWith('(?>', i)) return fail(i, 'the atomic group (?>…)');
+      const flags = matchAt(FLAGS_GROUP, pattern, i);
+      const on = flags?.[1]?.includes('s') === true;
+      const off = flags?.[2]?.includes('s') === true;
+      const next: boolean = on ? true : off ? false : dotAll;
+      if (flags?.[3] === ')') dotAll = next; // (?s): for the rest of the enclosing group
+      else {
+        groups.push(dotAll);
+        dotAll = next;
+      }
+      const text = flags === null ? '(' : flags[0];
+      out += text;
+      i += text.length;
+      afterRepeat = false;
+      continue;
+    }
+    if (c === ')') {
+      dotAll = groups.pop() ?? dotAll;
+      out += c;
+      i++;
+      afterRepeat = false;
+      continue;
+    }
+    if (c === '.') {
+      out += dotAll ? '.' : JS_DOT;
+      i++;
+      afterRepeat = false;
+      continue;
     }
     if (c === '*' || c === '+' || c === '?') {
       if (afterRepeat && c === '+') return fail(i - 1, `the possessive quantifier ${pattern.slice(i - 1, i + 1)}`);
@@ -121,7 +174,7 @@ function translate(pattern: string): { source: string } | { index: number; messa
       continue;
     }
     if (c === '{') {
-      const m = REPEAT.exec(pattern.slice(i));
+      const m = matchAt(REPEAT, pattern, i);
       if (m !== null) {
         out += m[0];
         i += m[0].length;

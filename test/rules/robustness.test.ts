@@ -144,6 +144,14 @@ describe('rule regexes run on RE2', () => {
       ['end$', ['the end', 'end\n', 'ending']],
       ['\\.', ['a.b', 'ab']],
       ['(?<year>\\d{4})-\\d\\d', ['2026-12', '26-12']],
+      ['a.b', ['axb', 'a\rb', 'a\nb', 'a\u2028b', 'a\u2029b', 'a\tb']],
+      ['x(?s:a.b)y.', ['xa\rby-', 'xa\nby\n', 'xa\nby!']],
+      ['x(?s:a(?-s:.)b)', ['xa\nb', 'xa-b']],
+      ['^\\s+$', [' \t\n', '\u00a0', '\ufeff', '\u3000\u2029', '\v', 'x ']],
+      ['^\\S+$', ['abc', '\u00a0', 'a\u1680', '\u00a1\u2030']],
+      ['^[\\s\\d]+$', ['1\u00a02', '1 x']],
+      ['^[^\\S]+$', ['\u2000\u200a', '\u200b']],
+      ['^[\\S]+$', ['\u2000', 'x\u200b\u{10FFFF}']],
     ];
     for (const [pattern, inputs] of cases) {
       const r = compileRegex(pattern);
