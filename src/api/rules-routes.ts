@@ -5,7 +5,7 @@
  * API rules. Every change is written to the log as an audit line.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { compileRule, type RuleDefinition, type Severity } from '../rules/index.ts';
+import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../worker/rule-registry.ts';
 import type { RuleStore, StoredRule } from '../worker/rule-store.ts';
@@ -79,6 +79,10 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
       ...(body.message !== undefined ? { message: body.message } : {}),
       condition: body.condition,
     };
+    const text = ruleTextProblems(def);
+    if (text.length > 0) {
+      return { error: apiError('INVALID_RULE', text.map((p) => p.message).join('; '), { errors: text.map((p) => ({ path: `/${p.field.replace(/\[(\d+)\]$/, '/$1')}`, field: p.field, offset: p.index, message: p.message })) }) };
+    }
     const compiled = compileRule(def);
     if (!compiled.ok) {
       const first = compiled.errors[0]!;

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node as YamlNode, Scalar } from 'yaml';
 import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
-import { RULE_ID_PATTERN, SEVERITIES, compileRule } from './rule.ts';
+import { RULE_ID_PATTERN, SEVERITIES, compileRule, loneSurrogateAt } from './rule.ts';
 import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
 
 export interface RuleFileResult {
@@ -124,7 +124,8 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
       return at(offset, d.code, d.message, def.definition.id);
     };
     if (!def.valid) {
-      if (!compiled.ok) errors.push(...compiled.errors.map(mapDiag));
+      // readRule reported text that is not Unicode on the field itself
+      if (!compiled.ok) errors.push(...compiled.errors.filter((e) => e.code !== 'bad-text').map(mapDiag));
       continue;
     }
     const firstAt = seen.get(def.definition.id);
@@ -175,6 +176,13 @@ function readRule(
     fields.set(name, { key, value: pair.value as YamlNode | null });
   }
   const before = errors.length;
+  /** Text that violation spans carry must be Unicode text (see ruleTextProblems). */
+  const checkText = (field: string, value: string, node: Scalar): void => {
+    const i = loneSurrogateAt(value);
+    if (i < 0) return;
+    const unit = value.charCodeAt(i).toString(16).toUpperCase();
+    errors.push(at(valueToSource(source, node)(i), 'bad-text', `\`${field}\` is not valid Unicode text: a lone surrogate U+${unit} (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it`));
+  };
   const str = (name: string, required: boolean): { value: string; node: Scalar } | undefined => {
     const f = fields.get(name);
     if (f === undefined) {
@@ -185,6 +193,7 @@ function readRule(
       errors.push(at(f.value?.range?.[0] ?? f.key.range?.[0], 'bad-rule', `\`${name}\` must be a string`));
       return undefined;
     }
+    checkText(name, f.value.value, f.value);
     return { value: f.value.value, node: f.value };
   };
   const id = str('id', true);
@@ -208,7 +217,11 @@ function readRule(
   const tf = fields.get('tags');
   if (tf !== undefined) {
     if (isSeq(tf.value) && tf.value.items.every((t) => isScalar(t) && t.value !== null && typeof t.value !== 'object')) {
-      for (const t of tf.value.items) tags.push(String((t as Scalar).value));
+      for (const [i, t] of tf.value.items.entries()) {
+        const tag = String((t as Scalar).value);
+        checkText(`tags[${i}]`, tag, t as Scalar);
+        tags.push(tag);
+      }
     } else errors.push(at(tf.value?.range?.[0] ?? tf.key.range?.[0], 'bad-rule', '`tags` must be a list of strings'));
   }
   const condition = str('condition', true);

@@ -49,6 +49,63 @@ export type CompileResult =
   | { ok: true; rule: CompiledRule; warnings: RuleDiagnostic[] }
   | { ok: false; errors: RuleDiagnostic[] };
 
+/** A rule field whose text is not Unicode text: `index` is the UTF-16 offset of the fault in it. */
+export interface RuleTextProblem {
+  /** `name`, `description`, `message`, `severity`, `id`, `condition` or `tags[i]`. */
+  readonly field: string;
+  readonly index: number;
+  readonly message: string;
+}
+
+/** The offset of the first lone surrogate in `s` (a UTF-16 half without its pair), or -1. */
+export function loneSurrogateAt(s: string): number {
+  // In `u` mode a pair is one code point, so \p{Cs} matches only unpaired halves.
+  return s.search(/\p{Cs}/u);
+}
+
+/**
+ * The rule's text fields that are not sequences of Unicode scalar values (a lone
+ * surrogate, from a JSON or YAML `\ud800` escape). Every one of them but the condition
+ * goes into violation spans (and the condition into stored rules), encoded as UTF-8: a
+ * lone surrogate cannot be, and a conformant decoder downstream refuses the whole export
+ * that carries it, other rules' violations included. So such a rule is refused at load.
+ */
+export function ruleTextProblems(def: Pick<RuleDefinition, 'id' | 'name' | 'description' | 'severity' | 'tags' | 'condition'> & { message?: string | undefined }): RuleTextProblem[] {
+  const fields: [string, string | undefined][] = [
+    ['id', def.id],
+    ['name', def.name],
+    ['description', def.description],
+    ['message', def.message],
+    ['severity', def.severity],
+    ...def.tags.map((t, i): [string, string] => [`tags[${i}]`, t]),
+    ['condition', def.condition],
+  ];
+  const problems: RuleTextProblem[] = [];
+  for (const [field, text] of fields) {
+    if (typeof text !== 'string') continue;
+    const at = loneSurrogateAt(text);
+    if (at < 0) continue;
+    const unit = text.charCodeAt(at).toString(16).toUpperCase();
+    problems.push({
+      field,
+      index: at,
+      message: `\`${field}\` is not valid Unicode text: a lone surrogate U+${unit} at offset ${at} (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it`,
+    });
+  }
+  return problems;
+}
+
+/** Line and column (1-based) of offset `index` in `text`. */
+function lineColumn(text: string, index: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < index; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, column: index - start + 1 };
+}
+
 /** Parses and validates a condition without building a rule (for editors and the API). */
 export function checkCondition(
   text: string,
@@ -63,6 +120,12 @@ export function checkCondition(
 
 /** Compiles a rule definition; errors and warnings are relative to the condition text. */
 export function compileRule(def: RuleDefinition): CompileResult {
+  const text = ruleTextProblems(def);
+  if (text.length > 0) {
+    // Positions are the condition's: other fields' problems point at its start (rule files
+    // and the API report them on the field itself, see ruleTextProblems).
+    return { ok: false, errors: text.map((p) => ({ ...(p.field === 'condition' ? lineColumn(def.condition, p.index) : { line: 1, column: 1 }), code: 'bad-text', message: p.message })) };
+  }
   const checked = checkCondition(def.condition, { name: def.name, description: def.description, ...(def.message === undefined ? {} : { message: def.message }) });
   if (!checked.ok) return checked;
   const program = compileCondition(checked.condition);

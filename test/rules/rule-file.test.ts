@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from './node-test.ts';
-import { formatFileDiagnostic, loadRuleFile, parseRuleFile } from '../../src/rules/index.ts';
+import { compileRule, formatFileDiagnostic, loadRuleFile, parseRuleFile, type RuleDefinition } from '../../src/rules/index.ts';
 
 const at = (d: { line: number; column: number; code: string }) => `${d.line}:${d.column} ${d.code}`;
 
@@ -80,6 +80,58 @@ describe('rule files', () => {
     ]);
     assert.equal(r.rules.length, 0);
     assert.equal(formatFileDiagnostic(r.errors[2]!, 'error'), 'f.yaml:8:9: rule id "B" must match [a-z0-9][a-z0-9._-]* [bad-id]');
+  });
+
+  it('refuse text that violation spans cannot carry (a lone surrogate) at its position, naming the field', () => {
+    // YAML's double-quoted \u escapes are the way a lone surrogate gets into a rule file.
+    const text = [
+      'rules:',
+      '  - id: a',
+      '    name: "ok \\ud800 x"',
+      '    severity: low',
+      '    tags: [fine, "t\\udc00"]',
+      '    description: "pair \\ud83d\\ude00 is fine"',
+      '    message: |',
+      '      a block scalar has no escapes: \\ud800',
+      '    condition: not trace.has(x)',
+      '  - id: b',
+      '    severity: low',
+      '    condition: "trace.has(\\"\\udfff\\")"',
+      '  - id: c',
+      '    severity: low',
+      '    message: "\\ud83d"',
+      '    condition: not trace.has(y)',
+      '',
+    ].join('\n');
+    const r = parseRuleFile(text, 'f.yaml');
+    assert.deepEqual(r.errors.map(at), ['3:15 bad-text', '5:20 bad-text', '12:29 bad-text', '15:15 bad-text']);
+    assert.equal(
+      formatFileDiagnostic(r.errors[0]!, 'error'),
+      'f.yaml:3:15: `name` is not valid Unicode text: a lone surrogate U+D800 (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it [bad-text]',
+    );
+    assert.match(r.errors[1]!.message, /^`tags\[1\]` /);
+    assert.match(r.errors[2]!.message, /^`condition` /);
+    assert.match(r.errors[3]!.message, /^`message` /);
+    assert.deepEqual(r.rules, []);
+  });
+
+  it('refuse such text in compileRule too, whatever the rule came from', () => {
+    const base: RuleDefinition = { id: 'x', name: 'x', description: '', severity: 'low', enabled: true, tags: [], condition: 'not trace.has(x)' };
+    const cases: [RuleDefinition, string][] = [
+      [{ ...base, name: 'n\ud800' }, 'name'],
+      [{ ...base, message: '\udc00' }, 'message'],
+      [{ ...base, tags: ['ok', '\ud800'] }, 'tags[1]'],
+      [{ ...base, condition: 'not trace.has(x)\nor trace.has("\ud800")' }, 'condition'],
+    ];
+    for (const [def, field] of cases) {
+      const r = compileRule(def);
+      assert.equal(r.ok, false, field);
+      if (r.ok) continue;
+      assert.equal(r.errors[0]?.code, 'bad-text');
+      assert.ok(r.errors[0]?.message.startsWith(`\`${field}\` is not valid Unicode text`), r.errors[0]?.message);
+      if (field === 'condition') assert.deepEqual([r.errors[0]?.line, r.errors[0]?.column], [2, 15]);
+    }
+    assert.equal(compileRule({ ...base, name: 'emoji 😀 and ü' }).ok, true);
   });
 
   it('map positions through a plain multi-line scalar', () => {
