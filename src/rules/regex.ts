@@ -26,6 +26,15 @@ export type RegexResult =
   /** `index` is the position in the pattern (UTF-16 code units) of the construct at fault. */
   | { readonly ok: false; readonly index: number; readonly message: string };
 
+/**
+ * The largest RE2 program a rule regex may compile to. Matching is linear in the value, but
+ * where the DFA gives up (large counted repeats of classes) each character costs a step per
+ * instruction: `.{1000}` is 1,002 instructions and about 0.1 s on a 4,096-character value,
+ * `\p{L}{1000}` more. RE2 itself bounds its programs the same way (max_mem); typical rule
+ * regexes are well under a hundred.
+ */
+export const MAX_REGEX_PROGRAM_SIZE = 5000;
+
 const WHY = 'rule regexes run on RE2, which never backtracks and so matches in time linear in the length of the value';
 
 const hex = (n: number): string => `\\x{${n.toString(16).toUpperCase()}}`;
@@ -205,7 +214,12 @@ export function compileRegex(pattern: string): RegexResult {
   const t = translate(pattern);
   if ('index' in t) return { ok: false, index: t.index, message: t.message };
   try {
-    return { ok: true, regex: RE2JS.compile(t.source) };
+    const re = RE2JS.compile(t.source);
+    const size = re.programSize();
+    if (size > MAX_REGEX_PROGRAM_SIZE) {
+      return { ok: false, index: 0, message: `the regular expression is too large: its RE2 program has ${size} instructions, at most ${MAX_REGEX_PROGRAM_SIZE} (a character of a value can cost a step per instruction); use smaller counted repeats` };
+    }
+    return { ok: true, regex: re };
   } catch (e) {
     if (e instanceof RE2JSSyntaxException) {
       const frag = e.getPattern();

@@ -93,6 +93,9 @@ describe('limits', () => {
 
 describe('rule regexes run on RE2', () => {
   // Patterns that backtrack catastrophically in JavaScript: linear on RE2, so accepted.
+  for (const big of ['.{1000}', '\\p{L}{1000}', 'x{1,1000}', '[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,255}\\.[a-z]{2,24}']) {
+    it(`accepts ${big} (a program under the size bound)`, () => assert.equal(compileRegex(big).ok, true));
+  }
   for (const nested of ['(a+)+', '(a*)*', '(a|a)*', '(a|ab)+', '(\\w+\\s?)*$', '(.*a){10}', '(x+x+)+y', '((ab)*c)+', '([a-z]|\\d|x)+']) {
     it(`accepts ${nested}`, () => assert.equal(compileRegex(nested).ok, true));
   }
@@ -111,6 +114,7 @@ describe('rule regexes run on RE2', () => {
     ['a[]', 1, 'empty class'],
     ['ab\\q', 2, 'invalid escape sequence \\q'],
     ['ab(c', 0, 'missing closing )'],
+    ['x.{1000}y.{1000}z.{1000}w.{1000}v.{1000}u', 0, 'too large'],
   ];
   for (const [pattern, index, what] of refused) {
     it(`refuses ${pattern} at ${index} (${what})`, () => {
