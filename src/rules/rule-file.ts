@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node as YamlNode, Scalar } from 'yaml';
 import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
-import { RULE_ID_PATTERN, SEVERITIES, compileRule, loneSurrogateAt } from './rule.ts';
+import { RULE_ID_PATTERN, SEVERITIES, compileRule, textProblem } from './rule.ts';
 import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
 
 export interface RuleFileResult {
@@ -178,10 +178,8 @@ function readRule(
   const before = errors.length;
   /** Text that violation spans carry must be Unicode text (see ruleTextProblems). */
   const checkText = (field: string, value: string, node: Scalar): void => {
-    const i = loneSurrogateAt(value);
-    if (i < 0) return;
-    const unit = value.charCodeAt(i).toString(16).toUpperCase();
-    errors.push(at(valueToSource(source, node)(i), 'bad-text', `\`${field}\` is not valid Unicode text: a lone surrogate U+${unit} (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it`));
+    const p = textProblem(field, value, false);
+    if (p !== null) errors.push(at(valueToSource(source, node)(p.index), 'bad-text', p.message));
   };
   const str = (name: string, required: boolean): { value: string; node: Scalar } | undefined => {
     const f = fields.get(name);

@@ -57,10 +57,21 @@ export interface RuleTextProblem {
   readonly message: string;
 }
 
-/** The offset of the first lone surrogate in `s` (a UTF-16 half without its pair), or -1. */
-export function loneSurrogateAt(s: string): number {
+/**
+ * The problem of one rule field's text, or null when it is Unicode text. A lone surrogate
+ * (a UTF-16 half without its pair) is the only text a JavaScript string holds that is not.
+ * `offset` says where in the message; rule files give the position instead.
+ */
+export function textProblem(field: string, text: string, offset = true): RuleTextProblem | null {
   // In `u` mode a pair is one code point, so \p{Cs} matches only unpaired halves.
-  return s.search(/\p{Cs}/u);
+  const at = text.search(/\p{Cs}/u);
+  if (at < 0) return null;
+  const unit = text.charCodeAt(at).toString(16).toUpperCase();
+  return {
+    field,
+    index: at,
+    message: `\`${field}\` is not valid Unicode text: a lone surrogate U+${unit}${offset ? ` at offset ${at}` : ''} (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it`,
+  };
 }
 
 /**
@@ -82,15 +93,8 @@ export function ruleTextProblems(def: Pick<RuleDefinition, 'id' | 'name' | 'desc
   ];
   const problems: RuleTextProblem[] = [];
   for (const [field, text] of fields) {
-    if (typeof text !== 'string') continue;
-    const at = loneSurrogateAt(text);
-    if (at < 0) continue;
-    const unit = text.charCodeAt(at).toString(16).toUpperCase();
-    problems.push({
-      field,
-      index: at,
-      message: `\`${field}\` is not valid Unicode text: a lone surrogate U+${unit} at offset ${at} (half of a UTF-16 pair); violation spans carry rule text as UTF-8, which cannot hold it`,
-    });
+    const p = typeof text === 'string' ? textProblem(field, text) : null;
+    if (p !== null) problems.push(p);
   }
   return problems;
 }
