@@ -50,6 +50,9 @@ const JS_NON_SPACE =
 /** JavaScript's `.` without the s flag: anything but a line terminator (RE2's excludes only \n). */
 const JS_DOT = '[^\\n\\r\\x{2028}\\x{2029}]';
 
+/** RE2's `[:alpha:]` inside a class (in JavaScript, characters of the class). */
+const POSIX_CLASS = /\[:\^?[a-z]+:\]/y;
+
 const matchAt = (re: RegExp, text: string, at: number): RegExpExecArray | null => {
   re.lastIndex = at;
   return re.exec(text);
@@ -119,6 +122,12 @@ function translate(pattern: string): { source: string } | { index: number; messa
       continue;
     }
     if (inClass) {
+      const posix = c === '[' ? matchAt(POSIX_CLASS, pattern, i) : null;
+      if (posix !== null) {
+        out += posix[0];
+        i += posix[0].length;
+        continue;
+      }
       if (c === ']') inClass = false;
       out += c;
       i++;

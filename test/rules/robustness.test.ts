@@ -163,6 +163,12 @@ describe('rule regexes run on RE2', () => {
       for (const s of inputs) assert.equal(r.regex.test(s), new RegExp(pattern, /\\u\{/.test(pattern) ? 'u' : '').test(s), `${pattern} on ${JSON.stringify(s)}`);
     }
   });
+  it('takes RE2 POSIX classes inside a class whole', () => {
+    const r = compileRegex('^[[:alpha:].]+$');
+    assert.ok(r.ok);
+    assert.equal(r.regex.test('a.b'), true);
+    assert.equal(r.regex.test('a-b'), false);
+  });
   it('accepts RE2 flags for the whole pattern', () => {
     const r = compileRegex('(?i)^select ');
     assert.ok(r.ok);
