@@ -9,14 +9,16 @@
  *   (receiver.grpc.max_concurrent_streams);
  * - the token, checked by a server interceptor when the metadata arrives:
  *   without it the call is answered UNAUTHENTICATED and its message never read;
- * - bytes of messages still being received, counted per connection from the
- *   bytes it read since one of its calls began receiving (minus the messages
- *   completed since), against the receiver-wide receive budget: new calls are
- *   refused UNAVAILABLE while it is spent, and when it is passed the connection
- *   holding most is closed;
+ * - bytes of messages still being received, against the receiver-wide
+ *   receive budget: a call is admitted with a first share of it (else refused
+ *   UNAVAILABLE with a retry delay), and its connection takes more as it reads
+ *   (what it read since one of its calls began receiving, minus the messages
+ *   completed since, checked every CHECK_INTERVAL_MS); a connection that needs
+ *   more while the budget is spent is closed;
  * - progress: a connection with a call still receiving (or a call refused
  *   before its message, which its client may never end) that reads no byte for
- *   receiver.read_timeout is closed, freeing what its calls held.
+ *   receiver.read_timeout is closed, freeing what its calls held; so is one
+ *   that sends on (more than a flow-control window) after its call was refused.
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as http2 from 'node:http2';
@@ -54,15 +56,20 @@ interface Connection {
   /** socket.bytesRead when `receiving` last rose from 0, and bytes of the messages completed since (with framing). */
   base: number;
   completed: number;
-  /** Bytes counted against the receive budget at the last check. */
+  /** Bytes it holds by the last check, and bytes of the receive budget it has taken (at least ADMISSION_BYTES per call receiving). */
   held: number;
-  /** A call was refused before its message: silence for the read timeout closes the connection. */
+  reserved: number;
+  /** A call was refused before its message: silence for the read timeout closes the connection, and so does sending on (past REFUSED_ALLOWANCE) with no call admitted. */
   refused: boolean;
+  /** socket.bytesRead at the last refusal. */
+  refusedAt: number;
 }
 
 /** How often connections are checked while any is watched: what a burst can pass the receive budget by is what arrives in this time. */
 const CHECK_INTERVAL_MS = 20;
 const DEFAULT_READ_TIMEOUT_MS = 30_000;
+/** The share of the receive budget a call is admitted with: small, so that a connection that stalls is cut holding little. */
+const ADMISSION_BYTES = 64 * 1024;
 /** HTTP/2 DATA frames carry at most 16 KiB by default, each behind a 9-byte header. */
 const framed = (messageBytes: number): number => messageBytes + 5 + 9 * Math.ceil((messageBytes + 5) / 16_384);
 
@@ -204,9 +211,13 @@ export class GrpcReceiver implements Component {
   #accept(socket: Socket, injector: grpc.ConnectionInjector): void {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     const now = Date.now();
-    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, base: 0, completed: 0, held: 0, refused: false });
+    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, base: 0, completed: 0, held: 0, reserved: 0, refused: false, refusedAt: 0 });
     socket.once('close', () => {
-      this.#connections.delete(key);
+      const c = this.#connections.get(key);
+      if (c?.socket === socket) {
+        this.#release(c);
+        this.#connections.delete(key);
+      }
     });
     injector.injectConnection(socket);
   }
@@ -226,9 +237,12 @@ export class GrpcReceiver implements Component {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, nextMetadata) => {
-            const refusal = this.#admit(metadata);
+            const refusal = this.#admit(metadata, connection);
             if (refusal !== undefined) {
-              if (connection !== undefined) connection.refused = true;
+              if (connection !== undefined) {
+                connection.refused = true;
+                connection.refusedAt = connection.socket.bytesRead;
+              }
               this.#watch();
               call.sendStatus(refusal);
               return;
@@ -253,7 +267,7 @@ export class GrpcReceiver implements Component {
   }
 
   /** Why a call is refused before its message is read, or undefined to admit it. */
-  #admit(metadata: grpc.Metadata): grpc.StatusObject | undefined {
+  #admit(metadata: grpc.Metadata, connection: Connection | undefined): grpc.StatusObject | undefined {
     const { metrics } = this.#options;
     const auth = this.#options.auth?.(metadata.get('authorization').map(String)) ?? 'ok';
     if (auth !== 'ok') {
@@ -262,7 +276,7 @@ export class GrpcReceiver implements Component {
       return { code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() };
     }
     const budget = this.#options.receiveBudget;
-    if (budget !== undefined && budget.full) {
+    if (budget !== undefined && connection !== undefined && !budget.tryTake(ADMISSION_BYTES)) {
       metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAVAILABLE' });
       metrics.requestsCut.inc({ server: 'grpc', reason: 'receive_budget' });
       const retryAfterMs = this.#options.retryAfterMs ?? 1000;
@@ -271,7 +285,13 @@ export class GrpcReceiver implements Component {
       status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, details, retryAfterMs)));
       return { code: grpc.status.UNAVAILABLE, details, metadata: status };
     }
+    if (budget !== undefined && connection !== undefined) connection.reserved += ADMISSION_BYTES;
     return undefined;
+  }
+
+  #release(c: Connection): void {
+    this.#options.receiveBudget?.release(c.reserved);
+    c.reserved = 0;
   }
 
   /** Checks connections every CHECK_INTERVAL_MS while any has a call receiving or refused. */
@@ -285,7 +305,8 @@ export class GrpcReceiver implements Component {
     const now = Date.now();
     const readTimeoutMs = this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     const perCall = this.#options.maxRequestBytes + 5 + (this.#options.flowControlWindowBytes ?? 65_535);
-    let total = 0;
+    const budget = this.#options.receiveBudget;
+    const refusedAllowance = (this.#options.flowControlWindowBytes ?? 65_535) + ADMISSION_BYTES;
     let watched = 0;
     for (const c of this.#connections.values()) {
       const bytes = c.socket.bytesRead;
@@ -294,25 +315,30 @@ export class GrpcReceiver implements Component {
         c.lastProgressAt = now;
       }
       c.held = c.receiving > 0 ? Math.min(Math.max(0, bytes - c.base - c.completed), c.receiving * perCall) : 0;
-      if (c.receiving === 0 && !c.refused) continue;
+      if (c.receiving === 0 && !c.refused) {
+        if (c.reserved > 0) this.#release(c);
+        continue;
+      }
       if (now - c.lastProgressAt >= readTimeoutMs) {
         this.#cut(c, 'read_timeout');
         continue;
       }
-      watched++;
-      total += c.held;
-    }
-    const budget = this.#options.receiveBudget;
-    if (budget !== undefined) {
-      budget.report(total);
-      while (budget.used > budget.limit) {
-        let largest: Connection | undefined;
-        for (const c of this.#connections.values()) if (c.held > (largest?.held ?? 0)) largest = c;
-        if (largest === undefined) break;
-        total -= largest.held;
-        this.#cut(largest, 'receive_budget');
-        budget.report(total);
+      // A gRPC client stops sending a call answered before its end (grpc-js discards what still comes): one that sends on is cut.
+      if (c.refused && c.receiving === 0 && bytes - c.refusedAt > refusedAllowance) {
+        this.#cut(c, 'refused');
+        continue;
       }
+      if (budget !== undefined) {
+        const need = Math.max(c.held, c.receiving * ADMISSION_BYTES);
+        if (need > c.reserved) {
+          if (!budget.tryTake(need - c.reserved)) {
+            this.#cut(c, 'receive_budget');
+            continue;
+          }
+        } else budget.release(c.reserved - need);
+        c.reserved = need;
+      }
+      watched++;
     }
     if (watched === 0 && this.#checkTimer !== undefined) {
       clearInterval(this.#checkTimer);
@@ -321,12 +347,13 @@ export class GrpcReceiver implements Component {
   }
 
   /** Closes a connection, freeing what its calls held; its clients see the connection reset (UNAVAILABLE). */
-  #cut(c: Connection, reason: 'read_timeout' | 'receive_budget'): void {
+  #cut(c: Connection, reason: 'read_timeout' | 'receive_budget' | 'refused'): void {
     this.#options.metrics.requestsCut.inc({ server: 'grpc', reason }, Math.max(1, c.receiving));
     this.#options.logger.debug({ remote: `${c.socket.remoteAddress}:${c.socket.remotePort}`, reason, calls: c.receiving, heldBytes: c.held }, 'OTLP/gRPC connection closed');
     c.receiving = 0;
     c.refused = false;
     c.held = 0;
+    this.#release(c);
     c.socket.destroy();
   }
 
@@ -347,11 +374,13 @@ export class GrpcReceiver implements Component {
         resolve();
       });
     });
-    for (const c of this.#connections.values()) c.socket.destroy();
+    for (const c of this.#connections.values()) {
+      this.#release(c);
+      c.socket.destroy();
+    }
     this.#connections.clear();
     if (this.#checkTimer !== undefined) clearInterval(this.#checkTimer);
     this.#checkTimer = undefined;
-    this.#options.receiveBudget?.report(0);
   }
 }
 

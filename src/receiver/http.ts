@@ -73,8 +73,8 @@ export class HttpReceiver implements Component {
     res.end(body);
   }
 
-  /** `close`: the rest of a body not read is not waited for. */
-  #error(res: ServerResponse, encoding: Encoding, status: number, code: number, message: string, retryAfterMs?: number, close = status === 413 || status === 408): void {
+  /** `close`: the rest of a body not read is not waited for (a client that never finishes it cannot hold the connection). */
+  #error(res: ServerResponse, encoding: Encoding, status: number, code: number, message: string, retryAfterMs?: number, close = !res.req.complete): void {
     const headers: Record<string, string> = {};
     if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     if (close) headers.Connection = 'close';
@@ -131,7 +131,9 @@ export class HttpReceiver implements Component {
         case 'busy': {
           metrics.requestsCut.inc({ server: 'http', reason: 'receive_budget' });
           const retryAfterMs = this.#options.retryAfterMs ?? 1000;
-          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, 'too many bytes of requests being received (receiver.max_receiving_bytes)', retryAfterMs, true);
+          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, 'too many bytes of requests being received (receiver.max_receiving_bytes)', retryAfterMs);
+          // The rest of the body is not wanted: closed once the answer is out, not read to its end.
+          res.once('finish', () => req.socket.destroy());
           return;
         }
         case 'timeout':

@@ -99,7 +99,7 @@ export function createMetrics(): Metrics {
     }),
     requestsCut: new Counter({
       name: 'betrace_requests_cut_total',
-      help: 'Requests given up before their end, by server (grpc, http, api) and reason (read_timeout, receive_budget, client_aborted).',
+      help: 'Requests given up before their end, by server (grpc, http, api) and reason (read_timeout, receive_budget, refused: a gRPC client sending on after its call was refused, client_aborted).',
       labelNames: ['server', 'reason'],
       registers,
     }),
