@@ -81,10 +81,15 @@ async function measure(b: BetraceProcess, attack: () => Promise<void>): Promise<
   const sampler = setInterval(() => {
     if (b.child.exitCode === null) peak = Math.max(peak, rssBytes(b.child.pid!));
   }, 10);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not every request was closed within 20 s; RSS ${mb(before)} -> peak ${mb(peak)}`)), 20_000);
+  });
   try {
-    await attack();
+    await Promise.race([attack(), deadline]);
   } finally {
     clearInterval(sampler);
+    clearTimeout(timer);
   }
   return { before, peak, after: rssBytes(b.child.pid!) };
 }
