@@ -53,6 +53,8 @@ interface Connection {
   lastProgressAt: number;
   /** Calls admitted whose message has not fully arrived. */
   receiving: number;
+  /** socket.bytesRead when each of those calls was admitted. */
+  readonly starts: Set<{ readonly at: number }>;
   /** socket.bytesRead when `receiving` last rose from 0, and bytes of the messages completed since (with framing). */
   base: number;
   completed: number;
@@ -211,7 +213,7 @@ export class GrpcReceiver implements Component {
   #accept(socket: Socket, injector: grpc.ConnectionInjector): void {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     const now = Date.now();
-    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, base: 0, completed: 0, held: 0, reserved: 0, refused: false, refusedAt: 0 });
+    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, starts: new Set(), base: 0, completed: 0, held: 0, reserved: 0, refused: false, refusedAt: 0 });
     socket.once('close', () => {
       const c = this.#connections.get(key);
       if (c?.socket === socket) {
@@ -226,10 +228,11 @@ export class GrpcReceiver implements Component {
   #intercept(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCall {
     const info = call.getConnectionInfo();
     const connection = this.#connections.get(`${info.remoteAddress}|${info.remotePort}`);
-    let receiving = false;
+    let start: { readonly at: number } | undefined;
     const received = (messageBytes: number | undefined): void => {
-      if (!receiving || connection === undefined) return;
-      receiving = false;
+      if (start === undefined || connection === undefined) return;
+      connection.starts.delete(start);
+      start = undefined;
       connection.receiving = Math.max(0, connection.receiving - 1);
       if (messageBytes !== undefined) connection.completed += framed(messageBytes);
     };
@@ -252,7 +255,8 @@ export class GrpcReceiver implements Component {
                 connection.base = connection.socket.bytesRead;
                 connection.completed = 0;
               }
-              receiving = true;
+              start = { at: connection.socket.bytesRead };
+              connection.starts.add(start);
               this.#watch();
             }
             nextMetadata(metadata);
@@ -314,7 +318,12 @@ export class GrpcReceiver implements Component {
         c.lastBytes = bytes;
         c.lastProgressAt = now;
       }
-      c.held = c.receiving > 0 ? Math.min(Math.max(0, bytes - c.base - c.completed), c.receiving * perCall) : 0;
+      // Bounded three ways: what was read since receiving began minus the messages completed since (HTTP/2 control frames
+      // make this drift up on a connection that never stops receiving), what was read since its oldest call receiving
+      // was admitted, and what its calls can hold.
+      let oldest = bytes;
+      for (const { at } of c.starts) oldest = Math.min(oldest, at);
+      c.held = c.receiving > 0 ? Math.min(Math.max(0, bytes - c.base - c.completed), bytes - oldest, c.receiving * perCall) : 0;
       if (c.receiving === 0 && !c.refused) {
         if (c.reserved > 0) this.#release(c);
         continue;
@@ -351,6 +360,7 @@ export class GrpcReceiver implements Component {
     this.#options.metrics.requestsCut.inc({ server: 'grpc', reason }, Math.max(1, c.receiving));
     this.#options.logger.debug({ remote: `${c.socket.remoteAddress}:${c.socket.remotePort}`, reason, calls: c.receiving, heldBytes: c.held }, 'OTLP/gRPC connection closed');
     c.receiving = 0;
+    c.starts.clear();
     c.refused = false;
     c.held = 0;
     this.#release(c);
