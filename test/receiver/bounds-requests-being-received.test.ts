@@ -9,8 +9,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
-import { connect } from 'node:net';
-import { TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
+import { connect, type Socket } from 'node:net';
 import { paddedRequest } from '../helpers/encode-spans.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
@@ -81,7 +80,7 @@ describe('requests still being received, on the OTLP/gRPC receiver', () => {
     assert.equal(settings.maxConcurrentStreams, 5);
     const { port } = new URL(p.grpcUrl);
     const sockets = await Promise.all(
-      Array.from({ length: 3 }, () => new Promise<import('node:net').Socket>((resolve) => {
+      Array.from({ length: 3 }, () => new Promise<Socket>((resolve) => {
         const s = connect(Number(port), '127.0.0.1', () => resolve(s));
         s.on('error', () => undefined);
       })),
