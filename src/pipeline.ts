@@ -19,7 +19,7 @@ import { KafkaRuleStore } from './transport/kafka-rules.ts';
 import { KafkaViolationIndex } from './transport/kafka-violation-index.ts';
 import { FileRuleStore, type RuleStore } from './worker/rule-store.ts';
 import { Forwarder, QueuedExporter, createOtlpGrpcSender } from './exporter/index.ts';
-import { GrpcReceiver, HttpReceiver, Ingest } from './receiver/index.ts';
+import { GrpcReceiver, HttpReceiver, Ingest, ReceiveBudget } from './receiver/index.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import { createEmbeddedTransport } from './transport/embedded.ts';
@@ -182,6 +182,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     });
     components.push(producer);
     const common = {
+      receiveBudget: new ReceiveBudget(config.receiver.maxReceivingBytes, metrics),
+      readTimeoutMs: config.receiver.readTimeoutMs,
+      maxConnections: config.receiver.maxConnections,
+      retryAfterMs: config.receiver.retryAfterMs,
       maxRequestBytes: config.receiver.maxRequestBytes,
       ingest,
       metrics,
@@ -190,7 +194,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       auth: createTokenCheck(config.receiver.authToken),
     };
     if (config.receiver.grpc.enabled) {
-      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes });
+      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
       components.push(grpc);
     }
     if (config.receiver.http.enabled) {
@@ -201,7 +205,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   // Every process serves health, readiness and metrics on the admin port; the api role adds rules and violations.
   if (config.api.enabled) {
-    api = new ApiServer({ host: config.api.host, port: config.api.port, tls: config.api.tls, metrics, logger });
+    api = new ApiServer({
+      host: config.api.host,
+      port: config.api.port,
+      tls: config.api.tls,
+      metrics,
+      logger,
+      maxConnections: config.api.maxConnections,
+      readTimeoutMs: config.api.readTimeoutMs,
+    });
   }
   if (api !== undefined && has('api')) {
     mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: checkHeaders(createTokenCheck(config.api.token)) });

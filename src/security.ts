@@ -1,7 +1,8 @@
 /**
  * What the receivers and the admin API share for transport security: TLS
  * files watched and re-read when they change (certificate rotation without a
- * restart), and a constant-time bearer-token check.
+ * restart), a constant-time bearer-token check, and the limits of their HTTP
+ * servers (connections, read timeout, request bodies).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
@@ -114,20 +115,44 @@ export interface ListeningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+export interface HttpLimits {
+  /** Connections open at once; more are closed as they arrive. */
+  readonly maxConnections: number;
+  /** Request headers must arrive within it (bodies: see readRequestBody). */
+  readonly readTimeoutMs: number;
+  /** Called for each connection refused over maxConnections. */
+  readonly onConnectionRefused?: () => void;
+}
+
 export async function listenHttp(
-  options: { host: string; port: number; tls?: TlsConfig | undefined; logger: Logger },
+  options: { host: string; port: number; tls?: TlsConfig | undefined; logger: Logger; limits?: HttpLimits | undefined },
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): Promise<ListeningServer> {
   let server: Server | TlsServer;
   let watcher: TlsFilesWatcher | undefined;
-  if (options.tls === undefined) server = createServer(handler);
+  const limits = options.limits;
+  // Node checks headersTimeout every connectionsCheckingInterval (30 s by default): checked often enough for the read timeout.
+  const timeouts =
+    limits === undefined
+      ? {}
+      : {
+          headersTimeout: limits.readTimeoutMs,
+          requestTimeout: Math.max(300_000, limits.readTimeoutMs),
+          connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(limits.readTimeoutMs / 4))),
+        };
+  if (options.tls === undefined) server = createServer(timeouts, handler);
   else {
-    const secure = createTlsServer(readServerTls(options.tls), handler);
+    const secure = createTlsServer({ ...readServerTls(options.tls), ...timeouts }, handler);
     watcher = new TlsFilesWatcher(options.tls, (o) => secure.setSecureContext(o), options.logger);
     await watcher.start();
     server = secure;
   }
   server.keepAliveTimeout = 65_000;
+  if (limits !== undefined) {
+    server.maxConnections = limits.maxConnections;
+    const refused = limits.onConnectionRefused;
+    if (refused !== undefined) server.on('drop', () => refused());
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -151,4 +176,74 @@ export async function listenHttp(
       });
     },
   };
+}
+
+/** A bound on bytes held at once (the receiver's bytes of requests still being received). */
+export interface ByteBudget {
+  /** Counts `bytes` unless that passes the bound (then nothing is counted). */
+  tryTake(bytes: number): boolean;
+  release(bytes: number): void;
+}
+
+export type BodyResult =
+  | { readonly kind: 'ok'; readonly body: Buffer }
+  /** Declared (Content-Length) or sent past the limit. */
+  | { readonly kind: 'too_large' }
+  /** The shared budget is spent: try again later. */
+  | { readonly kind: 'busy' }
+  /** No byte arrived for the read timeout. */
+  | { readonly kind: 'timeout' }
+  /** The client closed the connection before the end of the body. */
+  | { readonly kind: 'aborted' };
+
+/**
+ * Reads a request body, never allocating from what the client declared: refuses
+ * a declared Content-Length over `limit` before reading, counts each chunk
+ * against `budget` as it arrives (released when the body is complete or given
+ * up), and gives up when no byte arrived for `idleTimeoutMs`. After any result
+ * but 'ok' the rest of the body is discarded as it arrives; the caller answers
+ * with `Connection: close` (or closes the socket on 'timeout').
+ */
+export function readRequestBody(
+  req: IncomingMessage,
+  options: { readonly limit: number; readonly idleTimeoutMs: number; readonly budget?: ByteBudget | undefined },
+): Promise<BodyResult> {
+  const { limit, idleTimeoutMs, budget } = options;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve({ kind: 'too_large' });
+  }
+  return new Promise<BodyResult>((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      chunks.length = 0;
+      budget?.release(size);
+      resolve(result);
+    };
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), idleTimeoutMs);
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      timer.refresh();
+      if (size + chunk.length > limit) return finish({ kind: 'too_large' });
+      if (budget !== undefined && !budget.tryTake(chunk.length)) return finish({ kind: 'busy' });
+      size += chunk.length;
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (done) return;
+      const body = Buffer.concat(chunks, size);
+      finish({ kind: 'ok', body });
+    });
+    // 'error' (ECONNRESET "aborted") and 'close' before the end: the client went away.
+    req.on('error', () => finish({ kind: 'aborted' }));
+    req.on('close', () => {
+      if (!req.complete) finish({ kind: 'aborted' });
+    });
+  });
 }

@@ -3,6 +3,7 @@ export const API_ERRORS = {
   NOT_FOUND: [404, 'no such route'],
   METHOD_NOT_ALLOWED: [405, 'the route exists, not with this method'],
   INVALID_JSON: [400, 'the request body is not JSON'],
+  INVALID_PATH: [400, 'a path segment is not valid percent-encoding (e.g. `/v1/rules/%ZZ`)'],
   BODY_TOO_LARGE: [413, 'the request body is over 1 MiB'],
   INVALID_RULE: [400, 'the rule does not match the RuleInput schema (details in `errors`)'],
   INVALID_CONDITION: [400, 'the condition does not compile (`line`, `column`, `message`)'],

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TlsConfig } from '../config/index.ts';
-import { listenHttp, type ListeningServer } from '../security.ts';
+import { listenHttp, readRequestBody, type ListeningServer } from '../security.ts';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -50,7 +50,13 @@ export interface ApiServerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly maxBodyBytes?: number;
+  /** Connections open at once. */
+  readonly maxConnections?: number;
+  /** A request whose headers or body get no byte for this long is cut. */
+  readonly readTimeoutMs?: number;
 }
+
+const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 interface CompiledRoute {
   readonly method: string;
@@ -122,7 +128,12 @@ export class ApiServer implements Component {
         if (!res.headersSent) send(res, apiError('INTERNAL', 'internal error'));
       });
     };
-    const server = await listenHttp(this.#o, handler);
+    const limits = {
+      maxConnections: this.#o.maxConnections ?? 64,
+      readTimeoutMs: this.#o.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      onConnectionRefused: () => this.#o.metrics.connectionsRefused.inc({ server: 'api' }),
+    };
+    const server = await listenHttp({ ...this.#o, limits }, handler);
     this.#port = server.port;
     this.#server = server;
     this.#o.logger.info({ address: `${this.#o.host}:${this.#port}` }, 'admin API listening');
@@ -138,9 +149,14 @@ export class ApiServer implements Component {
       if (m === null) continue;
       pathMatched = true;
       if (route.method !== method) continue;
-      const params: Record<string, string> = {};
-      route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
-      const body = await readJsonBody(req, this.#o.maxBodyBytes ?? 1024 * 1024);
+      const params = decodeParams(route.names, m);
+      if (typeof params === 'string') {
+        req.resume();
+        send(res, apiError('INVALID_PATH', params));
+        return;
+      }
+      const body = await this.#readJsonBody(req, res);
+      if (body === undefined) return;
       if (!body.ok) {
         send(res, body.response);
         return;
@@ -150,6 +166,39 @@ export class ApiServer implements Component {
     }
     req.resume();
     send(res, pathMatched ? apiError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`) : apiError('NOT_FOUND', `no route ${path}`));
+  }
+
+  /**
+   * The JSON body; undefined when the request is over without an answer to give
+   * (the client went away, or sent nothing for the read timeout: its connection is closed).
+   */
+  async #readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<{ ok: true; value: unknown } | { ok: false; response: ApiResponse } | undefined> {
+    const limit = this.#o.maxBodyBytes ?? 1024 * 1024;
+    const read = await readRequestBody(req, { limit, idleTimeoutMs: this.#o.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS });
+    switch (read.kind) {
+      case 'too_large': {
+        const response = apiError('BODY_TOO_LARGE', `request body larger than ${limit} bytes`);
+        return { ok: false, response: { ...response, headers: { Connection: 'close' } } };
+      }
+      case 'busy':
+      case 'timeout':
+        this.#o.metrics.requestsCut.inc({ server: 'api', reason: 'read_timeout' });
+        this.#o.logger.debug({ remote: req.socket.remoteAddress }, 'admin API request body stalled: connection closed');
+        res.destroy();
+        return undefined;
+      case 'aborted':
+        this.#o.metrics.requestsCut.inc({ server: 'api', reason: 'client_aborted' });
+        this.#o.logger.debug({ remote: req.socket.remoteAddress }, 'admin API client closed the connection before the end of its request');
+        return undefined;
+      case 'ok':
+        break;
+    }
+    if (read.body.length === 0) return { ok: true, value: undefined };
+    try {
+      return { ok: true, value: JSON.parse(read.body.toString('utf8')) as unknown };
+    } catch (err) {
+      return { ok: false, response: apiError('INVALID_JSON', `request body is not JSON: ${(err as Error).message}`) };
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -174,21 +223,16 @@ function send(res: ServerResponse, response: ApiResponse): void {
   res.end(body);
 }
 
-async function readJsonBody(
-  req: IncomingMessage,
-  limit: number,
-): Promise<{ ok: true; value: unknown } | { ok: false; response: ApiResponse }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return { ok: false, response: apiError('BODY_TOO_LARGE', `request body larger than ${limit} bytes`) };
-    chunks.push(chunk as Buffer);
+/** Path parameters, percent-decoded; a string saying which one is not valid percent-encoding. */
+function decodeParams(names: readonly string[], match: RegExpExecArray): Record<string, string> | string {
+  const params: Record<string, string> = {};
+  for (const [i, name] of names.entries()) {
+    const raw = match[i + 1]!;
+    try {
+      params[name] = decodeURIComponent(raw);
+    } catch {
+      return `path parameter ${name} is not valid percent-encoding: ${JSON.stringify(raw)}`;
+    }
   }
-  if (size === 0) return { ok: true, value: undefined };
-  try {
-    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
-  } catch (err) {
-    return { ok: false, response: apiError('INVALID_JSON', `request body is not JSON: ${(err as Error).message}`) };
-  }
+  return params;
 }

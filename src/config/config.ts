@@ -49,10 +49,13 @@ export interface Config {
   /** Directory of the config file; relative paths in it are resolved against this. */
   readonly baseDir: string;
   readonly receiver: {
-    readonly grpc: ListenConfig & { readonly flowControlWindowBytes: number };
+    readonly grpc: ListenConfig & { readonly flowControlWindowBytes: number; readonly maxConcurrentStreams: number };
     readonly http: ListenConfig;
     readonly maxRequestBytes: number;
     readonly maxInFlightBytes: number;
+    readonly maxReceivingBytes: number;
+    readonly maxConnections: number;
+    readonly readTimeoutMs: number;
     readonly retryAfterMs: number;
     readonly maxSpansPerRequest: number;
     readonly authToken: string;
@@ -81,7 +84,12 @@ export interface Config {
     readonly maxAttributeValueLength: number;
   };
   readonly rules: { readonly paths: readonly string[] };
-  readonly api: ListenConfig & { readonly token: string; readonly tls: TlsConfig | undefined };
+  readonly api: ListenConfig & {
+    readonly token: string;
+    readonly tls: TlsConfig | undefined;
+    readonly maxConnections: number;
+    readonly readTimeoutMs: number;
+  };
   readonly dataDir: string;
   readonly log: { readonly level: string };
 }

@@ -222,6 +222,10 @@ function normalize(raw: Raw, baseDir: string): Config {
   }
   const maxRequestBytes = size(receiver.max_request_bytes);
   if (maxRequestBytes < 1024) throw new ConfigError(`receiver.max_request_bytes must be at least 1KiB, got ${show(receiver.max_request_bytes)}`);
+  const maxReceivingBytes = size(receiver.max_receiving_bytes);
+  if (maxReceivingBytes < maxRequestBytes) {
+    throw new ConfigError(`receiver.max_receiving_bytes must be at least receiver.max_request_bytes (${maxRequestBytes} bytes), got ${show(receiver.max_receiving_bytes)}`);
+  }
   const grpcRaw = receiver.grpc as Raw;
   const flowControlWindowBytes = size(grpcRaw.flow_control_window);
   if (flowControlWindowBytes < 65_535 || flowControlWindowBytes > 2 ** 30) {
@@ -231,10 +235,13 @@ function normalize(raw: Raw, baseDir: string): Config {
   return {
     baseDir,
     receiver: {
-      grpc: { ...listen('receiver.grpc', grpcRaw), flowControlWindowBytes },
+      grpc: { ...listen('receiver.grpc', grpcRaw), flowControlWindowBytes, maxConcurrentStreams: grpcRaw.max_concurrent_streams as number },
       http: listen('receiver.http', receiver.http as Raw),
       maxRequestBytes,
       maxInFlightBytes: size(receiver.max_in_flight_bytes),
+      maxReceivingBytes,
+      maxConnections: receiver.max_connections as number,
+      readTimeoutMs: dur('receiver.read_timeout', receiver.read_timeout),
       retryAfterMs: dur('receiver.retry_after', receiver.retry_after),
       maxSpansPerRequest: receiver.max_spans_per_request as number,
       authToken: receiver.auth_token as string,
@@ -272,7 +279,13 @@ function normalize(raw: Raw, baseDir: string): Config {
       maxAttributeValueLength: worker.max_attribute_value_length as number,
     },
     rules: { paths: (r.rules!.paths as string[]).map((p) => resolve(baseDir, p)) },
-    api: { ...listen('api', api), token, tls: tlsConfig('api.tls', api.tls as Raw, baseDir) },
+    api: {
+      ...listen('api', api),
+      token,
+      tls: tlsConfig('api.tls', api.tls as Raw, baseDir),
+      maxConnections: api.max_connections as number,
+      readTimeoutMs: dur('api.read_timeout', api.read_timeout),
+    },
     dataDir: resolve(baseDir, raw.data_dir as string),
     log: { level: (r.log!.level as string) },
   };

@@ -62,6 +62,12 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         "HTTP/2 flow-control window offered to each client, per request stream and per connection (64KiB to 1GiB): how much of a request a client may send before the receiver has read it. HTTP/2's own 64KiB makes a client wait for the receiver's window updates several times per large request.",
         '1MiB',
       ),
+      max_concurrent_streams: int(
+        'Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more are refused by HTTP/2 (REFUSED_STREAM, which clients retry).',
+        16,
+        1,
+        1000,
+      ),
     }),
     http: obj('OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip accepted).', {
       enabled: bool('Serve OTLP/HTTP.', true),
@@ -74,6 +80,15 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     max_in_flight_bytes: size(
       'Bytes of requests being handed to the transport at once; past it requests get UNAVAILABLE / 503 with a retry delay.',
       '64MiB',
+    ),
+    max_receiving_bytes: size(
+      'Bytes of requests still being received, both receivers together; when spent, new requests get UNAVAILABLE / 503 with a retry delay, and past it the gRPC connection holding most is closed. See "Memory bound" in the README.',
+      '64MiB',
+    ),
+    max_connections: int('Client connections open at once, per receiver (gRPC and HTTP each); more are closed as they arrive.', 256, 1),
+    read_timeout: duration(
+      'A request still being received that gets no byte for this long is cut (HTTP: 408 and the connection closed; gRPC: its connection closed), and what it held freed. HTTP request headers must arrive within it.',
+      '30s',
     ),
     retry_after: duration('Retry delay suggested to clients with UNAVAILABLE / 503.', '1s'),
     max_spans_per_request: int('Most spans in one export request; more: RESOURCE_EXHAUSTED / 413.', 100_000),
@@ -237,6 +252,8 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'x-env': 'BETRACE_API_TOKEN',
     },
     token_file: { type: 'string', default: '', description: 'File holding the bearer token (e.g. a mounted Secret).' },
+    max_connections: int('Connections open at once; more are closed as they arrive.', 64, 1),
+    read_timeout: duration('A request whose headers or body get no byte for this long is cut (the connection closed).', '30s'),
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {

@@ -1,16 +1,79 @@
-/** OTLP/gRPC receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export. */
+/**
+ * OTLP/gRPC receiver: opentelemetry.proto.collector.trace.v1.TraceService/Export.
+ *
+ * betrace accepts the TCP connections itself and hands them to grpc-js
+ * (Server.createConnectionInjector), so that it can limit them and see what
+ * each has read (socket.bytesRead). grpc-js assembles a whole message before
+ * the handler sees it; what betrace bounds around that:
+ * - connections (receiver.max_connections) and streams per connection
+ *   (receiver.grpc.max_concurrent_streams);
+ * - the token, checked by a server interceptor when the metadata arrives:
+ *   without it the call is answered UNAUTHENTICATED and its message never read;
+ * - bytes of messages still being received, against the receiver-wide
+ *   receive budget: a call is admitted with a first share of it (else refused
+ *   UNAVAILABLE with a retry delay), and its connection takes more as it reads
+ *   (what it read since one of its calls began receiving, minus the messages
+ *   completed since, checked every CHECK_INTERVAL_MS); a connection that needs
+ *   more while the budget is spent is closed;
+ * - progress: a connection with a call still receiving (or a call refused
+ *   before its message, which its client may never end) that reads no byte for
+ *   receiver.read_timeout is closed, freeing what its calls held; so is one
+ *   that sends on (more than a flow-control window) after its call was refused.
+ */
 import * as grpc from '@grpc/grpc-js';
 import type * as http2 from 'node:http2';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
+import type { ReceiveBudget } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 
 export interface GrpcReceiverOptions extends ReceiverOptions {
   /** HTTP/2 flow-control window per request stream and per connection; HTTP/2's 65,535 bytes when undefined. */
   readonly flowControlWindowBytes?: number | undefined;
+  /** Receiver-wide bound on bytes of messages still being received (shared with OTLP/HTTP). */
+  readonly receiveBudget?: ReceiveBudget | undefined;
+  /** A connection with a call still receiving that reads no byte for this long is closed. */
+  readonly readTimeoutMs?: number;
+  /** Connections open at once; more are closed as they arrive. */
+  readonly maxConnections?: number;
+  /** Concurrent streams (calls) per connection, offered in HTTP/2 SETTINGS. */
+  readonly maxConcurrentStreams?: number;
+  /** Retry delay suggested when the receive budget is spent. */
+  readonly retryAfterMs?: number;
 }
+
+/** One accepted TCP connection, keyed by its remote address and port (what grpc-js reports per call). */
+interface Connection {
+  readonly socket: Socket;
+  /** socket.bytesRead at the last check, and when it last changed. */
+  lastBytes: number;
+  lastProgressAt: number;
+  /** Calls admitted whose message has not fully arrived. */
+  receiving: number;
+  /** socket.bytesRead when each of those calls was admitted. */
+  readonly starts: Set<{ readonly at: number }>;
+  /** socket.bytesRead when `receiving` last rose from 0, and bytes of the messages completed since (with framing). */
+  base: number;
+  completed: number;
+  /** Bytes it holds by the last check, and bytes of the receive budget it has taken (at least ADMISSION_BYTES per call receiving). */
+  held: number;
+  reserved: number;
+  /** A call was refused before its message: silence for the read timeout closes the connection, and so does sending on (past REFUSED_ALLOWANCE) with no call admitted. */
+  refused: boolean;
+  /** socket.bytesRead at the last refusal. */
+  refusedAt: number;
+}
+
+/** How often connections are checked while any is watched: what a burst can pass the receive budget by is what arrives in this time. */
+const CHECK_INTERVAL_MS = 20;
+const DEFAULT_READ_TIMEOUT_MS = 30_000;
+/** The share of the receive budget a call is admitted with: small, so that a connection that stalls is cut holding little. */
+const ADMISSION_BYTES = 64 * 1024;
+/** HTTP/2 DATA frames carry at most 16 KiB by default, each behind a 9-byte header. */
+const framed = (messageBytes: number): number => messageBytes + 5 + 9 * Math.ceil((messageBytes + 5) / 16_384);
 
 const codeNames: Record<number, string> = Object.fromEntries(
   Object.entries(grpc.status).map(([name, code]) => [code, name]),
@@ -18,7 +81,10 @@ const codeNames: Record<number, string> = Object.fromEntries(
 
 export class GrpcReceiver implements Component {
   readonly #options: GrpcReceiverOptions;
+  readonly #connections = new Map<string, Connection>();
   #server: grpc.Server | undefined;
+  #listener: NetServer | undefined;
+  #checkTimer: NodeJS.Timeout | undefined;
   #port = 0;
 
   constructor(options: GrpcReceiverOptions) {
@@ -37,6 +103,8 @@ export class GrpcReceiver implements Component {
       // The limit applies to the decompressed message too (grpc-js checks after decompression).
       'grpc.max_receive_message_length': maxRequestBytes,
       'grpc.max_send_message_length': 4 * 1024 * 1024,
+      'grpc.max_concurrent_streams': this.#options.maxConcurrentStreams ?? 16,
+      interceptors: [(_method, call) => this.#intercept(call)],
     });
     const internals = server as unknown as GrpcServerInternals;
     let window = this.#options.flowControlWindowBytes;
@@ -48,10 +116,20 @@ export class GrpcReceiver implements Component {
       TRACE_SERVICE_DEFINITION,
       { Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.#export(call, callback) },
     );
-    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, this.#credentials(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    const injector = server.createConnectionInjector(this.#credentials());
+    const listener = createServer({ noDelay: true }, (socket) => this.#accept(socket, injector));
+    listener.maxConnections = this.#options.maxConnections ?? 1024;
+    listener.on('drop', () => this.#options.metrics.connectionsRefused.inc({ server: 'grpc' }));
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(port, host, () => {
+        listener.off('error', reject);
+        resolve();
+      });
     });
+    const bound = listener.address();
+    this.#port = typeof bound === 'object' && bound !== null ? bound.port : port;
+    this.#listener = listener;
     this.#server = server;
     if (window !== undefined && !widenConnectionWindows(internals, window)) {
       this.#options.logger.warn('grpc-js keeps its HTTP/2 servers elsewhere than expected: receiver.grpc.flow_control_window applied to streams only, connections keep 64KiB');
@@ -94,12 +172,6 @@ export class GrpcReceiver implements Component {
 
   #export(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     const { metrics, ingest } = this.#options;
-    const auth = this.#options.auth?.(call.metadata.get('authorization').map(String)) ?? 'ok';
-    if (auth !== 'ok') {
-      metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAUTHENTICATED' });
-      callback({ code: grpc.status.UNAUTHENTICATED, details: auth === 'missing' ? 'this receiver needs authorization: Bearer <token>' : 'the bearer token is not valid' }, null);
-      return;
-    }
     const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'grpc' });
     const answer = (code: number, body?: Buffer, error?: Partial<grpc.StatusObject>): void => {
       metrics.receiverRequests.inc({ protocol: 'grpc', code: codeNames[code] ?? String(code) });
@@ -137,10 +209,171 @@ export class GrpcReceiver implements Component {
     );
   }
 
+  /** A new TCP connection: tracked, then handed to grpc-js. */
+  #accept(socket: Socket, injector: grpc.ConnectionInjector): void {
+    const key = `${socket.remoteAddress}|${socket.remotePort}`;
+    const now = Date.now();
+    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, starts: new Set(), base: 0, completed: 0, held: 0, reserved: 0, refused: false, refusedAt: 0 });
+    socket.once('close', () => {
+      const c = this.#connections.get(key);
+      if (c?.socket === socket) {
+        this.#release(c);
+        this.#connections.delete(key);
+      }
+    });
+    injector.injectConnection(socket);
+  }
+
+  /** The server interceptor: admits a call when its metadata arrives (token, receive budget) and follows its message. */
+  #intercept(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCall {
+    const info = call.getConnectionInfo();
+    const connection = this.#connections.get(`${info.remoteAddress}|${info.remotePort}`);
+    let start: { readonly at: number } | undefined;
+    const received = (messageBytes: number | undefined): void => {
+      if (start === undefined || connection === undefined) return;
+      connection.starts.delete(start);
+      start = undefined;
+      connection.receiving = Math.max(0, connection.receiving - 1);
+      if (messageBytes !== undefined) connection.completed += framed(messageBytes);
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            const refusal = this.#admit(metadata, connection);
+            if (refusal !== undefined) {
+              if (connection !== undefined) {
+                connection.refused = true;
+                connection.refusedAt = connection.socket.bytesRead;
+              }
+              this.#watch();
+              call.sendStatus(refusal);
+              return;
+            }
+            if (connection !== undefined) {
+              if (connection.receiving++ === 0) {
+                connection.base = connection.socket.bytesRead;
+                connection.completed = 0;
+              }
+              start = { at: connection.socket.bytesRead };
+              connection.starts.add(start);
+              this.#watch();
+            }
+            nextMetadata(metadata);
+          },
+          onReceiveMessage: (message: Buffer, nextMessage) => {
+            received(message.length);
+            nextMessage(message);
+          },
+          onCancel: () => received(undefined),
+        }),
+    });
+  }
+
+  /** Why a call is refused before its message is read, or undefined to admit it. */
+  #admit(metadata: grpc.Metadata, connection: Connection | undefined): grpc.StatusObject | undefined {
+    const { metrics } = this.#options;
+    const auth = this.#options.auth?.(metadata.get('authorization').map(String)) ?? 'ok';
+    if (auth !== 'ok') {
+      metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAUTHENTICATED' });
+      const details = auth === 'missing' ? 'this receiver needs authorization: Bearer <token>' : 'the bearer token is not valid';
+      return { code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() };
+    }
+    const budget = this.#options.receiveBudget;
+    if (budget !== undefined && connection !== undefined && !budget.tryTake(ADMISSION_BYTES)) {
+      metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAVAILABLE' });
+      metrics.requestsCut.inc({ server: 'grpc', reason: 'receive_budget' });
+      const retryAfterMs = this.#options.retryAfterMs ?? 1000;
+      const details = 'too many bytes of requests being received (receiver.max_receiving_bytes)';
+      const status = new grpc.Metadata();
+      status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, details, retryAfterMs)));
+      return { code: grpc.status.UNAVAILABLE, details, metadata: status };
+    }
+    if (budget !== undefined && connection !== undefined) connection.reserved += ADMISSION_BYTES;
+    return undefined;
+  }
+
+  #release(c: Connection): void {
+    this.#options.receiveBudget?.release(c.reserved);
+    c.reserved = 0;
+  }
+
+  /** Checks connections every CHECK_INTERVAL_MS while any has a call receiving or refused. */
+  #watch(): void {
+    if (this.#checkTimer !== undefined) return;
+    this.#checkTimer = setInterval(() => this.#check(), CHECK_INTERVAL_MS);
+    this.#checkTimer.unref();
+  }
+
+  #check(): void {
+    const now = Date.now();
+    const readTimeoutMs = this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+    const perCall = this.#options.maxRequestBytes + 5 + (this.#options.flowControlWindowBytes ?? 65_535);
+    const budget = this.#options.receiveBudget;
+    const refusedAllowance = (this.#options.flowControlWindowBytes ?? 65_535) + ADMISSION_BYTES;
+    let watched = 0;
+    for (const c of this.#connections.values()) {
+      const bytes = c.socket.bytesRead;
+      if (bytes !== c.lastBytes) {
+        c.lastBytes = bytes;
+        c.lastProgressAt = now;
+      }
+      // Bounded three ways: what was read since receiving began minus the messages completed since (HTTP/2 control frames
+      // make this drift up on a connection that never stops receiving), what was read since its oldest call receiving
+      // was admitted, and what its calls can hold.
+      let oldest = bytes;
+      for (const { at } of c.starts) oldest = Math.min(oldest, at);
+      c.held = c.receiving > 0 ? Math.min(Math.max(0, bytes - c.base - c.completed), bytes - oldest, c.receiving * perCall) : 0;
+      if (c.receiving === 0 && !c.refused) {
+        if (c.reserved > 0) this.#release(c);
+        continue;
+      }
+      if (now - c.lastProgressAt >= readTimeoutMs) {
+        this.#cut(c, 'read_timeout');
+        continue;
+      }
+      // A gRPC client stops sending a call answered before its end (grpc-js discards what still comes): one that sends on is cut.
+      if (c.refused && c.receiving === 0 && bytes - c.refusedAt > refusedAllowance) {
+        this.#cut(c, 'refused');
+        continue;
+      }
+      if (budget !== undefined) {
+        const need = Math.max(c.held, c.receiving * ADMISSION_BYTES);
+        if (need > c.reserved) {
+          if (!budget.tryTake(need - c.reserved)) {
+            this.#cut(c, 'receive_budget');
+            continue;
+          }
+        } else budget.release(c.reserved - need);
+        c.reserved = need;
+      }
+      watched++;
+    }
+    if (watched === 0 && this.#checkTimer !== undefined) {
+      clearInterval(this.#checkTimer);
+      this.#checkTimer = undefined;
+    }
+  }
+
+  /** Closes a connection, freeing what its calls held; its clients see the connection reset (UNAVAILABLE). */
+  #cut(c: Connection, reason: 'read_timeout' | 'receive_budget' | 'refused'): void {
+    this.#options.metrics.requestsCut.inc({ server: 'grpc', reason }, Math.max(1, c.receiving));
+    this.#options.logger.debug({ remote: `${c.socket.remoteAddress}:${c.socket.remotePort}`, reason, calls: c.receiving, heldBytes: c.held }, 'OTLP/gRPC connection closed');
+    c.receiving = 0;
+    c.starts.clear();
+    c.refused = false;
+    c.held = 0;
+    this.#release(c);
+    c.socket.destroy();
+  }
+
   async shutdown(): Promise<void> {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
@@ -151,6 +384,13 @@ export class GrpcReceiver implements Component {
         resolve();
       });
     });
+    for (const c of this.#connections.values()) {
+      this.#release(c);
+      c.socket.destroy();
+    }
+    this.#connections.clear();
+    if (this.#checkTimer !== undefined) clearInterval(this.#checkTimer);
+    this.#checkTimer = undefined;
   }
 }
 

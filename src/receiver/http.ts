@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
-import { listenHttp, type ListeningServer } from '../security.ts';
+import { listenHttp, readRequestBody, type ByteBudget, type ListeningServer } from '../security.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseJson, exportResponseProtobuf, statusJson, statusProtobuf } from './status.ts';
@@ -15,11 +15,20 @@ import { GrpcCode, exportResponseJson, exportResponseProtobuf, statusJson, statu
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
 
-export type HttpReceiverOptions = ReceiverOptions;
+export interface HttpReceiverOptions extends ReceiverOptions {
+  /** Receiver-wide bound on bytes of bodies still being received (shared with OTLP/gRPC). */
+  readonly receiveBudget?: ByteBudget | undefined;
+  /** A request whose body (or headers) makes no progress for this long is cut. */
+  readonly readTimeoutMs?: number;
+  /** Connections open at once. */
+  readonly maxConnections?: number;
+  /** Retry delay suggested when the receive budget is spent. */
+  readonly retryAfterMs?: number;
+}
 
 type Encoding = 'protobuf' | 'json';
 
-class TooLarge extends Error {}
+const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 export class HttpReceiver implements Component {
   readonly #options: HttpReceiverOptions;
@@ -42,7 +51,13 @@ export class HttpReceiver implements Component {
         if (!res.headersSent) this.#reply(res, 'json', 500, statusJson(GrpcCode.INTERNAL, 'internal error'));
       });
     };
-    const server = await listenHttp(this.#options, handler);
+    const { metrics } = this.#options;
+    const limits = {
+      maxConnections: this.#options.maxConnections ?? 1024,
+      readTimeoutMs: this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      onConnectionRefused: () => metrics.connectionsRefused.inc({ server: 'http' }),
+    };
+    const server = await listenHttp({ ...this.#options, limits }, handler);
     this.#port = server.port;
     this.#server = server;
     this.#options.logger.info({ address: `${this.#options.host}:${this.#port}` }, 'OTLP/HTTP receiver listening');
@@ -58,10 +73,11 @@ export class HttpReceiver implements Component {
     res.end(body);
   }
 
-  #error(res: ServerResponse, encoding: Encoding, status: number, code: number, message: string, retryAfterMs?: number): void {
+  /** `close`: the rest of a body not read is not waited for (a client that never finishes it cannot hold the connection). */
+  #error(res: ServerResponse, encoding: Encoding, status: number, code: number, message: string, retryAfterMs?: number, close = !res.req.complete): void {
     const headers: Record<string, string> = {};
     if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-    if (status === 413) headers.Connection = 'close';
+    if (close) headers.Connection = 'close';
     const body = encoding === 'json' ? statusJson(code, message, retryAfterMs) : statusProtobuf(code, message, retryAfterMs);
     this.#reply(res, encoding, status, body, headers);
   }
@@ -100,15 +116,45 @@ export class HttpReceiver implements Component {
     }
     const stopTimer = metrics.receiverRequestDuration.startTimer({ protocol: 'http' });
     try {
-      let body: Buffer;
+      const tooLarge = () => {
+        metrics.receiverSpansRejected.inc({ protocol: 'http', reason: 'too_large' });
+        this.#error(res, encoding, 413, GrpcCode.RESOURCE_EXHAUSTED, `request larger than ${maxRequestBytes} bytes (after decompression)`);
+      };
+      const readTimeoutMs = this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+      const read = await readRequestBody(req, { limit: maxRequestBytes, idleTimeoutMs: readTimeoutMs, budget: this.#options.receiveBudget });
+      switch (read.kind) {
+        case 'ok':
+          break;
+        case 'too_large':
+          tooLarge();
+          return;
+        case 'busy': {
+          metrics.requestsCut.inc({ server: 'http', reason: 'receive_budget' });
+          const retryAfterMs = this.#options.retryAfterMs ?? 1000;
+          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, 'too many bytes of requests being received (receiver.max_receiving_bytes)', retryAfterMs);
+          // The rest of the body is not wanted: closed once the answer is out, not read to its end.
+          res.once('finish', () => req.socket.destroy());
+          return;
+        }
+        case 'timeout':
+          metrics.requestsCut.inc({ server: 'http', reason: 'read_timeout' });
+          this.#error(res, encoding, 408, 4 /* DEADLINE_EXCEEDED */, `no byte of the body arrived for ${readTimeoutMs} ms (receiver.read_timeout)`);
+          res.once('finish', () => req.socket.destroy());
+          return;
+        case 'aborted':
+          // The client went away: nobody to answer, nothing to fix here.
+          metrics.requestsCut.inc({ server: 'http', reason: 'client_aborted' });
+          metrics.receiverRequests.inc({ protocol: 'http', code: '499' });
+          this.#options.logger.debug({ remote: req.socket.remoteAddress }, 'OTLP/HTTP client closed the connection before the end of its request');
+          return;
+      }
+      let body = read.body;
       try {
-        body = await readBody(req, maxRequestBytes);
         if (contentEncoding === 'gzip') body = await gunzipAsync(body, { maxOutputLength: maxRequestBytes });
         else if (contentEncoding === 'deflate') body = await inflateAsync(body, { maxOutputLength: maxRequestBytes });
       } catch (err) {
-        if (err instanceof TooLarge || (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-          metrics.receiverSpansRejected.inc({ protocol: 'http', reason: 'too_large' });
-          this.#error(res, encoding, 413, GrpcCode.RESOURCE_EXHAUSTED, `request larger than ${maxRequestBytes} bytes (after decompression)`);
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          tooLarge();
           return;
         }
         if (err instanceof Error && 'errno' in err && contentEncoding !== 'identity') {
@@ -160,35 +206,4 @@ export class HttpReceiver implements Component {
     this.#server = undefined;
     await server.close();
   }
-}
-
-/** The body, refusing (TooLarge) as soon as it passes `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.reject(new TooLarge());
-  }
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        chunks.length = 0;
-        reject(new TooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
-    });
-  });
 }

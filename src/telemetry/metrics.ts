@@ -13,6 +13,9 @@ export interface Metrics {
   readonly receiverRequests: Counter<'protocol' | 'code'>;
   readonly receiverInFlightBytes: Gauge;
   readonly receiverRequestDuration: Histogram<'protocol'>;
+  readonly receiverReceivingBytes: Gauge;
+  readonly connectionsRefused: Counter<'server'>;
+  readonly requestsCut: Counter<'server' | 'reason'>;
   readonly transportQueuedBytes: Gauge<'partition'>;
   readonly transportRecordsProduced: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
@@ -68,7 +71,7 @@ export function createMetrics(): Metrics {
     }),
     receiverRequests: new Counter({
       name: 'betrace_receiver_requests_total',
-      help: 'OTLP export requests by protocol and outcome code (gRPC status name or HTTP status).',
+      help: 'OTLP export requests by protocol and outcome code (gRPC status name or HTTP status; 499: the client closed the connection mid-request).',
       labelNames: ['protocol', 'code'],
       registers,
     }),
@@ -82,6 +85,23 @@ export function createMetrics(): Metrics {
       help: 'Time from receiving an export request to answering it.',
       labelNames: ['protocol'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    receiverReceivingBytes: new Gauge({
+      name: 'betrace_receiver_receiving_bytes',
+      help: 'Bytes of requests still being received, counted against receiver.max_receiving_bytes.',
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'betrace_connections_refused_total',
+      help: 'Connections closed on arrival because the server (grpc, http, api) had its max_connections open.',
+      labelNames: ['server'],
+      registers,
+    }),
+    requestsCut: new Counter({
+      name: 'betrace_requests_cut_total',
+      help: 'Requests given up before their end, by server (grpc, http, api) and reason (read_timeout, receive_budget, refused: a gRPC client sending on after its call was refused, client_aborted).',
+      labelNames: ['server', 'reason'],
       registers,
     }),
     transportQueuedBytes: new Gauge({
