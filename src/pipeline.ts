@@ -110,7 +110,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       components.push(sink);
       sinks.push(sink);
     } else {
-      violations = new ViolationStore({ dataDir: config.dataDir, logger });
+      violations = new ViolationStore({ dataDir: config.dataDir, logger, metrics });
       components.push(violations);
       sinks.push(violations);
     }
@@ -244,6 +244,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         ? { ready: true }
         : { ready: false, reason: `rule files do not compile: ${failing.join(', ')}` };
     });
+    const store = violations;
+    if (store !== undefined) {
+      api.addReadinessCheck('violation_store', () => {
+        const h = store.health();
+        return h.degraded ? { ready: false, reason: h.reason } : { ready: true };
+      });
+    }
     components.push(api);
   }
 
