@@ -81,7 +81,12 @@ export interface Config {
     readonly maxAttributeValueLength: number;
   };
   readonly rules: { readonly paths: readonly string[] };
-  readonly api: ListenConfig & { readonly token: string; readonly tls: TlsConfig | undefined };
+  readonly api: ListenConfig & {
+    readonly token: string;
+    /** Start without a token on a non-loopback bind (refused otherwise). */
+    readonly allowUnauthenticated: boolean;
+    readonly tls: TlsConfig | undefined;
+  };
   readonly dataDir: string;
   readonly log: { readonly level: string };
 }

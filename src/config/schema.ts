@@ -237,6 +237,13 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'x-env': 'BETRACE_API_TOKEN',
     },
     token_file: { type: 'string', default: '', description: 'File holding the bearer token (e.g. a mounted Secret).' },
+    allow_unauthenticated: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Start with the API bound to a non-loopback address and no token (refused otherwise): only behind your own authentication (a proxy). true/false in BETRACE_API_ALLOW_UNAUTHENTICATED.',
+      'x-env': 'BETRACE_API_ALLOW_UNAUTHENTICATED',
+    },
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {

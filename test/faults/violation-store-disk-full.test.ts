@@ -71,8 +71,9 @@ describe('violation store on a full disk', () => {
     mountTmpfs(dataDir);
     let betrace: TestPipeline | undefined;
     try {
-      betrace = await startTestPipeline({ rules: { paths: [join(root, 'rules.yaml')] }, worker: { trace_idle_timeout: '200ms' } }, { dataDir });
-      const api = betrace.apiUrl;
+      const b = await startTestPipeline({ rules: { paths: [join(root, 'rules.yaml')] }, worker: { trace_idle_timeout: '200ms' } }, { dataDir });
+      betrace = b;
+      const api = b.apiUrl;
       fill(join(dataDir, 'filler'));
 
       await sendFailingTraces(betrace.grpcUrl, 40);
@@ -96,7 +97,7 @@ describe('violation store on a full disk', () => {
       assert.equal(await metricValue(api, 'betrace_violation_store_degraded'), 0);
       await sendFailingTraces(betrace.grpcUrl, 40);
       await waitUntil(() => storedIds(dataDir).length >= 80, 20_000, '80 violations in the file');
-      await waitUntil(async () => (await servedIds(betrace)).length >= 80, 5_000, '80 violations served');
+      await waitUntil(async () => (await servedIds(b)).length >= 80, 5_000, '80 violations served');
       const inFile = storedIds(dataDir);
       assert.equal(inFile.length, 80);
       assert.equal(new Set(inFile).size, 80, 'no line written twice');
