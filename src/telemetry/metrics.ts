@@ -45,6 +45,7 @@ export interface Metrics {
   readonly rulesLoaded: Gauge<'source'>;
   readonly rulesReloadErrors: Counter;
   readonly rulesReloadFailing: Gauge;
+  readonly ruleFilesRemoved: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -257,6 +258,11 @@ export function createMetrics(): Metrics {
     rulesReloadFailing: new Gauge({
       name: 'betrace_rules_reload_failing',
       help: '1 while some rule file does not compile (its previous version stays in force).',
+      registers,
+    }),
+    ruleFilesRemoved: new Counter({
+      name: 'betrace_rule_files_removed_total',
+      help: 'Rule files that disappeared from rules.paths (their rules were taken out of force).',
       registers,
     }),
   };
