@@ -85,6 +85,8 @@ export interface Config {
     readonly token: string;
     /** Start without a token on a non-loopback bind (refused otherwise). */
     readonly allowUnauthenticated: boolean;
+    /** Absolute; '' when file replays through the API are off. */
+    readonly replayDir: string;
     readonly tls: TlsConfig | undefined;
   };
   readonly dataDir: string;

@@ -284,7 +284,9 @@ function normalize(raw: Raw, baseDir: string): Config {
       maxAttributeValueLength: worker.max_attribute_value_length as number,
     },
     rules: { paths: (r.rules!.paths as string[]).map((p) => resolve(baseDir, p)) },
-    api: { ...apiListen, token, allowUnauthenticated: api.allow_unauthenticated as boolean, tls: tlsConfig('api.tls', api.tls as Raw, baseDir) },
+    api: { ...apiListen, token, allowUnauthenticated: api.allow_unauthenticated as boolean,
+      replayDir: (api.replay_dir as string) === '' ? '' : resolve(baseDir, api.replay_dir as string),
+      tls: tlsConfig('api.tls', api.tls as Raw, baseDir) },
     dataDir: resolve(baseDir, raw.data_dir as string),
     log: { level: (r.log!.level as string) },
   };

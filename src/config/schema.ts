@@ -244,6 +244,12 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         'Start with the API bound to a non-loopback address and no token (refused otherwise): only behind your own authentication (a proxy). true/false in BETRACE_API_ALLOW_UNAUTHENTICATED.',
       'x-env': 'BETRACE_API_ALLOW_UNAUTHENTICATED',
     },
+    replay_dir: {
+      type: 'string',
+      default: '',
+      description:
+        'Directory that replays started through the API (POST /v1/replay, source "files") may read, relative to the config file; files are named relative to it. Empty: file replays through the API are refused.',
+    },
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {
