@@ -14,7 +14,7 @@
  * starts on a line of its own; lines that are not violation records are skipped,
  * logged and counted, never served.
  */
-import { mkdirSync, readFileSync, existsSync, truncateSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, statSync, truncateSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Component } from '../component.ts';
@@ -100,7 +100,10 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
 
   async start(): Promise<void> {
     if (this.#fh !== undefined) return;
-    if (existsSync(this.#path)) this.#load();
+    if (existsSync(this.#path)) {
+      if (statSync(this.#path).isFile()) this.#load();
+      else this.#logger.warn({ file: this.#path }, 'violation store: not a regular file, nothing read back (written to as it is)');
+    }
     this.#fh = await open(this.#path, 'a');
     this.#metrics?.violationStoreDegraded.set(0);
     this.#metrics?.violationStorePending.set(0);

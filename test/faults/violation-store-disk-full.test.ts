@@ -9,10 +9,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { SpanStatusCode } from '@opentelemetry/api';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { createMetrics } from '../../src/telemetry/metrics.ts';
+import { ViolationStore } from '../../src/worker/violation-store.ts';
+import type { ViolationRecord } from '../../src/worker/violation-record.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
 
@@ -112,5 +117,36 @@ describe('violation store on a full disk', () => {
       execFileSync('umount', [dataDir]);
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('keeps at most max_pending waiting and counts what it drops, never silently', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'betrace-devfull-'));
+    // Every write to /dev/full fails with ENOSPC.
+    symlinkSync('/dev/full', join(dataDir, 'violations.jsonl'));
+    const logs: string[] = [];
+    const metrics = createMetrics();
+    const store = new ViolationStore({
+      dataDir,
+      metrics,
+      maxPending: 5,
+      logger: createLogger('info', new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) })),
+    });
+    try {
+      await store.start();
+      const record = (i: number) => ({ violation_id: `v${i}`, rule_id: 'r', severity: 'low' }) as unknown as ViolationRecord;
+      for (let i = 0; i < 12; i++) store.append(record(i));
+      await waitUntil(() => logs.some((l) => /writing violations failed/.test(l)), 5_000, 'the failure logged');
+      const lost = async () => (await metrics.violationStoreLost.get()).values.reduce((a, v) => a + v.value, 0);
+      assert.equal(store.pending, 5);
+      assert.equal(await lost(), 7, 'what does not fit is counted as lost');
+      assert.ok(logs.some((l) => /"reason":"queue_full"[^\n]*were dropped/.test(l)), 'and logged');
+      const health = store.health();
+      assert.match(health.degraded ? health.reason : 'not degraded', /ENOSPC.*5 waiting, 7 lost/);
+      assert.equal(store.query({}).violations.length, 0, 'nothing unwritten is served');
+    } finally {
+      await store.shutdown();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    assert.equal((await metrics.violationStoreLost.get()).values.find((v) => v.labels.reason === 'shutdown')?.value, 5, 'the waiting ones at shutdown');
   });
 });
