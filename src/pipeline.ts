@@ -10,7 +10,7 @@
  * nothing is accepted before it has somewhere to go; shutdown is the reverse.
  */
 import type { Component } from './component.ts';
-import type { Config } from './config/index.ts';
+import { isLoopbackHost, type Config } from './config/index.ts';
 import { ApiServer, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
 import { checkHeaders, createTokenCheck } from './security.ts';
 import { mountReplayRoutes } from './api/replay-routes.ts';
@@ -110,7 +110,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       components.push(sink);
       sinks.push(sink);
     } else {
-      violations = new ViolationStore({ dataDir: config.dataDir, logger });
+      violations = new ViolationStore({ dataDir: config.dataDir, logger, metrics });
       components.push(violations);
       sinks.push(violations);
     }
@@ -193,6 +193,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       tls: config.receiver.tls,
       auth: createTokenCheck(config.receiver.authToken),
     };
+    const open = [config.receiver.grpc, config.receiver.http].filter((l) => l.enabled && !isLoopbackHost(l.host)).map((l) => `${l.host}:${l.port}`);
+    if (open.length > 0 && config.receiver.authToken === '') {
+      // Not refused: a receiver is usually open to the applications of a network.
+      logger.warn(
+        { endpoints: open },
+        'the OTLP receiver listens beyond loopback without receiver.auth_token: anyone who reaches it can send spans (set BETRACE_RECEIVER_TOKEN to require a bearer token)',
+      );
+    }
     if (config.receiver.grpc.enabled) {
       grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
       components.push(grpc);
@@ -256,6 +264,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         ? { ready: true }
         : { ready: false, reason: `rule files do not compile: ${failing.join(', ')}` };
     });
+    const store = violations;
+    if (store !== undefined) {
+      api.addReadinessCheck('violation_store', () => {
+        const h = store.health();
+        return h.degraded ? { ready: false, reason: h.reason } : { ready: true };
+      });
+    }
     components.push(api);
   }
 

@@ -1,6 +1,6 @@
 /** GET /v1/violations: filters start_time, end_time, severity, rule_id, trace_id, limit, cursor; newest first. */
 import { SEVERITIES } from '../rules/index.ts';
-import type { ViolationQuery, ViolationReader } from '../worker/violation-store.ts';
+import { decodeViolationCursor, type ViolationQuery, type ViolationReader } from '../worker/violation-store.ts';
 import { apiError } from './errors.ts';
 import type { ApiServer } from './server.ts';
 
@@ -37,8 +37,8 @@ export function mountViolationRoutes(api: ApiServer, reader: () => ViolationRead
         }
       }
       const cursor = q.get('cursor');
-      if (cursor !== null && cursor !== '' && !/^[0-9a-z]+$/.test(cursor)) {
-        return apiError('INVALID_PARAMETER', `cursor is not one this API gave out: ${JSON.stringify(cursor)}`);
+      if (cursor !== null && cursor !== '' && decodeViolationCursor(cursor) === undefined) {
+        return apiError('INVALID_PARAMETER', `cursor ${JSON.stringify(cursor)} is not one this API gave out; start again without a cursor`);
       }
       const source = reader();
       if (source === undefined) return { status: 200, body: { violations: [], next_cursor: null } };

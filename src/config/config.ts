@@ -86,6 +86,10 @@ export interface Config {
   readonly rules: { readonly paths: readonly string[] };
   readonly api: ListenConfig & {
     readonly token: string;
+    /** Start without a token on a non-loopback bind (refused otherwise). */
+    readonly allowUnauthenticated: boolean;
+    /** Absolute; '' when file replays through the API are off. */
+    readonly replayDir: string;
     readonly tls: TlsConfig | undefined;
     readonly maxConnections: number;
     readonly readTimeoutMs: number;

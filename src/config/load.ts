@@ -9,7 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { Config, KafkaConfig, ListenConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
-import { parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
+import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -66,6 +66,11 @@ function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): void {
   for (const [name, path] of ENV_OVERRIDES) {
     const value = env[name];
     if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  const allow = env.BETRACE_API_ALLOW_UNAUTHENTICATED;
+  if (allow !== undefined && allow !== '') {
+    // A boolean key: true/false as text; anything else is left for the schema to refuse.
+    setPath(raw, ['api', 'allow_unauthenticated'], allow === 'true' ? true : allow === 'false' ? false : allow);
   }
   const brokers = env.BETRACE_KAFKA_BROKERS;
   if (brokers !== undefined && brokers !== '') {
@@ -216,6 +221,13 @@ function normalize(raw: Raw, baseDir: string): Config {
       throw new ConfigError(`api.token_file cannot be read, got ${show(tokenFile)}: ${(err as Error).message}`);
     }
   }
+  const apiListen = listen('api', api);
+  if (apiListen.enabled && token === '' && api.allow_unauthenticated !== true && !isLoopbackHost(apiListen.host)) {
+    throw new ConfigError(
+      `api.endpoint binds ${show(api.endpoint)} (not loopback) and no API token is set, so anyone who reaches it could change the rules: ` +
+        'set BETRACE_API_TOKEN, api.token_file or api.token; bind 127.0.0.1; or, only behind your own authentication, set api.allow_unauthenticated: true (BETRACE_API_ALLOW_UNAUTHENTICATED=true)',
+    );
+  }
   const endpointText = (downstream.endpoint as string).trim();
   if (endpointText !== '' && !/^(https?:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(endpointText)) {
     throw new ConfigError(`downstream.endpoint must be a URL like http://host:4317, got ${show(endpointText)}`);
@@ -280,8 +292,10 @@ function normalize(raw: Raw, baseDir: string): Config {
     },
     rules: { paths: (r.rules!.paths as string[]).map((p) => resolve(baseDir, p)) },
     api: {
-      ...listen('api', api),
+      ...apiListen,
       token,
+      allowUnauthenticated: api.allow_unauthenticated as boolean,
+      replayDir: (api.replay_dir as string) === '' ? '' : resolve(baseDir, api.replay_dir as string),
       tls: tlsConfig('api.tls', api.tls as Raw, baseDir),
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),

@@ -254,6 +254,19 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     token_file: { type: 'string', default: '', description: 'File holding the bearer token (e.g. a mounted Secret).' },
     max_connections: int('Connections open at once; more are closed as they arrive.', 64, 1),
     read_timeout: duration('A request whose headers or body get no byte for this long is cut (the connection closed).', '30s'),
+    allow_unauthenticated: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Start with the API bound to a non-loopback address and no token (refused otherwise): only behind your own authentication (a proxy). true/false in BETRACE_API_ALLOW_UNAUTHENTICATED.',
+      'x-env': 'BETRACE_API_ALLOW_UNAUTHENTICATED',
+    },
+    replay_dir: {
+      type: 'string',
+      default: '',
+      description:
+        'Directory that replays started through the API (POST /v1/replay, source "files") may read, relative to the config file; files are named relative to it. Empty: file replays through the API are refused.',
+    },
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {

@@ -1,4 +1,5 @@
-/** Durations ("500ms", "5s", "1m", "1h30m") and sizes ("16MiB", "1MB", 1048576) in config values. */
+/** Durations ("500ms", "5s", "1m", "1h30m"), sizes ("16MiB", "1MB", 1048576) and endpoints in config values. */
+import { isIPv4, isIPv6 } from 'node:net';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)/;
 const DURATION_MS: Record<string, number> = {
@@ -52,4 +53,14 @@ export function parseEndpoint(text: string): { host: string; port: number } | un
   const port = Number(m[2]);
   if (port > 65535) return undefined;
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** 127.0.0.0/8, ::1 (also as ::ffff:127.x) and localhost: reachable from this host only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (!isIPv6(h)) return false;
+  const normal = new URL(`http://[${h}]/`).hostname;
+  return normal === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:/.test(normal);
 }

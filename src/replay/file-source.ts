@@ -5,8 +5,9 @@
  * files written over time are roughly in event-time order. One file is held in
  * memory at a time.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { glob, isDynamicPattern } from 'tinyglobby';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import { scanPart, traceFileRequests } from '../otlp/index.ts';
 import type { ReplayEngine } from './engine.ts';
 import type { SourceResult, SourceProgress } from './source.ts';
@@ -24,6 +25,49 @@ export async function resolveTraceFiles(patterns: readonly string[]): Promise<{ 
       if (s === undefined || !s.isFile()) return { ok: false, error: `${pattern}: no such trace file` };
       files.add(pattern);
     }
+  }
+  return { ok: true, files: [...files].sort() };
+}
+
+/**
+ * The files the patterns name inside `root` (replays started through the API):
+ * patterns are relative to root (an absolute path must lie inside it), `..` is
+ * refused, and every match must resolve (symbolic links followed) inside root.
+ * Whatever the reason a pattern names nothing readable there (outside root, not
+ * there, a directory), the error is the same, so it tells nothing about the
+ * filesystem.
+ */
+export async function resolveTraceFilesUnder(root: string, patterns: readonly string[]): Promise<{ ok: true; files: string[] } | { ok: false; error: string }> {
+  const refuse = (pattern: string) => ({ ok: false as const, error: `no trace file matches ${JSON.stringify(pattern)} in the replay directory` });
+  const base = await realpath(root).catch(() => undefined);
+  const inside = (path: string, dir: string) => {
+    const rel = relative(dir, path);
+    return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+  };
+  const files = new Set<string>();
+  for (const pattern of patterns) {
+    if (base === undefined || pattern.includes('\0') || pattern.split(/[\\/]/).includes('..')) return refuse(pattern);
+    let rel = pattern;
+    if (isAbsolute(pattern)) {
+      const dir = [resolve(root), base].find((d) => inside(pattern, d));
+      if (dir === undefined) return refuse(pattern);
+      rel = relative(dir, pattern);
+    }
+    const found = await glob([isDynamicPattern(rel) ? rel : escapePath(rel)], {
+      cwd: base,
+      absolute: true,
+      onlyFiles: true,
+      followSymbolicLinks: true,
+      expandDirectories: false,
+    });
+    let matched = 0;
+    for (const f of found) {
+      const real = await realpath(f).catch(() => undefined);
+      if (real === undefined || !inside(real, base)) continue;
+      files.add(real);
+      matched++;
+    }
+    if (matched === 0) return refuse(pattern);
   }
   return { ok: true, files: [...files].sort() };
 }

@@ -10,7 +10,8 @@
  *     "from": "30d",                            // TIME: RFC 3339, unix seconds, 30d/2h/15m ago, now
  *     "to": "now",
  *     "source": "kafka",                        // "kafka" (default) or "files"
- *     "files": ["/data/traces/*.json"],         // with source "files": paths or globs
+ *     "files": ["traces/*.json"],               // with source "files": paths or globs inside
+ *                                               // api.replay_dir (relative to it)
  *     "partitions": [0, 2]                      // optional, source "kafka"
  *   }
  * Job (JSON): { id, status: "running"|"done"|"failed", request, created_at,
@@ -137,8 +138,15 @@ export class ReplayJobs {
   /** Starts a replay; the job runs in the background (follow it with get). */
   start(body: unknown): StartResult {
     const now = this.#o.now?.() ?? Date.now();
-    const v = validateReplayRequest(body, now);
-    if (!v.ok) return { ok: false, status: 400, error: v.error };
+    const validated = validateReplayRequest(body, now);
+    if (!validated.ok) return { ok: false, status: 400, error: validated.error };
+    let v = validated;
+    if (v.source.kind === 'files') {
+      // The API reads trace files only inside api.replay_dir (the CLI reads any file its user can).
+      const root = this.#o.config.api.replayDir;
+      if (root === '') return { ok: false, status: 400, error: 'replay from files through the API is off: set api.replay_dir to the directory it may read' };
+      v = { ...v, source: { ...v.source, root } };
+    }
     if (this.#stopping) return { ok: false, status: 429, error: 'shutting down' };
     const maxRunning = this.#o.maxRunning ?? 2;
     if (this.#running() >= maxRunning) return { ok: false, status: 429, error: `${maxRunning} replays are running already: try again later` };

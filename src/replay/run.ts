@@ -7,14 +7,14 @@ import type { Config } from '../config/index.ts';
 import type { CompiledRule } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createReplayEngine, type ReplayEngine } from './engine.ts';
-import { readFileSource, resolveTraceFiles } from './file-source.ts';
+import { readFileSource, resolveTraceFiles, resolveTraceFilesUnder } from './file-source.ts';
 import { readKafkaSource } from './kafka-source.ts';
 import { buildReport, type ReplayReport } from './report.ts';
 import type { SourceResult } from './source.ts';
 
 export type ReplaySource =
   | { readonly kind: 'kafka'; readonly partitions?: readonly number[] }
-  | { readonly kind: 'files'; readonly patterns: readonly string[] };
+  | { readonly kind: 'files'; readonly patterns: readonly string[]; /** Only files inside this directory (API replays). */ readonly root?: string };
 
 export interface ReplayProgress {
   readonly records: number;
@@ -88,7 +88,7 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
   };
   let source: SourceResult;
   if (o.source.kind === 'files') {
-    const files = await resolveTraceFiles(o.source.patterns);
+    const files = o.source.root === undefined ? await resolveTraceFiles(o.source.patterns) : await resolveTraceFilesUnder(o.source.root, o.source.patterns);
     if (!files.ok) return files;
     source = await readFileSource(engine, {
       files: files.files,

@@ -40,9 +40,16 @@ export interface Metrics {
   readonly ruleEvaluationBudgetExceeded: Counter<'rule_id'>;
   readonly violations: Counter<'rule_id' | 'severity'>;
   readonly violationsEmitted: Counter;
+  readonly violationStoreWritten: Counter;
+  readonly violationStoreWriteErrors: Counter<'code'>;
+  readonly violationStorePending: Gauge;
+  readonly violationStoreDegraded: Gauge;
+  readonly violationStoreLost: Counter<'reason'>;
+  readonly violationStoreDamagedLines: Counter<'reason'>;
   readonly rulesLoaded: Gauge<'source'>;
   readonly rulesReloadErrors: Counter;
   readonly rulesReloadFailing: Gauge;
+  readonly ruleFilesRemoved: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -232,6 +239,39 @@ export function createMetrics(): Metrics {
       help: 'Violation spans handed to the downstream exporter.',
       registers,
     }),
+    violationStoreWritten: new Counter({
+      name: 'betrace_violation_store_written_total',
+      help: 'Embedded mode: violation records written to data_dir/violations.jsonl (served by the API from then on).',
+      registers,
+    }),
+    violationStoreWriteErrors: new Counter({
+      name: 'betrace_violation_store_write_errors_total',
+      help: 'Failed writes to the violation store, by error code (ENOSPC, EIO, ...); each retry that fails counts.',
+      labelNames: ['code'],
+      registers,
+    }),
+    violationStorePending: new Gauge({
+      name: 'betrace_violation_store_pending',
+      help: 'Violation records waiting to be written to the violation store (not yet served by the API).',
+      registers,
+    }),
+    violationStoreDegraded: new Gauge({
+      name: 'betrace_violation_store_degraded',
+      help: '1 while writes to the violation store fail (violations wait in memory, /ready answers 503).',
+      registers,
+    }),
+    violationStoreLost: new Counter({
+      name: 'betrace_violation_store_lost_total',
+      help: 'Violation records never written to the store, by reason (queue_full, shutdown, closed).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    violationStoreDamagedLines: new Counter({
+      name: 'betrace_violation_store_damaged_lines_total',
+      help: 'Lines of violations.jsonl found damaged at start, by reason (torn: cut off; not_json, not_a_record: skipped).',
+      labelNames: ['reason'],
+      registers,
+    }),
     rulesLoaded: new Gauge({
       name: 'betrace_rules_loaded',
       help: 'Rules in force, by source (file, api).',
@@ -246,6 +286,11 @@ export function createMetrics(): Metrics {
     rulesReloadFailing: new Gauge({
       name: 'betrace_rules_reload_failing',
       help: '1 while some rule file does not compile (its previous version stays in force).',
+      registers,
+    }),
+    ruleFilesRemoved: new Counter({
+      name: 'betrace_rule_files_removed_total',
+      help: 'Rule files that disappeared from rules.paths (their rules were taken out of force).',
       registers,
     }),
   };

@@ -1,7 +1,10 @@
 /**
  * The Kafka transport (kafkajs). Records are exactly CONTRACT.md's: one per
  * (export request, trace), key = trace id hex, value = OTLP protobuf of that
- * trace's spans, timestamp = earliest span start (event time), partitioned
+ * trace's spans, timestamp = earliest span start (event time; one in the
+ * future, a sender's clock ahead, is clamped to the time the request was
+ * received, which the broker's message.timestamp.after.max.ms accepts: the
+ * spans themselves are not changed), partitioned
  * with the Collector-compatible `sarama` function (or `murmur2`).
  *
  * Producer: records of concurrent requests are batched for `linger`, sent with
@@ -180,6 +183,8 @@ export async function ensureTopics(
 
 interface Pending {
   readonly records: readonly TraceRecord[];
+  /** When send() was called: the latest record timestamp produced (clock skew of senders). */
+  readonly receivedAtMs: number;
   readonly resolve: (r: ProduceResult) => void;
 }
 
@@ -229,7 +234,7 @@ class KafkaProducer implements TransportProducer {
 
   send(records: readonly TraceRecord[]): Promise<ProduceResult> {
     return new Promise((resolve) => {
-      this.#queue.push({ records, resolve });
+      this.#queue.push({ records, receivedAtMs: Date.now(), resolve });
       for (const r of records) this.#queueBytes += r.payload.length;
       if (this.#queueBytes >= this.#o.config.maxRecordBytes * this.#topicPartitions) this.#flush();
       else this.#timer ??= setTimeout(() => this.#flush(), this.#o.config.lingerMs);
@@ -244,7 +249,11 @@ class KafkaProducer implements TransportProducer {
     this.#queue = [];
     this.#queueBytes = 0;
     const messages = batch.flatMap((p) =>
-      p.records.map((r) => ({ key: r.traceId, value: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), timestamp: String(r.timestampMs) })),
+      p.records.map((r) => ({
+        key: r.traceId,
+        value: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength),
+        timestamp: String(Math.min(r.timestampMs, p.receivedAtMs)),
+      })),
     );
     const error = (message: string): ProduceResult => ({
       status: 'retryable',

@@ -3,7 +3,9 @@
  * once a second (stat of each file: works for edits, atomic renames and
  * Kubernetes ConfigMap symlink swaps alike). A file that no longer compiles
  * leaves its previous rules in force; the error goes to the log and to
- * betrace_rules_reload_failing / betrace_rules_reload_errors_total.
+ * betrace_rules_reload_failing / betrace_rules_reload_errors_total. A file that
+ * disappears takes its rules with it: a warning names the file and the rule ids,
+ * and betrace_rule_files_removed_total counts it.
  */
 import { stat } from 'node:fs/promises';
 import { glob } from 'tinyglobby';
@@ -58,8 +60,14 @@ export class RuleFiles implements Component {
     for (const gone of [...this.#stamps.keys()].filter((f) => !files.includes(f))) {
       this.#stamps.delete(gone);
       this.#failing.delete(gone);
+      const removed = registry
+        .all()
+        .filter((r) => r.file === gone)
+        .map((r) => r.definition.id);
       registry.setFileRules(gone, []);
-      logger.info({ file: gone }, 'rule file removed: its rules are no longer in force');
+      metrics.ruleFilesRemoved.inc();
+      // A warning: a file that vanished by mistake (a bad deploy, a ConfigMap gone) silently ends checks.
+      logger.warn({ file: gone, removedRuleIds: removed }, `rule file ${gone} is gone: its ${removed.length} rule(s) are no longer in force`);
     }
     for (const file of files) {
       let stamp: string;

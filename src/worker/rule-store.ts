@@ -60,13 +60,42 @@ export class FileRuleStore implements RuleStore {
 
   start(): Promise<void> {
     if (existsSync(this.#path)) {
-      const parsed = JSON.parse(readFileSync(this.#path, 'utf8')) as { rules?: StoredRule[] };
-      for (const entry of parsed.rules ?? []) {
+      for (const entry of this.#read()) {
         this.#entries.set(entry.id, entry);
         applyStoredRule(this.#registry, entry.id, entry, this.#logger);
       }
     }
     return Promise.resolve();
+  }
+
+  /** The entries of the file, or an error naming it, what is wrong and what to do (start stops: API rules are not dropped silently). */
+  #read(): StoredRule[] {
+    const fail = (problem: string) =>
+      new Error(
+        `${this.#path} (the rules created through the API) ${problem}: restore it from a backup or repair it; ` +
+          'or move it aside to start without API rules and enable/disable overrides',
+      );
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(this.#path, 'utf8'));
+    } catch (err) {
+      throw fail(err instanceof SyntaxError ? `is not valid JSON (${err.message}; cut short by a crash or a full disk?)` : `cannot be read (${(err as Error).message})`);
+    }
+    const rules = (parsed as { rules?: unknown } | null)?.rules;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !Array.isArray(rules)) {
+      throw fail('is not {"rules": [...]}');
+    }
+    rules.forEach((entry: unknown, i) => {
+      const e = entry as Partial<Record<string, unknown>> | null;
+      const ok =
+        typeof e === 'object' &&
+        e !== null &&
+        typeof e.id === 'string' &&
+        typeof e.version === 'number' &&
+        ((e.kind === 'rule' && typeof e.definition === 'object' && e.definition !== null) || (e.kind === 'override' && typeof e.enabled === 'boolean'));
+      if (!ok) throw fail(`has an entry ${i + 1} that is neither a rule nor an override (${JSON.stringify(entry)?.slice(0, 120)})`);
+    });
+    return rules as StoredRule[];
   }
 
   get(id: string): StoredRule | undefined {

@@ -1,13 +1,26 @@
 /**
  * The embedded-mode violation store: an append-only JSON-lines file in the data
  * directory, read back at start, so violations survive a restart. The newest
- * `maxInMemory` are kept in memory for queries (the file keeps them all).
+ * `maxInMemory` stored records are kept in memory for queries (the file keeps them all).
+ *
+ * What the store serves is what the file holds: a record becomes visible to
+ * queries once its line is written. A write that fails (ENOSPC, EIO, …) is cut
+ * back to the last complete line and retried with a backoff; meanwhile records
+ * wait in a bounded queue (`maxPending`; past it the oldest are dropped and
+ * counted as lost), the store reports itself degraded (readiness, a gauge), and
+ * writing resumes by itself when the file accepts data again.
+ *
+ * At start a torn last line (a crash mid-write) is cut off, so the next line
+ * starts on a line of its own; lines that are not violation records are skipped,
+ * logged and counted, never served.
  */
-import { createWriteStream, mkdirSync, readFileSync, existsSync, type WriteStream } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, statSync, truncateSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Component } from '../component.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import type { ViolationRecord } from './violation-record.ts';
+import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { violationRecordProblem, type ViolationRecord } from './violation-record.ts';
 
 export interface ViolationQuery {
   /** Unix seconds, inclusive, on the violation's start time. */
@@ -17,7 +30,7 @@ export interface ViolationQuery {
   readonly ruleId?: string;
   readonly traceId?: string;
   readonly limit?: number;
-  /** Opaque cursor from a previous page. */
+  /** Opaque cursor from a previous page (checked with `isViolationCursor`). */
   readonly cursor?: string;
 }
 
@@ -35,85 +48,313 @@ export interface ViolationSink {
   append(record: ViolationRecord): void;
 }
 
+/** Ready, or why violations are not being persisted. */
+export type StoreHealth = { readonly degraded: false } | { readonly degraded: true; readonly reason: string };
+
+/** Records waiting for the file at most, by default: a few MiB. */
+export const DEFAULT_MAX_PENDING = 10_000;
+const BATCH_RECORDS = 512;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+interface Pending {
+  readonly record: ViolationRecord;
+  readonly line: string;
+}
+
 export class ViolationStore implements Component, ViolationReader, ViolationSink {
   readonly #path: string;
   readonly #logger: Logger;
+  readonly #rateLimited: RateLimitedLog;
+  readonly #metrics: Metrics | undefined;
   readonly #maxInMemory: number;
-  /** Oldest first; `#seq[i]` is the store-wide sequence of `#records[i]`. */
+  readonly #maxPending: number;
+  /** Stored records, oldest first; `#firstSeq + i` is the store-wide sequence of `#records[i]`. */
   #records: ViolationRecord[] = [];
   #firstSeq = 0;
+  /** Ids stored, being written or waiting: a violation is taken once. */
   readonly #ids = new Set<string>();
-  #stream: WriteStream | undefined;
+  #pending: Pending[] = [];
+  #inFlight = 0;
+  #fh: FileHandle | undefined;
+  /** File size up to the last complete line written. */
+  #size = 0;
+  /** Written before the next line: the file ends without a newline. */
+  #prefix = '';
+  #pump: Promise<void> | undefined;
+  #failures = 0;
+  #lastError: string | undefined;
+  #lost = 0;
+  #closing = false;
+  #wake: (() => void) | undefined;
 
-  constructor(options: { dataDir: string; logger: Logger; maxInMemory?: number }) {
+  constructor(options: { dataDir: string; logger: Logger; metrics?: Metrics; maxInMemory?: number; maxPending?: number }) {
     this.#path = join(options.dataDir, 'violations.jsonl');
     this.#logger = options.logger;
+    this.#rateLimited = new RateLimitedLog(options.logger);
+    this.#metrics = options.metrics;
     this.#maxInMemory = options.maxInMemory ?? 200_000;
+    this.#maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
     mkdirSync(options.dataDir, { recursive: true });
   }
 
   async start(): Promise<void> {
-    if (this.#stream !== undefined) return;
+    if (this.#fh !== undefined) return;
     if (existsSync(this.#path)) {
-      const lines = readFileSync(this.#path, 'utf8').split('\n');
-      let bad = 0;
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        try {
-          this.#add(JSON.parse(line) as ViolationRecord);
-        } catch {
-          bad++; // a torn last line after a crash
-        }
-      }
-      if (bad > 0) this.#logger.warn({ file: this.#path, bad }, 'violation store: unreadable lines skipped');
+      if (statSync(this.#path).isFile()) this.#load();
+      else this.#logger.warn({ file: this.#path }, 'violation store: not a regular file, nothing read back (written to as it is)');
     }
-    this.#stream = createWriteStream(this.#path, { flags: 'a' });
-    await new Promise<void>((resolve, reject) => {
-      this.#stream!.once('open', () => resolve());
-      this.#stream!.once('error', reject);
-    });
+    this.#fh = await open(this.#path, 'a');
+    this.#metrics?.violationStoreDegraded.set(0);
+    this.#metrics?.violationStorePending.set(0);
+  }
+
+  /** Reads the file back: a torn tail is cut off, lines that are not records are skipped and counted. */
+  #load(): void {
+    const data = readFileSync(this.#path);
+    const lastNewline = data.lastIndexOf(0x0a);
+    let complete = data.length;
+    if (data.length > 0 && lastNewline !== data.length - 1) {
+      const tail = data.subarray(lastNewline + 1).toString('utf8');
+      const parsed = parseRecord(tail);
+      if (parsed.record !== undefined) {
+        // A whole record whose newline did not make it: kept, the newline comes with the next line.
+        this.#prefix = '\n';
+      } else {
+        complete = lastNewline + 1;
+        truncateSync(this.#path, complete);
+        this.#metrics?.violationStoreDamagedLines.inc({ reason: 'torn' });
+        this.#logger.warn(
+          { file: this.#path, bytes: data.length - complete, offset: complete },
+          'violation store: a torn last line (an interrupted write) was cut off the file',
+        );
+      }
+    }
+    this.#size = complete;
+    const lines = data.subarray(0, this.#size).toString('utf8').split('\n');
+    const skipped: { line: number; reason: string; problem: string }[] = [];
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line.trim() === '') continue;
+      const parsed = parseRecord(line);
+      if (parsed.record === undefined) {
+        skipped.push({ line: i + 1, reason: parsed.reason, problem: parsed.problem });
+        this.#metrics?.violationStoreDamagedLines.inc({ reason: parsed.reason });
+        continue;
+      }
+      if (this.#ids.has(parsed.record.violation_id)) continue;
+      this.#ids.add(parsed.record.violation_id);
+      this.#stored(parsed.record);
+    }
+    if (skipped.length > 0) {
+      this.#logger.warn(
+        { file: this.#path, skipped: skipped.length, first: skipped.slice(0, 10) },
+        'violation store: lines that are not violation records were skipped (left in the file, never served)',
+      );
+    }
   }
 
   get size(): number {
     return this.#records.length;
   }
 
-  #add(record: ViolationRecord): boolean {
-    if (this.#ids.has(record.violation_id)) return false;
-    this.#ids.add(record.violation_id);
+  /** Records accepted but not yet in the file. */
+  get pending(): number {
+    return this.#pending.length + this.#inFlight;
+  }
+
+  /** Degraded while the last write failed: violations are then not being persisted. */
+  health(): StoreHealth {
+    if (this.#lastError === undefined) return { degraded: false };
+    return {
+      degraded: true,
+      reason: `violations are not being written to ${this.#path}: ${this.#lastError} (${this.pending} waiting, ${this.#lost} lost); retrying`,
+    };
+  }
+
+  #stored(record: ViolationRecord): void {
     this.#records.push(record);
     if (this.#records.length > this.#maxInMemory) {
       const dropped = this.#records.splice(0, this.#records.length - this.#maxInMemory);
       for (const d of dropped) this.#ids.delete(d.violation_id);
       this.#firstSeq += dropped.length;
     }
+  }
+
+  /** Stores a violation once (by violation id): queued for the file, served once written. */
+  append(record: ViolationRecord): void {
+    if (this.#ids.has(record.violation_id)) return;
+    if (this.#fh === undefined || this.#closing) {
+      this.#loseRecords([{ record, line: '' }], 'closed');
+      return;
+    }
+    this.#ids.add(record.violation_id);
+    this.#pending.push({ record, line: `${JSON.stringify(record)}\n` });
+    if (this.#pending.length > this.#maxPending) this.#loseRecords(this.#pending.splice(0, this.#pending.length - this.#maxPending), 'queue_full');
+    this.#metrics?.violationStorePending.set(this.pending);
+    this.#pump ??= this.#drain().finally(() => (this.#pump = undefined));
+  }
+
+  #loseRecords(records: readonly Pending[], reason: 'queue_full' | 'shutdown' | 'closed'): void {
+    if (records.length === 0) return;
+    for (const p of records) this.#ids.delete(p.record.violation_id);
+    this.#lost += records.length;
+    this.#metrics?.violationStoreLost.inc({ reason }, records.length);
+    this.#rateLimited.warn(
+      `lost-${reason}`,
+      { file: this.#path, lost: records.length, reason, ruleIds: [...new Set(records.map((p) => p.record.rule_id))].slice(0, 10) },
+      'violation store: violations could not be written and were dropped',
+    );
+  }
+
+  /** Writes the queue out, batch by batch; on a failure waits and retries until it succeeds or the store closes. */
+  async #drain(): Promise<void> {
+    while (this.#pending.length > 0 && this.#fh !== undefined) {
+      const batch = this.#pending.splice(0, BATCH_RECORDS);
+      this.#inFlight = batch.length;
+      const ok = await this.#write(batch);
+      this.#inFlight = 0;
+      if (ok) {
+        for (const p of batch) this.#stored(p.record);
+        this.#metrics?.violationStoreWritten.inc(batch.length);
+      } else {
+        this.#pending.unshift(...batch);
+        if (this.#pending.length > this.#maxPending) this.#loseRecords(this.#pending.splice(0, this.#pending.length - this.#maxPending), 'queue_full');
+      }
+      this.#metrics?.violationStorePending.set(this.pending);
+      if (!ok) {
+        if (this.#closing) return;
+        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(this.#failures - 1, 10));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = undefined;
+      }
+    }
+  }
+
+  /** Appends the lines in full, or cuts the file back to its last complete line and says false. */
+  async #write(batch: readonly Pending[]): Promise<boolean> {
+    const fh = this.#fh!;
+    const data = Buffer.from(this.#prefix + batch.map((p) => p.line).join(''), 'utf8');
+    try {
+      if (this.#failures > 0) await this.#cutBack(fh);
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await fh.write(data, offset, data.length - offset);
+        offset += bytesWritten;
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      this.#failures++;
+      this.#lastError = e.code !== undefined ? `${e.code}: ${e.message}` : String(err);
+      this.#metrics?.violationStoreWriteErrors.inc({ code: e.code ?? 'unknown' });
+      this.#metrics?.violationStoreDegraded.set(1);
+      await this.#cutBack(fh).catch(() => undefined);
+      this.#rateLimited.warn(
+        'write',
+        { file: this.#path, err: this.#lastError, pending: this.pending, failures: this.#failures },
+        'violation store: writing violations failed; they wait in memory and the write is retried',
+      );
+      return false;
+    }
+    this.#size += data.length;
+    this.#prefix = '';
+    if (this.#failures > 0) {
+      this.#logger.info({ file: this.#path, failures: this.#failures, lost: this.#lost }, 'violation store: writes resumed');
+      this.#failures = 0;
+      this.#lastError = undefined;
+      this.#metrics?.violationStoreDegraded.set(0);
+    }
     return true;
   }
 
-  /** Stores a violation once (by violation id). */
-  append(record: ViolationRecord): void {
-    if (this.#add(record)) this.#stream?.write(`${JSON.stringify(record)}\n`);
+  /** A failed write may have left part of a line: cut the file back to the last complete one. */
+  async #cutBack(fh: FileHandle): Promise<void> {
+    const { size } = await fh.stat();
+    if (size === this.#size) return;
+    if (size < this.#size) {
+      // Shortened from outside: start the next line on a line of its own.
+      this.#size = size;
+      this.#prefix = size > 0 ? '\n' : '';
+      return;
+    }
+    try {
+      await fh.truncate(this.#size);
+    } catch {
+      // Cannot cut: keep the fragment on its own line (skipped as not a record at the next start).
+      this.#size = size;
+      this.#prefix = '\n';
+    }
   }
 
   query(q: ViolationQuery): ViolationPage {
     return queryRecords(this.#records, this.#firstSeq, q);
   }
 
+  /** Writes what is waiting (one more attempt if the file refuses), counts the rest as lost, closes. */
   async shutdown(): Promise<void> {
-    const stream = this.#stream;
-    if (stream === undefined) return;
-    this.#stream = undefined;
-    await new Promise<void>((resolve) => stream.end(resolve));
+    const fh = this.#fh;
+    if (fh === undefined) return;
+    this.#closing = true;
+    this.#wake?.();
+    await this.#pump;
+    if (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0);
+      if (await this.#write(batch)) for (const p of batch) this.#stored(p.record);
+      else {
+        this.#loseRecords(batch, 'shutdown');
+        this.#logger.error({ file: this.#path, lost: batch.length, err: this.#lastError }, 'violation store: violations not written at shutdown');
+      }
+      this.#metrics?.violationStorePending.set(0);
+    }
+    this.#fh = undefined;
+    await fh.close();
   }
 }
 
-/** Newest first, filtered; the cursor is the sequence number to continue below. */
+function parseRecord(line: string): { record: ViolationRecord } | { record: undefined; reason: 'not_json' | 'not_a_record'; problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    return { record: undefined, reason: 'not_json', problem: (err as Error).message };
+  }
+  const problem = violationRecordProblem(value);
+  return problem === undefined ? { record: value as ViolationRecord } : { record: undefined, reason: 'not_a_record', problem };
+}
+
+/** A cursor names the sequence to continue below, with a check so a cursor this API did not give out is refused. */
+function cursorCheck(seq: number): string {
+  let h = 0x811c9dc5;
+  for (const c of `betrace-violations:${seq}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return (h % 36 ** 4).toString(36).padStart(4, '0');
+}
+
+export function encodeViolationCursor(seq: number): string {
+  return `${seq.toString(36)}${cursorCheck(seq)}`;
+}
+
+/** The sequence a cursor names, or undefined if it is not one `encodeViolationCursor` made. */
+export function decodeViolationCursor(cursor: string): number | undefined {
+  const m = /^([0-9a-z]{1,11})([0-9a-z]{4})$/.exec(cursor);
+  if (m === null) return undefined;
+  const seq = Number.parseInt(m[1]!, 36);
+  return Number.isSafeInteger(seq) && cursorCheck(seq) === m[2] ? seq : undefined;
+}
+
+/** Newest first, filtered; the cursor is the sequence number to continue below (refused with an error if not valid). */
 export function queryRecords(records: readonly ViolationRecord[], firstSeq: number, q: ViolationQuery): ViolationPage {
   const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
   let below = firstSeq + records.length;
   if (q.cursor !== undefined && q.cursor !== '') {
-    const n = Number.parseInt(q.cursor, 36);
-    if (Number.isFinite(n)) below = Math.min(below, n);
+    const n = decodeViolationCursor(q.cursor);
+    if (n === undefined) throw new InvalidCursorError(q.cursor);
+    below = Math.min(below, n);
   }
   const severity = q.severity?.toLowerCase();
   const startNs = q.startTime === undefined ? undefined : BigInt(Math.floor(q.startTime)) * 1_000_000_000n;
@@ -133,5 +374,11 @@ export function queryRecords(records: readonly ViolationRecord[], firstSeq: numb
     out.push(r);
   }
   const more = i >= 0 && out.length === limit;
-  return { violations: out, nextCursor: more ? (i + 1 + firstSeq).toString(36) : null };
+  return { violations: out, nextCursor: more ? encodeViolationCursor(i + 1 + firstSeq) : null };
+}
+
+export class InvalidCursorError extends Error {
+  constructor(cursor: string) {
+    super(`cursor ${JSON.stringify(cursor)} is not one this API gave out; start again without a cursor`);
+  }
 }

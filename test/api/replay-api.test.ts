@@ -34,7 +34,7 @@ describe('replay API', () => {
     const bad = 'a'.repeat(31) + '1';
     const good = 'b'.repeat(31) + '2';
     writeFileSync(join(dir, 'traces.json'), `${traceJson(bad, ['admin.action'], day)}\n${traceJson(good, ['admin.action', 'audit.log'], day + 1000)}\n`);
-    const betrace = await startTestPipeline({ api: { token: 't' } });
+    const betrace = await startTestPipeline({ api: { token: 't', replay_dir: dir } });
     const auth = { Authorization: 'Bearer t', 'Content-Type': 'application/json' };
     try {
       const body = {

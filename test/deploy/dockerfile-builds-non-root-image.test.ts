@@ -129,9 +129,12 @@ describe('deploy/Dockerfile', () => {
     const configCopy = final.find((i) => i.op === 'COPY' && /\/etc\/betrace\/betrace\.yaml$/.test(i.args));
     assert.ok(configCopy, 'the default config is copied to /etc/betrace/betrace.yaml');
     const configSource = join(repoRoot, configCopy.args.split(/\s+/)[0]!);
-    const config = parseConfig(readFileSync(configSource, 'utf8'), { baseDir: '/etc/betrace', env: {} });
+    const yaml = readFileSync(configSource, 'utf8');
+    const config = parseConfig(yaml, { baseDir: '/etc/betrace', env: { BETRACE_API_TOKEN: 'stand-in' } });
     assert.equal(config.receiver.grpc.host, '0.0.0.0', 'a container is reached through published ports');
     assert.equal(config.api.host, '0.0.0.0');
+    assert.throws(() => parseConfig(yaml, { baseDir: '/etc/betrace', env: {} }), /no API token is set.*BETRACE_API_TOKEN/, 'the image refuses to start without a token');
+    assert.match(dockerfile, /-e BETRACE_API_TOKEN=/, 'the run example passes the token');
   });
 
   it("exposes the code's default ports", () => {

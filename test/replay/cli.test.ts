@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { replayCommand, type ReplayCommandOptions } from '../../src/cli/replay.ts';
-import { loadConfig } from '../../src/config/index.ts';
+import { parseConfig } from '../../src/config/index.ts';
 import { parseTime, ReplayJobs, type ReplayReport } from '../../src/replay/index.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
@@ -152,7 +152,7 @@ describe('betrace replay', () => {
   });
 
   it('runs-replay-jobs-for-the-api', async () => {
-    const config = loadConfig(undefined, {});
+    const config = parseConfig(`api: { replay_dir: ${JSON.stringify(dir)} }`, { env: {} });
     const jobs = new ReplayJobs({ config, logger: createLogger('silent'), now: () => NOW });
     const started = jobs.start({ rules_yaml: `rules:\n  - id: idem\n    name: idem\n    severity: high\n    condition: trace.has(payment.charge).where(attempt > 1) and trace.count(payment.charge).where(payment_intent_id == unique) == 1\n`, from: '2d', to: 'now', source: 'files', files: [files] });
     assert.ok(started.ok, JSON.stringify(started));
