@@ -54,6 +54,7 @@ function lengthFramed(data: Buffer): Uint8Array[] | undefined {
 
 function jsonRequests(path: string, text: string): Uint8Array[] {
   const whole = jsonTextToProtobuf(text);
+  if (whole.ok && whole.rejectedSpans > 0) throw new TraceFileError(`${path}: ${whole.errorMessage}`);
   if (whole.ok) return [whole.protobuf];
   const out: Uint8Array[] = [];
   const lines = text.split('\n');
@@ -62,6 +63,7 @@ function jsonRequests(path: string, text: string): Uint8Array[] {
     if (line === '') continue;
     const r = jsonTextToProtobuf(line);
     if (!r.ok) throw new TraceFileError(`${path}:${i + 1}: ${r.error}`);
+    if (r.rejectedSpans > 0) throw new TraceFileError(`${path}:${i + 1}: ${r.errorMessage}`);
     out.push(r.protobuf);
   }
   return out;

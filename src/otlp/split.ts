@@ -1,13 +1,17 @@
 /**
  * Splits an OTLP ExportTraceServiceRequest into one request per trace, at the
  * byte level: spans, resources and scopes are copied as they arrived (unknown
- * fields included), so what is forwarded is what was received. Spans with invalid
- * ids are dropped and counted (the OTLP partial-success rules).
+ * fields included), so what is forwarded is what was received. What is forwarded is
+ * also what every conformant protobuf decoder accepts: a fault in the request's own
+ * framing, or a ResourceSpans' or ScopeSpans', refuses the request; a span that a
+ * decoder would refuse (malformed inside, a string not UTF-8) or whose ids are
+ * invalid is rejected alone, and the spans of a resource or scope so refused with it
+ * (the OTLP partial-success rules).
  */
 import { TraceIdHex, isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
-import { WIRE_LEN, WireError, WireReader, checkMessage, uint32LE } from './wire.ts';
+import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -28,7 +32,12 @@ export type SplitResult =
       readonly traces: TracePart[];
       readonly acceptedSpans: number;
       readonly rejectedSpans: number;
-      /** Why spans were rejected, for partial_success.error_message ('' when none). */
+      /**
+       * Of the rejected spans, those a conformant decoder would refuse (malformed, a string
+       * not UTF-8), with the spans of a resource or scope so refused.
+       */
+      readonly malformedSpans: number;
+      /** Why spans were rejected, for partial_success.error_message ('' when none); a malformed span's names the field. */
       readonly errorMessage: string;
     }
   | { readonly ok: false; readonly error: string };
@@ -39,15 +48,17 @@ export interface SplitOptions {
 }
 
 /**
- * Splits `request` by trace id. A malformed message yields `{ ok: false }`;
- * invalid span ids are rejected span by span.
+ * Splits `request` by trace id. A request whose framing is malformed yields
+ * `{ ok: false }`, the error naming the field; faulty spans are rejected span by span.
  */
 export function splitByTrace(request: Uint8Array, options: SplitOptions = {}): SplitResult {
   try {
     return split(Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength), options);
   } catch (err) {
-    if (err instanceof WireError) return { ok: false, error: err.message };
-    throw err;
+    if (!(err instanceof WireError)) throw err;
+    if (walkLevel === 2) err.within(`scope_spans[${walkSs}]`);
+    if (walkLevel >= 1) err.within(`resource_spans[${walkRs}]`);
+    return { ok: false, error: err.message };
   } finally {
     if (rowCapacity > KEPT_ROWS) allocateRows(KEPT_ROWS);
   }
@@ -109,6 +120,37 @@ interface Header {
   bytes: number;
 }
 
+/** Where split is, for the path of a WireError: 0 the request, 1 resource_spans[walkRs], 2 and its scope_spans[walkSs]. */
+let walkLevel = 0;
+let walkRs = 0;
+let walkSs = 0;
+
+/** The fault of a Resource or InstrumentationScope [start, end), as a path from `name`; '' when none. */
+function headerFault(buf: Uint8Array, start: number, end: number, schema: MessageSchema, name: string): string {
+  try {
+    checkMessage(buf, start, end, schema);
+    return '';
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    const located = locateFault(buf, start, end, schema, err);
+    return `${name}${located.path.length === 0 ? ': ' : '.'}${located.message}`;
+  }
+}
+
+/**
+ * A field of a ResourceSpans or ScopeSpans that is not field 2 (its scope spans or
+ * spans): field number 0, a known field (1, 3) of another wire type than
+ * length-delimited are faults no decoder reads past (WireError).
+ */
+function containerField(tag: number, header: string, children: string, index: number): void {
+  if (tag < 8) throw new WireError('field number 0');
+  if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
+  const field = Math.floor(tag / 8);
+  if (field <= 3 && (tag & 7) !== WIRE_LEN) {
+    throw new WireError(wrongWireType(tag & 7, WIRE_LEN)).within(field === 1 ? header : field === 2 ? `${children}[${index}]` : 'schema_url');
+  }
+}
+
 function split(buf: Buffer, options: SplitOptions): SplitResult {
   /** Per trace: its first and last row. */
   const traces = new Map<string, number>();
@@ -123,82 +165,127 @@ function split(buf: Buffer, options: SplitOptions): SplitResult {
   let accepted = 0;
   let rejected = 0;
   const reasons = new Set<string>();
+  /** Spans rejected as a decoder would refuse them (malformed, invalid UTF-8): how many, the first's fault. */
+  let malformed = 0;
+  let firstMalformed = '';
+  const refuse = (spans: number, where: string) => {
+    if (spans === 0) return;
+    rejected += spans;
+    malformed += spans;
+    if (firstMalformed === '') firstMalformed = where;
+  };
+  /** Rows from `from` on (a resource's or scope's, found at fault after its spans were read) taken back. */
+  const retract = (from: number, where: string) => {
+    for (let row = from; row < rows; row++) rowScope[row] = -1;
+    accepted -= rows - from;
+    refuse(rows - from, where);
+  };
 
   const top = new WireReader(buf);
+  walkLevel = 0;
+  let rsIndex = 0;
   while (!top.done()) {
     const tag = top.varint();
     if (tag !== ((1 << 3) | WIRE_LEN)) {
+      if (tag < 8) throw new WireError('field number 0');
+      if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
+      if (Math.floor(tag / 8) === 1) throw new WireError(wrongWireType(tag & 7, WIRE_LEN)).within(`resource_spans[${rsIndex}]`);
       top.skip(tag & 7);
       continue;
     }
     const [rsStart, rsEnd] = top.lenRange();
+    walkLevel = 1;
+    walkRs = rsIndex++;
     const resourceIndex = resourceHeaders.length;
     const rHeader: Header = { ranges: [], bytes: 0 };
     resourceHeaders.push(rHeader);
+    const rsFirstRow = rows;
+    let resourceFault = '';
 
     const rs = new WireReader(buf, rsStart, rsEnd);
+    let ssIndex = 0;
     while (!rs.done()) {
       const fieldStart = rs.pos;
       const rtag = rs.varint();
-      const field = Math.floor(rtag / 8);
-      if (field === 2 && (rtag & 7) === WIRE_LEN) {
-        const [ssStart, ssEnd] = rs.lenRange();
-        const scopeIndex = scopeHeaders.length;
-        const sHeader: Header = { ranges: [], bytes: 0 };
-        scopeHeaders.push(sHeader);
-        scopeResource.push(resourceIndex);
-        const ss = new WireReader(buf, ssStart, ssEnd);
-        while (!ss.done()) {
-          const sFieldStart = ss.pos;
-          const stag = ss.varint();
-          const sfield = Math.floor(stag / 8);
-          if (sfield === 2 && (stag & 7) === WIRE_LEN) {
-            const [spStart, spEnd] = ss.lenRange();
-            const reason = readSpan(buf, spStart, spEnd);
-            if (reason !== undefined) {
-              rejected++;
-              reasons.add(reason);
-              continue;
-            }
-            accepted++;
-            if (rows === rowCapacity) allocateRows(Math.max(1024, rowCapacity * 2));
-            const row = rows++;
-            rowStart[row] = spStart;
-            rowEnd[row] = spEnd;
-            rowField[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
-            rowStartHi[row] = readStartHi;
-            rowStartLo[row] = readStartLo;
-            rowScope[row] = scopeIndex;
-            rowNext[row] = -1;
-            const traceId = traceIds.get(buf, readTraceAt);
-            const trace = traces.get(traceId);
-            if (trace === undefined) {
-              traces.set(traceId, traceIdOf.length);
-              traceIdOf.push(traceId);
-              firstRow.push(row);
-              lastRow.push(row);
-            } else {
-              rowNext[lastRow[trace]!] = row;
-              lastRow[trace] = row;
-            }
-          } else {
-            if (sfield === 1 && (stag & 7) === WIRE_LEN) {
-              const [s, e] = ss.lenRange();
-              checkMessage(buf, s, e, ScopeSchema);
-            } else ss.skip(stag & 7);
-            sHeader.ranges.push(sFieldStart, ss.pos);
-            sHeader.bytes += ss.pos - sFieldStart;
-          }
-        }
-      } else {
-        if (field === 1 && (rtag & 7) === WIRE_LEN) {
+      if (rtag !== ((2 << 3) | WIRE_LEN)) {
+        containerField(rtag, 'resource', 'scope_spans', ssIndex);
+        if (rtag === ((1 << 3) | WIRE_LEN)) {
           const [s, e] = rs.lenRange();
-          checkMessage(buf, s, e, ResourceSchema);
+          if (resourceFault === '') resourceFault = headerFault(buf, s, e, ResourceSchema, 'resource');
+        } else if (rtag === ((3 << 3) | WIRE_LEN)) {
+          const [s, e] = rs.lenRange();
+          if (resourceFault === '' && !isUtf8Range(buf, s, e)) resourceFault = 'schema_url: invalid UTF-8';
         } else rs.skip(rtag & 7);
         rHeader.ranges.push(fieldStart, rs.pos);
         rHeader.bytes += rs.pos - fieldStart;
+        continue;
       }
+      const [ssStart, ssEnd] = rs.lenRange();
+      walkLevel = 2;
+      walkSs = ssIndex++;
+      const scopeIndex = scopeHeaders.length;
+      const sHeader: Header = { ranges: [], bytes: 0 };
+      scopeHeaders.push(sHeader);
+      scopeResource.push(resourceIndex);
+      const ssFirstRow = rows;
+      let scopeFault = '';
+      const ss = new WireReader(buf, ssStart, ssEnd);
+      let spIndex = 0;
+      while (!ss.done()) {
+        const sFieldStart = ss.pos;
+        const stag = ss.varint();
+        if (stag === ((2 << 3) | WIRE_LEN)) {
+          const [spStart, spEnd] = ss.lenRange();
+          spIndex++;
+          const reason = readSpan(buf, spStart, spEnd);
+          if (reason !== undefined) {
+            if (readSpanMalformed) refuse(1, `resource_spans[${walkRs}].scope_spans[${walkSs}].spans[${spIndex - 1}]${reason}`);
+            else {
+              rejected++;
+              reasons.add(reason);
+            }
+            continue;
+          }
+          accepted++;
+          if (rows === rowCapacity) allocateRows(Math.max(1024, rowCapacity * 2));
+          const row = rows++;
+          rowStart[row] = spStart;
+          rowEnd[row] = spEnd;
+          rowField[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
+          rowStartHi[row] = readStartHi;
+          rowStartLo[row] = readStartLo;
+          rowScope[row] = scopeIndex;
+          rowNext[row] = -1;
+          const traceId = traceIds.get(buf, readTraceAt);
+          const trace = traces.get(traceId);
+          if (trace === undefined) {
+            traces.set(traceId, traceIdOf.length);
+            traceIdOf.push(traceId);
+            firstRow.push(row);
+            lastRow.push(row);
+          } else {
+            rowNext[lastRow[trace]!] = row;
+            lastRow[trace] = row;
+          }
+        } else {
+          containerField(stag, 'scope', 'spans', spIndex);
+          if (stag === ((1 << 3) | WIRE_LEN)) {
+            const [s, e] = ss.lenRange();
+            if (scopeFault === '') scopeFault = headerFault(buf, s, e, ScopeSchema, 'scope');
+          } else if (stag === ((3 << 3) | WIRE_LEN)) {
+            const [s, e] = ss.lenRange();
+            if (scopeFault === '' && !isUtf8Range(buf, s, e)) scopeFault = 'schema_url: invalid UTF-8';
+          } else ss.skip(stag & 7);
+          sHeader.ranges.push(sFieldStart, ss.pos);
+          sHeader.bytes += ss.pos - sFieldStart;
+        }
+      }
+      // The scope (or the resource) is every span's of it: its spans go with it.
+      if (scopeFault !== '') retract(ssFirstRow, `resource_spans[${walkRs}].scope_spans[${walkSs}].${scopeFault}`);
+      walkLevel = 1;
     }
+    if (resourceFault !== '') retract(rsFirstRow, `resource_spans[${walkRs}].${resourceFault}`);
+    walkLevel = 0;
   }
 
   const parts: TracePart[] = [];
@@ -224,6 +311,7 @@ function split(buf: Buffer, options: SplitOptions): SplitResult {
     };
     for (let row = firstRow[trace]!; row !== -1; row = rowNext[row]!) {
       const scope = rowScope[row]!;
+      if (scope === -1) continue; // taken back
       const resource = scopeResource[scope]!;
       const spanBytes = rowEnd[row]! - rowStart[row]! + 6;
       const resourceBytes = resourceHeaders[resource]!.bytes + 12;
@@ -255,12 +343,15 @@ function split(buf: Buffer, options: SplitOptions): SplitResult {
     }
     flush();
   }
+  const messages = [...reasons];
+  if (malformed > 0) messages.unshift(malformed === 1 ? firstMalformed : `${firstMalformed} (${malformed} spans rejected as malformed)`);
   return {
     ok: true,
     traces: parts,
     acceptedSpans: accepted,
     rejectedSpans: rejected,
-    errorMessage: [...reasons].join('; '),
+    malformedSpans: malformed,
+    errorMessage: messages.join('; '),
   };
 }
 
@@ -392,15 +483,29 @@ const traceIds = new TraceIdHex();
 const spanFields = new Int32Array(16);
 /** Where readSpan found the trace id, and the span's start as high and low 32 bits. */
 let readTraceAt = 0;
+/** readSpan's reason is a fault a decoder refuses the span for: the faulty field's path, from '.' or ':'. */
+let readSpanMalformed = false;
 let readStartHi = 0;
 let readStartLo = 0;
 
-/** Why the span is rejected, or undefined (readTraceAt and readStart* then say where its trace id is, and its start). Throws WireError when malformed. */
+/**
+ * Why the span is rejected, or undefined (readTraceAt and readStart* then say where
+ * its trace id is, and its start). A span whose bytes a decoder refuses (its own
+ * framing intact) is rejected alone: readSpanMalformed is then true.
+ */
 function readSpan(buf: Uint8Array, start: number, end: number): string | undefined {
   // One pass: the whole span checked against the schema, nested messages walked,
   // unknown fields skipped; where the trace id, span id and start are comes with it.
   spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[14] = -1;
-  checkMessage(buf, start, end, SpanSchema, 0, spanFields);
+  readSpanMalformed = false;
+  try {
+    checkMessage(buf, start, end, SpanSchema, 0, spanFields);
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    readSpanMalformed = true;
+    const located = locateFault(buf, start, end, SpanSchema, err);
+    return located.path.length === 0 ? `: ${located.message}` : `.${located.message}`;
+  }
   const traceStart = spanFields[2];
   const traceEnd = spanFields[3];
   const spanStart = spanFields[4];

@@ -164,6 +164,7 @@ export class HttpReceiver implements Component {
         throw err;
       }
       let protobuf: Uint8Array = body;
+      let rejected: { spans: number; message: string } | undefined;
       if (encoding === 'json') {
         const converted = jsonTextToProtobuf(body.toString('utf8'));
         if (!converted.ok) {
@@ -172,8 +173,9 @@ export class HttpReceiver implements Component {
           return;
         }
         protobuf = converted.protobuf;
+        rejected = { spans: converted.rejectedSpans, message: converted.errorMessage };
       }
-      const outcome = await ingest.ingest(protobuf, 'http');
+      const outcome = await ingest.ingest(protobuf, 'http', rejected);
       switch (outcome.kind) {
         case 'accepted':
           this.#reply(

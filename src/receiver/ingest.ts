@@ -57,14 +57,27 @@ export class Ingest {
     return this.#inFlightBytes;
   }
 
-  /** Takes an ExportTraceServiceRequest in protobuf. Resolves once the transport took the spans (or refused). */
-  async ingest(body: Uint8Array, protocol: Protocol): Promise<IngestOutcome> {
+  /**
+   * Takes an ExportTraceServiceRequest in protobuf. Resolves once the transport took the
+   * spans (or refused). `rejected`: spans already taken out of the request as malformed
+   * (OTLP/JSON spans that do not follow the JSON mapping), answered with the others.
+   */
+  async ingest(body: Uint8Array, protocol: Protocol, rejected?: { readonly spans: number; readonly message: string }): Promise<IngestOutcome> {
     const { metrics } = this.#options;
-    const split = splitByTrace(body, { maxPartBytes: this.#options.maxPartBytes });
-    if (!split.ok) {
+    const splitOnly = splitByTrace(body, { maxPartBytes: this.#options.maxPartBytes });
+    if (!splitOnly.ok) {
       metrics.receiverSpansRejected.inc({ protocol, reason: 'malformed' });
-      return { kind: 'invalid', message: `malformed ExportTraceServiceRequest: ${split.error}` };
+      return { kind: 'invalid', message: `malformed ExportTraceServiceRequest: ${splitOnly.error}` };
     }
+    const split =
+      rejected === undefined || rejected.spans === 0
+        ? splitOnly
+        : {
+            ...splitOnly,
+            rejectedSpans: splitOnly.rejectedSpans + rejected.spans,
+            malformedSpans: splitOnly.malformedSpans + rejected.spans,
+            errorMessage: splitOnly.errorMessage === '' ? rejected.message : `${rejected.message}; ${splitOnly.errorMessage}`,
+          };
     const total = split.acceptedSpans + split.rejectedSpans;
     metrics.receiverSpansReceived.inc({ protocol }, total);
     const maxSpans = this.#options.maxSpansPerRequest ?? Infinity;
@@ -72,7 +85,8 @@ export class Ingest {
       metrics.receiverSpansRejected.inc({ protocol, reason: 'too_many_spans' }, total);
       return { kind: 'too_large', message: `${total} spans in one request; the limit is ${maxSpans} (receiver.max_spans_per_request)` };
     }
-    if (split.rejectedSpans > 0) metrics.receiverSpansRejected.inc({ protocol, reason: 'invalid_id' }, split.rejectedSpans);
+    if (split.malformedSpans > 0) metrics.receiverSpansRejected.inc({ protocol, reason: 'malformed' }, split.malformedSpans);
+    if (split.rejectedSpans > split.malformedSpans) metrics.receiverSpansRejected.inc({ protocol, reason: 'invalid_id' }, split.rejectedSpans - split.malformedSpans);
     if (split.traces.length === 0) {
       return { kind: 'accepted', rejectedSpans: split.rejectedSpans, errorMessage: split.errorMessage };
     }
