@@ -3,7 +3,7 @@
  * names from opentelemetry-proto). Every proto3 `string` field is WIRE_STRING:
  * a conformant decoder refuses one that is not UTF-8.
  */
-import { WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_STRING, WIRE_VARINT, type MessageSchema } from './wire.ts';
+import { WIRE_FIXED32, WIRE_FIXED64, WIRE_ID16, WIRE_ID8, WIRE_LEN, WIRE_STRING, WIRE_VARINT, type MessageSchema } from './wire.ts';
 
 const anyValueFields: Record<number, number | MessageSchema> = {};
 const keyValueFields: Record<number, number | MessageSchema> = {};
@@ -11,9 +11,18 @@ const keyValueFields: Record<number, number | MessageSchema> = {};
 export const AnyValueSchema: MessageSchema = {
   name: 'AnyValue',
   fields: anyValueFields,
-  names: { 1: 'string_value', 2: 'bool_value', 3: 'int_value', 4: 'double_value', 5: 'array_value', 6: 'kvlist_value', 7: 'bytes_value' },
+  names: {
+    1: 'string_value',
+    2: 'bool_value',
+    3: 'int_value',
+    4: 'double_value',
+    5: 'array_value',
+    6: 'kvlist_value',
+    7: 'bytes_value',
+    8: 'string_value_strindex',
+  },
 };
-export const KeyValueSchema: MessageSchema = { name: 'KeyValue', fields: keyValueFields, names: { 1: 'key', 2: 'value' } };
+export const KeyValueSchema: MessageSchema = { name: 'KeyValue', fields: keyValueFields, names: { 1: 'key', 2: 'value', 3: 'key_strindex' } };
 const ArrayValueSchema: MessageSchema = { name: 'ArrayValue', fields: { 1: AnyValueSchema }, names: { 1: 'values[]' } };
 const KeyValueListSchema: MessageSchema = { name: 'KeyValueList', fields: { 1: KeyValueSchema }, names: { 1: 'values[]' } };
 Object.assign(anyValueFields, {
@@ -24,8 +33,10 @@ Object.assign(anyValueFields, {
   5: ArrayValueSchema,
   6: KeyValueListSchema,
   7: WIRE_LEN,
+  // Newer opentelemetry-proto (profiles' string tables); a decoder that knows them refuses another wire type.
+  8: WIRE_VARINT,
 });
-Object.assign(keyValueFields, { 1: WIRE_STRING, 2: AnyValueSchema });
+Object.assign(keyValueFields, { 1: WIRE_STRING, 2: AnyValueSchema, 3: WIRE_VARINT });
 
 const EntityRefSchema: MessageSchema = {
   name: 'EntityRef',
@@ -49,7 +60,7 @@ const EventSchema: MessageSchema = {
 };
 const LinkSchema: MessageSchema = {
   name: 'Span.Link',
-  fields: { 1: WIRE_LEN, 2: WIRE_LEN, 3: WIRE_STRING, 4: KeyValueSchema, 5: WIRE_VARINT, 6: WIRE_FIXED32 },
+  fields: { 1: WIRE_ID16, 2: WIRE_ID8, 3: WIRE_STRING, 4: KeyValueSchema, 5: WIRE_VARINT, 6: WIRE_FIXED32 },
   names: { 1: 'trace_id', 2: 'span_id', 3: 'trace_state', 4: 'attributes[]', 5: 'dropped_attributes_count', 6: 'flags' },
 };
 const StatusSchema: MessageSchema = { name: 'Status', fields: { 2: WIRE_STRING, 3: WIRE_VARINT }, names: { 2: 'message', 3: 'code' } };
@@ -59,7 +70,7 @@ export const SpanSchema: MessageSchema = {
     1: WIRE_LEN,
     2: WIRE_LEN,
     3: WIRE_STRING,
-    4: WIRE_LEN,
+    4: WIRE_ID8,
     5: WIRE_STRING,
     6: WIRE_VARINT,
     7: WIRE_FIXED64,
@@ -91,4 +102,15 @@ export const SpanSchema: MessageSchema = {
     15: 'status',
     16: 'flags',
   },
+};
+
+/**
+ * ScopeSpans as a whole message: field 1000 of a ResourceSpans (the deprecated
+ * instrumentation_library_spans, still decoded as ScopeSpans by the Collector) is
+ * checked against it and passes through with the resource.
+ */
+export const ScopeSpansSchema: MessageSchema = {
+  name: 'ScopeSpans',
+  fields: { 1: ScopeSchema, 2: SpanSchema, 3: WIRE_STRING },
+  names: { 1: 'scope', 2: 'spans[]', 3: 'schema_url' },
 };

@@ -9,7 +9,7 @@
  * (the OTLP partial-success rules).
  */
 import { TraceIdHex, isAllZero, toHex } from './hex.ts';
-import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
+import { ResourceSchema, ScopeSchema, ScopeSpansSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
 import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
 
@@ -215,7 +215,11 @@ function split(buf: Buffer, options: SplitOptions): SplitResult {
         } else if (rtag === ((3 << 3) | WIRE_LEN)) {
           const [s, e] = rs.lenRange();
           if (resourceFault === '' && !isUtf8Range(buf, s, e)) resourceFault = 'schema_url: invalid UTF-8';
-        } else rs.skip(rtag & 7);
+        } else if (rtag === ((1000 << 3) | WIRE_LEN)) {
+          const [s, e] = rs.lenRange();
+          if (resourceFault === '') resourceFault = headerFault(buf, s, e, ScopeSpansSchema, 'field 1000');
+        } else if (Math.floor(rtag / 8) === 1000) throw new WireError(wrongWireType(rtag & 7, WIRE_LEN)).within('field 1000');
+        else rs.skip(rtag & 7);
         rHeader.ranges.push(fieldStart, rs.pos);
         rHeader.bytes += rs.pos - fieldStart;
         continue;

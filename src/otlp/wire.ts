@@ -161,6 +161,9 @@ export function varintBytes(value: number): Uint8Array {
 
 /** A proto3 `string`: length-delimited, and UTF-8 (a field kind of its own; on the wire it is WIRE_LEN). */
 export const WIRE_STRING = 8;
+/** An OTLP span id / trace id: length-delimited, empty or 8 / 16 bytes (what the Collector decodes). */
+export const WIRE_ID8 = 9;
+export const WIRE_ID16 = 10;
 
 /** What a known field holds: a scalar wire type (or WIRE_STRING) or a nested message's schema. */
 export type FieldKind = number | MessageSchema;
@@ -176,7 +179,7 @@ interface CompiledSchema {
   readonly name: string;
   /** Per field number below its length: the wire type expected, NESTED, or UNKNOWN. */
   readonly kinds: Int8Array;
-  /** Per field number below its length: 1 for a string field (UTF-8 checked). */
+  /** Per field number below its length: 1 for a string field (UTF-8 checked), 8 or 16 for an id of that many bytes (or none). */
   readonly strings: Uint8Array;
   /** Per field number: the nested schema where kinds says NESTED. */
   readonly nested: (CompiledSchema | undefined)[];
@@ -207,9 +210,9 @@ function compileSchema(schema: MessageSchema): CompiledSchema {
   compiledSchemas.set(schema, compiled);
   for (const f of numbers) {
     const kind = schema.fields[f] as FieldKind;
-    if (kind === WIRE_STRING) {
+    if (kind === WIRE_STRING || kind === WIRE_ID8 || kind === WIRE_ID16) {
       compiled.kinds[f] = WIRE_LEN;
-      compiled.strings[f] = 1;
+      compiled.strings[f] = kind === WIRE_STRING ? 1 : kind === WIRE_ID8 ? 8 : 16;
     } else if (typeof kind === 'number') compiled.kinds[f] = kind;
     else {
       compiled.kinds[f] = NESTED;
@@ -370,9 +373,18 @@ function locate(buf: Uint8Array, start: number, end: number, schema: CompiledSch
         if (!(err instanceof WireError)) throw err;
         return (locate(buf, s, e, nested, depth + 1) ?? err).within(at());
       }
-    } else if (schema.strings[field] === 1 && !isUtf8Range(buf, s, e)) return new WireError('invalid UTF-8', true).within(at());
+    } else if (field < schema.strings.length && schema.strings[field] !== 0) {
+      const fault = lengthFault(buf, s, e, schema.strings[field] as number);
+      if (fault !== '') return new WireError(fault, fault === 'invalid UTF-8').within(at());
+    }
   }
   return undefined;
+}
+
+/** What is wrong with a string (rule 1) or an id (rule 8, 16) at [s, e); '' when nothing. */
+function lengthFault(buf: Uint8Array, s: number, e: number, rule: number): string {
+  if (rule === 1) return isUtf8Range(buf, s, e) ? '' : 'invalid UTF-8';
+  return e - s === 0 || e - s === rule ? '' : `must be empty or ${rule} bytes, not ${e - s}`;
 }
 
 function check(buf: Uint8Array, start: number, end: number, schema: CompiledSchema, depth: number, seen: Int32Array | undefined): void {
@@ -424,7 +436,10 @@ function check(buf: Uint8Array, start: number, end: number, schema: CompiledSche
       case WIRE_LEN: {
         const n = checkVarint(buf, end);
         if (n > end - checkPos) throw new WireError('length-delimited field runs past the end of its message');
-        if (field < kinds.length && schema.strings[field] === 1 && !isUtf8Range(buf, checkPos, checkPos + n)) throw new WireError('invalid UTF-8', true);
+        if (field < kinds.length && schema.strings[field] !== 0) {
+          const rule = schema.strings[field] as number;
+          if (rule === 1 ? !isUtf8Range(buf, checkPos, checkPos + n) : n !== 0 && n !== rule) throw new WireError(lengthFault(buf, checkPos, checkPos + n, rule));
+        }
         if (seen !== undefined && field * 2 + 1 < seen.length) {
           seen[field * 2] = checkPos;
           seen[field * 2 + 1] = checkPos + n;
