@@ -139,7 +139,7 @@ describe('a Go-decoding downstream takes everything betrace acknowledges', () =>
     assert.equal(sink.spans.filter((s) => s.name.startsWith('poison')).length, 0, 'no poison span forwarded');
   });
 
-  it('5,000 mutations of valid requests: every acknowledged span reaches the Collector\'s downstream; 0 valid spans lost', async () => {
+  it('5,000 mutations of valid requests: every acknowledged span reaches the Collector\'s downstream; 0 valid spans lost', async (t) => {
     const rnd = prng(21);
     const before = sink.spans.length;
     const jobs: Array<() => Promise<{ acked: number; refused: boolean; control: number }>> = [];
@@ -193,12 +193,13 @@ describe('a Go-decoding downstream takes everything betrace acknowledges', () =>
     const acked = results.reduce((n, r) => n + r.acked, 0);
     const refused = results.filter((r) => r.refused).length;
     const partly = results.filter((r) => !r.refused).length;
-    assert.ok(refused > 500 && partly > 500, `both outcomes seen (${refused} refused, ${partly} acknowledged)`);
+    assert.ok(refused > 500 && partly > 300, `both outcomes seen (${refused} refused, ${partly} acknowledged)`);
     const arrived = () => sink.spans.length - before;
     await sink.waitFor(() => arrived() >= acked, 20_000, `${acked} acknowledged spans`).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 500));
     const controlsArrived = sink.spans.slice(before).filter((s) => s.name.startsWith('control-')).length;
     assert.equal(controlsArrived, controlSpans, `every valid span arrived (${betrace.logs.filter((l) => /export failed/.test(l)).slice(-3).join('')})`);
     assert.equal(arrived(), acked, `acknowledged spans == spans the Collector passed on (${refused} requests refused)`);
+    t.diagnostic(`${refused} requests refused, ${partly} acknowledged (whole or in part), ${acked} spans acknowledged and received, ${controlsArrived} of ${controlSpans} valid spans`);
   });
 });
