@@ -16,6 +16,8 @@ import { prng } from '../helpers/prng.ts';
 import { WireReader, varintBytes } from '../../src/otlp/wire.ts';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
+/** `n` bytes from `rnd` (the seeded PRNG for mutations: the same run every time). */
+const bytes = (n: number, rnd: () => number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rnd() * 256)));
 
 function spanObject(name: string, rnd: () => number = Math.random) {
   const start = 1_700_000_000_000_000_000n + BigInt(Math.floor(rnd() * 1e9));
@@ -27,9 +29,9 @@ function spanObject(name: string, rnd: () => number = Math.random) {
     { key: 'tags', value: { arrayValue: { values: [{ stringValue: 'a' }, { boolValue: true }] } } },
   ];
   return {
-    traceId: Buffer.from(hex(16), 'hex'),
-    spanId: Buffer.from(hex(8), 'hex'),
-    parentSpanId: rnd() < 0.5 ? Buffer.from(hex(8), 'hex') : Buffer.alloc(0),
+    traceId: bytes(16, rnd),
+    spanId: bytes(8, rnd),
+    parentSpanId: rnd() < 0.5 ? bytes(8, rnd) : Buffer.alloc(0),
     name,
     kind: 1 + Math.floor(rnd() * 4),
     startTimeUnixNano: start.toString(),
