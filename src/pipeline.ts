@@ -26,6 +26,7 @@ import { createEmbeddedTransport } from './transport/embedded.ts';
 import type { Transport } from './transport/transport.ts';
 import { KafkaTransport } from './transport/kafka.ts';
 import { KafkaViolationSink } from './transport/kafka-violations.ts';
+import { RuleQuarantine } from './worker/rule-quarantine.ts';
 import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker, type ViolationReader, type ViolationSink } from './worker/index.ts';
 
 export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
@@ -92,6 +93,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   const rules = new RuleRegistry();
+  rules.onChange(() => metrics.rulesQuarantined.set(rules.quarantined().length));
   const ruleFiles = new RuleFiles({ patterns: config.rules.paths, registry: rules, logger, metrics });
   components.push(ruleFiles);
   let violations: ViolationStore | undefined;
@@ -114,7 +116,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       components.push(violations);
       sinks.push(violations);
     }
-    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger, limits: config.worker });
+    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger, limits: config.worker, stallMarginMs: config.worker.evaluationStallMarginMs });
+    const quarantine = new RuleQuarantine({
+      registry: rules,
+      store: ruleStore!,
+      after: config.worker.quarantineAfter,
+      windowMs: config.worker.quarantineWindowMs,
+      budgetMs: config.worker.evaluationBudgetMs,
+      metrics,
+      logger,
+    });
     rules.onChange(() => pool.setRules(rules.definitions()));
     const exporter = config.downstream.endpoint
       ? new QueuedExporter({
@@ -146,6 +157,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         metrics,
         logger,
         evaluateOnShutdown: !kafkaMode,
+        onOverBudget: (ruleId, stalled) => quarantine.overrun(ruleId, stalled),
       }),
     );
   }
@@ -271,6 +283,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         return h.degraded ? { ready: false, reason: h.reason } : { ready: true };
       });
     }
+    // A quarantined rule does not make the process unready (it evaluates every other rule, and in Kafka
+    // mode a quarantine holds on every worker: failing readiness would stop intake everywhere); /ready says so.
+    api.addReadinessCheck('rules_quarantined', () => {
+      const q = rules.quarantined();
+      return q.length === 0 ? { ready: true } : { ready: true, degraded: `quarantined: ${q.map((r) => `${r.definition.id} (${r.quarantine!.reason}, since ${r.quarantine!.since})`).join('; ')}` };
+    });
     components.push(api);
   }
 

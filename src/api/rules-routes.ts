@@ -3,12 +3,15 @@
  * is compiled before it is accepted (400 with line, column and message). File
  * rules are read-only (409) except enable/disable, kept as an override with the
  * API rules. Every change is written to the log as an audit line.
+ * A rule's `state` says whether it is evaluated: enabled, disabled, or
+ * quarantined (over budget repeatedly, see rule-quarantine.ts; with the reason
+ * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../worker/rule-registry.ts';
-import type { RuleStore, StoredRule } from '../worker/rule-store.ts';
+import { quarantineKey, type RuleStore, type StoredRule } from '../worker/rule-store.ts';
 import type { AuthResult } from '../security.ts';
 import { apiError } from './errors.ts';
 import openapi from './openapi.json' with { type: 'json' };
@@ -33,6 +36,8 @@ export function ruleJson(r: RegisteredRule): Record<string, unknown> {
     source: r.source,
     ...(r.file !== undefined ? { file: r.file } : {}),
     version: r.version,
+    state: r.state,
+    ...(r.quarantine !== undefined ? { quarantine: { reason: r.quarantine.reason, since: r.quarantine.since } } : {}),
   };
 }
 
@@ -106,6 +111,19 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     }
   };
 
+  /** Removes rule `id`'s stored quarantine, if any (even one that no longer applies: the rule may change back). */
+  const liftQuarantine = async (id: string, version: number | null): Promise<ApiResponse | undefined> => {
+    const key = quarantineKey(id);
+    if (store.get(key) === undefined) return undefined;
+    try {
+      await store.remove(key);
+    } catch (err) {
+      return apiError('UNAVAILABLE', `the rule store cannot be written: ${(err as Error).message}`);
+    }
+    audit('quarantine lifted', id, version, version);
+    return undefined;
+  };
+
   api.addRoute({ method: 'GET', path: '/v1/rules', handler: () => ({ status: 200, body: { rules: registry.all().map(ruleJson) } }) });
 
   api.addRoute({
@@ -127,7 +145,7 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     if (existing?.source === 'file') return apiError('RULE_READ_ONLY', `rule ${def.id} comes from ${existing.file}: change the file`);
     if (existing !== undefined && createOnly) return apiError('RULE_EXISTS', `rule ${def.id} exists: PUT /v1/rules/${def.id} replaces it`);
     const version = (existing?.version ?? 0) + 1;
-    const failed = await write({ kind: 'rule', id: def.id, definition: def, version, updated_at: new Date().toISOString() });
+    const failed = (await write({ kind: 'rule', id: def.id, definition: def, version, updated_at: new Date().toISOString() })) ?? (await liftQuarantine(def.id, version));
     if (failed) return failed;
     audit(existing === undefined ? 'created' : 'replaced', def.id, existing?.version ?? null, version);
     const now = registry.get(def.id)!;
@@ -153,6 +171,8 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
         return apiError('UNAVAILABLE', `the rule store cannot be written: ${(err as Error).message}`);
       }
       audit('deleted', id, existing.version, null);
+      const failed = await liftQuarantine(id, null);
+      if (failed) return failed;
       return { status: 204 };
     },
   });
@@ -173,7 +193,7 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
           existing.source === 'file'
             ? { kind: 'override', id, enabled, version: (registry.override(id)?.version ?? 0) + 1, updated_at: now }
             : { kind: 'rule', id, definition: { ...existing.definition, enabled }, version, updated_at: now };
-        const failed = await write(entry);
+        const failed = (await write(entry)) ?? (enabled ? await liftQuarantine(id, registry.get(id)!.version) : undefined);
         if (failed) return failed;
         const after = registry.get(id)!;
         audit(enabled ? 'enabled' : 'disabled', id, existing.version, after.version);

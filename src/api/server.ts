@@ -39,8 +39,8 @@ export interface Route {
   readonly handler: RouteHandler;
 }
 
-/** A readiness condition: ready, or why not. */
-export type ReadinessCheck = () => { ready: true } | { ready: false; reason: string };
+/** A readiness condition: ready (perhaps degraded: working, but something is wrong; said in the reasons), or why not. */
+export type ReadinessCheck = () => { ready: true; degraded?: string } | { ready: false; reason: string };
 
 
 export interface ApiServerOptions {
@@ -111,13 +111,16 @@ export class ApiServer implements Component {
 
   #ready(): ApiResponse {
     const notReady: Record<string, string> = {};
+    const degraded: Record<string, string> = {};
     for (const [name, check] of this.#checks) {
       const r = check();
       if (!r.ready) notReady[name] = r.reason;
+      else if (r.degraded !== undefined) degraded[name] = r.degraded;
     }
-    return Object.keys(notReady).length === 0
+    if (Object.keys(notReady).length > 0) return { status: 503, body: { status: 'not ready', reasons: { ...degraded, ...notReady } } };
+    return Object.keys(degraded).length === 0
       ? { status: 200, body: { status: 'ready' } }
-      : { status: 503, body: { status: 'not ready', reasons: notReady } };
+      : { status: 200, body: { status: 'degraded', reasons: degraded } };
   }
 
   async start(): Promise<void> {

@@ -79,6 +79,9 @@ export interface Config {
     readonly lateSpanGraceMs: number;
     readonly evaluationThreads: number;
     readonly evaluationBudgetMs: number;
+    readonly evaluationStallMarginMs: number;
+    readonly quarantineAfter: number;
+    readonly quarantineWindowMs: number;
     readonly maxTraceBytes: number;
     readonly maxAttributesPerSpan: number;
     readonly maxAttributeValueLength: number;

@@ -224,6 +224,16 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     ),
     evaluation_threads: int('Threads evaluating rules (worker_threads), off the I/O thread.', 1, 1, 64),
     evaluation_budget: duration('Longest evaluation of one trace by one rule before it is abandoned and counted.', '250ms'),
+    evaluation_stall_margin: duration(
+      'An evaluation thread still busy on one trace this long past evaluation_budget is stopped and replaced; the trace counts as over budget for the rule it was in, the thread\'s other traces are evaluated again.',
+      '2s',
+    ),
+    quarantine_after: int(
+      'A rule over budget (or stopped by the watchdog) this many times within quarantine_window is quarantined: not evaluated until it is changed or re-enabled; 0: never.',
+      3,
+      0,
+    ),
+    quarantine_window: duration('The window in which quarantine_after overruns of one rule quarantine it.', '10m'),
     max_trace_bytes: size('Bytes kept per trace; a trace over it is cut (evaluated, marked partial).', '64MiB'),
     max_attributes_per_span: int(
       'Attributes per span that rules see (the rest are dropped from the evaluated copy and counted; forwarded spans are unchanged).',

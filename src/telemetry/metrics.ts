@@ -38,6 +38,9 @@ export interface Metrics {
   readonly workerPaused: Gauge;
   readonly ruleEvaluationDuration: Histogram;
   readonly ruleEvaluationBudgetExceeded: Counter<'rule_id'>;
+  readonly ruleEvaluationStalls: Counter<'rule_id'>;
+  readonly rulesQuarantined: Gauge;
+  readonly ruleQuarantines: Counter<'rule_id'>;
   readonly violations: Counter<'rule_id' | 'severity'>;
   readonly violationsEmitted: Counter;
   readonly violationStoreWritten: Counter;
@@ -225,6 +228,23 @@ export function createMetrics(): Metrics {
     ruleEvaluationBudgetExceeded: new Counter({
       name: 'betrace_rule_evaluation_budget_exceeded_total',
       help: 'Rule evaluations abandoned at the per-trace evaluation budget.',
+      labelNames: ['rule_id'],
+      registers,
+    }),
+    ruleEvaluationStalls: new Counter({
+      name: 'betrace_rule_evaluation_stalls_total',
+      help: 'Evaluation threads stopped by the watchdog, still busy on one trace past budget + margin, by the rule they were in ("" when in none).',
+      labelNames: ['rule_id'],
+      registers,
+    }),
+    rulesQuarantined: new Gauge({
+      name: 'betrace_rules_quarantined',
+      help: 'Rules quarantined (over budget repeatedly: not evaluated until changed or re-enabled).',
+      registers,
+    }),
+    ruleQuarantines: new Counter({
+      name: 'betrace_rule_quarantines_total',
+      help: 'Quarantines decided by this process, by rule.',
       labelNames: ['rule_id'],
       registers,
     }),

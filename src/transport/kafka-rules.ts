@@ -1,6 +1,7 @@
 /**
  * The compacted rules topic: key = rule id, value = the stored rule as JSON,
- * null = deleted. Every process (API, workers) reads it in full at start, then
+ * null = deleted; a rule's quarantine under its own key, quarantine:<rule id>
+ * (a tombstone lifts it; see StoredRule). Every process (API, workers) reads it in full at start, then
  * follows it (TopicFollower).
  */
 import type { Kafka, Producer } from 'kafkajs';
@@ -45,7 +46,10 @@ export class KafkaRuleStore implements RuleStore {
     try {
       const entry = JSON.parse(value.toString('utf8')) as StoredRule;
       const current = this.#entries.get(key);
-      if (current !== undefined && current.version > entry.version && current.kind === entry.kind) return;
+      if (current !== undefined && current.kind === entry.kind) {
+        // A quarantine's version is the rule's in the process that decided it (per process for file rules): its time orders it.
+        if (current.kind === 'quarantine' ? current.since > (entry as typeof current).since : current.version > entry.version) return;
+      }
       this.#entries.set(key, entry);
       applyStoredRule(this.#registry, key, entry, this.#logger);
     } catch (err) {

@@ -21,6 +21,8 @@ export interface LimitsMessage {
  */
 export interface EvalBatch {
   readonly type: 'eval';
+  /** The batch's number, written to the thread's progress slot while it runs (see Progress). */
+  readonly batch: number;
   /** The shared slabs holding the batch's payloads (shared, not copied). */
   readonly slabs: readonly SharedArrayBuffer[];
   /** Payloads in no slab, back to back (transferred); empty when there are none. */
@@ -120,6 +122,14 @@ export function unpackViolations(wire: ViolationsWire, rules: readonly RuleField
 
 export interface EvalResponse {
   readonly id: number;
+  /**
+   * The rule to blame when the trace went over budget: the one that took most of the
+   * trace's evaluation time (the rules after it in budgetExceededRuleIds did not run),
+   * or the rule a thread was stopped in (stalled). Undefined when within budget.
+   */
+  readonly overBudgetRuleId?: string | undefined;
+  /** The thread evaluating the trace was stopped by the pool's watchdog; nothing else of it was evaluated. */
+  readonly stalled?: boolean;
   readonly violations: Violation[];
   /** Spans decoded (before de-duplication by span id). */
   readonly spansIn: number;
@@ -133,3 +143,53 @@ export interface EvalResponse {
 }
 
 export type ThreadMessage = RulesMessage | LimitsMessage | EvalBatch;
+
+/** What the pool passes a thread as workerData. */
+export interface ThreadData {
+  /** The thread's progress slot (Progress), shared with the pool. */
+  readonly progress: SharedArrayBuffer;
+}
+
+/**
+ * Where a thread is, in memory shared with the pool: the pool's watchdog reads it
+ * without a message (a thread stuck in a rule cannot post one). The thread writes
+ * the batch number and the trace's position in the batch before each trace, and
+ * the rule's index (in the definitions of the last RulesMessage) before each rule;
+ * POSITION_DONE once the batch's results are being posted.
+ */
+export class Progress {
+  static readonly BYTES = 3 * Int32Array.BYTES_PER_ELEMENT;
+  static readonly POSITION_DONE = -1;
+  /** The rule index while the trace is being decoded, or between rules. */
+  static readonly NO_RULE = -1;
+  readonly #slot: Int32Array;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.#slot = new Int32Array(buffer, 0, 3);
+  }
+
+  static create(): SharedArrayBuffer {
+    const buffer = new SharedArrayBuffer(Progress.BYTES);
+    new Int32Array(buffer).fill(-1);
+    return buffer;
+  }
+
+  trace(batch: number, position: number): void {
+    Atomics.store(this.#slot, 2, Progress.NO_RULE);
+    Atomics.store(this.#slot, 0, batch);
+    Atomics.store(this.#slot, 1, position);
+  }
+
+  rule(index: number): void {
+    Atomics.store(this.#slot, 2, index);
+  }
+
+  done(batch: number): void {
+    Atomics.store(this.#slot, 0, batch);
+    Atomics.store(this.#slot, 1, Progress.POSITION_DONE);
+  }
+
+  read(): { batch: number; position: number; rule: number } {
+    return { batch: Atomics.load(this.#slot, 0), position: Atomics.load(this.#slot, 1), rule: Atomics.load(this.#slot, 2) };
+  }
+}

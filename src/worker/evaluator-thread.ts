@@ -1,24 +1,63 @@
 /**
  * An evaluation thread: decodes a trace's OTLP payloads and evaluates every rule
  * on it, off the I/O thread. Rules arrive as definitions and are compiled here.
+ *
+ * Before each trace and each rule the thread says where it is in its progress slot
+ * (shared memory, see Progress), so that the pool can tell which trace and rule a
+ * thread that stopped answering is stuck in, and stop it.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
 import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import { RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadMessage } from './evaluator-protocol.ts';
+import { Progress, RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadData, type ThreadMessage } from './evaluator-protocol.ts';
 
+type EvalContext = Parameters<CompiledRule['program']['test']>[0];
+
+const progress = new Progress((workerData as ThreadData).progress);
 let ruleSet: RuleSet = createRuleSet([]);
+let ruleIds: string[] = [];
+/** Per rule (index in ruleIds), its evaluation time in the current trace, ms. */
+let ruleTime = new Float64Array(0);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
 let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]), lazyAttributes: true };
 
+/** Runs one entry point of rule `index`'s program, marking the progress slot and adding up the rule's time. */
+function timed<T>(index: number, run: (c: EvalContext) => T, c: EvalContext): T {
+  progress.rule(index);
+  const started = performance.now();
+  try {
+    return run(c);
+  } finally {
+    ruleTime[index]! += performance.now() - started;
+    progress.rule(Progress.NO_RULE);
+  }
+}
+
+/** The rule with its program's entry points timed (timed). */
+function instrumented(rule: CompiledRule, index: number): CompiledRule {
+  const program = rule.program;
+  const test = (c: EvalContext) => program.test(c);
+  const witnesses = (c: EvalContext) => program.witnesses(c);
+  return { ...rule, program: { test: (c) => timed(index, test, c), witnesses: (c) => timed(index, witnesses, c) } };
+}
+
 function setRules(definitions: readonly RuleDefinition[]): void {
   const compiled: CompiledRule[] = [];
-  for (const def of definitions) {
+  definitions.forEach((def, i) => {
     const r = compileRule(def);
-    if (r.ok) compiled.push(r.rule);
-  }
+    if (r.ok) compiled.push(instrumented(r.rule, i));
+  });
+  ruleIds = definitions.map((d) => d.id);
+  ruleTime = new Float64Array(definitions.length);
   ruleSet = createRuleSet(compiled);
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
+}
+
+/** The rule that took most of this trace's time. */
+function slowestRule(): string | undefined {
+  let slowest = -1;
+  for (let i = 0; i < ruleTime.length; i++) if (slowest < 0 || ruleTime[i]! > ruleTime[slowest]!) slowest = i;
+  return slowest < 0 ? undefined : ruleIds[slowest];
 }
 
 /** The trace at `at` of batch.traces (see EvalBatch). */
@@ -40,6 +79,7 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
       undecodable++;
     }
   }
+  ruleTime.fill(0);
   const started = performance.now();
   const result = ruleSet.evaluate(spans, { budgetMs });
   return {
@@ -49,6 +89,7 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
     uniqueSpans: spans.length - result.repeatedSpans,
     undecodable,
     budgetExceededRuleIds: result.budgetExceededRuleIds ?? [],
+    overBudgetRuleId: result.budgetExceeded === true ? slowestRule() : undefined,
     failedRuleIds: result.failedRuleIds ?? [],
     seconds: (performance.now() - started) / 1000,
     ...takeLimitCounts(),
@@ -59,7 +100,11 @@ function evaluateBatch(batch: EvalBatch): EvalResults {
   const results: EvalResponseWire[] = [];
   const table = new RuleTable();
   const numbers = batch.traces;
-  for (let at = 0; at < numbers.length; at += 3 + 3 * numbers[at + 2]!) results.push(evaluate(batch, at, table));
+  for (let at = 0; at < numbers.length; at += 3 + 3 * numbers[at + 2]!) {
+    progress.trace(batch.batch, results.length);
+    results.push(evaluate(batch, at, table));
+  }
+  progress.done(batch.batch);
   return { type: 'results', results, rules: table.rules };
 }
 

@@ -12,10 +12,35 @@ import { compileRule, type RuleDefinition } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RuleRegistry } from './rule-registry.ts';
 
-/** One entry of the store: an API rule, or an enable/disable override of a file rule. */
+/**
+ * One entry of the store: an API rule, an enable/disable override of a file rule,
+ * or the quarantine of a rule (file or API), under its own key (quarantineKey:
+ * rule ids hold no ':'), so that it is kept, replaced and removed apart from the
+ * rule's entry (in Kafka mode: compacted under its key, a tombstone lifts it).
+ */
 export type StoredRule =
   | { readonly kind: 'rule'; readonly id: string; readonly definition: RuleDefinition; readonly version: number; readonly updated_at: string }
-  | { readonly kind: 'override'; readonly id: string; readonly enabled: boolean; readonly version: number; readonly updated_at: string };
+  | { readonly kind: 'override'; readonly id: string; readonly enabled: boolean; readonly version: number; readonly updated_at: string }
+  | {
+      readonly kind: 'quarantine';
+      /** quarantineKey(rule_id). */
+      readonly id: string;
+      readonly rule_id: string;
+      /** The rule's version where it was decided (for the reader; what counts is the fingerprint). */
+      readonly version: number;
+      /** ruleFingerprint of the rule quarantined: a changed rule is not. */
+      readonly fingerprint: string;
+      readonly reason: string;
+      readonly since: string;
+      readonly updated_at: string;
+    };
+
+const QUARANTINE_PREFIX = 'quarantine:';
+
+/** The store key of rule `ruleId`'s quarantine. */
+export function quarantineKey(ruleId: string): string {
+  return `${QUARANTINE_PREFIX}${ruleId}`;
+}
 
 export interface RuleStore extends Component {
   /** Stores an entry; resolves once it is durable and applied locally. */
@@ -28,9 +53,20 @@ export interface RuleStore extends Component {
 
 /** Applies an entry (or its removal) to the registry. */
 export function applyStoredRule(registry: RuleRegistry, id: string, entry: StoredRule | undefined, logger: Logger): void {
+  if (id.startsWith(QUARANTINE_PREFIX)) {
+    const ruleId = id.slice(QUARANTINE_PREFIX.length);
+    if (entry === undefined) registry.setQuarantine(ruleId, undefined);
+    else if (entry.kind === 'quarantine') registry.setQuarantine(ruleId, { fingerprint: entry.fingerprint, reason: entry.reason, since: entry.since });
+    else logger.error({ key: id, kind: entry.kind }, 'rule store: a quarantine key holds another kind of entry: ignored');
+    return;
+  }
   if (entry === undefined) {
     registry.deleteApiRule(id);
     registry.setOverride(id, undefined);
+    return;
+  }
+  if (entry.kind === 'quarantine') {
+    logger.error({ key: id }, 'rule store: a quarantine entry under a rule key: ignored');
     return;
   }
   if (entry.kind === 'override') {
