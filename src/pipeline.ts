@@ -36,6 +36,8 @@ export interface PipelineOptions {
   readonly config: Config;
   readonly roles: readonly Role[];
   readonly logger: Logger;
+  /** The module evaluation threads run (EvaluatorPoolOptions.threadModule); default the evaluator thread. */
+  readonly evaluatorThreadModule?: URL;
 }
 
 export interface Pipeline extends Component {
@@ -116,7 +118,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       components.push(violations);
       sinks.push(violations);
     }
-    const pool = new EvaluatorPool({ threads: config.worker.evaluationThreads, logger, limits: config.worker, stallMarginMs: config.worker.evaluationStallMarginMs });
+    const pool = new EvaluatorPool({
+      threads: config.worker.evaluationThreads,
+      logger,
+      limits: config.worker,
+      stallMarginMs: config.worker.evaluationStallMarginMs,
+      ...(options.evaluatorThreadModule === undefined ? {} : { threadModule: options.evaluatorThreadModule }),
+    });
     const quarantine = new RuleQuarantine({
       registry: rules,
       store: ruleStore!,

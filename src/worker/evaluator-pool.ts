@@ -13,9 +13,10 @@
  * seen on one trace for longer than budget + margin is stuck. A batch-wide
  * deadline would have to grow with the batch's size and would let a stuck thread
  * hold many traces as long. The stuck thread is terminated and replaced; its
- * trace is answered as `stalled`, over budget for the rule it was stopped in; the
- * other traces it held (those of its batch, done or not, and those queued behind
- * it) are evaluated again on the other threads. The time on a trace is measured
+ * trace counts as over budget for the rule it was stopped in and is evaluated
+ * again without that rule (so the other rules' violations on it are not lost);
+ * the other traces it held (those of its batch, done or not, and those queued
+ * behind it) are evaluated again on the other threads. The time on a trace is measured
  * from when the pool first saw the thread on it, so a thread is never stopped
  * before budget + margin, at most one watchdog tick after.
  */
@@ -31,7 +32,7 @@ const threadFile = new URL(`./evaluator-thread${extname(fileURLToPath(import.met
 
 /** worker.evaluation_stall_margin's default. */
 export const DEFAULT_STALL_MARGIN_MS = 2000;
-/** A trace is evaluated again at most this often after the thread holding it was stopped for another trace. */
+/** A trace is evaluated again at most this often after a thread holding it was stopped (for it, or for another trace). */
 const MAX_ATTEMPTS = 4;
 
 interface Request {
@@ -41,6 +42,10 @@ interface Request {
   readonly resolve: (r: EvalResponse) => void;
   readonly reject: (e: Error) => void;
   attempts: number;
+  /** Threads stopped while on this trace. */
+  stalls: number;
+  /** The rules they were in: left out of its evaluation from then on. */
+  readonly stalledRuleIds: string[];
 }
 
 interface Batch {
@@ -127,7 +132,9 @@ export class EvaluatorPool implements Component {
         const p = thread.pending.get(r.id);
         if (p === undefined) continue;
         thread.pending.delete(r.id);
-        p.resolve({ ...r, violations: unpackViolations(r.violations, msg.rules) });
+        const violations = unpackViolations(r.violations, msg.rules);
+        if (p.stalls === 0) p.resolve({ ...r, violations });
+        else p.resolve({ ...r, violations, stalls: p.stalls, stalledRuleIds: p.stalledRuleIds, budgetExceededRuleIds: [...p.stalledRuleIds, ...r.budgetExceededRuleIds] });
       }
     });
     const fail = (err: Error) => {
@@ -159,7 +166,7 @@ export class EvaluatorPool implements Component {
   evaluate(payloads: readonly Uint8Array[], budgetMs: number): Promise<EvalResponse> {
     if (this.#threads.length === 0) return Promise.reject(new Error('evaluator pool is not running'));
     const id = this.#nextId++;
-    return new Promise<EvalResponse>((resolve, reject) => this.#dispatch({ id, budgetMs, payloads, resolve, reject, attempts: 0 }));
+    return new Promise<EvalResponse>((resolve, reject) => this.#dispatch({ id, budgetMs, payloads, resolve, reject, attempts: 0, stalls: 0, stalledRuleIds: [] }));
   }
 
   /** Queues a request on the least busy thread (one that is over budget only when all are). */
@@ -225,10 +232,13 @@ export class EvaluatorPool implements Component {
       packed.set(p, at);
       at += p.length;
     }
+    let excluded: Record<number, readonly string[]> | undefined;
+    for (const q of queued) if (q.stalledRuleIds.length > 0) (excluded ??= {})[q.id] = q.stalledRuleIds;
     const batch = this.#nextBatch;
     this.#nextBatch = batch >= 0x7fffffff ? 1 : batch + 1;
     thread.sent.push({ number: batch, requests: queued, rules: this.#definitions });
-    thread.worker.postMessage({ type: 'eval', batch, slabs, packed, traces } satisfies ThreadMessage, [packed.buffer, traces.buffer]);
+    const message: ThreadMessage = { type: 'eval', batch, slabs, packed, traces, ...(excluded === undefined ? {} : { excluded }) };
+    thread.worker.postMessage(message, [packed.buffer, traces.buffer]);
   }
 
   /** The watchdog's tick: stops every thread stuck on one trace past its budget + margin. */
@@ -254,7 +264,11 @@ export class EvaluatorPool implements Component {
     }
   }
 
-  /** Terminates a stuck thread, replaces it, answers its trace as stalled and hands its other traces on. */
+  /**
+   * Terminates a stuck thread and replaces it; its trace is evaluated again without the
+   * rule it was stuck in (answered without evaluation when it was in none), its other
+   * traces are handed on.
+   */
   #stop(thread: Thread, batch: Batch, request: Request | undefined, ruleId: string | undefined, elapsedMs: number): void {
     const i = this.#threads.indexOf(thread);
     if (i < 0) return;
@@ -264,30 +278,39 @@ export class EvaluatorPool implements Component {
       { ruleId: ruleId ?? null, elapsedMs: Math.round(elapsedMs), budgetMs: request?.budgetMs ?? null, marginMs: this.#marginMs, batch: batch.number },
       ruleId === undefined
         ? 'evaluation thread stuck past the evaluation budget (not in a rule): stopped and replaced'
-        : `evaluation thread stuck in rule ${ruleId} past the evaluation budget: stopped and replaced`,
+        : `evaluation thread stuck in rule ${ruleId} past the evaluation budget: stopped and replaced; the trace is evaluated again without it`,
     );
-    const others = [...thread.pending.values()].filter((r) => r !== request);
+    const held = [...thread.pending.values()];
     thread.pending.clear();
-    if (request !== undefined) {
-      request.resolve({
-        id: request.id,
-        violations: [],
-        spansIn: 0,
-        uniqueSpans: 0,
-        undecodable: 0,
-        budgetExceededRuleIds: ruleId === undefined ? [] : [ruleId],
-        overBudgetRuleId: ruleId,
-        stalled: true,
-        failedRuleIds: [],
-        seconds: elapsedMs / 1000,
-        droppedAttributes: 0,
-        truncatedValues: 0,
-      });
+    for (const r of held) {
+      if (r === request) {
+        r.stalls++;
+        if (ruleId !== undefined) r.stalledRuleIds.push(ruleId);
+      }
+      if (r === request && ruleId === undefined) this.#answerUnevaluated(r, elapsedMs);
+      else if (++r.attempts >= MAX_ATTEMPTS) {
+        if (r.stalls > 0) this.#answerUnevaluated(r, elapsedMs);
+        else r.reject(new Error(`evaluation threads holding this trace were stopped ${r.attempts} times`));
+      } else this.#dispatch(r);
     }
-    for (const r of others) {
-      if (++r.attempts >= MAX_ATTEMPTS) r.reject(new Error(`evaluation threads holding this trace were stopped ${r.attempts} times`));
-      else this.#dispatch(r);
-    }
+  }
+
+  /** Answers a trace that threads were stopped on, without evaluating it further. */
+  #answerUnevaluated(r: Request, elapsedMs: number): void {
+    r.resolve({
+      id: r.id,
+      violations: [],
+      spansIn: 0,
+      uniqueSpans: 0,
+      undecodable: 0,
+      budgetExceededRuleIds: [...r.stalledRuleIds],
+      stalls: r.stalls,
+      stalledRuleIds: r.stalledRuleIds,
+      failedRuleIds: [],
+      seconds: elapsedMs / 1000,
+      droppedAttributes: 0,
+      truncatedValues: 0,
+    });
   }
 
   get pending(): number {

@@ -34,6 +34,11 @@ export interface EvalBatch {
    * per payload: its slab's index in `slabs` (-1: `packed`), byte offset, length.
    */
   readonly traces: Float64Array;
+  /**
+   * Per request id, rules not to evaluate on that trace: those a thread was
+   * stopped in while on it (see EvaluatorPool). Absent for almost every trace.
+   */
+  readonly excluded?: Readonly<Record<number, readonly string[]>>;
 }
 
 /**
@@ -123,13 +128,18 @@ export function unpackViolations(wire: ViolationsWire, rules: readonly RuleField
 export interface EvalResponse {
   readonly id: number;
   /**
-   * The rule to blame when the trace went over budget: the one that took most of the
-   * trace's evaluation time (the rules after it in budgetExceededRuleIds did not run),
-   * or the rule a thread was stopped in (stalled). Undefined when within budget.
+   * The rule to blame when the trace went over its budget: the one that took most of
+   * the trace's evaluation time (the rules after it in budgetExceededRuleIds did not
+   * run). Undefined when within budget.
    */
   readonly overBudgetRuleId?: string | undefined;
-  /** The thread evaluating the trace was stopped by the pool's watchdog; nothing else of it was evaluated. */
-  readonly stalled?: boolean;
+  /**
+   * Threads were stopped by the pool's watchdog while on this trace, this many times;
+   * in these rules (each then left out of the trace's evaluation, and counted in
+   * budgetExceededRuleIds). A stop outside any rule fails the trace instead.
+   */
+  readonly stalls?: number;
+  readonly stalledRuleIds?: readonly string[];
   readonly violations: Violation[];
   /** Spans decoded (before de-duplication by span id). */
   readonly spansIn: number;

@@ -14,7 +14,10 @@ import { Progress, RuleTable, packViolations, type EvalBatch, type EvalResponseW
 type EvalContext = Parameters<CompiledRule['program']['test']>[0];
 
 const progress = new Progress((workerData as ThreadData).progress);
+let compiledRules: CompiledRule[] = [];
 let ruleSet: RuleSet = createRuleSet([]);
+/** Rule sets without some rules (EvalBatch.excluded), by the ids left out; for the current rules. */
+let reducedSets = new Map<string, RuleSet>();
 let ruleIds: string[] = [];
 /** Per rule (index in ruleIds), its evaluation time in the current trace, ms. */
 let ruleTime = new Float64Array(0);
@@ -49,7 +52,9 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   });
   ruleIds = definitions.map((d) => d.id);
   ruleTime = new Float64Array(definitions.length);
+  compiledRules = compiled;
   ruleSet = createRuleSet(compiled);
+  reducedSets = new Map();
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
@@ -58,6 +63,16 @@ function slowestRule(): string | undefined {
   let slowest = -1;
   for (let i = 0; i < ruleTime.length; i++) if (slowest < 0 || ruleTime[i]! > ruleTime[slowest]!) slowest = i;
   return slowest < 0 ? undefined : ruleIds[slowest];
+}
+
+function ruleSetWithout(excluded: readonly string[]): RuleSet {
+  const key = excluded.join('\n');
+  let set = reducedSets.get(key);
+  if (set === undefined) {
+    set = createRuleSet(compiledRules.filter((r) => !excluded.includes(r.definition.id)));
+    reducedSets.set(key, set);
+  }
+  return set;
 }
 
 /** The trace at `at` of batch.traces (see EvalBatch). */
@@ -81,7 +96,8 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
   }
   ruleTime.fill(0);
   const started = performance.now();
-  const result = ruleSet.evaluate(spans, { budgetMs });
+  const excluded = batch.excluded?.[id];
+  const result = (excluded === undefined ? ruleSet : ruleSetWithout(excluded)).evaluate(spans, { budgetMs });
   return {
     id,
     violations: packViolations(result.violations, (v) => table.slot(v)),

@@ -39,7 +39,7 @@ export interface WorkerOptions {
   /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
   readonly evaluateOnShutdown: boolean;
   readonly commitIntervalMs?: number;
-  /** A trace went over budget, blamed on `ruleId` (`stalled`: the watchdog stopped the thread in it); see RuleQuarantine. */
+  /** A trace went over budget, blamed on `ruleId` (`stalled`: the watchdog stopped a thread in it); see RuleQuarantine. */
   readonly onOverBudget?: (ruleId: string, stalled: boolean) => void;
 }
 
@@ -181,11 +181,14 @@ export class Worker implements Component {
       if (result.droppedAttributes > 0) metrics.workerAttributeLimits.inc({ limit: 'attributes_per_span' }, result.droppedAttributes);
       if (result.truncatedValues > 0) metrics.workerAttributeLimits.inc({ limit: 'attribute_value_length' }, result.truncatedValues);
       if (result.undecodable > 0) this.#rateLimited.warn('undecodable', { traceId: trace.traceId }, 'records that do not decode were skipped');
-      if (result.stalled === true) metrics.ruleEvaluationStalls.inc({ rule_id: result.overBudgetRuleId ?? '' });
+      const stalledIn = result.stalledRuleIds ?? [];
+      for (const id of stalledIn) metrics.ruleEvaluationStalls.inc({ rule_id: id });
+      if ((result.stalls ?? 0) > stalledIn.length) metrics.ruleEvaluationStalls.inc({ rule_id: '' }, (result.stalls ?? 0) - stalledIn.length);
       if (result.budgetExceededRuleIds.length > 0) {
         this.#rateLimited.warn('budget', { traceId: trace.traceId, rules: result.budgetExceededRuleIds }, 'evaluation budget exceeded');
       }
-      if (result.overBudgetRuleId !== undefined) this.#o.onOverBudget?.(result.overBudgetRuleId, result.stalled === true);
+      for (const id of stalledIn) this.#o.onOverBudget?.(id, true);
+      if (result.overBudgetRuleId !== undefined) this.#o.onOverBudget?.(result.overBudgetRuleId, false);
     } catch (err) {
       this.#rateLimited.warn('pool', { err, traceId: trace.traceId }, 'evaluation failed: trace not evaluated');
     }

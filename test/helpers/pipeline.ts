@@ -22,7 +22,7 @@ export interface TestPipeline {
 /** Deep-merges `overrides` (YAML-shaped, snake_case) over test defaults: port 0 everywhere. */
 export async function startTestPipeline(
   overrides: Record<string, unknown> = {},
-  options: { roles?: Role[]; dataDir?: string } = {},
+  options: { roles?: Role[]; dataDir?: string; evaluatorThreadModule?: URL } = {},
 ): Promise<TestPipeline> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'betrace-test-'));
   const base: Record<string, unknown> = {
@@ -41,7 +41,12 @@ export async function startTestPipeline(
     },
   });
   const logger = createLogger(config.log.level, sink);
-  const pipeline = createPipeline({ config, roles: options.roles ?? [...ALL_ROLES], logger });
+  const pipeline = createPipeline({
+    config,
+    roles: options.roles ?? [...ALL_ROLES],
+    logger,
+    ...(options.evaluatorThreadModule === undefined ? {} : { evaluatorThreadModule: options.evaluatorThreadModule }),
+  });
   await pipeline.start();
   const ports = pipeline.ports();
   return {
