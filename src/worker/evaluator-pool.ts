@@ -248,8 +248,13 @@ export class EvaluatorPool implements Component {
       const batch = thread.sent[0];
       if (batch === undefined) continue;
       const at = thread.progress.read();
-      // Not started on the batch yet (still reading the message): position -2, still under the same deadline.
-      const position = at.batch === batch.number ? at.position : -2;
+      // Not on the batch yet: a new thread still loading, or compiling rules, or reading the message
+      // (all bounded, and a replacement would have to do the same): no deadline.
+      if (at.batch !== batch.number) {
+        thread.seen = undefined;
+        continue;
+      }
+      const position = at.position;
       if (position === Progress.POSITION_DONE) continue; // its results are on their way
       if (thread.seen === undefined || thread.seen.batch !== batch.number || thread.seen.position !== position) {
         thread.seen = { batch: batch.number, position, since: now };
