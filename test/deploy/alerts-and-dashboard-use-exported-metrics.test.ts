@@ -21,6 +21,7 @@ const ALERTS: Readonly<Record<string, string>> = {
   BetraceHighErrorRate: 'high-error-rate.md',
   BetraceComplianceEmissionFailure: 'compliance-emission-failure.md',
   BetraceViolationStoreDegraded: 'violation-store-degraded.md',
+  BetraceRuleQuarantined: 'rule-quarantined.md',
 };
 /** Series Prometheus itself produces for every target. */
 const PROMETHEUS_SERIES = new Set(['up']);
