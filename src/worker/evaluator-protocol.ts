@@ -190,8 +190,9 @@ export class Progress {
     Atomics.store(this.#slot, 1, position);
   }
 
+  /** A plain store (it is on the path of every rule's evaluation): an aligned Int32 is never torn, and the pool reads it long after. */
   rule(index: number): void {
-    Atomics.store(this.#slot, 2, index);
+    this.#slot[2] = index;
   }
 
   done(batch: number): void {

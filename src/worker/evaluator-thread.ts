@@ -11,8 +11,6 @@ import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type
 import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
 import { Progress, RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadData, type ThreadMessage } from './evaluator-protocol.ts';
 
-type EvalContext = Parameters<CompiledRule['program']['test']>[0];
-
 const progress = new Progress((workerData as ThreadData).progress);
 let compiledRules: CompiledRule[] = [];
 let ruleSet: RuleSet = createRuleSet([]);
@@ -24,24 +22,44 @@ let ruleTime = new Float64Array(0);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
 let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]), lazyAttributes: true };
 
-/** Runs one entry point of rule `index`'s program, marking the progress slot and adding up the rule's time. */
-function timed<T>(index: number, run: (c: EvalContext) => T, c: EvalContext): T {
+/** The rule being evaluated (its index in ruleIds; -1: none) and since when. */
+let current = -1;
+let currentSince = 0;
+
+/**
+ * Rule `index` starts (an entry point of its program): said in the progress slot; the
+ * time since the previous rule started goes to that rule (one clock read per rule).
+ */
+function enter(index: number): void {
+  const now = performance.now();
+  if (current >= 0) ruleTime[current]! += now - currentSince;
+  current = index;
+  currentSince = now;
   progress.rule(index);
-  const started = performance.now();
-  try {
-    return run(c);
-  } finally {
-    ruleTime[index]! += performance.now() - started;
-    progress.rule(Progress.NO_RULE);
-  }
 }
 
-/** The rule with its program's entry points timed (timed). */
+/** The trace's evaluation is over: the last rule's time is added. */
+function leave(): void {
+  if (current >= 0) ruleTime[current]! += performance.now() - currentSince;
+  current = -1;
+}
+
+/** The rule with its program's entry points marking where the thread is (enter). */
 function instrumented(rule: CompiledRule, index: number): CompiledRule {
   const program = rule.program;
-  const test = (c: EvalContext) => program.test(c);
-  const witnesses = (c: EvalContext) => program.witnesses(c);
-  return { ...rule, program: { test: (c) => timed(index, test, c), witnesses: (c) => timed(index, witnesses, c) } };
+  return {
+    ...rule,
+    program: {
+      test: (c) => {
+        enter(index);
+        return program.test(c);
+      },
+      witnesses: (c) => {
+        enter(index);
+        return program.witnesses(c);
+      },
+    },
+  };
 }
 
 function setRules(definitions: readonly RuleDefinition[]): void {
@@ -98,6 +116,7 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
   const started = performance.now();
   const excluded = batch.excluded?.[id];
   const result = (excluded === undefined ? ruleSet : ruleSetWithout(excluded)).evaluate(spans, { budgetMs });
+  leave();
   return {
     id,
     violations: packViolations(result.violations, (v) => table.slot(v)),
