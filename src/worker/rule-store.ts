@@ -128,8 +128,10 @@ export class FileRuleStore implements RuleStore {
         e !== null &&
         typeof e.id === 'string' &&
         typeof e.version === 'number' &&
-        ((e.kind === 'rule' && typeof e.definition === 'object' && e.definition !== null) || (e.kind === 'override' && typeof e.enabled === 'boolean'));
-      if (!ok) throw fail(`has an entry ${i + 1} that is neither a rule nor an override (${JSON.stringify(entry)?.slice(0, 120)})`);
+        ((e.kind === 'rule' && typeof e.definition === 'object' && e.definition !== null) ||
+          (e.kind === 'override' && typeof e.enabled === 'boolean') ||
+          (e.kind === 'quarantine' && typeof e.fingerprint === 'string' && typeof e.reason === 'string' && typeof e.since === 'string'));
+      if (!ok) throw fail(`has an entry ${i + 1} that is neither a rule nor an override nor a quarantine (${JSON.stringify(entry)?.slice(0, 120)})`);
     });
     return rules as StoredRule[];
   }
