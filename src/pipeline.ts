@@ -288,7 +288,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (store !== undefined) {
       api.addReadinessCheck('violation_store', () => {
         const h = store.health();
-        return h.degraded ? { ready: false, reason: h.reason } : { ready: true };
+        // Degraded, not unready: receiving, evaluation and violation spans go on; a 503 would take an
+        // all-in-one pod out of its Service and cost every client its spans over a full disk.
+        return h.degraded ? { ready: true, degraded: h.reason } : { ready: true };
       });
     }
     // A quarantined rule does not make the process unready (it evaluates every other rule, and in Kafka

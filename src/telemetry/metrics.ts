@@ -277,7 +277,7 @@ export function createMetrics(): Metrics {
     }),
     violationStoreDegraded: new Gauge({
       name: 'betrace_violation_store_degraded',
-      help: '1 while writes to the violation store fail (violations wait in memory, /ready answers 503).',
+      help: '1 while writes to the violation store fail (violations wait in memory; /ready answers 200 with status degraded).',
       registers,
     }),
     violationStoreLost: new Counter({

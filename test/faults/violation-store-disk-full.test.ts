@@ -2,7 +2,7 @@
  * Fault: the violation store's disk fills up, then space returns. data_dir is a
  * 1 MiB tmpfs filled by a filler file while violating traffic arrives through
  * the OpenTelemetry SDK over OTLP/gRPC. While full: the store is degraded
- * (/ready 503 with the reason, counters), the API serves only what the file
+ * (/ready 200 "degraded" with the reason, counters), the API serves only what the file
  * holds. Once the filler is deleted: the waiting violations and every later one
  * are written, and the API and the file agree.
  */
@@ -85,8 +85,10 @@ describe('violation store on a full disk', () => {
       await waitUntil(async () => (await metricValue(api, 'betrace_violations_total')) >= 40, 20_000, '40 violations found');
       await waitUntil(async () => (await metricValue(api, 'betrace_violation_store_write_errors_total', { code: 'ENOSPC' })) >= 2, 10_000, 'write errors counted');
       const during = await fetch(`${api}/ready`);
-      assert.equal(during.status, 503, 'a store that cannot write makes /ready fail');
-      const reasons = ((await during.json()) as { reasons: Record<string, string> }).reasons;
+      assert.equal(during.status, 200, 'a store that cannot write leaves the process in service');
+      const duringBody = (await during.json()) as { status: string; reasons: Record<string, string> };
+      assert.equal(duringBody.status, 'degraded');
+      const reasons = duringBody.reasons;
       assert.match(reasons.violation_store ?? '', /ENOSPC/);
       assert.equal(await metricValue(api, 'betrace_violation_store_degraded'), 1);
       const pendingDuring = await metricValue(api, 'betrace_violation_store_pending');
@@ -95,10 +97,10 @@ describe('violation store on a full disk', () => {
       assert.deepEqual(new Set(servedDuring), new Set(inFileDuring), 'the API serves what the file holds, nothing more');
       assert.equal(pendingDuring + inFileDuring.length, 40, 'every violation is either written or waiting');
       assert.ok(betrace.logs.some((l) => /writing violations failed/.test(l)), 'the failure is logged');
-      console.log(`disk full: ${inFileDuring.length} of 40 persisted, ${pendingDuring} waiting, /ready ${during.status}`);
+      console.log(`disk full: ${inFileDuring.length} of 40 persisted, ${pendingDuring} waiting, /ready ${during.status} ${duringBody.status}`);
 
       rmSync(join(dataDir, 'filler'));
-      await waitUntil(async () => (await fetch(`${api}/ready`)).status === 200, 15_000, '/ready 200 after space returns');
+      await waitUntil(async () => ((await (await fetch(`${api}/ready`)).json()) as { status: string }).status === 'ready', 15_000, '/ready "ready" after space returns');
       assert.equal(await metricValue(api, 'betrace_violation_store_degraded'), 0);
       await sendFailingTraces(betrace.grpcUrl, 40);
       await waitUntil(() => storedIds(dataDir).length >= 80, 20_000, '80 violations in the file');
