@@ -33,6 +33,9 @@ export async function resolveTraceFiles(patterns: readonly string[]): Promise<{ 
  * The files the patterns name inside `root` (replays started through the API):
  * patterns are relative to root (an absolute path must lie inside it), `..` is
  * refused, and every match must resolve (symbolic links followed) inside root.
+ * Only `*`, `?`, `[…]` and `**` are globs here: braces and extglob parentheses
+ * could expand to `..` and walk the filesystem outside root, and directory links
+ * are not followed while matching, for the same reason.
  * Whatever the reason a pattern names nothing readable there (outside root, not
  * there, a directory), the error is the same, so it tells nothing about the
  * filesystem.
@@ -46,6 +49,9 @@ export async function resolveTraceFilesUnder(root: string, patterns: readonly st
   };
   const files = new Set<string>();
   for (const pattern of patterns) {
+    if (/[{}()]/.test(pattern)) {
+      return { ok: false, error: `${JSON.stringify(pattern)}: replay patterns through the API may use *, ?, [...] and ** (no braces or parentheses)` };
+    }
     if (base === undefined || pattern.includes('\0') || pattern.split(/[\\/]/).includes('..')) return refuse(pattern);
     let rel = pattern;
     if (isAbsolute(pattern)) {
@@ -57,7 +63,7 @@ export async function resolveTraceFilesUnder(root: string, patterns: readonly st
       cwd: base,
       absolute: true,
       onlyFiles: true,
-      followSymbolicLinks: true,
+      followSymbolicLinks: false,
       expandDirectories: false,
     });
     let matched = 0;

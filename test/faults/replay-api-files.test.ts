@@ -60,6 +60,12 @@ describe('replay API and the filesystem', () => {
         assert.equal(job.error, `no trace file matches ${JSON.stringify(path)} in the replay directory`, what);
         assert.ok(!job.error.includes('ENOENT') && !job.error.includes('exists.json" exists'), what);
       }
+      // Braces and extglobs could expand to `..` inside the glob library and crawl outside.
+      for (const path of ['{..,x}/secret/*.json', '{..,x}/**/*.json', '@(..)/secret/exists.json']) {
+        const job = await replay([path]);
+        assert.equal(job.status, 'failed', path);
+        assert.match(job.error ?? '', /may use \*, \?, \[\.\.\.\] and \*\* \(no braces or parentheses\)/, path);
+      }
     } finally {
       await betrace.stop();
       rmSync(root, { recursive: true, force: true });
