@@ -104,13 +104,3 @@ export const SpanSchema: MessageSchema = {
   },
 };
 
-/**
- * ScopeSpans as a whole message: field 1000 of a ResourceSpans (the deprecated
- * instrumentation_library_spans, still decoded as ScopeSpans by the Collector) is
- * checked against it and passes through with the resource.
- */
-export const ScopeSpansSchema: MessageSchema = {
-  name: 'ScopeSpans',
-  fields: { 1: ScopeSchema, 2: SpanSchema, 3: WIRE_STRING },
-  names: { 1: 'scope', 2: 'spans[]', 3: 'schema_url' },
-};

@@ -9,7 +9,7 @@
  * (the OTLP partial-success rules).
  */
 import { TraceIdHex, isAllZero, toHex } from './hex.ts';
-import { ResourceSchema, ScopeSchema, ScopeSpansSchema, SpanSchema } from './otlp-schemas.ts';
+import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
 import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
 
@@ -215,10 +215,13 @@ function split(buf: Buffer, options: SplitOptions): SplitResult {
         } else if (rtag === ((3 << 3) | WIRE_LEN)) {
           const [s, e] = rs.lenRange();
           if (resourceFault === '' && !isUtf8Range(buf, s, e)) resourceFault = 'schema_url: invalid UTF-8';
-        } else if (rtag === ((1000 << 3) | WIRE_LEN)) {
-          const [s, e] = rs.lenRange();
-          if (resourceFault === '') resourceFault = headerFault(buf, s, e, ScopeSpansSchema, 'field 1000');
-        } else if (Math.floor(rtag / 8) === 1000) throw new WireError(wrongWireType(rtag & 7, WIRE_LEN)).within('field 1000');
+        } else if (Math.floor(rtag / 8) === 1000) {
+          // The deprecated instrumentation_library_spans: its spans would travel as part of the
+          // resource, uncounted and unevaluated, and a decoder that has scope_spans ignores them.
+          throw new WireError('field 1000 (the deprecated instrumentation_library_spans) is not accepted: send spans in scope_spans (field 2)').within(
+            `resource_spans[${walkRs}]`,
+          );
+        }
         else rs.skip(rtag & 7);
         rHeader.ranges.push(fieldStart, rs.pos);
         rHeader.bytes += rs.pos - fieldStart;

@@ -139,6 +139,21 @@ describe('refusing protobuf a conformant decoder refuses', () => {
     assert.match(status.message, /resource_spans\[0\]: field number 0/);
   });
 
+  it('spans in the deprecated field 1000 of a ResourceSpans: the request refused, not acknowledged and lost', async () => {
+    // A ScopeSpans message's bytes, taken from an encoded request, framed as field 1000.
+    const reader = new WireReader(encode([{ scopeSpans: [{ spans: [span('field1000.span')] }] }]));
+    assert.equal(reader.varint(), 0x0a);
+    const [rsStart, rsEnd] = reader.lenRange();
+    const rs = new WireReader(reader.buf, rsStart, rsEnd);
+    assert.equal(rs.varint(), 0x12);
+    const [ssStart, ssEnd] = rs.lenRange();
+    const old = frame((1000 << 3) | 2, Buffer.from(reader.buf.subarray(ssStart, ssEnd)));
+    const body = requestWithResourceSpansBytes({ spans: [span('field1000.sibling')] }, old);
+    const { err } = await client.export(body);
+    assert.equal(err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(err.details, /resource_spans\[0\]: field 1000 \(the deprecated instrumentation_library_spans\) is not accepted/);
+  });
+
   it('a known field of the wrong wire type: in a ScopeSpans the request refused, in a span that span rejected', async () => {
     // ScopeSpans field 1 (scope) sent as a varint.
     const { err } = await client.export(frame(0x0a, frame(0x12, Buffer.from([0x08, 0x01]))));
