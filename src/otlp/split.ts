@@ -11,7 +11,7 @@
 import { TraceIdHex, isAllZero, toHex } from './hex.ts';
 import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
-import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
+import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, releaseUtf8View, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -61,6 +61,7 @@ export function splitByTrace(request: Uint8Array, options: SplitOptions = {}): S
     return { ok: false, error: err.message };
   } finally {
     if (rowCapacity > KEPT_ROWS) allocateRows(KEPT_ROWS);
+    releaseUtf8View();
   }
 }
 

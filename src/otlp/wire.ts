@@ -40,7 +40,14 @@ export class WireError extends Error {
 
 /** A view of the buffer isUtf8Range last read, for reading it eight bytes at a time. */
 let asciiBuf: Uint8Array | undefined;
-let asciiView: DataView = new DataView(new ArrayBuffer(0));
+const NO_VIEW = new DataView(new ArrayBuffer(0));
+let asciiView: DataView = NO_VIEW;
+
+/** Lets go of the buffer isUtf8Range last read (a whole request), once a walk of it is done. */
+export function releaseUtf8View(): void {
+  asciiBuf = undefined;
+  asciiView = NO_VIEW;
+}
 
 /**
  * Whether buf[start, end) is valid UTF-8: ASCII checked here eight bytes at a
