@@ -31,7 +31,8 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
-import type { ReceiveBudget } from './budget.ts';
+import { DEFAULT_READ_TIMEOUT_MS } from '../security.ts';
+import { receiveBudgetSpent, type ReceiveBudget } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 
@@ -84,7 +85,6 @@ interface CallStart {
 
 /** How often connections are checked while any is watched: what a burst can pass the receive budget by is what arrives in this time. */
 const CHECK_INTERVAL_MS = 20;
-const DEFAULT_READ_TIMEOUT_MS = 30_000;
 /** The share of the receive budget a call is admitted with: small, so that a connection that stalls is cut holding little. */
 const ADMISSION_BYTES = 64 * 1024;
 /** HTTP/2 DATA frames carry at most 16 KiB by default, each behind a 9-byte header. */
@@ -339,11 +339,10 @@ export class GrpcReceiver implements Component {
     if (budget !== undefined && connection !== undefined && !budget.tryTake(ADMISSION_BYTES)) {
       metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAVAILABLE' });
       metrics.requestsCut.inc({ server: 'grpc', reason: 'receive_budget' });
-      const retryAfterMs = this.#options.retryAfterMs ?? 1000;
-      const details = 'too many bytes of requests being received (receiver.max_receiving_bytes)';
+      const { message, retryAfterMs } = receiveBudgetSpent(this.#options.retryAfterMs);
       const status = new grpc.Metadata();
-      status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, details, retryAfterMs)));
-      return { code: grpc.status.UNAVAILABLE, details, metadata: status };
+      status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, message, retryAfterMs)));
+      return { code: grpc.status.UNAVAILABLE, details: message, metadata: status };
     }
     if (budget !== undefined && connection !== undefined) connection.reserved += ADMISSION_BYTES;
     return undefined;
