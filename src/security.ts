@@ -115,6 +115,9 @@ export interface ListeningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** receiver.read_timeout's and api.read_timeout's default, for servers made without a configuration. */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
+
 export interface HttpLimits {
   /** Connections open at once; more are closed as they arrive. */
   readonly maxConnections: number;
@@ -189,12 +192,17 @@ export type BodyResult =
   | { readonly kind: 'ok'; readonly body: Buffer }
   /** Declared (Content-Length) or sent past the limit. */
   | { readonly kind: 'too_large' }
-  /** The shared budget is spent: try again later. */
+  /** The shared budget is spent: try again later (only with a budget). */
   | { readonly kind: 'busy' }
   /** No byte arrived for the read timeout. */
   | { readonly kind: 'timeout' }
   /** The client closed the connection before the end of the body. */
   | { readonly kind: 'aborted' };
+
+interface BodyOptions {
+  readonly limit: number;
+  readonly idleTimeoutMs: number;
+}
 
 /**
  * Reads a request body, never allocating from what the client declared: refuses
@@ -204,10 +212,9 @@ export type BodyResult =
  * but 'ok' the rest of the body is discarded as it arrives; the caller answers
  * with `Connection: close` (or closes the socket on 'timeout').
  */
-export function readRequestBody(
-  req: IncomingMessage,
-  options: { readonly limit: number; readonly idleTimeoutMs: number; readonly budget?: ByteBudget | undefined },
-): Promise<BodyResult> {
+export function readRequestBody(req: IncomingMessage, options: BodyOptions): Promise<Exclude<BodyResult, { kind: 'busy' }>>;
+export function readRequestBody(req: IncomingMessage, options: BodyOptions & { readonly budget: ByteBudget | undefined }): Promise<BodyResult>;
+export function readRequestBody(req: IncomingMessage, options: BodyOptions & { readonly budget?: ByteBudget | undefined }): Promise<BodyResult> {
   const { limit, idleTimeoutMs, budget } = options;
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TlsConfig } from '../config/index.ts';
-import { listenHttp, readRequestBody, type ListeningServer } from '../security.ts';
+import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ListeningServer } from '../security.ts';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -55,8 +55,6 @@ export interface ApiServerOptions {
   /** A request whose headers or body get no byte for this long is cut. */
   readonly readTimeoutMs?: number;
 }
-
-const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 interface CompiledRoute {
   readonly method: string;
@@ -183,7 +181,6 @@ export class ApiServer implements Component {
         const response = apiError('BODY_TOO_LARGE', `request body larger than ${limit} bytes`);
         return { ok: false, response: { ...response, headers: { Connection: 'close' } } };
       }
-      case 'busy':
       case 'timeout':
         this.#o.metrics.requestsCut.inc({ server: 'api', reason: 'read_timeout' });
         this.#o.logger.debug({ remote: req.socket.remoteAddress }, 'admin API request body stalled: connection closed');

@@ -6,6 +6,11 @@
 import type { ByteBudget } from '../security.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
+/** What a request refused because the budget is spent is told (both receivers), and the retry delay suggested when none is configured. */
+export function receiveBudgetSpent(retryAfterMs: number | undefined): { readonly message: string; readonly retryAfterMs: number } {
+  return { message: 'too many bytes of requests being received (receiver.max_receiving_bytes)', retryAfterMs: retryAfterMs ?? 1000 };
+}
+
 export class ReceiveBudget implements ByteBudget {
   readonly limit: number;
   readonly #metrics: Metrics | undefined;

@@ -13,12 +13,17 @@
  *   receive budget: a call is admitted with a first share of it (else refused
  *   UNAVAILABLE with a retry delay), and its connection takes more as it reads
  *   (what it read since one of its calls began receiving, minus the messages
- *   completed since, checked every CHECK_INTERVAL_MS); a connection that needs
- *   more while the budget is spent is closed;
- * - progress: a connection with a call still receiving (or a call refused
- *   before its message, which its client may never end) that reads no byte for
- *   receiver.read_timeout is closed, freeing what its calls held; so is one
- *   that sends on (more than a flow-control window) after its call was refused.
+ *   completed since, checked every CHECK_INTERVAL_MS); when one needs more
+ *   while the budget is spent, the connection holding most (perhaps that one)
+ *   is closed;
+ * - progress: a connection with a call still receiving that reads no byte for
+ *   receiver.read_timeout is closed, freeing what its calls held. After a call
+ *   is refused (its client may never end it), so is one that stays silent for
+ *   the read timeout, or sends on past what its admitted calls account for
+ *   (more than a flow-control window), with no admitted call waiting for its
+ *   answer. A call admitted after the refusal whose message arrives shows the
+ *   client went on (as gRPC clients do: a retry on the same channel), and the
+ *   connection is treated as any other again.
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as http2 from 'node:http2';
@@ -26,7 +31,8 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
-import type { ReceiveBudget } from './budget.ts';
+import { DEFAULT_READ_TIMEOUT_MS } from '../security.ts';
+import { receiveBudgetSpent, type ReceiveBudget } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 
@@ -53,23 +59,32 @@ interface Connection {
   lastProgressAt: number;
   /** Calls admitted whose message has not fully arrived. */
   receiving: number;
-  /** socket.bytesRead when each of those calls was admitted. */
-  readonly starts: Set<{ readonly at: number }>;
+  /** socket.bytesRead when each of those calls was admitted, and the refusals on the connection by then. */
+  readonly starts: Set<CallStart>;
+  /** Calls whose message arrived and whose answer is not sent yet: closing the connection would lose their answers. */
+  answering: number;
   /** socket.bytesRead when `receiving` last rose from 0, and bytes of the messages completed since (with framing). */
   base: number;
   completed: number;
   /** Bytes it holds by the last check, and bytes of the receive budget it has taken (at least ADMISSION_BYTES per call receiving). */
   held: number;
   reserved: number;
-  /** A call was refused before its message: silence for the read timeout closes the connection, and so does sending on (past REFUSED_ALLOWANCE) with no call admitted. */
+  /** A call was refused before its message, and no call admitted since has had its message arrive. */
   refused: boolean;
-  /** socket.bytesRead at the last refusal. */
+  /** Calls refused on the connection so far. */
+  refusals: number;
+  /** socket.bytesRead at the last refusal, and the bytes read since that admitted calls account for (their messages, framed). */
   refusedAt: number;
+  explained: number;
+}
+
+interface CallStart {
+  readonly at: number;
+  readonly refusals: number;
 }
 
 /** How often connections are checked while any is watched: what a burst can pass the receive budget by is what arrives in this time. */
 const CHECK_INTERVAL_MS = 20;
-const DEFAULT_READ_TIMEOUT_MS = 30_000;
 /** The share of the receive budget a call is admitted with: small, so that a connection that stalls is cut holding little. */
 const ADMISSION_BYTES = 64 * 1024;
 /** HTTP/2 DATA frames carry at most 16 KiB by default, each behind a 9-byte header. */
@@ -213,7 +228,22 @@ export class GrpcReceiver implements Component {
   #accept(socket: Socket, injector: grpc.ConnectionInjector): void {
     const key = `${socket.remoteAddress}|${socket.remotePort}`;
     const now = Date.now();
-    this.#connections.set(key, { socket, lastBytes: 0, lastProgressAt: now, receiving: 0, starts: new Set(), base: 0, completed: 0, held: 0, reserved: 0, refused: false, refusedAt: 0 });
+    this.#connections.set(key, {
+      socket,
+      lastBytes: 0,
+      lastProgressAt: now,
+      receiving: 0,
+      starts: new Set(),
+      answering: 0,
+      base: 0,
+      completed: 0,
+      held: 0,
+      reserved: 0,
+      refused: false,
+      refusals: 0,
+      refusedAt: 0,
+      explained: 0,
+    });
     socket.once('close', () => {
       const c = this.#connections.get(key);
       if (c?.socket === socket) {
@@ -228,13 +258,30 @@ export class GrpcReceiver implements Component {
   #intercept(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCall {
     const info = call.getConnectionInfo();
     const connection = this.#connections.get(`${info.remoteAddress}|${info.remotePort}`);
-    let start: { readonly at: number } | undefined;
+    let start: CallStart | undefined;
+    let answering = false;
     const received = (messageBytes: number | undefined): void => {
       if (start === undefined || connection === undefined) return;
       connection.starts.delete(start);
-      start = undefined;
       connection.receiving = Math.max(0, connection.receiving - 1);
-      if (messageBytes !== undefined) connection.completed += framed(messageBytes);
+      if (messageBytes !== undefined) {
+        const bytes = framed(messageBytes);
+        connection.completed += bytes;
+        connection.explained += bytes;
+        // Admitted after the last refusal and its message arrived: the client went on after the refusal.
+        if (start.refusals === connection.refusals) connection.refused = false;
+        connection.answering++;
+        answering = true;
+      } else {
+        // Cancelled before its message arrived: what the connection read meanwhile is an upper bound of its share.
+        connection.explained += connection.socket.bytesRead - start.at;
+      }
+      start = undefined;
+    };
+    const answered = (): void => {
+      if (!answering || connection === undefined) return;
+      answering = false;
+      connection.answering = Math.max(0, connection.answering - 1);
     };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
@@ -244,7 +291,9 @@ export class GrpcReceiver implements Component {
             if (refusal !== undefined) {
               if (connection !== undefined) {
                 connection.refused = true;
+                connection.refusals++;
                 connection.refusedAt = connection.socket.bytesRead;
+                connection.explained = 0;
               }
               this.#watch();
               call.sendStatus(refusal);
@@ -255,7 +304,7 @@ export class GrpcReceiver implements Component {
                 connection.base = connection.socket.bytesRead;
                 connection.completed = 0;
               }
-              start = { at: connection.socket.bytesRead };
+              start = { at: connection.socket.bytesRead, refusals: connection.refusals };
               connection.starts.add(start);
               this.#watch();
             }
@@ -265,8 +314,15 @@ export class GrpcReceiver implements Component {
             received(message.length);
             nextMessage(message);
           },
-          onCancel: () => received(undefined),
+          onCancel: () => {
+            received(undefined);
+            answered();
+          },
         }),
+      sendStatus: (status, next) => {
+        answered();
+        next(status);
+      },
     });
   }
 
@@ -283,11 +339,10 @@ export class GrpcReceiver implements Component {
     if (budget !== undefined && connection !== undefined && !budget.tryTake(ADMISSION_BYTES)) {
       metrics.receiverRequests.inc({ protocol: 'grpc', code: 'UNAVAILABLE' });
       metrics.requestsCut.inc({ server: 'grpc', reason: 'receive_budget' });
-      const retryAfterMs = this.#options.retryAfterMs ?? 1000;
-      const details = 'too many bytes of requests being received (receiver.max_receiving_bytes)';
+      const { message, retryAfterMs } = receiveBudgetSpent(this.#options.retryAfterMs);
       const status = new grpc.Metadata();
-      status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, details, retryAfterMs)));
-      return { code: grpc.status.UNAVAILABLE, details, metadata: status };
+      status.set('grpc-status-details-bin', Buffer.from(statusProtobuf(GrpcCode.UNAVAILABLE, message, retryAfterMs)));
+      return { code: grpc.status.UNAVAILABLE, details: message, metadata: status };
     }
     if (budget !== undefined && connection !== undefined) connection.reserved += ADMISSION_BYTES;
     return undefined;
@@ -328,23 +383,24 @@ export class GrpcReceiver implements Component {
         if (c.reserved > 0) this.#release(c);
         continue;
       }
-      if (now - c.lastProgressAt >= readTimeoutMs) {
+      // A refused connection is closed only when no admitted call on it waits for its answer.
+      const refusedIdle = c.refused && c.receiving === 0 && c.answering === 0;
+      if (now - c.lastProgressAt >= readTimeoutMs && (c.receiving > 0 || refusedIdle)) {
         this.#cut(c, 'read_timeout');
         continue;
       }
       // A gRPC client stops sending a call answered before its end (grpc-js discards what still comes): one that sends on is cut.
-      if (c.refused && c.receiving === 0 && bytes - c.refusedAt > refusedAllowance) {
+      if (refusedIdle && bytes - c.refusedAt - c.explained > refusedAllowance) {
         this.#cut(c, 'refused');
         continue;
       }
       if (budget !== undefined) {
         const need = Math.max(c.held, c.receiving * ADMISSION_BYTES);
-        if (need > c.reserved) {
-          if (!budget.tryTake(need - c.reserved)) {
-            this.#cut(c, 'receive_budget');
-            continue;
-          }
-        } else budget.release(c.reserved - need);
+        if (need > c.reserved && !this.#take(budget, c, need - c.reserved)) {
+          this.#cut(c, 'receive_budget');
+          continue;
+        }
+        if (need < c.reserved) budget.release(c.reserved - need);
         c.reserved = need;
       }
       watched++;
@@ -355,12 +411,30 @@ export class GrpcReceiver implements Component {
     }
   }
 
+  /**
+   * Takes `more` bytes of the budget for `c`; while it is spent, closes the connection holding most
+   * (usually a stalled one) as long as that is another holding more than `c` would, and tries again.
+   * False when `c` itself holds most: the caller closes it.
+   */
+  #take(budget: ReceiveBudget, c: Connection, more: number): boolean {
+    for (;;) {
+      if (budget.tryTake(more)) return true;
+      let most: Connection | undefined;
+      for (const other of this.#connections.values()) {
+        if (other !== c && other.reserved > (most?.reserved ?? 0)) most = other;
+      }
+      if (most === undefined || most.reserved <= c.reserved + more) return false;
+      this.#cut(most, 'receive_budget');
+    }
+  }
+
   /** Closes a connection, freeing what its calls held; its clients see the connection reset (UNAVAILABLE). */
   #cut(c: Connection, reason: 'read_timeout' | 'receive_budget' | 'refused'): void {
     this.#options.metrics.requestsCut.inc({ server: 'grpc', reason }, Math.max(1, c.receiving));
     this.#options.logger.debug({ remote: `${c.socket.remoteAddress}:${c.socket.remotePort}`, reason, calls: c.receiving, heldBytes: c.held }, 'OTLP/gRPC connection closed');
     c.receiving = 0;
     c.starts.clear();
+    c.answering = 0;
     c.refused = false;
     c.held = 0;
     this.#release(c);

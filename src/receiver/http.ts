@@ -7,8 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
-import { listenHttp, readRequestBody, type ByteBudget, type ListeningServer } from '../security.ts';
+import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ByteBudget, type ListeningServer } from '../security.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
+import { receiveBudgetSpent } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseJson, exportResponseProtobuf, statusJson, statusProtobuf } from './status.ts';
 
@@ -27,8 +28,6 @@ export interface HttpReceiverOptions extends ReceiverOptions {
 }
 
 type Encoding = 'protobuf' | 'json';
-
-const DEFAULT_READ_TIMEOUT_MS = 30_000;
 
 export class HttpReceiver implements Component {
   readonly #options: HttpReceiverOptions;
@@ -130,8 +129,8 @@ export class HttpReceiver implements Component {
           return;
         case 'busy': {
           metrics.requestsCut.inc({ server: 'http', reason: 'receive_budget' });
-          const retryAfterMs = this.#options.retryAfterMs ?? 1000;
-          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, 'too many bytes of requests being received (receiver.max_receiving_bytes)', retryAfterMs);
+          const { message, retryAfterMs } = receiveBudgetSpent(this.#options.retryAfterMs);
+          this.#error(res, encoding, 503, GrpcCode.UNAVAILABLE, message, retryAfterMs);
           // The rest of the body is not wanted: closed once the answer is out, not read to its end.
           res.once('finish', () => req.socket.destroy());
           return;

@@ -70,7 +70,10 @@ async function start(name: string, token: string): Promise<Target> {
   const http = await b.waitFor(/"address":"([^"]+)","msg":"OTLP\/HTTP receiver listening"/);
   const api = await b.waitFor(/"address":"([^"]+)","msg":"admin API listening"/);
   await b.waitFor(/betrace started/);
-  return { b, grpc, http, api };
+  const t = { b, grpc, http, api };
+  // The baseline RSS is that of a receiver that has served: the first export's code and buffers are not the attack's.
+  await normalExportSucceeds(t, token);
+  return t;
 }
 
 /** RSS before, at peak while `attack` runs, and after it (once every request is closed). */
@@ -238,7 +241,9 @@ describe('held connections: declared large, never finished', () => {
       console.log(`admin API: RSS ${mb(rss.before)} -> peak ${mb(rss.peak)} -> ${mb(rss.after)}; statuses ${tally(results.map((r) => r.status))}; closed ${Math.min(...results.map((r) => r.closedAfterMs))}-${Math.max(...results.map((r) => r.closedAfterMs))} ms after the last byte`);
       assert.equal(results.length, STREAMS);
       assert.ok(results.every((r) => r.status === 'reset'), 'closed without an answer');
-      assert.ok(results.every((r) => r.closedAfterMs >= 1500 && r.closedAfterMs < 10_000), 'closed after the 2 s read timeout');
+      // Closed by the read timeout (the count below), not at once: measured from the client's last write, which a loaded
+      // test process may see settle late, so only the upper bound is checked.
+      assert.ok(results.every((r) => r.closedAfterMs < 10_000), 'closed after the 2 s read timeout');
       assert.ok(rss.peak - rss.before <= API_BOUND + SLACK, `RSS grew ${mb(rss.peak - rss.before)}, bound ${mb(API_BOUND)} + ${mb(SLACK)}`);
       assert.equal(await metric(t, /^betrace_requests_cut_total\{server="api",reason="read_timeout"\} (\d+)$/m), STREAMS);
       assert.equal((await fetch(`http://${t.api}/health`)).status, 200);

@@ -2,14 +2,17 @@
  * The OTLP/gRPC receiver's limits on requests still being received, seen by
  * real clients: concurrent large exports within the receive bound all succeed,
  * a call that arrives while the bound is spent gets UNAVAILABLE with a retry
- * delay (and a normal one succeeds once it is free), HTTP/2 offers
- * receiver.grpc.max_concurrent_streams, and connections past
- * receiver.max_connections are closed as they arrive.
+ * delay (and a normal one succeeds once it is free), a connection on which a
+ * call was refused (no token, or the bound spent) goes on serving the calls that
+ * follow, a stalled stream holding most of the bound is closed rather than an
+ * export making progress, HTTP/2 offers receiver.grpc.max_concurrent_streams, and connections
+ * past receiver.max_connections are closed as they arrive.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { TRACE_EXPORT_PATH } from '../../src/otlp/index.ts';
 import { paddedRequest } from '../helpers/encode-spans.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
@@ -19,6 +22,27 @@ const MiB = 1 << 20;
 function request(traceByte: number, spans: number): Buffer {
   const traceId = traceByte.toString(16).padStart(2, '0').repeat(16);
   return paddedRequest('bounds', Array.from({ length: spans }, (_, i) => [traceId, (i + 1).toString(16).padStart(16, '0')] as const));
+}
+
+/** A raw gRPC Export stream on its own HTTP/2 connection; `status`: its grpc-status, or 'closed' when it ended without one. */
+function grpcStream(url: string): { stream: http2.ClientHttp2Stream; status: Promise<number | 'closed'> } {
+  const session = http2.connect(url);
+  session.on('error', () => undefined);
+  const stream = session.request({ ':method': 'POST', ':path': TRACE_EXPORT_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+  stream.on('error', () => undefined);
+  stream.on('data', () => undefined);
+  const status = new Promise<number | 'closed'>((resolve) => {
+    let code: number | 'closed' = 'closed';
+    stream.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) code = Number(h['grpc-status']);
+    });
+    stream.on('trailers', (t) => (code = Number(t['grpc-status'])));
+    stream.on('close', () => {
+      session.destroy();
+      resolve(code);
+    });
+  });
+  return { stream, status };
 }
 
 describe('requests still being received, on the OTLP/gRPC receiver', () => {
@@ -70,6 +94,82 @@ describe('requests still being received, on the OTLP/gRPC receiver', () => {
     } finally {
       client.close();
     }
+  });
+
+  /** Six 3,000-span exports at once on `client` (the channel a call was just refused on): every one acknowledged, each span counted once. */
+  async function sixExportsAfterARefusal(p: TestPipeline, client: ReturnType<typeof rawTraceClient>, token?: string): Promise<void> {
+    const before = await metricValue(p.apiUrl, 'betrace_receiver_spans_received_total', { protocol: 'grpc' });
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => client.export(request(0x10 + i, 3000), token === undefined ? {} : { token })));
+    assert.deepEqual(results.map((r) => (r.err === null ? 'OK' : `${r.err.code} ${r.err.details}`)), Array.from({ length: 6 }, () => 'OK'));
+    assert.equal(await metricValue(p.apiUrl, 'betrace_receiver_spans_received_total', { protocol: 'grpc' }) - before, 6 * 3000, 'the spans received are the spans acknowledged');
+    // The receiver checks its connections every 20 ms: a few checks pass before the connection is found still open.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await metricValue(p.apiUrl, 'betrace_requests_cut_total', { server: 'grpc', reason: 'refused' }), 0);
+    assert.equal(await metricValue(p.apiUrl, 'betrace_requests_cut_total', { server: 'grpc', reason: 'read_timeout' }), 0);
+  }
+
+  it('goes on serving a connection after a call without the token was refused on it', async () => {
+    const token = 'bounds-token';
+    const p = await startTestPipeline({ receiver: { auth_token: token, read_timeout: '1s' } });
+    pipelines.push(p);
+    const client = rawTraceClient(p.grpcUrl);
+    try {
+      assert.equal((await client.export(request(4, 10))).err?.code, 16, 'UNAUTHENTICATED');
+      await sixExportsAfterARefusal(p, client, token);
+      // Idle past the read timeout after a refusal and good calls: the connection is kept, the next export succeeds on it.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await client.export(request(5, 10), { token })).err, null);
+      assert.equal(await metricValue(p.apiUrl, 'betrace_requests_cut_total', { server: 'grpc' }), 0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('goes on serving a connection after a call was refused on it while the receive bound was spent', async () => {
+    const p = await startTestPipeline({ receiver: { max_request_bytes: '16MiB', max_receiving_bytes: '16MiB' } });
+    pipelines.push(p);
+    // An OTLP/HTTP body holding all but 30,000 bytes of the bound, then given up by its client (which frees it).
+    const { port } = new URL(p.httpUrl);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${16 * MiB}\r\n\r\n`);
+    socket.write(Buffer.alloc(16 * MiB - 30_000, 0x61));
+    await waitUntil(async () => (await metricValue(p.apiUrl, 'betrace_receiver_receiving_bytes')) === 16 * MiB - 30_000, 5000, 'the held body counted');
+    const client = rawTraceClient(p.grpcUrl);
+    try {
+      assert.equal((await client.export(request(6, 10))).err?.code, 14, 'UNAVAILABLE');
+      socket.destroy();
+      await waitUntil(async () => (await metricValue(p.apiUrl, 'betrace_receiver_receiving_bytes')) === 0, 2000, 'the receive bound released');
+      await sixExportsAfterARefusal(p, client);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('closes the connection holding most when one needs more while the bound is spent: a stalled stream, not an export making progress', async () => {
+    const p = await startTestPipeline({ receiver: { max_request_bytes: '8MiB', max_receiving_bytes: '8MiB' } });
+    pipelines.push(p);
+    // A gRPC stream declaring 7,000,000 bytes, 6 MiB of them sent, then silent.
+    const stalled = grpcStream(p.grpcUrl);
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(7_000_000, 1);
+    stalled.stream.write(Buffer.concat([prefix, Buffer.alloc(6 * MiB, 0x61)]));
+    await waitUntil(async () => (await metricValue(p.apiUrl, 'betrace_receiver_receiving_bytes')) >= 6 * MiB - 100_000, 5000, 'the stalled stream counted');
+    // A valid export of more than the bound has left, sent in 256 KiB pieces 30 ms apart (several of the receiver's checks see it grow).
+    const body = request(7, 9000);
+    assert.ok(body.length > 2.5 * MiB, 'more than the bound has left');
+    const exporter = grpcStream(p.grpcUrl);
+    const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), body]);
+    framed.writeUInt32BE(body.length, 1);
+    for (let sent = 0; sent < framed.length && !exporter.stream.destroyed; sent += 256 * 1024) {
+      exporter.stream.write(framed.subarray(sent, sent + 256 * 1024));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    exporter.stream.end();
+    assert.equal(await exporter.status, 0, 'the export making progress succeeds');
+    assert.equal(await stalled.status, 'closed', 'the stalled stream was closed');
+    assert.equal(await metricValue(p.apiUrl, 'betrace_requests_cut_total', { server: 'grpc', reason: 'receive_budget' }), 1);
+    await waitUntil(async () => (await metricValue(p.apiUrl, 'betrace_receiver_receiving_bytes')) === 0, 2000, 'the receive bound released');
   });
 
   it('offers receiver.grpc.max_concurrent_streams and closes connections past receiver.max_connections', async () => {
