@@ -223,13 +223,13 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       '30s',
     ),
     evaluation_threads: int('Threads evaluating rules (worker_threads), off the I/O thread.', 1, 1, 64),
-    evaluation_budget: duration('Longest evaluation of one trace by one rule before it is abandoned and counted.', '250ms'),
+    evaluation_budget: duration('Longest evaluation of one trace, all its rules together: once spent, the rule running and the rules after it are abandoned for that trace and counted.', '250ms'),
     evaluation_stall_margin: duration(
       'An evaluation thread still busy on one trace this long past evaluation_budget is stopped and replaced; the trace counts as over budget for the rule it was in, the thread\'s other traces are evaluated again.',
       '2s',
     ),
     quarantine_after: int(
-      'A rule over budget (or stopped by the watchdog) this many times within quarantine_window is quarantined: not evaluated until it is changed or re-enabled; 0: never.',
+      'A rule responsible for a trace going over budget (the budget ran out in it after it spent half of it itself, or the watchdog stopped a thread in it) this many times within quarantine_window is quarantined: not evaluated until it is changed or re-enabled; 0: never.',
       3,
       0,
     ),

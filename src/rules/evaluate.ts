@@ -8,8 +8,9 @@
  * skipped, at no per-rule cost. The skipped rules' verdict is a pass by
  * construction (it is their verdict on a trace without their triggers).
  *
- * Evaluation of one trace is bounded by a time budget: once spent, the running rule
- * is abandoned and it and the remaining rules are reported in `budgetExceededRuleIds`.
+ * Evaluation of one trace is bounded by a time budget, one deadline for all its rules:
+ * once spent, the running rule is abandoned (`abandonedRuleId`) and it and the remaining
+ * rules are reported in `budgetExceededRuleIds`.
  */
 import { BUDGET } from './compile.ts';
 import type { EvalContext } from './compile.ts';
@@ -60,6 +61,11 @@ export interface EvaluationResult {
   budgetExceeded?: boolean;
   /** Rules not (fully) evaluated because the budget was spent. */
   budgetExceededRuleIds?: string[];
+  /**
+   * The rule that was running when the budget ran out (abandoned inside it); absent when
+   * it ran out between two rules. It is the first of budgetExceededRuleIds when present.
+   */
+  abandonedRuleId?: string;
   /** Rules whose evaluation failed unexpectedly (a bug; reported, not thrown). */
   failedRuleIds?: string[];
 }
@@ -129,6 +135,7 @@ export class RuleSet {
     const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
     const violations: Violation[] = [];
     let exceeded: string[] | undefined;
+    let abandoned: string | undefined;
     let failed: string[] | undefined;
     for (const r of selected) {
       const rule = this.rules[r] as CompiledRule;
@@ -140,14 +147,17 @@ export class RuleSet {
       try {
         if (!rule.program.test(ctx)) violations.push(buildViolation(rule, this.#ids[r]!, index, rule.program.witnesses(ctx)));
       } catch (e) {
-        if (e === BUDGET) (exceeded ??= []).push(rule.definition.id);
-        else (failed ??= []).push(rule.definition.id);
+        if (e === BUDGET) {
+          abandoned = rule.definition.id;
+          (exceeded ??= []).push(abandoned);
+        } else (failed ??= []).push(rule.definition.id);
       }
     }
     const result: EvaluationResult = { violations, skipped: this.rules.length - selected.length, evaluated: selected.length, repeatedSpans: index.repeated };
     if (exceeded !== undefined) {
       result.budgetExceeded = true;
       result.budgetExceededRuleIds = exceeded;
+      if (abandoned !== undefined) result.abandonedRuleId = abandoned;
     }
     if (failed !== undefined) result.failedRuleIds = failed;
     return result;

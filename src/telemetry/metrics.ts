@@ -227,7 +227,7 @@ export function createMetrics(): Metrics {
     }),
     ruleEvaluationBudgetExceeded: new Counter({
       name: 'betrace_rule_evaluation_budget_exceeded_total',
-      help: 'Rule evaluations abandoned at the per-trace evaluation budget.',
+      help: 'Rules abandoned on a trace at its evaluation budget (the rule running when it ran out, and the rules after it), whether or not one of them is blamed for it.',
       labelNames: ['rule_id'],
       registers,
     }),

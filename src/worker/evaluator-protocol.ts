@@ -128,9 +128,11 @@ export function unpackViolations(wire: ViolationsWire, rules: readonly RuleField
 export interface EvalResponse {
   readonly id: number;
   /**
-   * The rule to blame when the trace went over its budget: the one that took most of
-   * the trace's evaluation time (the rules after it in budgetExceededRuleIds did not
-   * run). Undefined when within budget.
+   * The rule responsible for the trace going over its budget (counted toward its
+   * quarantine): the budget ran out while it was running and it had itself spent at
+   * least half of it on the trace. Undefined when within budget, and when over budget
+   * through no single rule's fault (many rules sharing the budget, a pause of the thread);
+   * the rules abandoned are in budgetExceededRuleIds either way.
    */
   readonly overBudgetRuleId?: string | undefined;
   /**

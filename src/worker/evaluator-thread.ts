@@ -38,10 +38,11 @@ function enter(index: number): void {
   progress.rule(index);
 }
 
-/** The trace's evaluation is over: the last rule's time is added. */
+/** The trace's evaluation is over: the last rule's time is added; the thread is in no rule any more. */
 function leave(): void {
   if (current >= 0) ruleTime[current]! += performance.now() - currentSince;
   current = -1;
+  progress.rule(Progress.NO_RULE);
 }
 
 /** The rule with its program's entry points marking where the thread is (enter). */
@@ -76,11 +77,24 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
 }
 
-/** The rule that took most of this trace's time. */
-function slowestRule(): string | undefined {
-  let slowest = -1;
-  for (let i = 0; i < ruleTime.length; i++) if (slowest < 0 || ruleTime[i]! > ruleTime[slowest]!) slowest = i;
-  return slowest < 0 ? undefined : ruleIds[slowest];
+/**
+ * A rule that spent at least this share of the budget on a trace itself is responsible
+ * for the trace going over it (see responsibleRule).
+ */
+const BLAME_SHARE = 0.5;
+
+/**
+ * The rule to blame for the trace going over its budget (it counts toward quarantine),
+ * if one is responsible: the budget ran out while it was running (`abandoned`), and its
+ * own time on the trace is at least half the budget. The budget is one deadline for all
+ * of a trace's rules, so a large trace, a GC pause or a loaded core can spend it while
+ * many cheap rules share it; then the rule that happens to be running, or the slowest of
+ * them, did nothing wrong and no rule is blamed (the trace is still counted over budget).
+ */
+function responsibleRule(abandoned: string | undefined, budgetMs: number): string | undefined {
+  if (abandoned === undefined) return undefined;
+  const index = ruleIds.indexOf(abandoned);
+  return index >= 0 && ruleTime[index]! >= BLAME_SHARE * budgetMs ? abandoned : undefined;
 }
 
 function ruleSetWithout(excluded: readonly string[]): RuleSet {
@@ -124,7 +138,7 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
     uniqueSpans: spans.length - result.repeatedSpans,
     undecodable,
     budgetExceededRuleIds: result.budgetExceededRuleIds ?? [],
-    overBudgetRuleId: result.budgetExceeded === true ? slowestRule() : undefined,
+    overBudgetRuleId: responsibleRule(result.abandonedRuleId, budgetMs),
     failedRuleIds: result.failedRuleIds ?? [],
     seconds: (performance.now() - started) / 1000,
     ...takeLimitCounts(),

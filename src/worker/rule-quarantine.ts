@@ -2,9 +2,12 @@
  * Quarantine of rules that go over the evaluation budget repeatedly: a rule over
  * budget `after` times within `windowMs` (worker.quarantine_after,
  * worker.quarantine_window) is quarantined: kept and listed, not evaluated, until
- * it is changed or re-enabled (the enable call lifts it). Overruns are those the
- * rules report themselves (the budget spent while the rule ran longest of the
- * trace's rules) and the watchdog's (a thread stopped while in the rule).
+ * it is changed or re-enabled (the enable call lifts it). Only a rule responsible for
+ * an overrun counts it: the watchdog stopped a thread while in the rule, or the budget
+ * (one deadline for all of a trace's rules) ran out while the rule was running and it had
+ * itself spent at least half of it (evaluator-thread.ts). A trace over budget through no
+ * single rule's fault is counted over budget (betrace_rule_evaluation_budget_exceeded_total)
+ * and blames no rule.
  *
  * The quarantine is stored with the rules (rule-store.ts): in Kafka mode it goes
  * through the rules topic, so every worker stops evaluating the rule and the API

@@ -39,7 +39,10 @@ export interface WorkerOptions {
   /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
   readonly evaluateOnShutdown: boolean;
   readonly commitIntervalMs?: number;
-  /** A trace went over budget, blamed on `ruleId` (`stalled`: the watchdog stopped a thread in it); see RuleQuarantine. */
+  /**
+   * Rule `ruleId` is responsible for a trace going over budget (`stalled`: the watchdog
+   * stopped a thread in it; else EvalResponse.overBudgetRuleId); see RuleQuarantine.
+   */
   readonly onOverBudget?: (ruleId: string, stalled: boolean) => void;
 }
 
