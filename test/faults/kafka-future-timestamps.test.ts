@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Kafka, logLevel } from 'kafkajs';
-import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { metricValue, startTestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
@@ -31,7 +31,7 @@ describe('Kafka record timestamps', () => {
       transport: {
         kind: 'kafka',
         partitions: 2,
-        kafka: { brokers, spans_topic: `${prefix}.spans`, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, worker_group: `${prefix}-w`, forwarder_group: `${prefix}-f`, session_timeout: '6s' },
+        kafka: kafkaTestConfig(brokers, prefix),
       },
       downstream: { endpoint: sink.url, batch_timeout: '20ms' },
       worker: { trace_idle_timeout: '500ms' },

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { paddedRequest } from '../helpers/encode-spans.ts';
 import { withFieldZero } from '../helpers/poison-requests.ts';
-import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { startOtelCollector } from '../helpers/otelcol.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { metricValue, startTestPipeline, waitUntil } from '../helpers/pipeline.ts';
@@ -28,15 +28,7 @@ describe('Kafka records a downstream decoder refuses', () => {
         transport: {
           kind: 'kafka',
           partitions: 4,
-          kafka: {
-            brokers,
-            spans_topic: spansTopic,
-            rules_topic: `${prefix}.rules`,
-            violations_topic: `${prefix}.violations`,
-            worker_group: `${prefix}-w`,
-            forwarder_group: `${prefix}-f`,
-            session_timeout: '6s',
-          },
+          kafka: kafkaTestConfig(brokers, prefix),
         },
         downstream: { endpoint: collector.url, batch_timeout: '200ms' },
       },

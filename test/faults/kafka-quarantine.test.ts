@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Kafka, logLevel } from 'kafkajs';
-import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
 import { STALL_RULE, STALL_SPAN, emitTrace, stallingThreadModule } from '../helpers/stall.ts';
@@ -22,15 +22,7 @@ describe('quarantine over Kafka', () => {
       transport: {
         kind: 'kafka',
         partitions: 4,
-        kafka: {
-          brokers,
-          spans_topic: `${prefix}.spans`,
-          rules_topic: `${prefix}.rules`,
-          violations_topic: `${prefix}.violations`,
-          worker_group: `${prefix}-w`,
-          forwarder_group: `${prefix}-f`,
-          session_timeout: '6s',
-        },
+        kafka: kafkaTestConfig(brokers, prefix),
       },
       worker: { evaluation_budget: '50ms', evaluation_stall_margin: '300ms', trace_idle_timeout: '200ms', quarantine_after: 2 },
     };

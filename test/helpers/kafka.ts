@@ -467,6 +467,19 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** The `transport.kafka` config block of a test: the brokers, topics and groups named after `prefix`, a short session timeout. */
+export function kafkaTestConfig(brokers: readonly string[], prefix: string): Record<string, unknown> {
+  return {
+    brokers,
+    spans_topic: `${prefix}.spans`,
+    rules_topic: `${prefix}.rules`,
+    violations_topic: `${prefix}.violations`,
+    worker_group: `${prefix}-w`,
+    forwarder_group: `${prefix}-f`,
+    session_timeout: '6s',
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // Utilities
 
