@@ -7,7 +7,7 @@ import type { Kafka } from 'kafkajs';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { TopicFollower } from './kafka-follow.ts';
-import type { ViolationRecord } from '../worker/violation-record.ts';
+import { violationRecordProblem, type ViolationRecord } from '../worker/violation-record.ts';
 import { queryRecords, type ViolationPage, type ViolationQuery, type ViolationReader } from '../worker/violation-store.ts';
 
 export class KafkaViolationIndex implements Component, ViolationReader {
@@ -27,11 +27,20 @@ export class KafkaViolationIndex implements Component, ViolationReader {
       groupPrefix: 'betrace-api',
       onRecord: (_key, value, partition, offset) => {
         if (value === null) return;
+        let parsed: unknown;
         try {
-          this.#add(JSON.parse(value.toString('utf8')) as ViolationRecord);
+          parsed = JSON.parse(value.toString('utf8'));
         } catch {
-          this.#logger.warn({ offset, partition }, 'violations topic: unreadable record ignored');
+          this.#logger.warn({ offset, partition }, 'violations topic: a record that is not JSON ignored');
+          return;
         }
+        // Only violation records are served: anything else in the topic would be answered as one.
+        const problem = violationRecordProblem(parsed);
+        if (problem !== undefined) {
+          this.#logger.warn({ offset, partition, problem }, 'violations topic: a record that is not a violation record ignored');
+          return;
+        }
+        this.#add(parsed as ViolationRecord);
       },
       logger: options.logger,
     });
