@@ -12,7 +12,7 @@
  * CPU time. A young generation of 8 MiB per semi-space (so that short-lived
  * buffers are freed by the cheap young collections, before they add up) and an
  * old generation allowed to grow to 512 MiB before its first full collection
- * cut that to a few per second (README, Benchmarks). `replay`, which reads files
+ * cut that to a few per second (test/bench/README.md). `replay`, which reads files
  * or a topic as fast as it can in one process, ran slower with them (measured)
  * and keeps V8's defaults.
  *
@@ -24,7 +24,7 @@
  * the kernel hands out fresh is zeroed on first touch, one fault per 4 KiB page,
  * and the buffers spans pass through (Kafka responses, a worker's payload arena)
  * are mostly such memory: with 2 MiB pages a worker took a third of the page
- * faults and about a tenth less CPU time (README, Benchmarks). Ignored where
+ * faults and about a tenth less CPU time (test/bench/README.md). Ignored where
  * the C library is not glibc or the kernel offers no huge pages.
  */
 export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--initial-heap-size=512'];
@@ -37,7 +37,7 @@ export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8',
  * evaluation; with 8 MiB more of it outlives a young collection and is copied. Over
  * the worker bench's measured part, in 10 ms ticks: I/O thread 174–175 → 124–159,
  * GC threads 69–71 → 51–59, the whole process 4.15–5.18 against 5.05–5.70 CPU-s per
- * million spans (README, Benchmarks). Receivers and forwarders keep 8 MiB: receiver
+ * million spans (test/bench/README.md). Receivers and forwarders keep 8 MiB: receiver
  * benches were no faster with 32 or 64.
  */
 export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--initial-heap-size=512'];

@@ -1,6 +1,6 @@
 /**
  * The configuration schema: every key, its type, its default and its meaning.
- * The README's configuration reference is generated from this file
+ * The configuration reference (docs/configuration.md) is generated from this file
  * (`betrace config reference`), and a test keeps the two in step.
  * Durations are strings with units ("5s", "250ms"); sizes are bytes or strings with units ("16MiB").
  */
@@ -82,7 +82,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       '64MiB',
     ),
     max_receiving_bytes: size(
-      'Bytes of requests still being received, both receivers together. When spent, new requests get UNAVAILABLE / 503 with a retry delay; an OTLP/HTTP body that needs more gets 503 and its connection closed; a gRPC connection that needs more makes the gRPC connection holding most (perhaps itself) be closed. See "Memory bound" in the README.',
+      'Bytes of requests still being received, both receivers together. When spent, new requests get UNAVAILABLE / 503 with a retry delay; an OTLP/HTTP body that needs more gets 503 and its connection closed; a gRPC connection that needs more makes the gRPC connection holding most (perhaps itself) be closed. See "Memory bound" in docs/receiver.md.',
       '64MiB',
     ),
     max_connections: int('Client connections open at once, per receiver (gRPC and HTTP each); more are closed as they arrive.', 256, 1),

@@ -475,7 +475,7 @@ export class GrpcReceiver implements Component {
  * 200 KB export stops three times for the receiver's window updates, and its requests
  * in flight share 64 KB. With 1 MiB windows the receiver bench's client sent its
  * requests twice as fast and the receiver spent about a quarter less CPU per span
- * (README, Benchmarks). Set through two grpc-js internals: the options it creates its
+ * (test/bench/README.md). Set through two grpc-js internals: the options it creates its
  * HTTP/2 servers with (the stream window, offered in the SETTINGS frame) and the
  * servers it made (each connection's window, raised as it opens). Where a grpc-js keeps
  * them elsewhere the receiver says so in its log and runs with 64 KiB windows; the
