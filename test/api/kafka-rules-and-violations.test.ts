@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { spawnBetrace, type BetraceProcess } from '../helpers/process.ts';
 import { waitUntil } from '../helpers/pipeline.ts';
@@ -32,15 +32,7 @@ describe('rules and violations API over Kafka', () => {
         transport: {
           kind: 'kafka',
           partitions: 4,
-          kafka: {
-            brokers,
-            spans_topic: `${prefix}.spans`,
-            rules_topic: `${prefix}.rules`,
-            violations_topic: `${prefix}.violations`,
-            worker_group: `${prefix}-w`,
-            forwarder_group: `${prefix}-f`,
-            session_timeout: '6s',
-          },
+          kafka: kafkaTestConfig(brokers, prefix),
         },
         downstream: { endpoint: sink.url, batch_timeout: '20ms' },
         worker: { trace_idle_timeout: '500ms' },

@@ -10,27 +10,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { KafkaViolationIndex } from '../../src/transport/kafka-violation-index.ts';
 import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { violationRecord } from '../helpers/violation-records.ts';
 
-function record(n: number): Record<string, unknown> {
-  return {
-    violation_id: `v-${n}`,
-    rule_id: 'r',
-    rule_name: 'r',
-    severity: 'low',
-    tags: [],
-    message: 'm',
-    trace_id: n.toString(16).padStart(32, '0'),
-    root_span_id: n.toString(16).padStart(16, '0'),
-    span_ids: [n.toString(16).padStart(16, '0')],
-    witness_count: 1,
-    span_count: 1,
-    partial: false,
-    root_missing: false,
-    start_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n)),
-    end_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n) + 10n),
-    evaluated_at_ms: 1_700_000_000_000 + n,
-  };
-}
 
 describe('the Kafka violation index', () => {
   it('skips records that are not violation records, with a warning, and serves only the real ones', async () => {
@@ -44,12 +25,12 @@ describe('the Kafka violation index', () => {
     const producer = kafka.producer();
     await producer.connect();
     const values = [
-      JSON.stringify(record(1)),
+      JSON.stringify(violationRecord(1, { evaluated_at_ms: 1_700_000_000_001 })),
       JSON.stringify({ fake: true }),
-      JSON.stringify({ ...record(2), start_time_unix_nano: 'soon' }),
+      JSON.stringify({ ...violationRecord(2), start_time_unix_nano: 'soon' }),
       '{"violation_id": "torn',
-      JSON.stringify([record(3)]),
-      JSON.stringify(record(4)),
+      JSON.stringify([violationRecord(3)]),
+      JSON.stringify(violationRecord(4, { evaluated_at_ms: 1_700_000_000_004 })),
     ];
     await producer.send({ topic, acks: -1, messages: values.map((value, i) => ({ key: `k${i}`, value })) });
     await producer.disconnect();

@@ -16,27 +16,8 @@ import { createLogger } from '../../src/telemetry/logger.ts';
 import { ViolationStore } from '../../src/worker/violation-store.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
+import { violationRecord } from '../helpers/violation-records.ts';
 
-function record(n: number): Record<string, unknown> {
-  return {
-    violation_id: `v-${n}`,
-    rule_id: 'old-rule',
-    rule_name: 'old rule',
-    severity: 'low',
-    tags: [],
-    message: 'from before the crash',
-    trace_id: n.toString(16).padStart(32, '0'),
-    root_span_id: n.toString(16).padStart(16, '0'),
-    span_ids: [n.toString(16).padStart(16, '0')],
-    witness_count: 1,
-    span_count: 1,
-    partial: false,
-    root_missing: false,
-    start_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n)),
-    end_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n) + 10n),
-    evaluated_at_ms: 1_700_000_000_000,
-  };
-}
 
 function fileLines(dataDir: string): string[] {
   return readFileSync(join(dataDir, 'violations.jsonl'), 'utf8').split('\n');
@@ -53,16 +34,16 @@ describe('damaged violation store file', () => {
     dataDir = join(root, 'data');
     mkdirSync(dataDir);
     writeFileSync(join(root, 'rules.yaml'), 'rules:\n  - id: no-errors\n    severity: high\n    condition: not trace.has(*).where(span:status == error)\n');
-    const torn = JSON.stringify(record(9)).slice(0, 60);
+    const torn = JSON.stringify(violationRecord(9)).slice(0, 60);
     writeFileSync(
       join(dataDir, 'violations.jsonl'),
       [
-        JSON.stringify(record(1)),
+        JSON.stringify(violationRecord(1)),
         JSON.stringify({ hello: 'world' }),
         JSON.stringify({ violation_id: 'fake', start_time_unix_nano: 'abc' }),
-        JSON.stringify({ ...record(5), severity: 'apocalyptic' }),
+        JSON.stringify({ ...violationRecord(5), severity: 'apocalyptic' }),
         'not json at all',
-        JSON.stringify(record(2)),
+        JSON.stringify(violationRecord(2)),
         torn,
       ].join('\n'),
     );
@@ -131,10 +112,10 @@ describe('a last line whose newline was lost', () => {
   it('is kept, and the next record starts on a new line', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'betrace-nonewline-'));
     try {
-      writeFileSync(join(dataDir, 'violations.jsonl'), `${JSON.stringify(record(1))}\n${JSON.stringify(record(2))}`);
+      writeFileSync(join(dataDir, 'violations.jsonl'), `${JSON.stringify(violationRecord(1))}\n${JSON.stringify(violationRecord(2))}`);
       const store = new ViolationStore({ dataDir, logger: silent() });
       await store.start();
-      store.append(record(3) as never);
+      store.append(violationRecord(3) as never);
       await store.shutdown();
       const lines = fileLines(dataDir);
       assert.deepEqual(
