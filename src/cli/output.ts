@@ -9,5 +9,5 @@ export const processOutput: Output = {
   stderr: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
 };
 
-/** Exit statuses of every command (CONTRACT.md). */
+/** Exit statuses of every command (docs/contract.md "Exit statuses"). */
 export const ExitCode = { ok: 0, inputError: 1, violationsFound: 2 } as const;

@@ -4,7 +4,8 @@
  * name is one of a set of names (the rules' triggers), without decoding the
  * spans. Workers read every consumed record through it (which trace, how many
  * spans, holds a root); replay also skips, whole, the traces no rule can fail
- * on (DSL.md §6) and places each trace in time before anything is decoded.
+ * on (a trace holding none of their triggers, src/rules/README.md "Evaluation")
+ * and places each trace in time before anything is decoded.
  *
  * Only the framing needed to reach span fields 1 (trace_id), 4
  * (parent_span_id), 5 (name) and 7 (start_time_unix_nano) is walked;

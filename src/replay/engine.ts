@@ -17,7 +17,7 @@
  * partial. The set of evaluated trace ids (for late records) keeps the last
  * `completedMemory` ids.
  *
- * Triggers (DSL.md §6). When every rule has triggers and passes on a trace that
+ * Triggers (src/rules/README.md "Evaluation"). When every rule has triggers and passes on a trace that
  * holds none of them, a trace none of whose spans is named like a trigger is
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.

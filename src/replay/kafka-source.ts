@@ -1,7 +1,8 @@
 /**
  * Replay source: the spans topic. Reads [from − trace_max_duration,
  * to + trace_max_duration] of each partition, found with offsets-for-times on
- * the records' event-time timestamps (CONTRACT.md "Kafka records"), all
+ * the records' event-time timestamps (the earliest span start in the record,
+ * docs/contract.md "Kafka records"), all
  * partitions in parallel, or only the given ones (to split one replay over
  * several processes). Each partition is a lane of the engine: a trace's records
  * share a partition (keyed by trace id).

@@ -3,7 +3,8 @@
  * `new Function`, no code built from rule text; regexes are compiled here, once.
  *
  * Every boolean node answers `test` (the verdict) and `witnesses` (the spans that
- * explain it, DSL.md §6); witnesses are only computed for violations, so they may
+ * explain it, per construct as src/rules/README.md "Evaluation" lists); witnesses
+ * are only computed for violations, so they may
  * re-evaluate. Loops over spans call `tick`, which throws the BUDGET sentinel once
  * the trace's deadline has passed; evaluate.ts turns that into an outcome.
  *

@@ -1,6 +1,7 @@
 /**
  * Evaluates a set of compiled rules on one trace and builds the violations
- * (DSL.md §6, CONTRACT.md "Violation span").
+ * (src/rules/README.md "Evaluation": triggers, witnesses, root; the fields are those
+ * of docs/contract.md "Violation span").
  *
  * A RuleSet keeps a trigger index: span name → the rules it triggers. A trace runs
  * only the rules triggered by one of its span names, plus the rules that always run
@@ -30,7 +31,7 @@ export interface Violation {
   message: string;
   violationId: string;
   traceId: string;
-  /** The trace's root span (DSL.md §6); '' for an empty trace. */
+  /** The trace's root span (earliest parentless span, else the trace's entry span); '' for an empty trace. */
   rootSpanId: string;
   /** No parentless span was seen; rootSpanId is the trace's entry span. */
   rootMissing: boolean;

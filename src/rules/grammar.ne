@@ -1,4 +1,4 @@
-# The rule language grammar (DSL.md §3). Compiled by `npm run grammar` into
+# The rule language grammar (src/rules/README.md "Grammar"). Compiled by `npm run grammar` into
 # grammar.generated.js (not committed). Tokens come from lexer.ts; parse.ts hands
 # the parser an already-tokenized stream, so `lexer` here only answers `has`.
 #

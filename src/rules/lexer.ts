@@ -1,5 +1,5 @@
 /**
- * Lexer for the rule language (DSL.md §3 "Lexing"). moo tries the rules in order
+ * Lexer for the rule language (src/rules/README.md "Lexing"). moo tries the rules in order
  * at each position, so the order below is part of the contract: reserved words and
  * intrinsics before names, durations before numbers, two-character operators
  * before one-character ones.

@@ -3,7 +3,8 @@
  * values always quoted, names unquoted where they lex as a plain name.
  *
  * Contract: for a resolved condition c, validate(parse(print(c))) is c modulo
- * locations. The canonical text is part of the violation id (CONTRACT.md), so
+ * locations. The canonical text is hashed into the violation id (docs/contract.md
+ * "Violation id"), so
  * changing its output changes ids: do it only deliberately.
  */
 import type { Agg, Attr, Condition, Expr, Modifier, Pred, Selector, Step, Value } from './ast.ts';

@@ -1,5 +1,5 @@
 /**
- * Rule files (DSL.md §1): YAML with a top-level `rules:` list. Every problem in a
+ * Rule files (src/rules/README.md): YAML with a top-level `rules:` list. Every problem in a
  * file is reported at once, each at a line and column inside the YAML file — a
  * condition's errors are mapped through the position of its scalar (block, plain
  * or quoted), not left relative to the condition.

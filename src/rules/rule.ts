@@ -149,7 +149,7 @@ export function compileRule(def: RuleDefinition): CompileResult {
 }
 
 /**
- * The violation id (CONTRACT.md): lowercase hex of the first 16 bytes of
+ * The violation id (docs/contract.md "Violation id"): lowercase hex of the first 16 bytes of
  * SHA-256 over `ruleId + "\n" + canonical + "\n" + traceIdHex`. One-shot
  * `hash` takes half the time of a Hash object (about 1.1 µs against 2.5 µs).
  */

@@ -330,7 +330,7 @@ export class TraceIndex {
   }
 
   /**
-   * The trace's root (DSL.md §6): the earliest-starting span without a parent id
+   * The trace's root (src/rules/README.md "Evaluation"): the earliest-starting span without a parent id
    * (ties: lowest span id); failing that, the earliest span whose parent is not in
    * the trace (`missing: true`). Null for an empty trace.
    */

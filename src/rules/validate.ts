@@ -1,7 +1,8 @@
 /**
  * Semantic checks and rewrites: turns the surface AST (what the author wrote) into
  * the resolved AST (what print.ts and compile.ts read), collecting every error and
- * the warnings of DSL.md §2a and §5.
+ * the warnings (the seed form's weaker readings, src/rules/README.md "The seed idioms,
+ * and how they are read", and the likely mistakes of its "Error codes" warnings table).
  *
  * Rewrites:
  * - the seed's leading-has idiom: a top-level `H and A and B` whose first operand
@@ -323,7 +324,9 @@ class Validator {
         }
       }
     });
-    // The seed's weaker readings (DSL.md §2a).
+    // The seed's weaker readings: the guide's words ask for more than its rule text checks
+    // (same span, ordering): warn and suggest the stronger rule (src/rules/README.md "The
+    // seed idioms, and how they are read").
     const imp = c.kind === 'implies' ? { left: c.left, right: c.right } : c.kind === 'when' && c.always !== null ? { left: c.when, right: c.always } : null;
     if (imp !== null && isFilterHas(imp.left) && isFilterHas(imp.right) && imp.left.selector.kind === 'name'
       && imp.right.selector.kind === 'name' && imp.left.selector.name === imp.right.selector.name && imp.right.steps.length > 0) {

@@ -1,5 +1,6 @@
 /**
- * Value semantics of DSL.md §4: how an attribute value compares with a literal.
+ * Value semantics (src/rules/README.md "Values and attributes"): how an attribute
+ * value compares with a literal.
  *
  * - A missing attribute makes every comparison false, `!=` included.
  * - A comparison of values that cannot be compared (a non-numeric string with a

@@ -1,5 +1,5 @@
 /**
- * The Kafka transport (kafkajs). Records are exactly CONTRACT.md's: one per
+ * The Kafka transport (kafkajs). Records are exactly docs/contract.md "Kafka records": one per
  * (export request, trace), key = trace id hex, value = OTLP protobuf of that
  * trace's spans, timestamp = earliest span start (event time; one in the
  * future, a sender's clock ahead, is clamped to the time the request was

@@ -1,5 +1,5 @@
 /**
- * The violation span of CONTRACT.md: exported downstream inside the violating
+ * The violation span (docs/contract.md "Violation span"): exported downstream inside the violating
  * trace, a child of its root span. Everything in it derives from the violation
  * (never from the time of evaluation), so the same violation always gives the
  * same span.
@@ -25,7 +25,10 @@ function strArray(key: string, values: readonly string[]): KeyValue {
   return { key, value: { arrayValue: { values: values.map((v) => ({ stringValue: v })) } } };
 }
 
-/** The span's attributes, in CONTRACT.md's order. */
+/**
+ * The span's attributes, in the order docs/contract.md "Violation span" lists them;
+ * `betrace.trace.partial` and `betrace.trace.root_missing` only when true.
+ */
 export function violationAttributes(v: ViolationRecord): KeyValue[] {
   const attrs: KeyValue[] = [
     str('betrace.violation.id', v.violation_id),

@@ -9,7 +9,7 @@ import { compileRule, formatFileDiagnostic, loadRuleFile, parseRuleFile, type Ru
 const at = (d: { line: number; column: number; code: string }) => `${d.line}:${d.column} ${d.code}`;
 
 describe('rule files', () => {
-  it('load the DSL.md §1 example', () => {
+  it('load a rule with every field, the seed leading-has read as an implication', () => {
     const r = parseRuleFile(`rules:
   - id: shipment-requires-payment        # required, unique
     name: Shipment requires payment confirmation

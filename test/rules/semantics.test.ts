@@ -1,4 +1,4 @@
-/** DSL.md §4: values and attributes, one behaviour per test. */
+/** Values and attributes (src/rules/README.md), one behaviour per test. */
 import assert from 'node:assert/strict';
 import { describe, it } from './node-test.ts';
 import { holds, span } from './trace.ts';

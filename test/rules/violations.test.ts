@@ -1,4 +1,4 @@
-/** DSL.md §6 and CONTRACT.md: witnesses, root, times, ids, triggers, budget. */
+/** Evaluation (src/rules/README.md) and violations (docs/contract.md): witnesses, root, times, ids, triggers, budget. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from './node-test.ts';
