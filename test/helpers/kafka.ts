@@ -1,19 +1,14 @@
 // A real, single-node Apache Kafka broker (KRaft, combined broker+controller) for tests,
 // run from the plain Maven Central jars with the local `java`: no Docker, no download of
-// the Kafka distribution tarball.
+// the Kafka distribution tarball. A 3-node cluster built from the same pieces is in
+// kafka-cluster.ts.
 //
-// Version: Kafka 4.4.0 (override with BETRACE_KAFKA_VERSION, e.g. 3.9.2). Kafka 4.0
-// dropped old protocol versions (KIP-896), and kafkajs 2.2.4 never checks a broker's
-// *minimum* versions: it sends min(its max, broker max) for every API. Checked against
-// a 4.4.0 broker's ApiVersions response: every API kafkajs implements still has its
-// highest version inside the broker's range (Produce v7 of 0..13, Fetch v11 of 4..18,
-// ListOffsets v3 of 1..11, Metadata v6 of 0..13, OffsetCommit v5 of 2..10, OffsetFetch
-// v4 of 1..10, JoinGroup v5 of 0..9, SyncGroup v3, Heartbeat v3, CreateTopics v3 of
-// 2..7, DeleteTopics v1 of 1..6, DescribeConfigs v2 of 1..4, InitProducerId v1, the
-// transactional APIs, ACLs v1 of 1..3 ...), and producing with acks=-1, a consumer group
-// join + commit, admin createTopics and fetchTopicOffsetsByTimestamp all work
-// (test/transport/kafka-broker.test.ts). Kafka 4.x needs Java 17+ for the broker.
-// kafkajs uses the "classic" group protocol, which 4.x still serves.
+// Version: Kafka 4.4.0 (override with BETRACE_KAFKA_VERSION, e.g. 3.9.2). Kafka 4.x needs
+// Java 17+ for the broker. The client (@platformatic/kafka) negotiates each API's version
+// within the broker's range, and its consumers use the new consumer group protocol of
+// KIP-848 (`groupProtocol: 'consumer'`), which 4.x serves with no broker setting; its
+// session timeout and heartbeat interval are the broker's `group.consumer.*` properties
+// (set below), not the client's.
 //
 // Jars come from deploy/kafka/pom.xml via `mvn dependency:copy-dependencies` into
 // `<cache>/kafka-<version>/libs` (cache: see betraceCacheDir in tools.ts), once.
@@ -32,7 +27,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { Admin } from '@platformatic/kafka';
 import { betraceCacheDir } from './tools.ts';
 
 export const KAFKA_VERSION = process.env.BETRACE_KAFKA_VERSION ?? '4.4.0';
@@ -147,8 +142,46 @@ async function fetchKafkaJars(): Promise<string> {
 // ---------------------------------------------------------------------------------------
 // Broker process
 
+/**
+ * server.properties entries shared by every test node (the single broker here and the
+ * nodes of kafka-cluster.ts): short group and broker timeouts, small thread pools.
+ */
+export const TEST_NODE_PROPERTIES: Readonly<Record<string, string | number | boolean>> = {
+  'group.initial.rebalance.delay.ms': 0,
+  // Classic protocol: let tests use short consumer session timeouts.
+  'group.min.session.timeout.ms': 1000,
+  // Consumer group protocol (KIP-848): the broker, not the client, sets a member's
+  // session timeout and heartbeat interval. The default session (45 s) would make every
+  // test that kills a worker wait 45 s before its partitions move; 6 s with a heartbeat
+  // every 500 ms notices a dead member within ~6 s and still tolerates a few missed
+  // heartbeats on a busy 2-core machine. The minimums (the range a group's own
+  // `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms` may take) are lowered
+  // from their 45 s / 5 s defaults so a test can shorten them further for one group.
+  'group.consumer.min.session.timeout.ms': 1000,
+  'group.consumer.session.timeout.ms': 6000,
+  'group.consumer.min.heartbeat.interval.ms': 100,
+  'group.consumer.heartbeat.interval.ms': 500,
+  // After a kill() the controller refuses the restarted broker's registration
+  // (DUPLICATE_BROKER_REGISTRATION) until the old incarnation's session expires:
+  // 9 s by default, which made every restart after a crash take ~13 s. In a cluster this
+  // is also how soon the controller fences a dead broker and moves its leaderships.
+  'broker.heartbeat.interval.ms': 500,
+  'broker.session.timeout.ms': 3000,
+  // Small and quiet: 2 cores, many processes.
+  'num.network.threads': 2,
+  'num.io.threads': 2,
+  'background.threads': 2,
+  'num.recovery.threads.per.data.dir': 1,
+  'num.replica.fetchers': 1,
+  'log.cleaner.threads': 1,
+  'log.cleaner.dedupe.buffer.size': 4 * 1024 * 1024,
+  'log.index.size.max.bytes': 1024 * 1024,
+  'log.segment.bytes': 64 * 1024 * 1024,
+  'delete.topic.enable': true,
+};
+
 /** Every broker child of this process, killed (and its temp dir removed) on process exit. */
-const live = new Set<{ child: ChildProcess | undefined; dir: string; keepDir: boolean }>();
+const live = new Set<{ child: ChildProcess | undefined; dir: string }>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -161,12 +194,10 @@ function installExitHook(): void {
       } catch {
         /* already gone */
       }
-      if (!entry.keepDir) {
-        try {
-          rmSync(entry.dir, { recursive: true, force: true, maxRetries: 2 });
-        } catch {
-          /* best effort */
-        }
+      try {
+        rmSync(entry.dir, { recursive: true, force: true, maxRetries: 2 });
+      } catch {
+        /* best effort */
       }
     }
   });
@@ -184,70 +215,89 @@ export async function startKafka(options: StartKafkaOptions = {}): Promise<Kafka
   }
 }
 
-class PortInUseError extends Error {}
+/** A node could not bind one of its ports (taken after freePorts() found it free): retry elsewhere. */
+export class PortInUseError extends Error {}
 
 async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> {
-  const libs = await ensureKafkaJars();
-  requireJava();
   const extra = Object.entries(options.listeners ?? {});
   const [port, controllerPort, ...extraPorts] = await freePorts(2 + extra.length);
   if (port === undefined || controllerPort === undefined) throw new Error('startKafka: no free ports');
   const listeners = Object.fromEntries(extra.map(([name], i) => [name, `127.0.0.1:${extraPorts[i]!}`]));
   const extraListeners = extra.map(([name]) => `,${name}://${listeners[name]!}`).join('');
   const extraProtocols = extra.map(([name, protocol]) => `,${name}:${protocol}`).join('');
+  const address = `127.0.0.1:${port}`;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'betrace-kafka-'));
-  const logFile = options.logDir
-    ? path.join(path.resolve(options.logDir), `kafka-${port}.log`)
-    : path.join(dir, 'broker.log');
-  if (options.logDir) await mkdir(path.dirname(logFile), { recursive: true });
-  const dataDir = path.join(dir, 'data');
+  try {
+    const logFile = await kafkaLogFile(dir, options.logDir, `kafka-${port}.log`);
+    const { jvm, propsFile } = await prepareKafkaNode(dir, {
+      'process.roles': 'broker,controller',
+      'node.id': 1,
+      'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
+      listeners: `PLAINTEXT://${address},CONTROLLER://127.0.0.1:${controllerPort}${extraListeners}`,
+      'advertised.listeners': `PLAINTEXT://${address}${extraListeners}`,
+      'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${extraProtocols}`,
+      'controller.listener.names': 'CONTROLLER',
+      'inter.broker.listener.name': 'PLAINTEXT',
+      'num.partitions': 1,
+      'default.replication.factor': 1,
+      'min.insync.replicas': 1,
+      'auto.create.topics.enable': options.autoCreateTopics ?? false,
+      'offsets.topic.replication.factor': 1,
+      'offsets.topic.num.partitions': 1,
+      'transaction.state.log.replication.factor': 1,
+      'transaction.state.log.min.isr': 1,
+      'transaction.state.log.num.partitions': 1,
+      'share.coordinator.state.topic.replication.factor': 1,
+      'share.coordinator.state.topic.min.isr': 1,
+      'share.coordinator.state.topic.num.partitions': 1,
+      ...TEST_NODE_PROPERTIES,
+      ...options.properties,
+    }, options);
+    await formatKafkaStorage(jvm, propsFile, newKafkaClusterId(), options.formatArgs);
+    const node = kafkaProcess({
+      dir, jvm, propsFile, logFile, address, brokers: 1, startTimeoutMs: options.startTimeoutMs ?? 60_000,
+    });
+    await node.start().catch(async (err: unknown) => {
+      await node.destroy();
+      throw err;
+    });
+    return {
+      brokers: [address],
+      dir,
+      logFile,
+      listeners,
+      stop: node.stop,
+      kill: node.kill,
+      start: node.start,
+      destroy: node.destroy,
+    };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Where a node's log goes: `<logDir>/<name>` when a log dir is given (kept), else inside its data dir. */
+export async function kafkaLogFile(dir: string, logDir: string | undefined, name: string): Promise<string> {
+  if (!logDir) return path.join(dir, 'broker.log');
+  await mkdir(path.resolve(logDir), { recursive: true });
+  return path.join(path.resolve(logDir), name);
+}
+
+/**
+ * Writes `<dir>/server.properties` (`log.dirs` = `<dir>/data`, then `properties`) and the
+ * log4j2 configuration, and returns the JVM arguments that run a node from the jars.
+ */
+export async function prepareKafkaNode(
+  dir: string,
+  properties: Record<string, string | number | boolean>,
+  options: Pick<StartKafkaOptions, 'heap' | 'jvmArgs'> = {},
+): Promise<{ jvm: string[]; propsFile: string }> {
+  const libs = await ensureKafkaJars();
+  requireJava();
   const propsFile = path.join(dir, 'server.properties');
   const log4jFile = path.join(dir, 'log4j2.properties');
-  const address = `127.0.0.1:${port}`;
-
-  const props: Record<string, string | number | boolean> = {
-    'process.roles': 'broker,controller',
-    'node.id': 1,
-    'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://${address},CONTROLLER://127.0.0.1:${controllerPort}${extraListeners}`,
-    'advertised.listeners': `PLAINTEXT://${address}${extraListeners}`,
-    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${extraProtocols}`,
-    'controller.listener.names': 'CONTROLLER',
-    'inter.broker.listener.name': 'PLAINTEXT',
-    'log.dirs': dataDir,
-    'num.partitions': 1,
-    'default.replication.factor': 1,
-    'min.insync.replicas': 1,
-    'auto.create.topics.enable': options.autoCreateTopics ?? false,
-    'offsets.topic.replication.factor': 1,
-    'offsets.topic.num.partitions': 1,
-    'transaction.state.log.replication.factor': 1,
-    'transaction.state.log.min.isr': 1,
-    'transaction.state.log.num.partitions': 1,
-    'share.coordinator.state.topic.replication.factor': 1,
-    'share.coordinator.state.topic.min.isr': 1,
-    'share.coordinator.state.topic.num.partitions': 1,
-    'group.initial.rebalance.delay.ms': 0,
-    // Let tests use short consumer session timeouts.
-    'group.min.session.timeout.ms': 1000,
-    // After a kill() the controller refuses the restarted broker's registration
-    // (DUPLICATE_BROKER_REGISTRATION) until the old incarnation's session expires:
-    // 9 s by default, which made every restart after a crash take ~13 s.
-    'broker.heartbeat.interval.ms': 500,
-    'broker.session.timeout.ms': 3000,
-    // Small and quiet: 2 cores, many processes.
-    'num.network.threads': 2,
-    'num.io.threads': 2,
-    'background.threads': 2,
-    'num.recovery.threads.per.data.dir': 1,
-    'num.replica.fetchers': 1,
-    'log.cleaner.threads': 1,
-    'log.cleaner.dedupe.buffer.size': 4 * 1024 * 1024,
-    'log.index.size.max.bytes': 1024 * 1024,
-    'log.segment.bytes': 64 * 1024 * 1024,
-    'delete.topic.enable': true,
-    ...options.properties,
-  };
+  const props = { 'log.dirs': path.join(dir, 'data'), ...properties };
   await writeFile(propsFile, Object.entries(props).map(([k, v]) => `${k}=${String(v)}`).join('\n') + '\n');
   await writeFile(
     log4jFile,
@@ -265,7 +315,6 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
       '',
     ].join('\n'),
   );
-
   const jvm = [
     `-Xmx${options.heap ?? '512m'}`,
     '-Xms64m',
@@ -281,30 +330,67 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     '-cp',
     `${libs}${path.sep}*`,
   ];
+  return { jvm, propsFile };
+}
 
-  // Format the storage with a random cluster id (static quorum: controller.quorum.voters
-  // above and --cluster-id, not the dynamic --standalone of 3.9+).
-  // Like Kafka's Uuid.randomUuid(), never start with '-': the argument parser would take
-  // `-t -xyz...` for an option (this failed one start in ~64).
+/**
+ * A random cluster id. Like Kafka's Uuid.randomUuid(), never starting with '-': the
+ * storage tool's argument parser would take `-t -xyz...` for an option (this failed one
+ * start in ~64).
+ */
+export function newKafkaClusterId(): string {
   let clusterId: string;
   do clusterId = randomBytes(16).toString('base64url');
   while (clusterId.startsWith('-'));
-  const fmt = await runCollect('java', [...jvm, 'kafka.tools.StorageTool', 'format', '--cluster-id', clusterId, '--config', propsFile, ...(options.formatArgs ?? [])]);
-  if (fmt.code !== 0) {
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`startKafka: formatting the storage failed (exit ${fmt.code}):\n${fmt.output.slice(-4000)}`);
-  }
+  return clusterId;
+}
 
-  const entry: { child: ChildProcess | undefined; dir: string; keepDir: boolean } = {
-    child: undefined,
-    dir,
-    keepDir: false,
-  };
+/**
+ * Formats a node's storage for `clusterId`, with a static quorum (the node's
+ * controller.quorum.voters and --cluster-id, not the dynamic --standalone of 3.9+).
+ */
+export async function formatKafkaStorage(jvm: string[], propsFile: string, clusterId: string, formatArgs: string[] = []): Promise<void> {
+  const fmt = await runCollect('java', [...jvm, 'kafka.tools.StorageTool', 'format', '--cluster-id', clusterId, '--config', propsFile, ...formatArgs]);
+  if (fmt.code !== 0) {
+    throw new Error(`Kafka: formatting the storage of ${propsFile} failed (exit ${fmt.code}):\n${fmt.output.slice(-4000)}`);
+  }
+}
+
+export interface KafkaProcessSpec {
+  /** The node's directory (config and data), removed by destroy(), by the exit hook and by the watchdog. */
+  dir: string;
+  jvm: string[];
+  propsFile: string;
+  logFile: string;
+  /** The PLAINTEXT address the readiness probe asks. */
+  address: string;
+  /** start() resolves once this node's metadata lists this many live brokers. */
+  brokers: number;
+  startTimeoutMs: number;
+}
+
+/** One node's JVM: started, stopped, killed and restarted on the same config and data. */
+export interface KafkaProcess {
+  /** Spawns the JVM and resolves once it is ready (see KafkaProcessSpec.brokers); PortInUseError if it could not bind. */
+  readonly start: () => Promise<void>;
+  /** SIGTERM (controlled shutdown), SIGKILL after 30 s. */
+  readonly stop: () => Promise<void>;
+  /** SIGKILL, as in a crash. */
+  readonly kill: () => Promise<void>;
+  /** SIGTERM (SIGKILL after 10 s) and delete the directory. Idempotent; start() fails afterwards. */
+  readonly destroy: () => Promise<void>;
+  readonly running: boolean;
+}
+
+/** The process side of a node whose directory is prepared and formatted; not started yet. */
+export function kafkaProcess(spec: KafkaProcessSpec): KafkaProcess {
+  const { dir, jvm, propsFile, logFile, address } = spec;
+  const entry: { child: ChildProcess | undefined; dir: string } = { child: undefined, dir };
   installExitHook();
   live.add(entry);
   let watchdog: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
-  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  let destroyed = false;
 
   // The child is unref()'d (a forgotten broker must not keep the process alive), so the
   // ref'd escalation timer is also what keeps the event loop alive until the exit event.
@@ -317,8 +403,9 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     clearTimeout(timer);
   };
 
-  const launch = async (): Promise<void> => {
-    if (entry.child) throw new Error('KafkaBroker.start(): already running');
+  const start = async (): Promise<void> => {
+    if (destroyed) throw new Error('Kafka node start(): destroyed');
+    if (entry.child) throw new Error('Kafka node start(): already running');
     const fd = openSync(logFile, 'a');
     let child: ChildProcess;
     try {
@@ -338,7 +425,7 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     });
     watchdog = startWatchdog(child.pid, dir);
     try {
-      await waitReady(address, child, startTimeoutMs, logFile);
+      await waitReady(address, child, spec.startTimeoutMs, logFile, spec.brokers);
     } catch (err) {
       await signal('SIGKILL', 5_000);
       if (/Address already in use|BindException/.test(tail(logFile, 200))) {
@@ -348,19 +435,10 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
     }
   };
 
-
-  let destroyed = false;
-  const broker: KafkaBroker = {
-    brokers: [address],
-    dir,
-    logFile,
-    listeners,
+  return {
+    start,
     stop: () => signal('SIGTERM', 30_000),
     kill: () => signal('SIGKILL', 5_000),
-    start: async () => {
-      if (destroyed) throw new Error('KafkaBroker.start(): destroyed');
-      await launch();
-    },
     destroy: async () => {
       if (destroyed) return;
       destroyed = true;
@@ -368,16 +446,10 @@ async function startKafkaOnce(options: StartKafkaOptions): Promise<KafkaBroker> 
       live.delete(entry);
       await rm(dir, { recursive: true, force: true, maxRetries: 3 });
     },
+    get running() {
+      return entry.child !== undefined;
+    },
   };
-
-  try {
-    await launch();
-  } catch (err) {
-    live.delete(entry);
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return broker;
 }
 
 /**
@@ -399,44 +471,51 @@ function startWatchdog(pid: number | undefined, dir: string): ChildProcess | und
   return dog;
 }
 
-async function waitReady(address: string, child: ChildProcess, timeoutMs: number, logFile: string): Promise<void> {
+/** A metadata-capable Admin client for test helpers: no retries of its own, short timeouts. */
+export function probeAdmin(bootstrap: readonly string[], clientId = 'betrace-test-kafka-probe'): Admin {
+  return new Admin({
+    clientId,
+    bootstrapBrokers: [...bootstrap],
+    retries: 0,
+    connectTimeout: 1000,
+    requestTimeout: 5000,
+  });
+}
+
+async function waitReady(address: string, child: ChildProcess, timeoutMs: number, logFile: string, brokers: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exitInfo: string | undefined;
   const onExit = (code: number | null, sig: NodeJS.Signals | null): void => {
     exitInfo = `exited with ${sig ?? `code ${code}`}`;
   };
   child.once('exit', onExit);
-  const kafka = new Kafka({
-    clientId: 'betrace-test-kafka-probe',
-    brokers: [address],
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 1000,
-    requestTimeout: 5000,
-    retry: { retries: 0 },
-  });
   let lastError: unknown;
   try {
     while (Date.now() < deadline) {
       if (exitInfo) break;
-      const admin = kafka.admin();
+      // A fresh client each round: metadata() must come from this node, not from a cache
+      // or a connection opened before it was ready.
+      const admin = probeAdmin([address]);
       try {
-        await admin.connect();
-        const cluster = await admin.describeCluster();
-        if (cluster.brokers.length > 0 && cluster.controller !== null) return;
-        lastError = new Error(`describeCluster: ${JSON.stringify(cluster)}`);
+        const metadata = await admin.metadata({ topics: [], forceUpdate: true });
+        // A broker lists only live (registered, unfenced) brokers, itself included once it is.
+        if (metadata.brokers.size >= brokers && metadata.controllerId >= 0) return;
+        lastError = new Error(`metadata: brokers [${[...metadata.brokers.keys()].join(', ')}], controller ${metadata.controllerId}`);
       } catch (err) {
         lastError = err;
       } finally {
-        await admin.disconnect().catch(() => undefined);
+        await admin.close().catch(() => undefined);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
   } finally {
     child.off('exit', onExit);
   }
-  const why = exitInfo ? `the broker ${exitInfo}` : `it did not answer describeCluster() within ${timeoutMs} ms`;
+  const why = exitInfo
+    ? `the broker ${exitInfo}`
+    : `its metadata did not list ${brokers} live broker(s) within ${timeoutMs} ms`;
   const last = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-  throw new Error(`startKafka: Kafka ${KAFKA_VERSION} on ${address} failed to start: ${why}${last}.\n` +
+  throw new Error(`Kafka ${KAFKA_VERSION} on ${address} failed to start: ${why}${last}.\n` +
     `--- last lines of ${logFile} ---\n${tail(logFile, 40)}`);
 }
 
@@ -483,7 +562,8 @@ export function kafkaTestConfig(brokers: readonly string[], prefix: string): Rec
 // ---------------------------------------------------------------------------------------
 // Utilities
 
-async function freePorts(n: number): Promise<number[]> {
+/** `n` distinct ports free on 127.0.0.1 right now. */
+export async function freePorts(n: number): Promise<number[]> {
   // Hold all servers open together so the ports differ.
   const servers: net.Server[] = [];
   try {
@@ -501,7 +581,8 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-function tail(file: string, lines: number): string {
+/** The last `lines` lines of a log file, for error messages. */
+export function tail(file: string, lines: number): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
   } catch {
