@@ -25,7 +25,7 @@ import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import { createEmbeddedTransport } from './transport/embedded.ts';
 import type { Transport } from './transport/transport.ts';
 import { KafkaTransport } from './transport/kafka.ts';
-import { KafkaViolationSink } from './transport/kafka-violations.ts';
+import { ViolationLedger } from './transport/kafka-ledger.ts';
 import { RuleQuarantine } from './worker/rule-quarantine.ts';
 import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker, type ViolationReader, type ViolationSink } from './worker/index.ts';
 
@@ -83,7 +83,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     });
     transport = kafka;
     const k = kafka;
-    components.push({ start: () => k.prepare(), shutdown: () => Promise.resolve() });
+    // Topics first; the reachability probe runs for as long as the process does (readiness of every role).
+    components.push({
+      start: async () => {
+        await k.prepare();
+        k.kafkaHealth.start();
+      },
+      shutdown: () => k.kafkaHealth.stop(),
+    });
   } else {
     transport = createEmbeddedTransport({
       partitions: config.transport.partitions,
@@ -102,17 +109,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let ruleStore: RuleStore | undefined;
   if (has('worker') || has('api')) {
     ruleStore = kafkaMode
-      ? new KafkaRuleStore({ kafka: kafka!.kafka, topic: config.transport.kafka.rulesTopic, registry: rules, logger })
+      ? new KafkaRuleStore({ config: config.transport.kafka, topic: config.transport.kafka.rulesTopic, registry: rules, logger })
       : new FileRuleStore({ dataDir: config.dataDir, registry: rules, logger });
     components.push(ruleStore);
   }
 
   if (has('worker')) {
     const sinks: ViolationSink[] = [];
+    let ledger: ViolationLedger | undefined;
     if (kafkaMode) {
-      const sink = new KafkaViolationSink({ kafka: kafka!.kafka, topic: config.transport.kafka.violationsTopic, logger });
-      components.push(sink);
-      sinks.push(sink);
+      // Started and stopped by the worker (written before spans go downstream, drained before the final commit).
+      ledger = new ViolationLedger({ config: config.transport.kafka, metrics, logger, catchUpMs: config.worker.lateSpanGraceMs + 30_000 });
     } else {
       violations = new ViolationStore({ dataDir: config.dataDir, logger, metrics });
       components.push(violations);
@@ -162,6 +169,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         evaluationBudgetMs: w.evaluationBudgetMs,
         exporter,
         sinks,
+        ledger,
         metrics,
         logger,
         evaluateOnShutdown: !kafkaMode,
@@ -247,7 +255,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     mountRulesRoutes(api, { registry: rules, store: ruleStore!, logger, auth: checkHeaders(createTokenCheck(config.api.token)) });
     let reader: ViolationReader | undefined = violations;
     if (kafkaMode) {
-      const index = new KafkaViolationIndex({ kafka: kafka!.kafka, topic: config.transport.kafka.violationsTopic, logger });
+      const index = new KafkaViolationIndex({ config: config.transport.kafka, topic: config.transport.kafka.violationsTopic, logger });
       components.push(index);
       reader = index;
     }
@@ -274,9 +282,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
   if (api !== undefined) {
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
-    if (producer !== undefined && 'connected' in producer) {
-      const p = producer as { connected: boolean };
-      api.addReadinessCheck('transport', () => (p.connected ? { ready: true } : { ready: false, reason: 'Kafka producer not connected' }));
+    if (kafka !== undefined) {
+      // Every role: whether this process's Kafka clients can reach the cluster.
+      const k = kafka;
+      api.addReadinessCheck('transport', () => {
+        const h = k.health();
+        return h.ok ? { ready: true } : { ready: false, reason: h.reason ?? 'Kafka unreachable' };
+      });
     }
     api.addReadinessCheck('rules', () => {
       const failing = ruleFiles.failingFiles;

@@ -40,6 +40,10 @@ export interface KafkaConfig {
   readonly maxRecordBytes: number;
   readonly lingerMs: number;
   readonly requestTimeoutMs: number;
+  /** How long an export waits for Kafka's acknowledgement (transport.kafka.ack_timeout). */
+  readonly ackTimeoutMs: number;
+  readonly groupProtocol: 'consumer' | 'classic';
+  /** Classic protocol only. */
   readonly sessionTimeoutMs: number;
   readonly tls: { readonly enabled: boolean; readonly ca: string; readonly cert: string; readonly key: string };
   readonly sasl: { readonly mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string };

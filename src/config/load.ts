@@ -351,6 +351,8 @@ function kafkaConfig(k: Raw, baseDir: string): KafkaConfig {
     maxRecordBytes: k.max_record_bytes as number,
     lingerMs: positiveDuration('transport.kafka.linger', k.linger as string, true),
     requestTimeoutMs: positiveDuration('transport.kafka.request_timeout', k.request_timeout as string, false),
+    ackTimeoutMs: positiveDuration('transport.kafka.ack_timeout', k.ack_timeout as string, false),
+    groupProtocol: k.group_protocol as 'consumer' | 'classic',
     sessionTimeoutMs: positiveDuration('transport.kafka.session_timeout', k.session_timeout as string, false),
     tls: {
       enabled: tls.enabled as boolean,

@@ -153,8 +153,19 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         1024,
       ),
       linger: duration('How long the producer waits to batch records of concurrent requests: longer batches cost less CPU per span and add this much to acknowledgement latency.', '10ms'),
-      request_timeout: duration('Deadline of one Kafka request; past it the receiver answers UNAVAILABLE.', '10s'),
-      session_timeout: duration('Consumer group session timeout.', '30s'),
+      request_timeout: duration('Deadline of one request of the Kafka client (connections are given at most 5 s of it).', '10s'),
+      ack_timeout: duration(
+        "How long an export waits for Kafka's acknowledgement before the receiver answers UNAVAILABLE with a retry delay; it answers sooner when the client's own gRPC deadline is nearer (at half the time it leaves), and at once while the cluster cannot be reached.",
+        '3s',
+      ),
+      group_protocol: {
+        type: 'string',
+        enum: ['consumer', 'classic'],
+        default: 'consumer',
+        description:
+          "Consumer group protocol of workers and forwarders: `consumer` (KIP-848, Kafka 4.0+ brokers): a member joining or leaving moves only the partitions that change owner, and the others keep reading; a member that dies is noticed after the broker's group.consumer.session.timeout.ms (45 s by default). `classic`: eager rebalances that stop every member while partitions move; a dead member is noticed after session_timeout.",
+      },
+      session_timeout: duration('Consumer group session timeout of the classic protocol (with `consumer`, the broker sets it: group.consumer.session.timeout.ms).', '30s'),
       tls: obj('TLS to the brokers.', {
         enabled: bool('Connect with TLS.', false),
         ca_file: { type: 'string', default: '', description: 'PEM file of the CA to trust (default: system CAs).' },

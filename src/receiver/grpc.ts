@@ -194,7 +194,10 @@ export class GrpcReceiver implements Component {
       if (code === GrpcCode.OK) callback(null, body ?? Buffer.alloc(0));
       else callback({ code, details: error?.details ?? '', metadata: error?.metadata ?? new grpc.Metadata() }, null);
     };
-    ingest.ingest(call.request, 'grpc').then(
+    // The client's deadline (grpc-timeout): the transport answers well before it, so the client can retry.
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+    ingest.ingest(call.request, 'grpc', undefined, deadlineMs).then(
       (outcome) => {
         switch (outcome.kind) {
           case 'accepted':

@@ -61,8 +61,9 @@ export class Ingest {
    * Takes an ExportTraceServiceRequest in protobuf. Resolves once the transport took the
    * spans (or refused). `rejected`: spans already taken out of the request as malformed
    * (OTLP/JSON spans that do not follow the JSON mapping), answered with the others.
+   * `deadlineMs`: when the client gives up (unix ms), which the transport answers before.
    */
-  async ingest(body: Uint8Array, protocol: Protocol, rejected?: { readonly spans: number; readonly message: string }): Promise<IngestOutcome> {
+  async ingest(body: Uint8Array, protocol: Protocol, rejected?: { readonly spans: number; readonly message: string }, deadlineMs?: number): Promise<IngestOutcome> {
     const { metrics } = this.#options;
     const splitOnly = splitByTrace(body, { maxPartBytes: this.#options.maxPartBytes });
     if (!splitOnly.ok) {
@@ -108,7 +109,7 @@ export class Ingest {
     this.#inFlightBytes += bytes;
     metrics.receiverInFlightBytes.set(this.#inFlightBytes);
     try {
-      const result = await this.#options.producer.send(records);
+      const result = await this.#options.producer.send(records, { deadlineMs });
       if (result.status === 'success') {
         metrics.receiverSpansAccepted.inc({ protocol }, split.acceptedSpans);
         return { kind: 'accepted', rejectedSpans: split.rejectedSpans, errorMessage: split.errorMessage };

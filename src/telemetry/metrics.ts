@@ -42,6 +42,9 @@ export interface Metrics {
   readonly rulesQuarantined: Gauge;
   readonly ruleQuarantines: Counter<'rule_id'>;
   readonly violations: Counter<'rule_id' | 'severity'>;
+  readonly violationReemissions: Counter<'rule_id'>;
+  readonly violationsAlreadyDelivered: Counter;
+  readonly violationWritesFailed: Counter<'kind'>;
   readonly violationsEmitted: Counter;
   readonly violationStoreWritten: Counter;
   readonly violationStoreWriteErrors: Counter<'code'>;
@@ -250,8 +253,25 @@ export function createMetrics(): Metrics {
     }),
     violations: new Counter({
       name: 'betrace_violations_total',
-      help: 'Violations found, by rule and severity.',
+      help: 'Distinct violations found, by rule and severity: a violation found again (a trace evaluated again by a partition\'s next owner) is not counted again.',
       labelNames: ['rule_id', 'severity'],
+      registers,
+    }),
+    violationReemissions: new Counter({
+      name: 'betrace_violation_reemissions_total',
+      help: 'Kafka mode: violation spans sent downstream again, identical, because they were in flight (written, not yet acknowledged downstream) when their worker stopped or died.',
+      labelNames: ['rule_id'],
+      registers,
+    }),
+    violationsAlreadyDelivered: new Counter({
+      name: 'betrace_violations_already_delivered_total',
+      help: 'Kafka mode: violations found again on a trace evaluated again whose spans were already delivered downstream (not sent again).',
+      registers,
+    }),
+    violationWritesFailed: new Counter({
+      name: 'betrace_violation_writes_failed_total',
+      help: 'Kafka mode: failed writes to the violations topic (retried until they succeed), by kind: violation records, delivered markers.',
+      labelNames: ['kind'],
       registers,
     }),
     violationsEmitted: new Counter({

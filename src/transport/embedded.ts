@@ -122,8 +122,8 @@ class EmbeddedConsumer implements TransportConsumer {
     }
   }
 
-  commit(_partition: number, _nextOffset: bigint): void {
-    // Nothing to persist in one process.
+  ack(_partition: number, _offset: bigint): void {
+    // Nothing to commit in one process: records are never read again.
   }
 
   pause(): void {
@@ -142,6 +142,7 @@ class EmbeddedConsumer implements TransportConsumer {
     for (const log of this.#transport.logs) log.cursors.delete(this);
     this.notify();
     await Promise.all(this.#loops);
+    await this.#callbacks.drain?.();
     this.#transport.consumers.delete(this);
     for (const log of this.#transport.logs) log.trim();
   }

@@ -3,62 +3,63 @@
  * committing, so every start reads from the beginning) deleted when stopped.
  * start() resolves once the topic was read up to its end as of the start, or
  * after `catchUpTimeoutMs`. Used for the rules topic and the violations topic,
- * which every process that needs them reads in full.
+ * which every process that needs them reads in full. When the client ends the
+ * stream (a fetch failed: a broker away), a new one resumes after the last
+ * record applied.
  */
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
-import type { Logger } from '../telemetry/logger.ts';
-import { withAdmin } from './kafka.ts';
+import { Consumer, MessagesStream, type Message } from '@platformatic/kafka';
+import type { KafkaConfig } from '../config/index.ts';
+import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
+import { describeKafkaError, kafkaClientOptions, withAdmin } from './kafka-client.ts';
 
-export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string) => void;
+/** A record of the topic: `kind` is the `betrace-kind` header when there is one. */
+export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string, kind: string | undefined) => void;
+
+export const KIND_HEADER = 'betrace-kind';
 
 export class TopicFollower {
-  readonly #kafka: Kafka;
+  readonly #config: KafkaConfig;
   readonly #topic: string;
   readonly #group: string;
   readonly #onRecord: TopicRecordHandler;
   readonly #logger: Logger;
+  readonly #log: RateLimitedLog;
+  readonly #applied = new Map<number, bigint>();
   #consumer: Consumer | undefined;
+  #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   #stopped = false;
+  #retry: NodeJS.Timeout | undefined;
+  #check: () => void = () => undefined;
 
-  constructor(options: { kafka: Kafka; topic: string; groupPrefix: string; onRecord: TopicRecordHandler; logger: Logger }) {
-    this.#kafka = options.kafka;
+  constructor(options: { config: KafkaConfig; topic: string; groupPrefix: string; onRecord: TopicRecordHandler; logger: Logger }) {
+    this.#config = options.config;
     this.#topic = options.topic;
     this.#group = `${options.groupPrefix}-${randomUUID()}`;
     this.#onRecord = options.onRecord;
     this.#logger = options.logger;
+    this.#log = new RateLimitedLog(options.logger);
   }
 
   async start(catchUpTimeoutMs = 30_000): Promise<void> {
-    const ends = await withAdmin(this.#kafka, (admin) => admin.fetchTopicOffsets(this.#topic));
-    const consumer = this.#kafka.consumer({
-      groupId: this.#group,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
-      // After a crash kafkajs restarts the consumer on its own; never once stopped.
-      retry: { retries: 10, restartOnFailure: () => Promise.resolve(!this.#stopped) },
-    });
+    const base = kafkaClientOptions(this.#config, '-follow');
+    const consumer =
+      this.#config.groupProtocol === 'consumer'
+        ? new Consumer({ ...base, groupId: this.#group, groupProtocol: 'consumer', autocommit: false })
+        : new Consumer({ ...base, groupId: this.#group, groupProtocol: 'classic', autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 1000 });
     this.#consumer = consumer;
-    await consumer.connect();
-    await consumer.subscribe({ topics: [this.#topic], fromBeginning: true });
-    const target = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
-    const applied = new Map<number, bigint>();
+    const ends = (await consumer.listOffsets({ topics: [this.#topic] })).get(this.#topic) ?? [];
     let caughtUp: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
-    const check = () => {
-      for (const [p, high] of target) if (high > 0n && (applied.get(p) ?? -1n) + 1n < high) return;
+    this.#check = () => {
+      for (let p = 0; p < ends.length; p++) {
+        const high = ends[p]!;
+        if (high > 0n && (this.#applied.get(p) ?? -1n) + 1n < high) return;
+      }
       caughtUp();
     };
-    check();
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: ({ partition, message }) => {
-        this.#onRecord(message.key?.toString('utf8') ?? '', message.value, partition, message.offset);
-        applied.set(partition, BigInt(message.offset));
-        check();
-        return Promise.resolve();
-      },
-    });
+    this.#check();
+    await this.#open();
     const timeout = setTimeout(() => {
       this.#logger.warn({ topic: this.#topic }, `topic not read to its end within ${catchUpTimeoutMs / 1000} s: continuing`);
       caughtUp();
@@ -67,17 +68,52 @@ export class TopicFollower {
     clearTimeout(timeout);
   }
 
+  async #open(): Promise<void> {
+    const consumer = this.#consumer!;
+    const offsets = [...this.#applied].map(([partition, offset]) => ({ topic: this.#topic, partition, offset: offset + 1n }));
+    const stream =
+      offsets.length === 0
+        ? await consumer.consume({ topics: [this.#topic], mode: 'earliest' })
+        : await consumer.consume({ topics: [this.#topic], mode: 'manual', offsets, fallbackMode: 'earliest' });
+    this.#stream = stream;
+    stream.on('data', (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
+      if ((this.#applied.get(m.partition) ?? -1n) >= m.offset) return;
+      let kind: Buffer | undefined;
+      for (const [k, v] of m.headers) if (k.toString('utf8') === KIND_HEADER) kind = v;
+      const value = m.value === undefined || m.value === null ? null : m.value;
+      this.#onRecord(m.key?.toString('utf8') ?? '', value, m.partition, m.offset.toString(), kind?.toString('utf8'));
+      this.#applied.set(m.partition, m.offset);
+      this.#check();
+    });
+    const reopen = (err?: Error) => {
+      if (this.#stream !== stream) return;
+      this.#stream = undefined;
+      if (this.#stopped) return;
+      if (err !== undefined) this.#log.warn('follow', { topic: this.#topic, error: describeKafkaError(err) }, 'following a Kafka topic failed: resuming');
+      void stream.close().catch(() => undefined);
+      const again = () => {
+        this.#retry = setTimeout(() => {
+          if (this.#stopped) return;
+          this.#open().catch(() => again());
+        }, 1000);
+      };
+      again();
+    };
+    stream.on('error', reopen);
+    stream.on('close', () => reopen());
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#consumer?.disconnect();
-    const admin = this.#kafka.admin();
+    clearTimeout(this.#retry);
+    const stream = this.#stream;
+    this.#stream = undefined;
+    await stream?.close().catch(() => undefined);
+    await this.#consumer?.close().catch(() => undefined);
     try {
-      await admin.connect();
-      await admin.deleteGroups([this.#group]);
+      await withAdmin(this.#config, (admin) => admin.deleteGroups({ groups: [this.#group] }), 3000);
     } catch {
       // The group expires on its own.
-    } finally {
-      await admin.disconnect();
     }
   }
 }

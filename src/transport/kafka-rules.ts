@@ -4,14 +4,16 @@
  * (a tombstone lifts it; see StoredRule). Every process (API, workers) reads it in full at start, then
  * follows it (TopicFollower).
  */
-import type { Kafka, Producer } from 'kafkajs';
+import { Producer } from '@platformatic/kafka';
+import type { KafkaConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { kafkaClientOptions } from './kafka-client.ts';
 import { TopicFollower } from './kafka-follow.ts';
 import type { RuleRegistry } from '../worker/rule-registry.ts';
 import { applyStoredRule, type RuleStore, type StoredRule } from '../worker/rule-store.ts';
 
 export class KafkaRuleStore implements RuleStore {
-  readonly #kafka: Kafka;
+  readonly #config: KafkaConfig;
   readonly #topic: string;
   readonly #registry: RuleRegistry;
   readonly #logger: Logger;
@@ -19,13 +21,13 @@ export class KafkaRuleStore implements RuleStore {
   #producer: Producer | undefined;
   readonly #follower: TopicFollower;
 
-  constructor(options: { kafka: Kafka; topic: string; registry: RuleRegistry; logger: Logger }) {
-    this.#kafka = options.kafka;
+  constructor(options: { config: KafkaConfig; topic: string; registry: RuleRegistry; logger: Logger }) {
+    this.#config = options.config;
     this.#topic = options.topic;
     this.#registry = options.registry;
     this.#logger = options.logger;
     this.#follower = new TopicFollower({
-      kafka: options.kafka,
+      config: options.config,
       topic: options.topic,
       groupPrefix: 'betrace-rules',
       onRecord: (key, value) => this.#apply(key, value),
@@ -59,23 +61,23 @@ export class KafkaRuleStore implements RuleStore {
 
   /** Reads the topic up to its end as of now, then keeps following it. */
   async start(): Promise<void> {
-    this.#producer = this.#kafka.producer({ allowAutoTopicCreation: false });
-    await this.#producer.connect();
+    this.#producer = new Producer(kafkaClientOptions(this.#config, '-rules'));
     await this.#follower.start();
   }
 
   async put(entry: StoredRule): Promise<void> {
-    await this.#producer!.send({ topic: this.#topic, acks: -1, messages: [{ key: entry.id, value: JSON.stringify(entry) }] });
+    await this.#producer!.send({ acks: -1, messages: [{ topic: this.#topic, key: Buffer.from(entry.id), value: Buffer.from(JSON.stringify(entry)) }] });
     this.#apply(entry.id, Buffer.from(JSON.stringify(entry)));
   }
 
   async remove(id: string): Promise<void> {
-    await this.#producer!.send({ topic: this.#topic, acks: -1, messages: [{ key: id, value: null }] });
+    // A tombstone: a record with a key and no value.
+    await this.#producer!.send({ acks: -1, messages: [{ topic: this.#topic, key: Buffer.from(id) }] });
     this.#apply(id, null);
   }
 
   async shutdown(): Promise<void> {
     await this.#follower.stop();
-    await this.#producer?.disconnect();
+    await this.#producer?.close();
   }
 }

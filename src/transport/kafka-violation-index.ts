@@ -1,11 +1,12 @@
 /**
  * The API's view of violations in Kafka mode: an index built by reading the
  * violations topic from its start (TopicFollower), so a restarted API, or several API replicas,
- * all serve the same violations. Repeats of a violation (same id) are kept once.
+ * all serve the same violations. Repeats of a violation (same id) are kept once;
+ * the workers' delivered markers in the topic are skipped.
  */
-import type { Kafka } from 'kafkajs';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { KafkaConfig } from '../config/index.ts';
 import { TopicFollower } from './kafka-follow.ts';
 import { violationRecordProblem, type ViolationRecord } from '../worker/violation-record.ts';
 import { queryRecords, type ViolationPage, type ViolationQuery, type ViolationReader } from '../worker/violation-store.ts';
@@ -18,15 +19,16 @@ export class KafkaViolationIndex implements Component, ViolationReader {
   #records: ViolationRecord[] = [];
   #firstSeq = 0;
 
-  constructor(options: { kafka: Kafka; topic: string; logger: Logger; maxRecords?: number }) {
+  constructor(options: { config: KafkaConfig; topic: string; logger: Logger; maxRecords?: number }) {
     this.#logger = options.logger;
     this.#maxRecords = options.maxRecords ?? 500_000;
     this.#follower = new TopicFollower({
-      kafka: options.kafka,
+      config: options.config,
       topic: options.topic,
       groupPrefix: 'betrace-api',
-      onRecord: (_key, value, partition, offset) => {
-        if (value === null) return;
+      onRecord: (_key, value, partition, offset, kind) => {
+        // Delivered markers (kafka-ledger.ts) say a violation's span reached downstream: not violations.
+        if (value === null || kind === 'delivered') return;
         let parsed: unknown;
         try {
           parsed = JSON.parse(value.toString('utf8'));

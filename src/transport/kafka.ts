@@ -1,40 +1,51 @@
 /**
- * The Kafka transport (kafkajs). Records are exactly docs/contract.md "Kafka records": one per
- * (export request, trace), key = trace id hex, value = OTLP protobuf of that
- * trace's spans, timestamp = earliest span start (event time; one in the
- * future, a sender's clock ahead, is clamped to the time the request was
- * received, which the broker's message.timestamp.after.max.ms accepts: the
- * spans themselves are not changed), partitioned
- * with the Collector-compatible `sarama` function (or `murmur2`).
+ * The Kafka transport (@platformatic/kafka, public API only). Records are
+ * exactly docs/contract.md "Kafka records": one per (export request, trace),
+ * key = trace id hex, value = OTLP protobuf of that trace's spans, timestamp =
+ * earliest span start (event time; one in the future, a sender's clock ahead,
+ * is clamped to the time the request was received, which the broker's
+ * message.timestamp.after.max.ms accepts: the spans themselves are not
+ * changed), partitioned with the Collector-compatible `sarama` function (or
+ * `murmur2`), the partition computed here and set on each record.
  *
  * Producer: records of concurrent requests are batched for `linger`, sent with
- * acks=all; send() resolves only when Kafka acknowledged, and a failure is a
- * retryable value (the receiver answers UNAVAILABLE).
+ * acks=all; send() resolves 'success' only when Kafka acknowledged, and
+ * 'retryable' at once while the cluster cannot be reached, or when no
+ * acknowledgement came within `ack_timeout` (sooner when the client's own
+ * deadline is nearer), so that clients are told UNAVAILABLE with a retry delay
+ * while they can still retry.
  *
- * Consumer: a consumer group with autoCommit off. Handled ≠ committed: the
- * owner of the records (worker, forwarder) commits a low watermark. kafkajs
- * refetches every partition from the committed offset after each rebalance and
- * has no revoke hook, so this consumer remembers the highest offset it handed
- * over per partition and skips records it already delivered while it keeps the
- * partition; partitions it loses are reported through onAssigned.
+ * Consumer: a consumer group (KIP-848 `consumer` protocol by default: an
+ * assignment change moves only the partitions that move; `classic`: eager
+ * rebalances that stop every member). The stage acknowledges each record when
+ * done with it; the consumer keeps the low watermark per partition
+ * (OffsetTracker) and commits it every second, when a rebalance begins, when a
+ * partition is lost, and on shutdown after the stage drained. The client has no
+ * revocation callback it waits for: the commit when a rebalance begins is not
+ * awaited by the client, so a partition's next owner may start from an older
+ * offset and read again what was already handled; stages are built for that
+ * (a worker's violation ledger, kafka-ledger.ts).
  */
-import type { Admin, Consumer, KafkaConfig as KafkaJsConfig, Producer, SASLOptions } from 'kafkajs';
-import { Kafka, logLevel } from './kafkajs.ts';
+import { Admin, Consumer, MessagesStream, Producer, type Message } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { framedSocketFactory } from './kafka-socket.ts';
+import { describeKafkaError, kafkaClientOptions, KafkaTransportError, withAdmin } from './kafka-client.ts';
+import { OffsetTracker } from './offset-tracker.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
   ConsumedRecord,
   ConsumerCallbacks,
   ProduceResult,
+  SendOptions,
   TraceRecord,
   Transport,
   TransportConsumer,
   TransportProducer,
 } from './transport.ts';
+
+export { KafkaTransportError, withAdmin, isRetriableKafkaError, describeKafkaError, kafkaClientOptions } from './kafka-client.ts';
 
 export interface KafkaTransportOptions {
   readonly config: KafkaConfig;
@@ -46,106 +57,14 @@ export interface KafkaTransportOptions {
   readonly logger: Logger;
 }
 
-export class KafkaTransportError extends Error {
-  override name = 'KafkaTransportError';
-}
-
-function kafkaLogger(logger: Logger) {
-  const error: number = logLevel.ERROR;
-  const warn: number = logLevel.WARN;
-  return () =>
-    ({ level, log }: { level: number; log: { message: string; [k: string]: unknown } }) => {
-      const { message, ...rest } = log;
-      if (level <= error) logger.error({ kafka: rest }, `kafka: ${message}`);
-      else if (level === warn) logger.warn({ kafka: rest }, `kafka: ${message}`);
-    };
-}
-
-/**
- * A kafkajs client for `config`. `reuseFetchFrames`: only for consumers that copy
- * every payload they keep before their batch handler returns (kafka-socket.ts).
- */
-export function createKafkaClient(config: KafkaConfig, logger: Logger, clientSuffix = '', reuseFetchFrames = false): Kafka {
-  const options: KafkaJsConfig = {
-    clientId: `${config.clientId}${clientSuffix}`,
-    brokers: [...config.brokers],
-    requestTimeout: config.requestTimeoutMs,
-    connectionTimeout: Math.min(config.requestTimeoutMs, 10_000),
-    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5000 },
-    logLevel: logLevel.WARN,
-    logCreator: kafkaLogger(logger),
-  };
-  if (config.tls.enabled) {
-    options.ssl = {
-      rejectUnauthorized: true,
-      ...(config.tls.ca ? { ca: [config.tls.ca] } : {}),
-      ...(config.tls.cert ? { cert: config.tls.cert } : {}),
-      ...(config.tls.key ? { key: config.tls.key } : {}),
-    };
-  }
-  if (config.sasl.mechanism !== 'none') {
-    options.sasl = { mechanism: config.sasl.mechanism, username: config.sasl.username, password: config.sasl.password } as SASLOptions;
-  } else {
-    // Responses handed over whole, large ones in shared memory (kafka-socket.ts).
-    options.socketFactory = framedSocketFactory({ reuseFetchFrames });
-  }
-  return new Kafka(options);
-}
-
-/** Node's codes for a TLS peer certificate that fails verification (untrusted, expired, for another host). */
-const CERTIFICATE_ERROR_CODES = /^(UNABLE_TO_(GET_ISSUER_CERT|GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|SIGNATURE_FAILURE|REVOKED|UNTRUSTED|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
-
-/** Whether a kafkajs error is worth trying again (a leader not elected yet, a broker restarting). */
-export function isRetriableKafkaError(err: unknown): boolean {
-  const e = err as { retriable?: unknown; name?: unknown; cause?: unknown; code?: unknown } | null;
-  if (e === null || typeof e !== 'object') return false;
-  // kafkajs calls every connection error retriable; a broker certificate that is not trusted is not mended by trying again.
-  if (typeof e.code === 'string' && CERTIFICATE_ERROR_CODES.test(e.code)) return false;
-  if (e.retriable === true) return true;
-  // kafkajs's own retrier gives up with this wrapper around the last (retriable) error.
-  return e.name === 'KafkaJSNumberOfRetriesExceeded' && isRetriableKafkaError(e.cause);
-}
-
-/**
- * Runs `call` with a connected admin client of its own, again with a fresh one
- * (fresh metadata) while it fails with a retriable error, for up to `deadlineMs`.
- * kafkajs's admin bails on most retriable errors itself: fetchTopicOffsets, for
- * one, retries only UNKNOWN_TOPIC_OR_PARTITION, and answers NOT_LEADER_FOR_PARTITION
- * from a topic created a moment ago. Other errors, and the last one, are thrown.
- */
-export async function withAdmin<T>(kafka: Kafka, call: (admin: Admin) => Promise<T>, deadlineMs = 30_000): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (let attempt = 0; ; attempt++) {
-    const admin = kafka.admin();
-    try {
-      await admin.connect();
-      return await call(admin);
-    } catch (err) {
-      const waitMs = Math.min(100 * 2 ** attempt, 2000);
-      if (!isRetriableKafkaError(err) || Date.now() + waitMs > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  }
-}
-
 /** Creates missing topics, or fails with a clear error; checks max_record_bytes against the topic. */
-export async function ensureTopics(
-  admin: Admin,
-  config: KafkaConfig,
-  partitions: number,
-  logger: Logger,
-): Promise<void> {
+export async function ensureTopics(admin: Admin, config: KafkaConfig, partitions: number, logger: Logger): Promise<void> {
   const existing = new Set(await admin.listTopics());
   const wanted = [
-    {
-      topic: config.spansTopic,
-      numPartitions: partitions,
-      configEntries: [{ name: 'retention.ms', value: config.retentionMs === 0 ? '-1' : String(config.retentionMs) }],
-    },
-    { topic: config.rulesTopic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
-    { topic: config.violationsTopic, numPartitions: partitions, configEntries: [] },
+    { topic: config.spansTopic, partitions, configs: [{ name: 'retention.ms', value: config.retentionMs === 0 ? '-1' : String(config.retentionMs) }] },
+    { topic: config.rulesTopic, partitions: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] },
+    // As many partitions as the spans topic: a worker writes a trace's violations to its spans partition (kafka-ledger.ts).
+    { topic: config.violationsTopic, partitions, configs: [] },
   ].filter((t) => !existing.has(t.topic));
   if (wanted.length > 0) {
     if (!config.createTopics) {
@@ -153,27 +72,21 @@ export async function ensureTopics(
         `Kafka topics missing: ${wanted.map((t) => t.topic).join(', ')} (transport.kafka.create_topics is false: create them, or let betrace create them)`,
       );
     }
-    try {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: wanted.map((t) => ({ ...t, replicationFactor: config.replicationFactor })),
-      });
-      logger.info({ topics: wanted.map((t) => t.topic) }, 'Kafka topics created');
-    } catch (err) {
-      const message = (err as Error).message;
-      if (!/already exists/i.test(message)) {
-        throw new KafkaTransportError(
-          `cannot create Kafka topics ${wanted.map((t) => t.topic).join(', ')}: ${message} (create them by hand, or grant CREATE on the cluster)`,
-        );
+    for (const t of wanted) {
+      try {
+        await admin.createTopics({ topics: [t.topic], partitions: t.partitions, replicas: config.replicationFactor, configs: t.configs });
+        logger.info({ topic: t.topic, partitions: t.partitions }, 'Kafka topic created');
+      } catch (err) {
+        const message = describeKafkaError(err);
+        if (!/already exists/i.test(message)) {
+          throw new KafkaTransportError(`cannot create Kafka topic ${t.topic}: ${message} (create it by hand, or grant CREATE on the cluster)`);
+        }
       }
     }
   }
-  const described = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [{ type: 2 /* TOPIC */, name: config.spansTopic, configNames: ['max.message.bytes'] }],
-  });
-  const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes');
-  const topicMax = entry === undefined ? undefined : Number(entry.configValue);
+  const described = await admin.describeConfigs({ resources: [{ resourceType: 2 /* TOPIC */, resourceName: config.spansTopic, configurationKeys: ['max.message.bytes'] }] });
+  const entry = described[0]?.configs.find((e) => e.name === 'max.message.bytes');
+  const topicMax = entry?.value === undefined || entry.value === null ? undefined : Number(entry.value);
   if (topicMax !== undefined && Number.isFinite(topicMax) && config.maxRecordBytes > topicMax) {
     throw new KafkaTransportError(
       `transport.kafka.max_record_bytes (${config.maxRecordBytes}) is larger than the ${config.spansTopic} topic's max.message.bytes (${topicMax}): lower it, or raise the topic's limit`,
@@ -181,60 +94,154 @@ export async function ensureTopics(
   }
 }
 
+export interface KafkaHealthState {
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
+/**
+ * Whether the cluster can be reached: a metadata request of the spans topic
+ * every `intervalMs`, each with a deadline. Client connection events are not
+ * enough: a broker that goes away while no request is in flight fires none.
+ * Unreachable also when a spans partition has no leader.
+ */
+export class KafkaHealth {
+  readonly #config: KafkaConfig;
+  readonly #logger: Logger;
+  readonly #intervalMs: number;
+  #admin: Admin | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #state: KafkaHealthState = { ok: true };
+  #since = Date.now();
+  #users = 0;
+  #probing = false;
+
+  constructor(config: KafkaConfig, logger: Logger, intervalMs = 2000) {
+    this.#config = config;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+  }
+
+  get state(): KafkaHealthState {
+    return this.#state;
+  }
+
+  /** Each component that reads the state starts and stops it; the probe runs while any does. */
+  start(): void {
+    if (this.#users++ > 0) return;
+    this.#admin = new Admin({ ...kafkaClientOptions(this.#config, '-health'), retries: 0 });
+    this.#timer = setInterval(() => void this.probe(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (--this.#users > 0) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    const admin = this.#admin;
+    this.#admin = undefined;
+    await admin?.close().catch(() => undefined);
+  }
+
+  /** Tells the probe what a client just saw (a request that failed or succeeded), at once. */
+  report(state: KafkaHealthState): void {
+    this.#set(state);
+  }
+
+  async probe(): Promise<void> {
+    const admin = this.#admin;
+    if (admin === undefined || this.#probing) return;
+    this.#probing = true;
+    const deadlineMs = Math.min(this.#config.requestTimeoutMs, Math.max(1000, this.#intervalMs * 1.5));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const metadata = await Promise.race([
+        admin.metadata({ topics: [this.#config.spansTopic], forceUpdate: true }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no metadata answer within ${deadlineMs} ms`)), deadlineMs);
+        }),
+      ]);
+      const topic = metadata.topics.get(this.#config.spansTopic);
+      const leaderless = topic === undefined ? [] : topic.partitions.flatMap((p, i) => (p.leader < 0 ? [i] : []));
+      this.#set(leaderless.length > 0 ? { ok: false, reason: `Kafka: partitions ${leaderless.join(',')} of ${this.#config.spansTopic} have no leader` } : { ok: true });
+    } catch (err) {
+      this.#set({ ok: false, reason: `Kafka unreachable (${this.#config.brokers.join(',')}): ${describeKafkaError(err)}` });
+    } finally {
+      clearTimeout(timer);
+      this.#probing = false;
+    }
+  }
+
+  #set(state: KafkaHealthState): void {
+    if (state.ok === this.#state.ok) {
+      if (!state.ok) this.#state = state;
+      return;
+    }
+    const now = Date.now();
+    if (state.ok) this.#logger.info({ afterMs: now - this.#since }, 'Kafka reachable again');
+    else this.#logger.warn({ reason: state.reason }, 'Kafka cannot be reached');
+    this.#state = state;
+    this.#since = now;
+  }
+}
+
 interface Pending {
   readonly records: readonly TraceRecord[];
   /** When send() was called: the latest record timestamp produced (clock skew of senders). */
   readonly receivedAtMs: number;
+  readonly waitMs: number;
   readonly resolve: (r: ProduceResult) => void;
 }
 
+type OutMessage = { topic: string; partition: number; key: Buffer; value: Buffer; timestamp: bigint };
+
 class KafkaProducer implements TransportProducer {
   readonly #o: KafkaTransportOptions;
+  readonly #health: KafkaHealth;
   readonly #producer: Producer;
-  #connected = false;
   #queue: Pending[] = [];
   #queueBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #partition: (key: string, partitions: number) => number;
-  readonly #kafka: Kafka;
   #topicPartitions: number;
 
-  constructor(kafka: Kafka, options: KafkaTransportOptions) {
+  constructor(options: KafkaTransportOptions, health: KafkaHealth) {
     this.#o = options;
-    this.#kafka = kafka;
+    this.#health = health;
     this.#topicPartitions = options.partitions;
-    const partition = partitionerFor(options.partitioner);
-    this.#partition = partition;
-    this.#producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: () => ({ partitionMetadata, message }) => partition(String(message.key), partitionMetadata.length),
-      retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2000 },
-    });
-    this.#producer.on(this.#producer.events.DISCONNECT, () => (this.#connected = false));
-    this.#producer.on(this.#producer.events.CONNECT, () => (this.#connected = true));
+    this.#partition = partitionerFor(options.partitioner);
+    this.#producer = new Producer(kafkaClientOptions(options.config, '-spans'));
   }
 
-  get connected(): boolean {
-    return this.#connected;
+  health(): KafkaHealthState {
+    return this.#health.state;
   }
 
   async start(): Promise<void> {
-    await this.#producer.connect();
-    this.#connected = true;
-    // The topic's own partition count (it may predate transport.partitions): produce calls are sized per partition.
+    this.#health.start();
+    // The topic's own partition count (it may predate transport.partitions).
     try {
-      const metadata = await withAdmin(this.#kafka, (admin) => admin.fetchTopicMetadata({ topics: [this.#o.config.spansTopic] }));
-      const n = metadata.topics[0]?.partitions.length ?? 0;
+      const metadata = await this.#producer.metadata({ topics: [this.#o.config.spansTopic] });
+      const n = metadata.topics.get(this.#o.config.spansTopic)?.partitionsCount ?? 0;
       if (n > 0) this.#topicPartitions = n;
     } catch (err) {
-      this.#o.logger.warn({ topic: this.#o.config.spansTopic, error: (err as Error).message }, 'cannot read the spans topic partition count: using transport.partitions');
+      this.#o.logger.warn({ topic: this.#o.config.spansTopic, error: describeKafkaError(err) }, 'cannot read the spans topic partition count: using transport.partitions');
     }
   }
 
-  send(records: readonly TraceRecord[]): Promise<ProduceResult> {
+  send(records: readonly TraceRecord[], options?: SendOptions): Promise<ProduceResult> {
+    const state = this.#health.state;
+    if (!state.ok) {
+      this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_unavailable' });
+      return Promise.resolve({ status: 'retryable', retryInMillis: this.#o.retryAfterMs, error: state.reason ?? 'Kafka unreachable' });
+    }
+    const now = Date.now();
+    // Answer well before the client gives up: at most ack_timeout, and at most half the time its deadline leaves.
+    const left = options?.deadlineMs === undefined ? Infinity : (options.deadlineMs - now) / 2;
+    const waitMs = Math.max(50, Math.min(this.#o.config.ackTimeoutMs, left));
     return new Promise((resolve) => {
-      this.#queue.push({ records, receivedAtMs: Date.now(), resolve });
+      this.#queue.push({ records, receivedAtMs: now, waitMs, resolve });
       for (const r of records) this.#queueBytes += r.payload.length;
       if (this.#queueBytes >= this.#o.config.maxRecordBytes * this.#topicPartitions) this.#flush();
       else this.#timer ??= setTimeout(() => this.#flush(), this.#o.config.lingerMs);
@@ -248,56 +255,52 @@ class KafkaProducer implements TransportProducer {
     if (batch.length === 0) return;
     this.#queue = [];
     this.#queueBytes = 0;
-    const messages = batch.flatMap((p) =>
-      p.records.map((r) => ({
-        key: r.traceId,
-        value: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength),
-        timestamp: String(Math.min(r.timestampMs, p.receivedAtMs)),
-      })),
-    );
-    const error = (message: string): ProduceResult => ({
-      status: 'retryable',
-      retryInMillis: this.#o.retryAfterMs,
-      error: `Kafka produce failed: ${message}`,
-    });
-    let timer: NodeJS.Timeout | undefined;
-    // kafkajs retries and reconnects on its own; past request_timeout the client is
-    // told UNAVAILABLE (should Kafka take the records after all, the client's retry
-    // repeats them: spans are de-duplicated by span id downstream of here).
-    const deadline = new Promise<ProduceResult>((resolve) => {
-      timer = setTimeout(() => resolve(error(`no acknowledgement within ${this.#o.config.requestTimeoutMs} ms`)), this.#o.config.requestTimeoutMs);
-    });
+    const topic = this.#o.config.spansTopic;
+    const n = this.#topicPartitions;
     // One produce call carries one record batch per partition, and the broker caps a batch at
     // max.message.bytes: each call holds at most max_record_bytes for any one partition.
-    const chunks: (typeof messages)[] = [];
-    let chunk: typeof messages = [];
+    const chunks: OutMessage[][] = [];
+    let chunk: OutMessage[] = [];
     const chunkBytes = new Map<number, number>();
-    for (const m of messages) {
-      const p = this.#partition(m.key, this.#topicPartitions);
-      const bytes = chunkBytes.get(p) ?? 0;
-      if (bytes > 0 && bytes + m.value.length > this.#o.config.maxRecordBytes) {
-        chunks.push(chunk);
-        chunk = [];
-        chunkBytes.clear();
+    for (const p of batch) {
+      for (const r of p.records) {
+        const partition = this.#partition(r.traceId, n);
+        const value = Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength);
+        const bytes = chunkBytes.get(partition) ?? 0;
+        if (bytes > 0 && bytes + value.length > this.#o.config.maxRecordBytes) {
+          chunks.push(chunk);
+          chunk = [];
+          chunkBytes.clear();
+        }
+        chunk.push({ topic, partition, key: Buffer.from(r.traceId, 'latin1'), value, timestamp: BigInt(Math.min(r.timestampMs, p.receivedAtMs)) });
+        chunkBytes.set(partition, (chunkBytes.get(partition) ?? 0) + value.length + 64);
       }
-      chunk.push(m);
-      chunkBytes.set(p, (chunkBytes.get(p) ?? 0) + m.value.length + 64);
     }
     if (chunk.length > 0) chunks.push(chunk);
-    const produced = Promise.all(
-      chunks.map((c) => this.#producer.send({ topic: this.#o.config.spansTopic, acks: -1, timeout: this.#o.config.requestTimeoutMs, messages: c })),
-    ).then(
+    const count = chunks.reduce((s, c) => s + c.length, 0);
+    const refused = (message: string): ProduceResult => ({ status: 'retryable', retryInMillis: this.#o.retryAfterMs, error: `Kafka produce failed: ${message}` });
+    const produced = Promise.all(chunks.map((messages) => this.#producer.send({ messages, acks: -1 }))).then(
       (): ProduceResult => {
-        this.#o.metrics.transportRecordsProduced.inc(messages.length);
+        this.#o.metrics.transportRecordsProduced.inc(count);
+        this.#health.report({ ok: true });
         return { status: 'success' };
       },
-      (err: unknown): ProduceResult => error((err as Error).message),
+      (err: unknown): ProduceResult => refused(describeKafkaError(err)),
     );
-    const sent = Promise.race([produced, deadline]).then((result) => {
-      clearTimeout(timer);
-      if (result.status !== 'success') this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_unavailable' });
-      for (const p of batch) p.resolve(result);
-    });
+    // Each request waits at most its own waitMs; should Kafka take the records after
+    // that, the client's retry repeats them: workers de-duplicate spans by span id.
+    const sent = Promise.all(
+      batch.map(async (p) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<ProduceResult>((resolve) => {
+          timer = setTimeout(() => resolve(refused(`no acknowledgement within ${Math.round(p.waitMs)} ms`)), p.waitMs);
+        });
+        const result = await Promise.race([produced, late]);
+        clearTimeout(timer);
+        if (result.status !== 'success') this.#o.metrics.transportProduceRefused.inc({ reason: 'kafka_unavailable' });
+        p.resolve(result);
+      }),
+    ).then(() => produced.then(() => undefined));
     this.#inFlight.add(sent);
     void sent.finally(() => this.#inFlight.delete(sent));
   }
@@ -305,163 +308,324 @@ class KafkaProducer implements TransportProducer {
   async shutdown(): Promise<void> {
     this.#flush();
     await Promise.all([...this.#inFlight]);
-    await this.#producer.disconnect();
+    await this.#producer.close().catch(() => undefined);
+    await this.#health.stop();
   }
 }
 
+/** Lag of an owned partition (records between the next fetch and the partition's end) past which it counts as behind. */
+const BEHIND_RECORDS = 5_000;
+
 class KafkaConsumer implements TransportConsumer {
   readonly #o: KafkaTransportOptions;
+  readonly #health: KafkaHealth;
   readonly #consumer: Consumer;
   readonly #callbacks: ConsumerCallbacks;
   readonly #group: string;
-  /** Next offset not yet handed over, per owned partition. */
+  readonly #topic: string;
+  readonly #log: RateLimitedLog;
+  readonly #acks = new OffsetTracker();
+  /** Next offset not yet handed over, per owned partition (the client may fetch again from the committed offset). */
   readonly #delivered = new Map<number, bigint>();
-  readonly #toCommit = new Map<number, bigint>();
   readonly #committed = new Map<number, bigint>();
-  #commitTimer: NodeJS.Timeout | undefined;
+  readonly #leaderEpochs = new Map<number, number>();
+  #owned = new Set<number>();
+  #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  #pending = new Map<number, ConsumedRecord[]>();
+  #flushScheduled = false;
+  #outstanding = 0;
+  #userPaused = false;
+  #streamPaused = false;
   #running = false;
+  #streamDown = false;
+  #behind = false;
+  #timer: NodeJS.Timeout | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #committing: Promise<void> | undefined;
 
-  constructor(kafka: Kafka, group: string, callbacks: ConsumerCallbacks, options: KafkaTransportOptions) {
+  constructor(group: string, callbacks: ConsumerCallbacks, options: KafkaTransportOptions, health: KafkaHealth) {
     this.#o = options;
+    this.#health = health;
     this.#group = group;
+    this.#topic = options.config.spansTopic;
     this.#callbacks = callbacks;
-    this.#consumer = kafka.consumer({
-      groupId: group,
-      sessionTimeout: options.config.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
-      rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
-      allowAutoTopicCreation: false,
-      // A few MiB per fetch is as fast as more (measured); a worker copies what it keeps.
+    this.#log = new RateLimitedLog(options.logger);
+    const base = kafkaClientOptions(options.config, '-consumer');
+    const fetch = {
+      // A few MiB per fetch is as fast as more; a worker copies what it keeps.
       maxBytesPerPartition: Math.max(2 * 1024 * 1024, options.config.maxRecordBytes),
       maxBytes: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
-      maxWaitTimeInMs: 250,
-      // After a crash kafkajs restarts the consumer on its own; never once shut down.
-      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 5000, restartOnFailure: () => Promise.resolve(this.#running) },
-    });
-    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (event) => {
-      const mine = event.payload.memberAssignment[options.config.spansTopic] ?? [];
-      for (const p of [...this.#delivered.keys()]) if (!mine.includes(p)) this.#delivered.delete(p);
-      for (const p of [...this.#toCommit.keys()]) if (!mine.includes(p)) this.#toCommit.delete(p);
-      options.logger.info({ group, partitions: mine }, 'Kafka partitions assigned');
-      this.#callbacks.onAssigned?.(mine);
-    });
-    this.#consumer.on(this.#consumer.events.CRASH, (event) => {
-      options.logger.error({ group, error: event.payload.error.message, restart: event.payload.restart }, 'Kafka consumer crashed');
-    });
+      maxWaitTime: 250,
+      autocommit: false,
+    };
+    this.#consumer =
+      options.config.groupProtocol === 'consumer'
+        ? new Consumer({ ...base, ...fetch, groupId: group, groupProtocol: 'consumer' })
+        : new Consumer({
+            ...base,
+            ...fetch,
+            groupId: group,
+            groupProtocol: 'classic',
+            sessionTimeout: options.config.sessionTimeoutMs,
+            heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
+            rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
+          });
+    // Revocation begins: commit what is done before the partitions go (the client does not wait for it).
+    this.#consumer.on('consumer:group:rebalance', () => void this.#commit());
+    this.#consumer.on('consumer:group:join', () => this.#syncAssignments());
+    this.#consumer.on('consumer:heartbeat:end', () => this.#syncAssignments());
+  }
+
+  caughtUp(): boolean {
+    return this.#health.state.ok && !this.#streamDown && !this.#behind;
   }
 
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [this.#o.config.spansTopic], fromBeginning: true });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 4,
-      eachBatch: async (payload) => {
-        const { batch } = payload;
-        if (!payload.isRunning() || payload.isStale()) return;
-        const partition = batch.partition;
-        const delivered = this.#delivered.get(partition) ?? -1n;
-        const records: ConsumedRecord[] = [];
-        for (const m of batch.messages) {
-          const offset = BigInt(m.offset);
-          if (offset < delivered) continue; // refetched after a rebalance: already handed over
-          if (m.value === null) continue;
-          const parts = recordTraces(m.value);
-          if (parts === undefined) {
-            this.#o.metrics.transportUndecodableRecords.inc();
-            continue;
-          }
-          for (const part of parts) {
-            records.push({
-              traceId: part.traceId,
-              payload: part.payload,
-              spanCount: part.spanCount,
-              timestampMs: Number(m.timestamp),
-              rootSpans: part.rootSpans,
-              partition,
-              offset,
-            });
-          }
-        }
-        if (records.length > 0) {
-          await this.#callbacks.onBatch(partition, records);
-          this.#delivered.set(partition, records[records.length - 1]!.offset + 1n);
-        }
-        const last = batch.messages[batch.messages.length - 1];
-        if (last !== undefined) payload.resolveOffset(last.offset);
-        await payload.heartbeat();
-      },
+    this.#health.start();
+    await this.#openStream();
+    this.#timer = setInterval(() => {
+      this.#syncAssignments();
+      void this.#commit();
+      void this.#checkLag();
+    }, 1000);
+    this.#timer.unref();
+  }
+
+  async #openStream(): Promise<void> {
+    const stream = await this.#consumer.consume({ topics: [this.#topic], mode: 'committed', fallbackMode: 'earliest', highWaterMark: 4096 });
+    this.#stream = stream;
+    this.#streamDown = false;
+    this.#streamPaused = false;
+    stream.on('data', (m: Message<Buffer, Buffer, Buffer, Buffer>) => this.#onMessage(m));
+    stream.on('error', (err: Error) => {
+      this.#log.warn('stream', { group: this.#group, error: describeKafkaError(err) }, 'Kafka consumer stream failed: reopening');
+      this.#reopen(stream);
     });
-    this.#commitTimer = setInterval(() => void this.#flushCommits(), 1000);
+    stream.on('close', () => this.#reopen(stream));
+    if (this.#userPaused) this.#pauseStream();
   }
 
-  commit(partition: number, nextOffset: bigint): void {
-    const prev = this.#committed.get(partition);
-    if (prev !== undefined && nextOffset <= prev) return;
-    this.#toCommit.set(partition, nextOffset);
+  /** The stream ended or failed (the client ends it on a fetch error): a new one resumes from the committed offsets. */
+  #reopen(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): void {
+    if (this.#stream !== stream) return;
+    this.#stream = undefined;
+    this.#streamDown = true;
+    void stream.close().catch(() => undefined);
+    this.#scheduleReopen();
   }
 
-  async #flushCommits(): Promise<void> {
-    if (this.#toCommit.size === 0) return;
-    const entries = [...this.#toCommit.entries()];
-    this.#toCommit.clear();
-    try {
-      await this.#consumer.commitOffsets(
-        entries.map(([partition, offset]) => ({ topic: this.#o.config.spansTopic, partition, offset: offset.toString() })),
-      );
-      for (const [p, o] of entries) this.#committed.set(p, o);
-    } catch (err) {
-      // Lost the partition in a rebalance, or the broker is away: the next commit carries it.
-      for (const [p, o] of entries) if (!this.#toCommit.has(p)) this.#toCommit.set(p, o);
-      this.#o.logger.warn({ group: this.#group, error: (err as Error).message }, 'Kafka offset commit failed (will retry)');
+  #scheduleReopen(): void {
+    if (!this.#running) return;
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      if (!this.#running || this.#stream !== undefined) return;
+      this.#openStream().catch((err: unknown) => {
+        this.#log.warn('reopen', { group: this.#group, error: describeKafkaError(err) }, 'Kafka consumer cannot resume yet: trying again');
+        this.#scheduleReopen();
+      });
+    }, 1000);
+  }
+
+  #syncAssignments(): void {
+    const assignments = this.#consumer.assignments;
+    if (assignments === null) return;
+    const now = new Set(assignments.filter((a) => a.topic === this.#topic).flatMap((a) => a.partitions));
+    let changed = now.size !== this.#owned.size;
+    for (const p of now) if (!this.#owned.has(p)) changed = true;
+    if (!changed) return;
+    const lost = [...this.#owned].filter((p) => !now.has(p));
+    if (lost.length > 0) {
+      void this.#commit(lost);
+      for (const p of lost) {
+        this.#acks.forget(p);
+        this.#delivered.delete(p);
+        this.#pending.delete(p);
+        this.#committed.delete(p);
+      }
+    }
+    this.#owned = now;
+    const partitions = [...now].sort((a, b) => a - b);
+    this.#o.logger.info({ group: this.#group, partitions, lost }, 'Kafka partitions assigned');
+    this.#callbacks.onAssigned?.(partitions);
+  }
+
+  #onMessage(m: Message<Buffer, Buffer, Buffer, Buffer>): void {
+    const partition = m.partition;
+    if (!this.#owned.has(partition)) {
+      this.#syncAssignments();
+      if (!this.#owned.has(partition)) return;
+    }
+    const offset = m.offset;
+    if (offset < (this.#delivered.get(partition) ?? -1n)) return; // fetched again from the committed offset: handed over already
+    this.#delivered.set(partition, offset + 1n);
+    this.#leaderEpochs.set(partition, m.leaderEpoch);
+    const parts = m.value === undefined || m.value === null || m.value.length === 0 ? undefined : recordTraces(m.value);
+    if (parts === undefined || parts.length === 0) {
+      if (m.value !== undefined && m.value !== null) this.#o.metrics.transportUndecodableRecords.inc();
+      this.#acks.hold(partition, offset, 1);
+      this.#acks.release(partition, offset);
+      return;
+    }
+    this.#acks.hold(partition, offset, parts.length);
+    let list = this.#pending.get(partition);
+    if (list === undefined) {
+      list = [];
+      this.#pending.set(partition, list);
+    }
+    const timestampMs = Number(m.timestamp);
+    for (const part of parts) {
+      list.push({ traceId: part.traceId, payload: part.payload, spanCount: part.spanCount, timestampMs, rootSpans: part.rootSpans, partition, offset });
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
     }
   }
 
+  #flush(): void {
+    this.#flushScheduled = false;
+    const pending = this.#pending;
+    this.#pending = new Map();
+    for (const [partition, records] of pending) {
+      if (records.length === 0 || !this.#owned.has(partition)) continue;
+      this.#outstanding++;
+      const done = () => {
+        this.#outstanding--;
+        if (this.#outstanding === 0 && !this.#userPaused) this.#resumeStream();
+      };
+      this.#callbacks.onBatch(partition, records).then(done, (err: unknown) => {
+        this.#log.warn('batch', { err }, 'a batch handler failed');
+        done();
+      });
+    }
+    // Backpressure: a handler still busy after this turn stops fetching until it is done.
+    if (this.#outstanding > 0) {
+      setImmediate(() => {
+        if (this.#outstanding > 0) this.#pauseStream();
+      });
+    }
+  }
+
+  #pauseStream(): void {
+    if (this.#streamPaused) return;
+    this.#streamPaused = true;
+    this.#stream?.pause();
+  }
+
+  #resumeStream(): void {
+    if (!this.#streamPaused) return;
+    this.#streamPaused = false;
+    this.#stream?.resume();
+  }
+
+  async #checkLag(): Promise<void> {
+    if (this.#owned.size === 0) {
+      this.#behind = false;
+      return;
+    }
+    try {
+      const ends = (await this.#consumer.listOffsets({ topics: [this.#topic] })).get(this.#topic) ?? [];
+      let behind = false;
+      for (const p of this.#owned) {
+        const end = ends[p];
+        const next = this.#delivered.get(p);
+        if (end !== undefined && next !== undefined && end - next > BigInt(BEHIND_RECORDS)) behind = true;
+      }
+      this.#behind = behind && !this.#userPaused;
+    } catch {
+      // The health probe reports an unreachable cluster.
+    }
+  }
+
+  ack(partition: number, offset: bigint): void {
+    this.#acks.release(partition, offset);
+  }
+
+  /** Commits the low watermark of the given partitions (default: every owned one) where it moved. */
+  #commit(partitions: Iterable<number> = this.#owned): Promise<void> {
+    const offsets: { topic: string; partition: number; offset: bigint; leaderEpoch: number }[] = [];
+    for (const p of partitions) {
+      const next = this.#acks.committable(p);
+      if (next === undefined || next <= (this.#committed.get(p) ?? -1n)) continue;
+      offsets.push({ topic: this.#topic, partition: p, offset: next, leaderEpoch: this.#leaderEpochs.get(p) ?? -1 });
+    }
+    if (offsets.length === 0) return this.#committing ?? Promise.resolve();
+    const run = async (): Promise<void> => {
+      await this.#committing?.catch(() => undefined);
+      try {
+        await this.#consumer.commit({ offsets });
+        for (const o of offsets) if (o.offset > (this.#committed.get(o.partition) ?? -1n)) this.#committed.set(o.partition, o.offset);
+      } catch (err) {
+        // Partition lost in a rebalance, or the broker away: the next commit carries it.
+        this.#log.warn('commit', { group: this.#group, error: describeKafkaError(err) }, 'Kafka offset commit failed (will retry)');
+      }
+    };
+    const p = run();
+    this.#committing = p;
+    void p.finally(() => {
+      if (this.#committing === p) this.#committing = undefined;
+    });
+    return p;
+  }
+
   pause(): void {
-    this.#consumer.pause([{ topic: this.#o.config.spansTopic }]);
+    this.#userPaused = true;
+    this.#pauseStream();
   }
 
   resume(): void {
-    this.#consumer.resume([{ topic: this.#o.config.spansTopic }]);
+    this.#userPaused = false;
+    if (this.#outstanding === 0) this.#resumeStream();
   }
 
   async shutdown(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    if (this.#commitTimer !== undefined) clearInterval(this.#commitTimer);
-    await this.#flushCommits();
-    await this.#consumer.disconnect();
+    clearInterval(this.#timer);
+    clearTimeout(this.#restartTimer);
+    const stream = this.#stream;
+    this.#stream = undefined;
+    await stream?.close().catch(() => undefined);
+    this.#flush();
+    // The stage finishes what it holds, then the low watermark is committed while the partitions are still ours.
+    await this.#callbacks.drain?.();
+    await this.#commit();
+    await this.#committing?.catch(() => undefined);
+    await this.#consumer.close().catch((err: unknown) => this.#o.logger.warn({ group: this.#group, error: describeKafkaError(err) }, 'Kafka consumer did not leave its group cleanly'));
+    await this.#health.stop();
   }
 }
 
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   readonly partitions: number;
-  readonly kafka: Kafka;
+  readonly config: KafkaConfig;
+  readonly kafkaHealth: KafkaHealth;
   readonly #o: KafkaTransportOptions;
-  /** For consumers that copy what they keep: fetch responses in memory used again. */
-  #copyingKafka: Kafka | undefined;
 
   constructor(options: KafkaTransportOptions) {
     this.#o = options;
     this.partitions = options.partitions;
-    this.kafka = createKafkaClient(options.config, options.logger);
+    this.config = options.config;
+    this.kafkaHealth = new KafkaHealth(options.config, options.logger);
   }
 
   /** Creates missing topics (or fails clearly) and checks the record size limit. */
   async prepare(): Promise<void> {
-    await withAdmin(this.kafka, (admin) => ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger));
+    await withAdmin(this.#o.config, (admin) => ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger));
+  }
+
+  health(): KafkaHealthState {
+    return this.kafkaHealth.state;
   }
 
   createProducer(): TransportProducer {
-    return new KafkaProducer(this.kafka, this.#o);
+    return new KafkaProducer(this.#o, this.kafkaHealth);
   }
 
   createConsumer(group: string, callbacks: ConsumerCallbacks): TransportConsumer {
-    const kafka = callbacks.copiesPayloads === true ? (this.#copyingKafka ??= createKafkaClient(this.#o.config, this.#o.logger, '', true)) : this.kafka;
-    return new KafkaConsumer(kafka, group, callbacks, this.#o);
+    return new KafkaConsumer(group, callbacks, this.#o, this.kafkaHealth);
   }
 }

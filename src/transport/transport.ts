@@ -21,7 +21,7 @@ export interface TraceRecord {
 
 export interface ConsumedRecord extends TraceRecord {
   readonly partition: number;
-  /** Position in its partition (a Kafka offset); commit `offset + 1` once handled. */
+  /** Position in its partition (a Kafka offset); acknowledge it with TransportConsumer.ack once done. */
   readonly offset: bigint;
 }
 
@@ -31,21 +31,33 @@ export type ProduceResult =
   | { readonly status: 'retryable'; readonly retryInMillis: number; readonly error: string }
   | { readonly status: 'failure'; readonly error: string };
 
+export interface SendOptions {
+  /**
+   * When the caller's own client gives up (unix ms; the gRPC deadline the client sent):
+   * the answer comes well before it, so that the client can still retry.
+   */
+  readonly deadlineMs?: number | undefined;
+}
+
 export interface TransportProducer extends Component {
   /**
    * Hands records to the transport. Resolves 'success' once every record is
-   * durably held (embedded: queued within bounds; Kafka: acknowledged with acks=all),
-   * 'retryable' when the transport refuses for now (full, unavailable): then none
-   * of the records were taken. The transport owns the records after the call.
+   * durably held (embedded: queued within bounds; Kafka: acknowledged with acks=all;
+   * the receiver's spool: fsynced to its disk), 'retryable' when the transport refuses
+   * for now (full, unavailable, no acknowledgement in time): then the caller must
+   * assume none of the records were taken. The transport owns the records after the call.
    */
-  send(records: readonly TraceRecord[]): Promise<ProduceResult>;
+  send(records: readonly TraceRecord[], options?: SendOptions): Promise<ProduceResult>;
+  /** Whether the transport can take records now, with the reason when not (readiness). */
+  health?(): { readonly ok: boolean; readonly reason?: string };
 }
 
 /**
  * Called with records of one partition, in offset order. The consumer fetches
- * no more from that partition until the promise resolves (backpressure). The
- * handler owns the records after the call; handled is not committed: offsets
- * are committed explicitly with commit().
+ * no more until the promise resolves (backpressure). The handler owns the
+ * records after the call and acknowledges each one (TransportConsumer.ack) when
+ * its stage is done with it: the transport commits, per partition, the offset
+ * before which every record was acknowledged (the low watermark).
  */
 export type RecordBatchHandler = (partition: number, records: readonly ConsumedRecord[]) => Promise<void>;
 
@@ -57,13 +69,32 @@ export interface ConsumerCallbacks {
    * into memory used again). Without it the handler owns the payloads.
    */
   readonly copiesPayloads?: boolean;
-  /** Partitions now owned by this consumer (Kafka: after each rebalance; embedded: all, once). */
+  /**
+   * Partitions now owned by this consumer (Kafka: whenever the group's assignment
+   * changes; embedded: all, once). Records of a partition no longer owned need no
+   * acknowledgement: its next owner reads them again from the committed offset.
+   */
   readonly onAssigned?: (partitions: readonly number[]) => void;
+  /**
+   * Called on shutdown once no more batches are delivered, before the final commit:
+   * the stage finishes (and acknowledges) what it can, so the commit carries it.
+   */
+  readonly drain?: () => Promise<void>;
 }
 
 export interface TransportConsumer extends Component {
-  /** Everything before `nextOffset` in the partition is done with; never moves backwards. */
-  commit(partition: number, nextOffset: bigint): void;
+  /**
+   * The stage is done with the record at `offset` of `partition` (once per
+   * ConsumedRecord handed over: a Kafka record split into several is acknowledged
+   * once per part). Acknowledgements of partitions no longer owned are ignored.
+   */
+  ack(partition: number, offset: bigint): void;
+  /**
+   * Whether this consumer's partitions are being read and are not far behind their
+   * ends; when not, a worker stops its traces' idle clocks (an outage or a
+   * backlog is not the end of a trace).
+   */
+  caughtUp?(): boolean;
   /** Stop delivering batches (records keep waiting in the transport) until resume(). */
   pause(): void;
   resume(): void;
@@ -74,4 +105,6 @@ export interface Transport {
   readonly partitions: number;
   createProducer(): TransportProducer;
   createConsumer(group: string, callbacks: ConsumerCallbacks): TransportConsumer;
+  /** Whether the transport's backing service can be reached, with the reason when not (readiness of every role). */
+  health?(): { readonly ok: boolean; readonly reason?: string };
 }

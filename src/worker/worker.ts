@@ -4,9 +4,15 @@
  * EvaluatorPool, and for each violation not emitted before: exports a violation
  * span downstream, stores the violation, counts it.
  *
- * Offsets: a record is held until its trace's grace period ended and the
- * trace's violation exports were acknowledged (or dropped); the committed
- * offset of a partition never passes a held record (low watermark).
+ * Acknowledgements: a record is acknowledged to the transport once its
+ * trace's grace period ended and the trace's violations were written (Kafka:
+ * to the violations topic, then their spans acknowledged downstream and a
+ * delivered marker written; see ViolationLedger) or dropped; the transport
+ * commits the low watermark.
+ *
+ * Idle clocks stop while the transport is paused for backpressure and while
+ * the consumer's partitions cannot be read or are far behind: an outage or a
+ * backlog is not the end of a trace.
  */
 import type { Component } from '../component.ts';
 import type { QueuedExporter } from '../exporter/index.ts';
@@ -14,7 +20,7 @@ import { scanPart } from '../otlp/index.ts';
 import type { Violation } from '../rules/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { OffsetTracker } from '../transport/offset-tracker.ts';
+import type { ViolationLedger } from '../transport/kafka-ledger.ts';
 import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
 import type { EvaluatorPool } from './evaluator-pool.ts';
 import { PayloadArena } from './payload-arena.ts';
@@ -32,13 +38,14 @@ export interface WorkerOptions {
   readonly evaluationBudgetMs: number;
   /** Where violation spans go; undefined when no downstream is configured. */
   readonly exporter: QueuedExporter | undefined;
-  /** Where violation records go (store, Kafka topic). */
+  /** Where violation records go (embedded: the store). */
   readonly sinks: readonly ViolationSink[];
+  /** Kafka mode: the violations topic, which makes a violation "once" across owners of a partition. */
+  readonly ledger?: ViolationLedger | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
   readonly evaluateOnShutdown: boolean;
-  readonly commitIntervalMs?: number;
   /**
    * Rule `ruleId` is responsible for a trace going over budget (`stalled`: the watchdog
    * stopped a thread in it; else EvalResponse.overBudgetRuleId); see RuleQuarantine.
@@ -49,22 +56,24 @@ export interface WorkerOptions {
 export class Worker implements Component {
   readonly #o: WorkerOptions;
   readonly #windows: TraceWindows;
-  readonly #offsets = new OffsetTracker();
   /** Payloads are kept in shared memory, which the evaluation threads read in place (payload-arena.ts). */
   readonly #arena = new PayloadArena();
   readonly #consumer: TransportConsumer;
   readonly #rateLimited: RateLimitedLog;
   readonly #inFlight = new Set<Promise<void>>();
   #tick: NodeJS.Timeout | undefined;
-  #commitTimer: NodeJS.Timeout | undefined;
   #running = false;
   #owned: ReadonlySet<number> | undefined;
+  /** Partitions whose violation ledger was asked for since they were assigned. */
+  readonly #prepared = new Set<number>();
+  #backpressured = false;
+  #stalled = false;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
     this.#windows = new TraceWindows(options.windows);
     this.#windows.onRelease = (offsets) => {
-      for (let i = 0; i < offsets.length; i += 2) this.#offsets.release(offsets[i]!, offsets[i + 1]!);
+      for (let i = 0; i < offsets.length; i += 2) this.#consumer.ack(offsets[i]!, BigInt(offsets[i + 1]!));
     };
     this.#windows.onDiscard = (payloads) => {
       for (const payload of payloads) this.#arena.release(payload);
@@ -74,6 +83,7 @@ export class Worker implements Component {
       onBatch: (partition, records) => this.#onBatch(partition, records),
       copiesPayloads: true, // into the arena, at once (#onBatch)
       onAssigned: (partitions) => this.#onAssigned(partitions),
+      drain: () => this.#drain(),
     });
   }
 
@@ -85,16 +95,24 @@ export class Worker implements Component {
     const owned = new Set(partitions);
     this.#owned = owned;
     const dropped = this.#windows.dropPartitions((p) => owned.has(p));
-    for (const p of this.#offsets.partitions()) if (!owned.has(p)) this.#offsets.forget(p);
+    for (const p of [...this.#prepared]) {
+      if (owned.has(p)) continue;
+      this.#prepared.delete(p);
+      this.#o.ledger?.forget(p);
+    }
     if (dropped > 0) this.#o.logger.info({ dropped, partitions }, 'partitions reassigned: traces of lost partitions dropped');
   }
 
   #onBatch(partition: number, records: readonly ConsumedRecord[]): Promise<void> {
     const { metrics } = this.#o;
     if (this.#owned !== undefined && !this.#owned.has(partition)) return Promise.resolve();
+    if (this.#o.ledger !== undefined && !this.#prepared.has(partition) && records.length > 0) {
+      // The partition's violations since its first record here are read before anything of it is emitted.
+      this.#prepared.add(partition);
+      void this.#o.ledger.prepare(partition, records[0]!.timestampMs);
+    }
     let spans = 0;
     for (const record of records) {
-      this.#offsets.hold(partition, record.offset);
       spans += record.spanCount;
       this.#add({ ...record, payload: this.#arena.copy(record.payload) });
     }
@@ -136,16 +154,30 @@ export class Worker implements Component {
 
   #applyBackpressure(): void {
     const live = this.#windows.liveTraces;
-    if (!this.#windows.paused && live >= this.#o.maxLiveTraces) {
-      this.#windows.pause();
+    if (!this.#backpressured && live >= this.#o.maxLiveTraces) {
+      this.#backpressured = true;
       this.#consumer.pause();
       this.#o.metrics.workerPaused.set(1);
       this.#rateLimited.warn('paused', { liveTraces: live }, 'worker.max_live_traces reached: transport paused');
-    } else if (this.#windows.paused && live < this.#o.maxLiveTraces * 0.9) {
-      this.#windows.resume();
+    } else if (this.#backpressured && live < this.#o.maxLiveTraces * 0.9) {
+      this.#backpressured = false;
       this.#consumer.resume();
       this.#o.metrics.workerPaused.set(0);
     }
+    this.#pauseClocks();
+  }
+
+  /** Idle clocks run only while records can arrive: not paused for backpressure, partitions read and caught up. */
+  #pauseClocks(): void {
+    const stalled = this.#consumer.caughtUp?.() === false;
+    if (stalled !== this.#stalled) {
+      this.#stalled = stalled;
+      if (stalled) this.#rateLimited.warn('stalled', {}, 'partitions cannot be read or are behind: trace idle clocks stopped');
+      else this.#o.logger.info('partitions read again: trace idle clocks run');
+    }
+    const pause = this.#backpressured || stalled;
+    if (pause && !this.#windows.paused) this.#windows.pause();
+    else if (!pause && this.#windows.paused) this.#windows.resume();
   }
 
   #updateGauges(): void {
@@ -197,12 +229,25 @@ export class Worker implements Component {
     }
     metrics.workerTracesEvaluated.inc({ outcome: trace.reevaluation ? 'late' : trace.partial ? 'partial' : 'complete' });
     const emitted = new Set(trace.emitted);
-    const fresh: ViolationRecord[] = [];
+    let found: ViolationRecord[] = [];
     const now = Date.now();
     for (const v of violations) {
       if (emitted.has(v.violationId)) continue;
       emitted.add(v.violationId);
-      fresh.push(toViolationRecord(v, trace.partial, now));
+      found.push(toViolationRecord(v, trace.partial, now));
+    }
+    // Kafka: what the violations topic already holds of them (a partition's earlier owner).
+    let fresh = found;
+    let again: ViolationRecord[] = [];
+    const ledger = this.#o.ledger;
+    if (ledger !== undefined && found.length > 0) {
+      const status = await ledger.status(trace.partition, found.map((r) => r.violation_id));
+      fresh = found.filter((_, i) => status[i] === undefined);
+      again = found.filter((_, i) => status[i] === 'written');
+      const delivered = found.length - fresh.length - again.length;
+      if (delivered > 0) metrics.violationsAlreadyDelivered.inc(delivered);
+      // Written before the span goes downstream; a write that cannot be made leaves the trace unacknowledged.
+      await ledger.write(trace.partition, fresh);
     }
     const { entry, arrived } = this.#windows.settle(trace, emitted);
     const debug = logger.isLevelEnabled('debug');
@@ -216,23 +261,29 @@ export class Worker implements Component {
         );
       }
     }
-    if (fresh.length > 0 && this.#o.exporter !== undefined) {
+    for (const record of again) metrics.violationReemissions.inc({ rule_id: record.rule_id });
+    found = [...fresh, ...again];
+    if (found.length > 0 && this.#o.exporter !== undefined) {
       this.#windows.exportStarted(entry);
-      metrics.violationsEmitted.inc(fresh.length);
+      metrics.violationsEmitted.inc(found.length);
+      const ids = found.map((r) => r.violation_id);
       this.#o.exporter.enqueue({
-        payload: violationSpansPayload(fresh),
-        spanCount: fresh.length,
-        onDone: () => this.#windows.exportDone(entry),
+        payload: violationSpansPayload(found),
+        spanCount: found.length,
+        onDone: (deliveredDownstream) => {
+          if (ledger === undefined || !deliveredDownstream) {
+            this.#windows.exportDone(entry);
+            return;
+          }
+          // Acknowledged downstream: the marker, then the trace's records may be acknowledged.
+          ledger.delivered(trace.partition, trace.traceId, ids).then(
+            () => this.#windows.exportDone(entry),
+            () => undefined, // stopping: the records stay unacknowledged, the next owner sends these again
+          );
+        },
       });
     }
     for (const record of arrived) this.#add(record);
-  }
-
-  #commit(): void {
-    for (const p of this.#offsets.partitions()) {
-      const offset = this.#offsets.committable(p);
-      if (offset !== undefined) this.#consumer.commit(p, offset);
-    }
   }
 
   async start(): Promise<void> {
@@ -240,17 +291,14 @@ export class Worker implements Component {
     this.#running = true;
     await this.#o.pool.start();
     await this.#o.exporter?.start();
+    await this.#o.ledger?.start();
     await this.#consumer.start();
     this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? DEFAULT_TICK_MS);
-    this.#commitTimer = setInterval(() => this.#commit(), this.#o.commitIntervalMs ?? 1000);
   }
 
-  async shutdown(): Promise<void> {
-    if (!this.#running) return;
-    this.#running = false;
-    clearInterval(this.#tick);
-    clearInterval(this.#commitTimer);
-    await this.#consumer.shutdown();
+  /** The consumer stopped delivering: finish what can be finished, so that its final commit carries it. */
+  async #drain(): Promise<void> {
+    this.#o.ledger?.stopWithin(5000);
     if (this.#o.evaluateOnShutdown) {
       const remaining = this.#windows.drain();
       if (remaining.length > 0) this.#o.metrics.workerForcedCuts.inc({ reason: 'shutdown' }, remaining.length);
@@ -258,7 +306,14 @@ export class Worker implements Component {
     }
     while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
     await this.#o.exporter?.shutdown();
+    await this.#o.ledger?.shutdown();
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    clearInterval(this.#tick);
+    await this.#consumer.shutdown();
     await this.#o.pool.shutdown();
-    this.#commit();
   }
 }

@@ -78,7 +78,7 @@ describe('a downstream refusing a few entries of a merged export', () => {
       },
     };
     const exporter = new QueuedExporter({ name: 'forwarder', sender: createOtlpGrpcSender(downstream(collector.url)), config: downstream(collector.url), metrics, logger });
-    const forwarder = new Forwarder({ transport, exporter, logger, group: 'forwarder', whenFull: 'wait_while_delivering', commitIntervalMs: 50 });
+    const forwarder = new Forwarder({ transport, exporter, logger, group: 'forwarder', whenFull: 'wait_while_delivering' });
     await forwarder.start();
     const producer = transport.createProducer();
     try {

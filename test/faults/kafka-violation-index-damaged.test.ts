@@ -7,9 +7,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { KafkaViolationIndex } from '../../src/transport/kafka-violation-index.ts';
-import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { violationRecord } from '../helpers/violation-records.ts';
 
 
@@ -37,7 +39,8 @@ describe('the Kafka violation index', () => {
 
     const lines: string[] = [];
     const logger = createLogger('warn', new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
-    const index = new KafkaViolationIndex({ kafka: new Kafka({ clientId: 'test-index', brokers, logLevel: logLevel.NOTHING }), topic, logger });
+    const config = parseConfig(stringify({ transport: { kind: 'kafka', kafka: kafkaTestConfig(brokers, 'index') } }), { source: 'test', env: {}, baseDir: '.' });
+    const index = new KafkaViolationIndex({ config: config.transport.kafka, topic, logger });
     await index.start();
     try {
       const served = new Set(index.query({}).violations.map((v) => v.violation_id));

@@ -1,0 +1,131 @@
+/**
+ * The Kafka client betrace uses (@platformatic/kafka), through its public API only:
+ * connection options from the configuration, an admin call with retries, and the
+ * description of its errors. Every value import of the client in src goes through
+ * this module or kafka.ts.
+ */
+import { Admin, TimeoutError, type BaseOptions, type SASLMechanismValue } from '@platformatic/kafka';
+import type { KafkaConfig } from '../config/index.ts';
+
+export class KafkaTransportError extends Error {
+  override name = 'KafkaTransportError';
+}
+
+const SASL_MECHANISMS: Record<Exclude<KafkaConfig['sasl']['mechanism'], 'none'>, SASLMechanismValue> = {
+  plain: 'PLAIN',
+  'scram-sha-256': 'SCRAM-SHA-256',
+  'scram-sha-512': 'SCRAM-SHA-512',
+};
+
+/**
+ * Every produce call passes `acks: -1` itself: the client applies acks only
+ * per send (a producer's own `acks` option is not used for sends that are not
+ * idempotent), and acks=all is what every betrace acknowledgement rests on.
+ *
+ * Connection options of every client: bootstrap brokers, TLS (the broker's
+ * certificate always verified), SASL, timeouts. The client's own retries are
+ * few and short: betrace's callers decide what a failure means (the receiver
+ * answers UNAVAILABLE, a worker retries a violation write), so a call must not
+ * sit in the client's retry loop past the caller's deadline.
+ */
+export function kafkaClientOptions(config: KafkaConfig, clientSuffix = ''): BaseOptions {
+  const options: BaseOptions = {
+    clientId: `${config.clientId}${clientSuffix}`,
+    bootstrapBrokers: [...config.brokers],
+    connectTimeout: Math.min(config.requestTimeoutMs, 5_000),
+    requestTimeout: config.requestTimeoutMs,
+    retries: 3,
+    retryDelay: 250,
+    // Partition leaders move (a broker restarting, a new leader elected): metadata older than this is refreshed.
+    metadataMaxAge: 5_000,
+    autocreateTopics: false,
+  };
+  if (config.tls.enabled) {
+    options.tls = {
+      rejectUnauthorized: true,
+      ...(config.tls.ca ? { ca: [config.tls.ca] } : {}),
+      ...(config.tls.cert ? { cert: config.tls.cert } : {}),
+      ...(config.tls.key ? { key: config.tls.key } : {}),
+    };
+  }
+  if (config.sasl.mechanism !== 'none') {
+    options.sasl = { mechanism: SASL_MECHANISMS[config.sasl.mechanism], username: config.sasl.username, password: config.sasl.password };
+  }
+  return options;
+}
+
+/** Node's codes for a TLS peer certificate that fails verification (untrusted, expired, for another host). */
+const CERTIFICATE_ERROR_CODES = /^(UNABLE_TO_(GET_ISSUER_CERT|GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|SIGNATURE_FAILURE|REVOKED|UNTRUSTED|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+interface ErrorLike {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  canRetry?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+}
+
+function nested(err: ErrorLike): ErrorLike[] {
+  const out: ErrorLike[] = [];
+  if (Array.isArray(err.errors)) for (const e of err.errors as unknown[]) if (e !== null && typeof e === 'object') out.push(e as ErrorLike);
+  if (err.cause !== null && typeof err.cause === 'object') out.push(err.cause as ErrorLike);
+  return out;
+}
+
+/** Whether a client error is worth trying again (a leader not elected yet, a broker restarting, a timeout). */
+export function isRetriableKafkaError(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const e = err as ErrorLike;
+  // A broker certificate that is not trusted, or credentials refused, are not mended by trying again.
+  if (typeof e.code === 'string' && CERTIFICATE_ERROR_CODES.test(e.code)) return false;
+  if (e.code === 'PLT_KFK_AUTHENTICATION') return false;
+  // The client marks its own request timeouts final; to betrace a broker slow to answer may answer the next time.
+  if (err instanceof TimeoutError) return true;
+  const inner = nested(e);
+  if (inner.length > 0) return inner.every((x) => isRetriableKafkaError(x));
+  return e.canRetry !== false;
+}
+
+/**
+ * One line for a client error: its message, and those of the errors it
+ * aggregates or wraps (the client reports "Multiple errors" around the
+ * per-broker or per-attempt causes).
+ */
+export function describeKafkaError(err: unknown): string {
+  const seen = new Set<string>();
+  const walk = (e: unknown, depth: number): void => {
+    if (e === null || typeof e !== 'object' || depth > 4) return;
+    const x = e as ErrorLike;
+    const inner = nested(x);
+    const message = typeof x.message === 'string' ? x.message : '';
+    if (inner.length === 0 || !/^(Multiple errors|.*failed after \d+ attempts)/i.test(message)) {
+      if (message !== '') seen.add(message);
+    }
+    for (const i of inner) walk(i, depth + 1);
+  };
+  walk(err, 0);
+  if (seen.size === 0) return String(err);
+  return [...seen].slice(0, 4).join('; ');
+}
+
+/**
+ * Runs `call` with an admin client of its own, again with a fresh one (fresh
+ * metadata) while it fails with a retriable error, for up to `deadlineMs`.
+ * Other errors, and the last one, are thrown.
+ */
+export async function withAdmin<T>(config: KafkaConfig, call: (admin: Admin) => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (let attempt = 0; ; attempt++) {
+    const admin = new Admin(kafkaClientOptions(config, '-admin'));
+    try {
+      return await call(admin);
+    } catch (err) {
+      const waitMs = Math.min(100 * 2 ** attempt, 2000);
+      if (!isRetriableKafkaError(err) || Date.now() + waitMs > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  }
+}
