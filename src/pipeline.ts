@@ -203,6 +203,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         maxBytes: s.maxBytes,
         segmentBytes: s.segmentBytes,
         shutdownTimeoutMs: s.shutdownTimeoutMs,
+        behindMs: s.degradedAfterMs,
         retryAfterMs: config.receiver.retryAfterMs,
         metrics,
         logger,

@@ -53,6 +53,7 @@ export interface SpoolConfig {
   readonly maxBytes: number;
   readonly segmentBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly degradedAfterMs: number;
 }
 
 export interface Config {

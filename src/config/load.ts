@@ -332,6 +332,7 @@ function spoolConfig(raw: Raw, transportKind: string, baseDir: string, dataDir: 
     maxBytes,
     segmentBytes,
     shutdownTimeoutMs: positiveDuration('receiver.spool.shutdown_timeout', raw.shutdown_timeout as string, true),
+    degradedAfterMs: positiveDuration('receiver.spool.degraded_after', raw.degraded_after as string, false),
   };
 }
 

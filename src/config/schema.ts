@@ -117,6 +117,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
           'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start.',
           '10s',
         ),
+        degraded_after: duration(
+          'While the oldest spooled record waits for Kafka longer than this, /ready reports the spool degraded (200, with the reason).',
+          '10s',
+        ),
       },
     ),
   }),

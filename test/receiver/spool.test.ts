@@ -408,7 +408,7 @@ describe('receiver spool', () => {
 
   it('config: receiver.spool defaults, its directory under data_dir, and a precise error with the embedded transport', () => {
     const kafka = parseConfig('transport: { kind: kafka }\nreceiver: { spool: { enabled: true } }\ndata_dir: /var/lib/betrace\n', { env: {} });
-    assert.deepEqual(kafka.receiver.spool, { enabled: true, dir: '/var/lib/betrace/spool', maxBytes: 1024 ** 3, segmentBytes: 16 * 1024 ** 2, shutdownTimeoutMs: 10_000 });
+    assert.deepEqual(kafka.receiver.spool, { enabled: true, dir: '/var/lib/betrace/spool', maxBytes: 1024 ** 3, segmentBytes: 16 * 1024 ** 2, shutdownTimeoutMs: 10_000, degradedAfterMs: 10_000 });
     const custom = parseConfig('transport: { kind: kafka }\nreceiver: { spool: { enabled: true, dir: spool-here, max_bytes: 64MiB, segment_bytes: 4MiB } }\n', { env: {}, baseDir: '/etc/b' });
     assert.equal(custom.receiver.spool.dir, '/etc/b/spool-here');
     assert.throws(() => parseConfig('receiver:\n  spool:\n    enabled: true\n', { env: {}, source: 'b.yaml' }), /^ConfigError: b\.yaml:3: receiver\.spool\.enabled needs transport\.kind kafka, got "embedded"/);
