@@ -463,7 +463,7 @@ export class Spool implements TransportProducer {
   }
 
   send(records: readonly TraceRecord[]): Promise<ProduceResult> {
-    if (this.#state !== 'running') return Promise.resolve(this.#refuse('shutting_down', 'the spool is not accepting records (shutting down)'));
+    if (this.#state !== 'running') return Promise.resolve(this.#refuse('shutting_down', 'the spool is not accepting records (not started, or shutting down)'));
     if (records.length === 0) return Promise.resolve({ status: 'success' });
     const appendedAtMs = Date.now();
     const frame = encodeFrame(records, appendedAtMs);
@@ -816,7 +816,10 @@ export class Spool implements TransportProducer {
   async shutdown(): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     if (this.#state === 'new') {
+      // Never started, or its start failed (e.g. the inner producer's).
       this.#state = 'closed';
+      await this.#active?.close().catch(() => undefined);
+      this.#active = undefined;
       await this.#inner.shutdown();
       return;
     }

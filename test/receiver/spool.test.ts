@@ -216,7 +216,7 @@ describe('receiver spool', () => {
     await Promise.all(Array.from({ length: 10 }, (_, i) => spool.send([record(20 + i)])));
     await spool.shutdown();
     inner.release();
-    assert.deepEqual(await spool.send([record(99)]), { status: 'retryable', retryInMillis: 500, error: 'the spool is not accepting records (shutting down)' });
+    assert.deepEqual(await spool.send([record(99)]), { status: 'retryable', retryInMillis: 500, error: 'the spool is not accepting records (not started, or shutting down)' });
     assert.equal(await metric(h.metrics, 'receiverSpoolRefused', { reason: 'shutting_down' }), 1);
     assert.ok(h.logs.some((l) => /stay spooled for the next start/.test(l)), 'what stays spooled is logged');
 
@@ -269,7 +269,6 @@ describe('receiver spool', () => {
     const h = harness();
     const inner = new FakeInner();
     inner.hold();
-    inner.answer = () => ({ status: 'success' });
     const spool = h.spool(inner, { maxBytes: 256 * 1024, segmentBytes: 64 * 1024 });
     try {
       await spool.start();
