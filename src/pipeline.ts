@@ -20,6 +20,7 @@ import { KafkaViolationIndex } from './transport/kafka-violation-index.ts';
 import { FileRuleStore, type RuleStore } from './worker/rule-store.ts';
 import { Forwarder, QueuedExporter, createOtlpGrpcSender } from './exporter/index.ts';
 import { GrpcReceiver, HttpReceiver, Ingest, ReceiveBudget } from './receiver/index.ts';
+import { Spool } from './receiver/spool.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { createMetrics, type Metrics } from './telemetry/metrics.ts';
 import { createEmbeddedTransport } from './transport/embedded.ts';
@@ -198,8 +199,25 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   let producer: ReturnType<Transport['createProducer']> | undefined;
+  let spool: Spool | undefined;
   if (has('receiver')) {
     producer = transport.createProducer();
+    // receiver.spool: every export is acknowledged once fsynced to local disk, then drained to Kafka in order.
+    if (config.receiver.spool.enabled && kafkaMode) {
+      const s = config.receiver.spool;
+      spool = new Spool({
+        dir: s.dir,
+        inner: producer,
+        maxBytes: s.maxBytes,
+        segmentBytes: s.segmentBytes,
+        shutdownTimeoutMs: s.shutdownTimeoutMs,
+        behindMs: s.degradedAfterMs,
+        retryAfterMs: config.receiver.retryAfterMs,
+        metrics,
+        logger,
+      });
+      producer = spool;
+    }
     const ingest = new Ingest({
       producer,
       metrics,
@@ -288,6 +306,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       api.addReadinessCheck('transport', () => {
         const h = k.health();
         return h.ok ? { ready: true } : { ready: false, reason: h.reason ?? 'Kafka unreachable' };
+      });
+    }
+    if (spool !== undefined) {
+      const sp = spool;
+      // Degraded, not unready: while it refuses, clients get UNAVAILABLE and retry; taking the receiver
+      // out of its Service would refuse them all.
+      api.addReadinessCheck('spool', () => {
+        const h = sp.health();
+        return h.degraded ? { ready: true, degraded: h.reason } : { ready: true };
       });
     }
     api.addReadinessCheck('rules', () => {

@@ -49,6 +49,17 @@ export interface KafkaConfig {
   readonly sasl: { readonly mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string };
 }
 
+/** receiver.spool: the disk spool in front of Kafka. */
+export interface SpoolConfig {
+  readonly enabled: boolean;
+  /** Absolute. */
+  readonly dir: string;
+  readonly maxBytes: number;
+  readonly segmentBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly degradedAfterMs: number;
+}
+
 export interface Config {
   /** Directory of the config file; relative paths in it are resolved against this. */
   readonly baseDir: string;
@@ -64,6 +75,7 @@ export interface Config {
     readonly maxSpansPerRequest: number;
     readonly authToken: string;
     readonly tls: TlsConfig | undefined;
+    readonly spool: SpoolConfig;
   };
   readonly transport: {
     readonly kind: 'embedded' | 'kafka';

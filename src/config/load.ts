@@ -4,10 +4,10 @@
  * normalized, frozen Config. Errors are values (ConfigError), never exits.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import type { Config, KafkaConfig, ListenConfig, TlsConfig } from './config.ts';
+import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
@@ -244,6 +244,9 @@ function normalize(raw: Raw, baseDir: string): Config {
     throw new ConfigError(`receiver.grpc.flow_control_window must be between 64KiB and 1GiB, got ${show(grpcRaw.flow_control_window)}`);
   }
 
+  const dataDir = resolve(baseDir, raw.data_dir as string);
+  const spool = spoolConfig(receiver.spool as Raw, transport.kind as string, baseDir, dataDir);
+
   return {
     baseDir,
     receiver: {
@@ -258,6 +261,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       maxSpansPerRequest: receiver.max_spans_per_request as number,
       authToken: receiver.auth_token as string,
       tls: tlsConfig('receiver.tls', receiver.tls as Raw, baseDir),
+      spool,
     },
     transport: {
       kind: transport.kind as 'embedded' | 'kafka',
@@ -303,8 +307,32 @@ function normalize(raw: Raw, baseDir: string): Config {
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
     },
-    dataDir: resolve(baseDir, raw.data_dir as string),
+    dataDir,
     log: { level: (r.log!.level as string) },
+  };
+}
+
+function spoolConfig(raw: Raw, transportKind: string, baseDir: string, dataDir: string): SpoolConfig {
+  const enabled = raw.enabled as boolean;
+  const maxBytes = parseSizeBytes(raw.max_bytes as string | number)!;
+  const segmentBytes = parseSizeBytes(raw.segment_bytes as string | number)!;
+  if (enabled && transportKind !== 'kafka') {
+    throw new ConfigError(
+      `receiver.spool.enabled needs transport.kind kafka, got ${show(transportKind)}: the embedded transport holds spans in this process's memory, so a disk spool in front of it would keep nothing across a restart`,
+    );
+  }
+  if (segmentBytes < 64 * 1024) throw new ConfigError(`receiver.spool.segment_bytes must be at least 64KiB, got ${show(raw.segment_bytes)}`);
+  if (segmentBytes * 4 > maxBytes) {
+    throw new ConfigError(`receiver.spool.max_bytes must be at least 4 × receiver.spool.segment_bytes (${segmentBytes * 4} bytes), got ${show(raw.max_bytes)}`);
+  }
+  const dir = raw.dir as string;
+  return {
+    enabled,
+    dir: dir === '' ? join(dataDir, 'spool') : resolve(baseDir, dir),
+    maxBytes,
+    segmentBytes,
+    shutdownTimeoutMs: positiveDuration('receiver.spool.shutdown_timeout', raw.shutdown_timeout as string, true),
+    degradedAfterMs: positiveDuration('receiver.spool.degraded_after', raw.degraded_after as string, false),
   };
 }
 

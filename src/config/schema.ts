@@ -99,6 +99,30 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'x-env': 'BETRACE_RECEIVER_TOKEN',
     },
     tls: tls('TLS (and mTLS) on both OTLP receivers.'),
+    spool: obj(
+      'A bounded spool on local disk in front of Kafka (transport.kind: kafka only). With it on, an export is acknowledged once its spans are fsynced to the spool ("durable on this node\'s disk", not yet in Kafka); every export goes through it and is handed to Kafka in arrival order, so a Kafka outage shorter than what the spool holds adds latency instead of loss. Delivery to Kafka is at least once: after a crash, up to about a second of spooled spans is sent again (spans are de-duplicated by span id downstream). See "Spool" in docs/receiver.md.',
+      {
+        enabled: bool('Spool exports on local disk before Kafka. Refused with transport.kind embedded.', false),
+        dir: {
+          type: 'string',
+          default: '',
+          description: 'Directory of the spool files, relative to the config file; one receiver process per directory. Empty: <data_dir>/spool.',
+        },
+        max_bytes: size(
+          'Bound of the spool files on disk. Past it, exports get UNAVAILABLE / 503 with a retry delay until Kafka takes what is spooled.',
+          '1GiB',
+        ),
+        segment_bytes: size('Size at which a spool file is closed and a new one begun; delivered files are deleted. At most max_bytes / 4.', '16MiB'),
+        shutdown_timeout: duration(
+          'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start.',
+          '10s',
+        ),
+        degraded_after: duration(
+          'While the oldest spooled record waits for Kafka longer than this, /ready reports the spool degraded (200, with the reason).',
+          '10s',
+        ),
+      },
+    ),
   }),
   transport: obj('How spans travel from the receiver to the workers and the forwarder.', {
     kind: {

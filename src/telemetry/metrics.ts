@@ -14,6 +14,15 @@ export interface Metrics {
   readonly receiverInFlightBytes: Gauge;
   readonly receiverRequestDuration: Histogram<'protocol'>;
   readonly receiverReceivingBytes: Gauge;
+  readonly receiverSpoolPendingBytes: Gauge;
+  readonly receiverSpoolPendingRecords: Gauge;
+  readonly receiverSpoolDiskBytes: Gauge;
+  readonly receiverSpoolOldestAge: Gauge;
+  readonly receiverSpoolRefused: Counter<'reason'>;
+  readonly receiverSpoolSyncs: Counter;
+  readonly receiverSpoolDelivered: Counter;
+  readonly receiverSpoolUndeliverable: Counter;
+  readonly receiverSpoolTornBytes: Counter;
   readonly connectionsRefused: Counter<'server'>;
   readonly requestsCut: Counter<'server' | 'reason'>;
   readonly transportQueuedBytes: Gauge<'partition'>;
@@ -103,6 +112,52 @@ export function createMetrics(): Metrics {
     receiverReceivingBytes: new Gauge({
       name: 'betrace_receiver_receiving_bytes',
       help: 'Bytes of requests still being received, counted against receiver.max_receiving_bytes.',
+      registers,
+    }),
+    receiverSpoolPendingBytes: new Gauge({
+      name: 'betrace_receiver_spool_pending_bytes',
+      help: 'receiver.spool: bytes of frames acknowledged to clients and not yet taken by Kafka.',
+      registers,
+    }),
+    receiverSpoolPendingRecords: new Gauge({
+      name: 'betrace_receiver_spool_pending_records',
+      help: 'receiver.spool: records (one per request and trace) acknowledged to clients and not yet taken by Kafka.',
+      registers,
+    }),
+    receiverSpoolDiskBytes: new Gauge({
+      name: 'betrace_receiver_spool_disk_bytes',
+      help: 'receiver.spool: bytes of the spool files, counted against receiver.spool.max_bytes.',
+      registers,
+    }),
+    receiverSpoolOldestAge: new Gauge({
+      name: 'betrace_receiver_spool_oldest_age_seconds',
+      help: 'receiver.spool: age of the oldest frame not yet taken by Kafka (0 when none waits).',
+      registers,
+    }),
+    receiverSpoolRefused: new Counter({
+      name: 'betrace_receiver_spool_refused_total',
+      help: 'receiver.spool: requests refused with UNAVAILABLE, by reason (full: max_bytes reached, write_failed: a write or fdatasync failed, shutting_down).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    receiverSpoolSyncs: new Counter({
+      name: 'betrace_receiver_spool_syncs_total',
+      help: 'receiver.spool: group commits (one write and one fdatasync for every request waiting).',
+      registers,
+    }),
+    receiverSpoolDelivered: new Counter({
+      name: 'betrace_receiver_spool_delivered_records_total',
+      help: 'receiver.spool: spooled records taken by Kafka (records delivered again after a crash count again).',
+      registers,
+    }),
+    receiverSpoolUndeliverable: new Counter({
+      name: 'betrace_receiver_spool_undeliverable_records_total',
+      help: 'receiver.spool: spooled records Kafka refused as never deliverable (e.g. too large), skipped and logged.',
+      registers,
+    }),
+    receiverSpoolTornBytes: new Counter({
+      name: 'betrace_receiver_spool_torn_bytes_total',
+      help: 'receiver.spool: bytes cut off at start (a torn tail: a write interrupted by a crash, never acknowledged) or skipped as damaged (a frame failing its CRC-32C).',
       registers,
     }),
     connectionsRefused: new Counter({

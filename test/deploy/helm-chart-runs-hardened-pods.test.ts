@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/index.ts';
-import { VALUES_SETS, at, helmLint, ofKind, parseChartConfig, renderChart, type K8sObject } from './helm.ts';
+import { VALUES_SETS, at, helmLint, helmTemplate, ofKind, parseChartConfig, renderChart, type K8sObject } from './helm.ts';
 
 const defaults = parseConfig('{}', { env: {} });
 const PORTS = { 'otlp-grpc': defaults.receiver.grpc.port, 'otlp-http': defaults.receiver.http.port, admin: defaults.api.port };
@@ -174,5 +174,38 @@ describe('helm chart', () => {
       assert.equal(mountAt(c, spec, '/etc/betrace/secrets/api-token')?.volume?.secret?.secretName, 'betrace-admin');
     }
     assert.equal(ofKind(objects, 'Secret').length, 0, 'existingSecret: the chart creates no Secret');
+  });
+
+  it('receiver.spool: the receiver pods mount a volume at the spool directory, an emptyDir or a claim per pod, and betrace accepts the config', async () => {
+    const base = { files: ['ci/split-kafka-tls-sasl.yaml'] };
+    const objects = await renderChart({ ...base, set: { 'receiver.spool.enabled': 'true', 'receiver.spool.maxBytes': '512MiB', 'receiver.spool.size': '600Mi' } });
+    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'))!;
+    const { config } = parseChartConfig(cm.data['betrace.yaml'] as string, { BETRACE_KAFKA_SASL_PASSWORD: 'p' });
+    assert.equal(config.receiver.spool.enabled, true);
+    assert.equal(config.receiver.spool.maxBytes, 512 * 1024 * 1024);
+    const receiver = ofKind(objects, 'Deployment').find((d) => d.metadata.name.endsWith('-receiver'))!;
+    const spec = receiver.spec.template.spec;
+    const spool = mountAt(spec.containers[0], spec, config.receiver.spool.dir);
+    assert.ok(spool && !spool.readOnly && spool.volume?.name === 'spool', `the receiver mounts a volume of its own at ${config.receiver.spool.dir}`);
+    assert.equal(spool.volume.emptyDir?.sizeLimit, '600Mi', 'an emptyDir by default, sized by receiver.spool.size');
+    for (const d of ofKind(objects, 'Deployment').filter((x) => x !== receiver)) {
+      assert.ok(!(d.spec.template.spec.volumes as Any[]).some((v) => v.name === 'spool'), `${d.metadata.name}: no spool volume`);
+    }
+
+    const persisted = await renderChart({ ...base, set: { 'receiver.spool.enabled': 'true', 'receiver.spool.persistence.enabled': 'true' } });
+    assert.ok(!ofKind(persisted, 'Deployment').some((d) => d.metadata.name.endsWith('-receiver')));
+    const sts = ofKind(persisted, 'StatefulSet');
+    assert.equal(sts.length, 1, 'with persistence the receivers are a StatefulSet: a replaced pod gets its claim (and what it spooled) back');
+    const stsSpec = sts[0]!.spec.template.spec;
+    const mount = (stsSpec.containers[0].volumeMounts as Any[]).find((m) => m.mountPath === config.receiver.spool.dir);
+    assert.equal(mount?.name, 'spool');
+    assert.ok(!(stsSpec.volumes as Any[]).some((v) => v.name === 'spool'), 'the volume comes from the claim template');
+    assert.equal(sts[0]!.spec.volumeClaimTemplates[0].metadata.name, 'spool');
+    assert.equal(sts[0]!.spec.volumeClaimTemplates[0].spec.resources.requests.storage, '1280Mi');
+    assert.equal((await helmLint({ ...base, set: { 'receiver.spool.enabled': 'true', 'receiver.spool.persistence.enabled': 'true' } })).code, 0);
+
+    const allInOne = await helmTemplate({ set: { 'auth.token': 't', 'receiver.spool.enabled': 'true' } });
+    assert.notEqual(allInOne.code, 0);
+    assert.match(allInOne.stderr, /receiver\.spool spools exports in front of Kafka: it needs split roles \(allInOne\.enabled: false\)/);
   });
 });

@@ -57,6 +57,9 @@ app.kubernetes.io/part-of: betrace
 {{- if .Values.auth.existingSecret -}}{{ .Values.auth.existingSecretKey }}{{- else -}}token{{- end -}}
 {{- end -}}
 
+{{/* The receiver's spool volume (receiver.spool.dir), under data_dir. */}}
+{{- define "betrace.spoolDir" -}}/var/lib/betrace/spool{{- end -}}
+
 {{- define "betrace.rulesConfigMapName" -}}
 {{- default (printf "%s-rules" (include "betrace.fullname" .)) .Values.rulesExistingConfigMap -}}
 {{- end -}}
@@ -65,6 +68,9 @@ app.kubernetes.io/part-of: betrace
 {{- define "betrace.validate" -}}
 {{- if and (not .Values.auth.token) (not .Values.auth.existingSecret) -}}
 {{- fail "betrace: the admin API listens on every pod (port 12011) and needs a bearer token: set auth.token or auth.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.allInOne.enabled .Values.receiver.spool.enabled -}}
+{{- fail "betrace: receiver.spool spools exports in front of Kafka: it needs split roles (allInOne.enabled: false)" -}}
 {{- end -}}
 {{- if not .Values.allInOne.enabled -}}
 {{- if not (or .Values.receiver.enabled .Values.worker.enabled .Values.forwarder.enabled .Values.api.enabled) -}}
@@ -114,6 +120,10 @@ supplies every other key.
 {{- end -}}
 {{- $_ := set $managed "transport" (dict "kind" "kafka" "kafka" (dict "brokers" .Values.kafka.brokers "tls" $tls "sasl" $sasl)) -}}
 {{- end -}}
+{{- if and (not .Values.allInOne.enabled) .Values.receiver.spool.enabled -}}
+{{- $spool := dict "enabled" true "dir" (include "betrace.spoolDir" .) "max_bytes" .Values.receiver.spool.maxBytes "shutdown_timeout" .Values.receiver.spool.shutdownTimeout -}}
+{{- $_ := set $managed.receiver "spool" $spool -}}
+{{- end -}}
 {{- if .Values.downstream.endpoint -}}
 {{- $_ := set $managed "downstream" (dict "endpoint" .Values.downstream.endpoint) -}}
 {{- end -}}
@@ -129,8 +139,11 @@ nil under an HPA).
 {{- $root := .root -}}
 {{- $v := .values -}}
 {{- $fullname := include "betrace.fullname" $root -}}
+{{- $spool := and (eq .component "receiver") $v.spool.enabled -}}
+{{- /* A claim per pod that a replacement pod gets again: a StatefulSet. */ -}}
+{{- $statefulSet := and $spool $v.spool.persistence.enabled -}}
 apiVersion: apps/v1
-kind: Deployment
+kind: {{ ternary "StatefulSet" "Deployment" $statefulSet }}
 metadata:
   name: {{ printf "%s-%s" $fullname .component | trunc 63 | trimSuffix "-" }}
   labels:
@@ -141,6 +154,10 @@ spec:
   replicas: {{ .replicas }}
   {{- end }}
   revisionHistoryLimit: 5
+  {{- if $statefulSet }}
+  serviceName: {{ printf "%s-%s" $fullname .component | trunc 63 | trimSuffix "-" }}
+  podManagementPolicy: Parallel
+  {{- end }}
   {{- if .recreate }}
   strategy:
     type: Recreate
@@ -221,6 +238,9 @@ spec:
             - { name: api-token, mountPath: /etc/betrace/secrets, readOnly: true }
             - { name: data, mountPath: /var/lib/betrace }
             - { name: tmp, mountPath: /tmp }
+            {{- if $spool }}
+            - { name: spool, mountPath: {{ include "betrace.spoolDir" $root }} }
+            {{- end }}
             {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.caSecret }}
             - { name: kafka-ca, mountPath: /etc/betrace/kafka/ca, readOnly: true }
             {{- end }}
@@ -251,6 +271,11 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- if and $spool (not $statefulSet) }}
+        - name: spool
+          emptyDir:
+            sizeLimit: {{ $v.spool.size }}
+        {{- end }}
         {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.caSecret }}
         - name: kafka-ca
           secret:
@@ -278,6 +303,23 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+  {{- if $statefulSet }}
+  volumeClaimTemplates:
+    - metadata:
+        name: spool
+        labels:
+          {{- include "betrace.labels" $root | nindent 10 }}
+          app.kubernetes.io/component: {{ .component }}
+      spec:
+        accessModes:
+          {{- toYaml $v.spool.persistence.accessModes | nindent 10 }}
+        {{- with $v.spool.persistence.storageClassName }}
+        storageClassName: {{ . }}
+        {{- end }}
+        resources:
+          requests:
+            storage: {{ $v.spool.size }}
+  {{- end }}
 {{- end -}}
 
 {{/* PromQL label matchers selecting this release's series. */}}
