@@ -301,11 +301,15 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   if (api !== undefined) {
     api.addReadinessCheck('pipeline', () => (started ? { ready: true } : { ready: false, reason: 'starting' }));
     if (kafka !== undefined) {
-      // Every role: whether this process's Kafka clients can reach the cluster.
+      // Every role: whether this process's Kafka clients can reach the cluster. With the spool on,
+      // the receiver goes on acknowledging exports (to its disk): degraded, not unready.
       const k = kafka;
+      const spooling = spool !== undefined;
       api.addReadinessCheck('transport', () => {
         const h = k.health();
-        return h.ok ? { ready: true } : { ready: false, reason: h.reason ?? 'Kafka unreachable' };
+        if (h.ok) return { ready: true };
+        const reason = h.reason ?? 'Kafka unreachable';
+        return spooling ? { ready: true, degraded: `${reason} (exports are spooled to disk)` } : { ready: false, reason };
       });
     }
     if (spool !== undefined) {

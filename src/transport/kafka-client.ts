@@ -88,25 +88,28 @@ export function isRetriableKafkaError(err: unknown): boolean {
 }
 
 /**
- * One line for a client error: its message, and those of the errors it
- * aggregates or wraps (the client reports "Multiple errors" around the
- * per-broker or per-attempt causes).
+ * One line for a client error: what failed, then the distinct root causes
+ * (the client wraps per-attempt and per-broker errors in aggregates: "Listing
+ * topics failed" around "metadata failed 4 times" around "Cannot connect to
+ * any broker" around the TLS or SASL error that says why).
  */
 export function describeKafkaError(err: unknown): string {
-  const seen = new Set<string>();
-  const walk = (e: unknown, depth: number): void => {
-    if (e === null || typeof e !== 'object' || depth > 4) return;
-    const x = e as ErrorLike;
-    const inner = nested(x);
-    const message = typeof x.message === 'string' ? x.message : '';
-    if (inner.length === 0 || !/^(Multiple errors|.*failed after \d+ attempts)/i.test(message)) {
-      if (message !== '') seen.add(message);
+  if (err === null || typeof err !== 'object') return String(err);
+  const top = typeof (err as ErrorLike).message === 'string' ? ((err as ErrorLike).message as string).replace(/\.$/, '') : String(err);
+  const leaves = new Set<string>();
+  const walk = (e: ErrorLike, depth: number): void => {
+    const inner = nested(e);
+    if (inner.length === 0 || depth > 6) {
+      const message = typeof e.message === 'string' ? e.message.replace(/\.$/, '') : '';
+      const code = typeof e.code === 'string' && !e.code.startsWith('PLT_KFK_') && !message.includes(e.code) ? ` (${e.code})` : '';
+      if (message !== '') leaves.add(`${message}${code}`);
+      return;
     }
     for (const i of inner) walk(i, depth + 1);
   };
-  walk(err, 0);
-  if (seen.size === 0) return String(err);
-  return [...seen].slice(0, 4).join('; ');
+  walk(err as ErrorLike, 0);
+  leaves.delete(top);
+  return leaves.size === 0 ? top : `${top}: ${[...leaves].slice(0, 3).join('; ')}`;
 }
 
 /**

@@ -447,7 +447,7 @@ class KafkaConsumer implements TransportConsumer {
     }
     this.#owned = now;
     const partitions = [...now].sort((a, b) => a - b);
-    this.#o.logger.info({ group: this.#group, partitions, lost }, 'Kafka partitions assigned');
+    this.#o.logger.info({ group: this.#group, lost, partitions }, 'Kafka partitions assigned');
     this.#callbacks.onAssigned?.(partitions);
   }
 
@@ -614,7 +614,12 @@ export class KafkaTransport implements Transport {
 
   /** Creates missing topics (or fails clearly) and checks the record size limit. */
   async prepare(): Promise<void> {
-    await withAdmin(this.#o.config, (admin) => ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger));
+    try {
+      await withAdmin(this.#o.config, (admin) => ensureTopics(admin, this.#o.config, this.partitions, this.#o.logger));
+    } catch (err) {
+      if (err instanceof KafkaTransportError) throw err;
+      throw new KafkaTransportError(`cannot reach Kafka (${this.#o.config.brokers.join(',')}): ${describeKafkaError(err)}`, { cause: err });
+    }
   }
 
   health(): KafkaHealthState {

@@ -48,8 +48,6 @@ export interface TransportProducer extends Component {
    * assume none of the records were taken. The transport owns the records after the call.
    */
   send(records: readonly TraceRecord[], options?: SendOptions): Promise<ProduceResult>;
-  /** Whether the transport can take records now, with the reason when not (readiness). */
-  health?(): { readonly ok: boolean; readonly reason?: string };
 }
 
 /**

@@ -10,8 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-// betrace's kafkajs (src/transport/kafkajs.ts): its request checks never schedule a negative timeout (kafkajs's own warn TimeoutNegativeWarning).
-import { Kafka, logLevel } from '../../src/transport/kafkajs.ts';
+import { Kafka, logLevel } from 'kafkajs';
 import { stringify } from 'yaml';
 import { ExportTraceServiceRequest, TRACE_SERVICE_DEFINITION, scanRequest, splitByTrace } from '../../src/otlp/index.ts';
 import { saramaPartition } from '../../src/transport/partitioner.ts';
