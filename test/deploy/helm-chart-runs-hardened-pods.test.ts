@@ -164,6 +164,10 @@ describe('helm chart', () => {
     assert.equal(config.transport.kafka.sasl.mechanism, 'scram-sha-512');
     assert.equal(config.transport.kafka.sasl.password, 'p');
     assert.equal(config.transport.kafka.replicationFactor, 3, 'config values merged in');
+    assert.equal(config.transport.kafka.groupProtocol, 'consumer', 'KIP-848 consumer groups by default');
+    const classic = await renderChart({ files: ['ci/split-kafka-tls-sasl.yaml'], set: { 'kafka.groupProtocol': 'classic' } });
+    const classicCm = ofKind(classic, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'))!;
+    assert.equal(parseChartConfig(classicCm.data['betrace.yaml'] as string, { BETRACE_KAFKA_SASL_PASSWORD: 'p' }).config.transport.kafka.groupProtocol, 'classic', 'kafka.groupProtocol reaches the config');
     assert.doesNotMatch(cm.data['betrace.yaml'] as string, /password/, 'the SASL password is not in the ConfigMap');
     for (const d of ofKind(objects, 'Deployment')) {
       const spec = d.spec.template.spec;

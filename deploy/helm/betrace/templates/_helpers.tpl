@@ -118,7 +118,7 @@ supplies every other key.
 {{- if ne .Values.kafka.sasl.mechanism "none" -}}
 {{- $_ := set $sasl "username" .Values.kafka.sasl.username -}}
 {{- end -}}
-{{- $_ := set $managed "transport" (dict "kind" "kafka" "kafka" (dict "brokers" .Values.kafka.brokers "tls" $tls "sasl" $sasl)) -}}
+{{- $_ := set $managed "transport" (dict "kind" "kafka" "kafka" (dict "brokers" .Values.kafka.brokers "group_protocol" .Values.kafka.groupProtocol "tls" $tls "sasl" $sasl)) -}}
 {{- end -}}
 {{- if and (not .Values.allInOne.enabled) .Values.receiver.spool.enabled -}}
 {{- $spool := dict "enabled" true "dir" (include "betrace.spoolDir" .) "max_bytes" .Values.receiver.spool.maxBytes "shutdown_timeout" .Values.receiver.spool.shutdownTimeout -}}
