@@ -26,6 +26,7 @@ export interface Metrics {
   readonly connectionsRefused: Counter<'server'>;
   readonly requestsCut: Counter<'server' | 'reason'>;
   readonly transportQueuedBytes: Gauge<'partition'>;
+  readonly transportKafkaReachable: Gauge;
   readonly transportRecordsProduced: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
   readonly transportUndecodableRecords: Counter;
@@ -170,6 +171,11 @@ export function createMetrics(): Metrics {
       name: 'betrace_requests_cut_total',
       help: 'Requests given up before their end, by server (grpc, http, api) and reason (read_timeout, receive_budget, refused: a gRPC client sending on after its call was refused, client_aborted).',
       labelNames: ['server', 'reason'],
+      registers,
+    }),
+    transportKafkaReachable: new Gauge({
+      name: 'betrace_transport_kafka_reachable',
+      help: 'Kafka mode: 1 while the cluster answers this process (a metadata request of the spans topic every 2 s, every spans partition with a leader), 0 while not (/ready then answers 503 with the reason).',
       registers,
     }),
     transportQueuedBytes: new Gauge({

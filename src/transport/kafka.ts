@@ -109,6 +109,7 @@ export class KafkaHealth {
   readonly #config: KafkaConfig;
   readonly #logger: Logger;
   readonly #intervalMs: number;
+  readonly #metrics: Metrics | undefined;
   #admin: Admin | undefined;
   #timer: NodeJS.Timeout | undefined;
   #state: KafkaHealthState = { ok: true };
@@ -116,9 +117,10 @@ export class KafkaHealth {
   #users = 0;
   #probing = false;
 
-  constructor(config: KafkaConfig, logger: Logger, intervalMs = 2000) {
+  constructor(config: KafkaConfig, logger: Logger, metrics?: Metrics, intervalMs = 2000) {
     this.#config = config;
     this.#logger = logger;
+    this.#metrics = metrics;
     this.#intervalMs = intervalMs;
   }
 
@@ -132,6 +134,7 @@ export class KafkaHealth {
     this.#admin = new Admin({ ...kafkaClientOptions(this.#config, '-health'), retries: 0 });
     this.#timer = setInterval(() => void this.probe(), this.#intervalMs);
     this.#timer.unref();
+    void this.probe();
   }
 
   async stop(): Promise<void> {
@@ -173,6 +176,7 @@ export class KafkaHealth {
   }
 
   #set(state: KafkaHealthState): void {
+    this.#metrics?.transportKafkaReachable.set(state.ok ? 1 : 0);
     if (state.ok === this.#state.ok) {
       if (!state.ok) this.#state = state;
       return;
@@ -609,7 +613,7 @@ export class KafkaTransport implements Transport {
     this.#o = options;
     this.partitions = options.partitions;
     this.config = options.config;
-    this.kafkaHealth = new KafkaHealth(options.config, options.logger);
+    this.kafkaHealth = new KafkaHealth(options.config, options.logger, options.metrics);
   }
 
   /** Creates missing topics (or fails clearly) and checks the record size limit. */
