@@ -91,13 +91,13 @@ export class TopicFollower {
       if (this.#stopped) return;
       if (err !== undefined) this.#log.warn('follow', { topic: this.#topic, error: describeKafkaError(err) }, 'following a Kafka topic failed: resuming');
       void stream.close().catch(() => undefined);
-      const again = () => {
+      const again = (attempt: number) => {
         this.#retry = setTimeout(() => {
           if (this.#stopped) return;
-          this.#open().catch(() => again());
-        }, 1000);
+          this.#open().catch(() => again(attempt + 1));
+        }, Math.min(1000 * 2 ** attempt, 10_000));
       };
-      again();
+      again(0);
     };
     stream.on('error', reopen);
     stream.on('close', () => reopen());

@@ -420,16 +420,17 @@ class KafkaConsumer implements TransportConsumer {
     this.#scheduleReopen();
   }
 
-  #scheduleReopen(): void {
+  /** Tries again after 1 s, doubling up to 10 s while it fails (an outage is not hammered). */
+  #scheduleReopen(attempt = 0): void {
     if (!this.#running) return;
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       if (!this.#running || this.#stream !== undefined) return;
       this.#openStream().catch((err: unknown) => {
         this.#log.warn('reopen', { group: this.#group, error: describeKafkaError(err) }, 'Kafka consumer cannot resume yet: trying again');
-        this.#scheduleReopen();
+        this.#scheduleReopen(attempt + 1);
       });
-    }, 1000);
+    }, Math.min(1000 * 2 ** attempt, 10_000));
   }
 
   #syncAssignments(): void {
