@@ -160,4 +160,18 @@ describe('Grafana dashboard', () => {
     const bySeverity = exprs.some(({ expr }) => /betrace_violations_total/.test(expr) && /by \(severity\)/.test(expr));
     assert.ok(byRule && bySeverity, 'violations by rule and by severity');
   });
+
+  it('shows Kafka reachability, the violations topic and the receiver spool', () => {
+    const used = new Set(exprs.flatMap(({ expr }) => metricNamesIn(expr)));
+    for (const name of [
+      'betrace_transport_kafka_reachable',
+      'betrace_violation_reemissions_total',
+      'betrace_violation_writes_failed_total',
+      'betrace_receiver_spool_pending_bytes',
+      'betrace_receiver_spool_oldest_age_seconds',
+      'betrace_receiver_spool_refused_total',
+    ]) {
+      assert.ok(used.has(name), `dashboard shows ${name}`);
+    }
+  });
 });
