@@ -22,7 +22,11 @@ const ALERTS: Readonly<Record<string, string>> = {
   BetraceComplianceEmissionFailure: 'compliance-emission-failure.md',
   BetraceViolationStoreDegraded: 'violation-store-degraded.md',
   BetraceRuleQuarantined: 'rule-quarantined.md',
+  BetraceKafkaUnreachable: 'kafka-unreachable.md',
+  BetraceSpoolBacklog: 'spool-backlog.md',
 };
+/** Alerts on Kafka-mode metrics: not rendered for an all-in-one install (embedded transport). */
+const KAFKA_ALERTS = ['BetraceKafkaUnreachable', 'BetraceSpoolBacklog'];
 /** Series Prometheus itself produces for every target. */
 const PROMETHEUS_SERIES = new Set(['up']);
 
@@ -37,8 +41,8 @@ interface AlertRule {
   annotations?: Record<string, string>;
 }
 
-async function alertRules(): Promise<AlertRule[]> {
-  const objects = await renderChart({ files: ['ci/monitoring.yaml'] });
+async function alertRules(set?: Readonly<Record<string, string>>): Promise<AlertRule[]> {
+  const objects = await renderChart({ files: ['ci/monitoring.yaml'], set: set ?? {} });
   const rules = ofKind(objects, 'PrometheusRule');
   assert.equal(rules.length, 1);
   return (rules[0]!.spec.groups as Array<{ rules: AlertRule[] }>).flatMap((g) => g.rules);
@@ -48,6 +52,12 @@ describe('PrometheusRule', () => {
   it('has exactly the alerts of the runbooks', async () => {
     const rules = await alertRules();
     assert.deepEqual(rules.map((r) => r.alert).sort(), Object.keys(ALERTS).sort());
+  });
+
+  it('leaves out the Kafka alerts for an all-in-one install, whose betrace_transport_kafka_reachable stays 0', async () => {
+    const rules = await alertRules({ 'allInOne.enabled': 'true' });
+    const expected = Object.keys(ALERTS).filter((a) => !KAFKA_ALERTS.includes(a));
+    assert.deepEqual(rules.map((r) => r.alert).sort(), expected.sort());
   });
 
   it('refers only to metrics the code exports (and up)', async () => {
@@ -149,5 +159,19 @@ describe('Grafana dashboard', () => {
     const byRule = exprs.some(({ expr }) => /betrace_violations_total/.test(expr) && /by \(rule_id\)/.test(expr));
     const bySeverity = exprs.some(({ expr }) => /betrace_violations_total/.test(expr) && /by \(severity\)/.test(expr));
     assert.ok(byRule && bySeverity, 'violations by rule and by severity');
+  });
+
+  it('shows Kafka reachability, the violations topic and the receiver spool', () => {
+    const used = new Set(exprs.flatMap(({ expr }) => metricNamesIn(expr)));
+    for (const name of [
+      'betrace_transport_kafka_reachable',
+      'betrace_violation_reemissions_total',
+      'betrace_violation_writes_failed_total',
+      'betrace_receiver_spool_pending_bytes',
+      'betrace_receiver_spool_oldest_age_seconds',
+      'betrace_receiver_spool_refused_total',
+    ]) {
+      assert.ok(used.has(name), `dashboard shows ${name}`);
+    }
   });
 });
