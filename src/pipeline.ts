@@ -66,6 +66,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const metrics = createMetrics();
   const has = (role: Role) => roles.includes(role);
   const kafkaMode = config.transport.kind === 'kafka';
+  // Without Kafka there is nothing to reach: the gauge is not exported (it would read 0).
+  if (!kafkaMode) metrics.registry.removeSingleMetric('betrace_transport_kafka_reachable');
   if (!kafkaMode && roles.length < ALL_ROLES.length) {
     throw new Error('the embedded transport runs every role in one process; use transport.kind: kafka to split roles');
   }

@@ -68,8 +68,8 @@ interface ErrorLike {
 
 function nested(err: ErrorLike): ErrorLike[] {
   const out: ErrorLike[] = [];
-  if (Array.isArray(err.errors)) for (const e of err.errors as unknown[]) if (e !== null && typeof e === 'object') out.push(e as ErrorLike);
-  if (err.cause !== null && typeof err.cause === 'object') out.push(err.cause as ErrorLike);
+  if (Array.isArray(err.errors)) for (const e of err.errors as unknown[]) if (e !== null && typeof e === 'object') out.push(e);
+  if (err.cause !== null && typeof err.cause === 'object') out.push(err.cause);
   return out;
 }
 
@@ -95,7 +95,8 @@ export function isRetriableKafkaError(err: unknown): boolean {
  */
 export function describeKafkaError(err: unknown): string {
   if (err === null || typeof err !== 'object') return String(err);
-  const top = typeof (err as ErrorLike).message === 'string' ? ((err as ErrorLike).message as string).replace(/\.$/, '') : String(err);
+  const message = (err as ErrorLike).message;
+  const top = typeof message === 'string' ? message.replace(/\.$/, '') : Object.prototype.toString.call(err);
   const leaves = new Set<string>();
   const walk = (e: ErrorLike, depth: number): void => {
     const inner = nested(e);
@@ -107,7 +108,7 @@ export function describeKafkaError(err: unknown): string {
     }
     for (const i of inner) walk(i, depth + 1);
   };
-  walk(err as ErrorLike, 0);
+  walk(err, 0);
   leaves.delete(top);
   return leaves.size === 0 ? top : `${top}: ${[...leaves].slice(0, 3).join('; ')}`;
 }

@@ -8,7 +8,8 @@
  * record applied.
  */
 import { randomUUID } from 'node:crypto';
-import { Consumer, MessagesStream, type Message } from '@platformatic/kafka';
+import type { MessagesStream} from '@platformatic/kafka';
+import { Consumer, type Message } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import { describeKafkaError, kafkaClientOptions, withAdmin } from './kafka-client.ts';

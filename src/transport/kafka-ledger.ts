@@ -55,7 +55,6 @@ interface Queued {
 }
 
 export class ViolationLedger implements Component {
-  readonly #config: KafkaConfig;
   readonly #topic: string;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
@@ -72,7 +71,6 @@ export class ViolationLedger implements Component {
   #stopTimer: NodeJS.Timeout | undefined;
 
   constructor(options: { config: KafkaConfig; metrics: Metrics; logger: Logger; catchUpMs?: number }) {
-    this.#config = options.config;
     this.#topic = options.config.violationsTopic;
     this.#metrics = options.metrics;
     this.#logger = options.logger;

@@ -90,7 +90,7 @@ export async function readPartitionRange(consumer: Consumer, options: ReadRangeO
       }
     } catch (err) {
       if (Date.now() - lastProgress > (options.stallTimeoutMs ?? 30_000)) {
-        throw new Error(`cannot read partition ${partition} of ${topic} at offset ${next}: ${describeKafkaError(err)}`);
+        throw new Error(`cannot read partition ${partition} of ${topic} at offset ${next}: ${describeKafkaError(err)}`, { cause: err });
       }
       forceMetadata = true;
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt++, 2000)));

@@ -26,7 +26,8 @@
  * offset and read again what was already handled; stages are built for that
  * (a worker's violation ledger, kafka-ledger.ts).
  */
-import { Admin, Consumer, MessagesStream, Producer, type Message } from '@platformatic/kafka';
+import type { MessagesStream} from '@platformatic/kafka';
+import { Admin, Consumer, Producer, type Message } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';

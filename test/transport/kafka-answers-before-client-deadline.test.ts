@@ -24,11 +24,12 @@ function request(): Buffer {
 function retryDelayMs(err: grpc.ServiceError): number | undefined {
   const details = err.metadata.get('grpc-status-details-bin')[0];
   if (!(details instanceof Buffer)) return undefined;
-  const status = RpcStatus.decode(details);
+  const status = RpcStatus.decode(details) as unknown as { details: Array<{ typeUrl: string; value: Uint8Array }> };
   const info = status.details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'));
   if (info === undefined) return undefined;
-  const delay = RetryInfo.decode(info.value).retryDelay;
-  return delay === undefined || delay === null ? undefined : Number(delay.seconds ?? 0) * 1000 + Math.round(Number(delay.nanos ?? 0) / 1e6);
+  const retry = RetryInfo.toObject(RetryInfo.decode(info.value), { longs: Number }) as { retryDelay?: { seconds?: number; nanos?: number } };
+  const delay = retry.retryDelay;
+  return delay === undefined ? undefined : (delay.seconds ?? 0) * 1000 + Math.round((delay.nanos ?? 0) / 1e6);
 }
 
 describe('a hung Kafka', () => {
