@@ -167,9 +167,13 @@ export class Worker implements Component {
     this.#pauseClocks();
   }
 
-  /** Idle clocks run only while records can arrive: not paused for backpressure, partitions read and caught up. */
+  /**
+   * Idle clocks run only while records can arrive: not paused for backpressure, partitions
+   * read and caught up. While a backlog is read, clocks stop only until half of
+   * worker.max_live_traces is assembled: past it, traces are cut rather than the worker stalled.
+   */
   #pauseClocks(): void {
-    const stalled = this.#consumer.caughtUp?.() === false;
+    const stalled = this.#consumer.caughtUp?.() === false && this.#windows.liveTraces < this.#o.maxLiveTraces / 2;
     if (stalled !== this.#stalled) {
       this.#stalled = stalled;
       if (stalled) this.#rateLimited.warn('stalled', {}, 'partitions cannot be read or are behind: trace idle clocks stopped');
