@@ -57,13 +57,13 @@ describe('a downstream refusing a few entries of a merged export', () => {
     await sink.close();
   });
 
-  it('forwarder: every valid span arrives, only the poison records are dropped and counted, every offset is committed', async () => {
+  it('forwarder: every valid span arrives, only the poison records are dropped and counted, every record is acknowledged', async () => {
     sink.spans.length = 0;
     const metrics = createMetrics();
     const { logger, lines } = capturedLogger();
     const embedded = createEmbeddedTransport({ partitions: 4, partitioner: 'murmur2', maxQueuedBytes: 16 << 20, retryAfterMs: 100 });
-    // The offsets the forwarder commits: everything handled, delivered or dropped, releases its offset.
-    const committed = new Map<number, bigint>();
+    // The records the forwarder acknowledges: everything handled, delivered or dropped, is acknowledged.
+    const acked = new Map<number, Set<bigint>>();
     const transport: Transport = {
       kind: embedded.kind,
       partitions: embedded.partitions,
@@ -71,7 +71,11 @@ describe('a downstream refusing a few entries of a merged export', () => {
       createConsumer(group, callbacks) {
         const consumer = embedded.createConsumer(group, callbacks);
         return Object.assign(Object.create(consumer) as typeof consumer, {
-          commit: (partition: number, next: bigint) => committed.set(partition, next),
+          ack: (partition: number, offset: bigint) => {
+            if (!acked.has(partition)) acked.set(partition, new Set());
+            acked.get(partition)!.add(offset);
+            consumer.ack(partition, offset);
+          },
           start: () => consumer.start(),
           shutdown: () => consumer.shutdown(),
         });
@@ -109,8 +113,10 @@ describe('a downstream refusing a few entries of a merged export', () => {
     } finally {
       await forwarder.shutdown();
     }
-    // Shutdown commits last: every partition's offset is past its last record.
-    for (const [p, log] of embedded.logs.entries()) if (log.next > 0n) assert.equal(committed.get(p), log.next, `partition ${p}`);
+    // Every record acknowledged (the transport's low watermark then passes each partition's last record).
+    for (const [p, log] of embedded.logs.entries()) {
+      assert.deepEqual([...(acked.get(p) ?? [])].sort((a, b) => Number(a - b)), Array.from({ length: Number(log.next) }, (_, i) => BigInt(i)), `partition ${p}`);
+    }
   });
 
   it('violations: every violation span of the other rules arrives, those of the bad rule name are dropped', async () => {
