@@ -29,6 +29,13 @@ import { toViolationRecord, type ViolationRecord } from './violation-record.ts';
 import { violationSpansPayload } from './violation-span.ts';
 import type { ViolationSink } from './violation-store.ts';
 
+/**
+ * After an outage, idle clocks stay stopped this much longer: the spans held back meanwhile
+ * arrive only then (receivers' spools drain, retrying up to every 5 s; clients retry with
+ * their own backoff, the OpenTelemetry SDKs' up to 5 s), and a trace must not be cut before.
+ */
+const RESUME_GRACE_MS = 10_000;
+
 export interface WorkerOptions {
   readonly transport: Transport;
   readonly group: string;
@@ -68,6 +75,8 @@ export class Worker implements Component {
   readonly #prepared = new Set<number>();
   #backpressured = false;
   #stalled = false;
+  /** Clocks stay stopped until then after the partitions can be read again (RESUME_GRACE_MS). */
+  #stalledUntil = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -173,7 +182,10 @@ export class Worker implements Component {
    * worker.max_live_traces is assembled: past it, traces are cut rather than the worker stalled.
    */
   #pauseClocks(): void {
-    const stalled = this.#consumer.caughtUp?.() === false && this.#windows.liveTraces < this.#o.maxLiveTraces / 2;
+    const now = Date.now();
+    let stalled = this.#consumer.caughtUp?.() === false && this.#windows.liveTraces < this.#o.maxLiveTraces / 2;
+    if (stalled) this.#stalledUntil = now + RESUME_GRACE_MS;
+    else if (now < this.#stalledUntil) stalled = true;
     if (stalled !== this.#stalled) {
       this.#stalled = stalled;
       if (stalled) this.#rateLimited.warn('stalled', {}, 'partitions cannot be read or are behind: trace idle clocks stopped');
