@@ -57,7 +57,7 @@ export interface SpoolOptions {
   readonly shutdownTimeoutMs?: number;
   /** Longest time between two cursor writes while draining (default 1 s): what a crash may deliver twice. */
   readonly cursorIntervalMs?: number;
-  /** Longest wait between two attempts of a batch the inner producer refused as retryable (default 5 s). */
+  /** Longest wait between two attempts of a batch the inner producer refused as retryable (default 1 s). */
   readonly maxRetryDelayMs?: number;
   readonly metrics?: Metrics;
   readonly logger: Logger;
@@ -283,7 +283,7 @@ export class Spool implements TransportProducer {
     this.#behindMs = options.behindMs ?? 10_000;
     this.#shutdownTimeoutMs = options.shutdownTimeoutMs ?? 10_000;
     this.#cursorIntervalMs = options.cursorIntervalMs ?? 1000;
-    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 5000;
+    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
     this.#metrics = options.metrics;
     this.#logger = options.logger;
     this.#rateLimited = new RateLimitedLog(options.logger);
@@ -689,7 +689,9 @@ export class Spool implements TransportProducer {
       if (result.status === 'retryable') {
         this.#innerError = result.error;
         this.#rateLimited.warn('retry', { error: result.error, records: records.length, spooled: this.pendingRecords }, 'spool: Kafka refused spooled records for now; retrying (they wait on disk)');
-        await this.#sleep(Math.min(this.#maxRetryDelayMs, Math.max(MIN_RETRY_DELAY_MS, result.retryInMillis, MIN_RETRY_DELAY_MS * 2 ** Math.min(attempt, 10))));
+        // Not the delay meant for clients (retryInMillis): spooled spans are late already, and Kafka's
+        // producer answers at once while the cluster is unreachable, so a quick retry costs little.
+        await this.#sleep(Math.min(this.#maxRetryDelayMs, MIN_RETRY_DELAY_MS * 2 ** Math.min(attempt, 10)));
         continue;
       }
       if (records.length > 1) {

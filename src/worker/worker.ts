@@ -31,7 +31,7 @@ import type { ViolationSink } from './violation-store.ts';
 
 /**
  * After an outage, idle clocks stay stopped this much longer: the spans held back meanwhile
- * arrive only then (receivers' spools drain, retrying up to every 5 s; clients retry with
+ * arrive only then (receivers' spools drain, retrying up to every second; clients retry with
  * their own backoff, the OpenTelemetry SDKs' up to 5 s), and a trace must not be cut before.
  */
 const RESUME_GRACE_MS = 10_000;
