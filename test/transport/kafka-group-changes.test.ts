@@ -79,7 +79,7 @@ it('a worker added to a group of three, then one killed: the others keep their p
     t.diagnostic(`${w.name}: before ${JSON.stringify(before.get(w) ?? [])}; ${assignments(w).filter((a) => a.at >= settled).map((a) => `lost ${JSON.stringify(a.lost)} → ${JSON.stringify(a.partitions)}`).join('; ')}`);
   }
   t.diagnostic(
-    `spans acknowledged ${clients.acked.size}, not downstream ${lost.length}; traces ${load.orders.length}; violations expected ${v.expected}, found ${v.found}, ` +
+    `spans acknowledged ${clients.acked.size}, not downstream ${lost.length}; traces ${load.orders.length} (whole ${clients.wholeTraces.size}, acknowledged too far apart ${clients.lateTraces}); violations expected ${v.expected}, found ${v.found}, ` +
       `spans ${v.spans}, ids ${v.distinctIds}, repeats ${v.repeats}, re-emissions counted ${reemissions}, already delivered ${alreadyDelivered}; ` +
       `${during.length} violation spans arrived during the change (${changeEnd - changeStart} ms), longest pause ${gap} ms`,
   );
