@@ -119,7 +119,7 @@ export class ViolationLedger implements Component {
     if (entry === undefined) return ids.map(() => undefined);
     if (entry.loading !== undefined) await entry.loading;
     else if (Date.now() - entry.assignedAt < this.#catchUpMs) {
-      entry.loading = this.#catchUp(partition, entry).finally(() => {
+      entry.loading = this.#catchUpRetrying(partition, entry).finally(() => {
         entry.loading = undefined;
       });
       await entry.loading;
@@ -141,6 +141,24 @@ export class ViolationLedger implements Component {
         entry.ready = true;
         return;
       } catch (err) {
+        this.#log.warn('ledger_read', { partition, error: describeKafkaError(err) }, 'cannot read the violations topic yet: trying again');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5000)));
+      }
+    }
+  }
+
+  /**
+   * Reads what was written since, again until it succeeds (a broker away, a leader being
+   * elected): a decision on what the partition's previous owner wrote cannot be made
+   * without it. Throws only when the worker stops or the partition was lost meanwhile.
+   */
+  async #catchUpRetrying(partition: number, entry: PartitionLedger): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#catchUp(partition, entry);
+        return;
+      } catch (err) {
+        if (!this.#running || this.#partitions.get(partition) !== entry) throw err;
         this.#log.warn('ledger_read', { partition, error: describeKafkaError(err) }, 'cannot read the violations topic yet: trying again');
         await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 5000)));
       }

@@ -135,10 +135,16 @@ function busyWait(ms: number): void {
   }
 }
 
+const RULES: readonly Injected[] = ['shipment-requires-payment', 'payment-idempotency', 'cross-tenant-isolation', 'admin-audit-log'];
+
+/** The rule order `i` of the scenario breaks: one order in five, the rules in turn. */
+export function injectedAt(i: number): Injected | undefined {
+  return i % 5 === 4 ? RULES[Math.floor(i / 5) % RULES.length] : undefined;
+}
+
 /** Orders 0..n-1, with every rule broken on a known share of them. */
 export function runScenario(shop: Shop, orders: number): ShopOrder[] {
-  const rules: Injected[] = ['shipment-requires-payment', 'payment-idempotency', 'cross-tenant-isolation', 'admin-audit-log'];
   const out: ShopOrder[] = [];
-  for (let i = 0; i < orders; i++) out.push(shop.order(i, i % 5 === 4 ? rules[Math.floor(i / 5) % rules.length] : undefined));
+  for (let i = 0; i < orders; i++) out.push(shop.order(i, injectedAt(i)));
   return out;
 }
