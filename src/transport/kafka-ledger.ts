@@ -32,6 +32,11 @@ import { readPartitionRange } from './kafka-read.ts';
 
 export type LedgerStatus = 'delivered' | 'written' | undefined;
 
+/** Bytes of records in one produce call to the violations topic. */
+const CALL_BYTES = 512 * 1024;
+/** The broker's answer to a batch over the topic's max.message.bytes. */
+const TOO_LARGE = /larger than the max message size|MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE/i;
+
 /** Clock difference allowed between the hosts that stamp spans records and violation records. */
 const CLOCK_MARGIN_MS = 60_000;
 
@@ -227,8 +232,9 @@ export class ViolationLedger implements Component {
   }
 
   /**
-   * Batched for 20 ms (or 2000 records) into one produce call: each call costs the
-   * worker's I/O thread about as much as a few dozen records.
+   * Batched for 20 ms (or 2000 records) into produce calls of at most CALL_BYTES each:
+   * each call costs the worker's I/O thread about as much as a few dozen records, and
+   * the broker refuses a partition's batch over its max.message.bytes (1 MB by default).
    */
   #flush(): void {
     clearTimeout(this.#timer);
@@ -236,9 +242,22 @@ export class ViolationLedger implements Component {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    const p = this.#send(batch);
-    this.#inFlight.add(p);
-    void p.finally(() => this.#inFlight.delete(p));
+    let chunk: Queued[] = [];
+    let bytes = 0;
+    const send = () => {
+      const p = this.#send(chunk);
+      this.#inFlight.add(p);
+      void p.finally(() => this.#inFlight.delete(p));
+      chunk = [];
+      bytes = 0;
+    };
+    for (const q of batch) {
+      const size = q.key.length + q.value.length + 64;
+      if (chunk.length > 0 && bytes + size > CALL_BYTES) send();
+      chunk.push(q);
+      bytes += size;
+    }
+    if (chunk.length > 0) send();
   }
 
   async #send(batch: Queued[]): Promise<void> {
@@ -257,6 +276,18 @@ export class ViolationLedger implements Component {
       } catch (err) {
         this.#metrics.violationWritesFailed.inc({ kind: batch[0]!.kind });
         const message = describeKafkaError(err);
+        if (TOO_LARGE.test(message)) {
+          // The topic's max.message.bytes is lower than CALL_BYTES: halves, down to single records.
+          if (batch.length > 1) {
+            const half = Math.ceil(batch.length / 2);
+            await Promise.all([this.#send(batch.slice(0, half)), this.#send(batch.slice(half))]);
+            return;
+          }
+          // Never writable: given up (logged, counted) so that the partition's commits go on; its span still goes downstream.
+          this.#logger.error({ topic: this.#topic, bytes: messages[0]!.value.length, error: message }, 'a record is larger than the violations topic accepts: not written');
+          batch[0]!.resolve();
+          return;
+        }
         if (!this.#running) {
           for (const q of batch) q.reject(new Error(`violations not written to ${this.#topic}: ${message}`));
           return;

@@ -95,6 +95,11 @@ export async function ensureTopics(admin: Admin, config: KafkaConfig, partitions
   }
 }
 
+/** How long a broker that cannot be reached, or leaders that moved, count as a disturbance. */
+const DISTURBANCE_HOLD_MS = 5_000;
+/** The longest one disturbance stops workers' idle clocks (a leader failover takes seconds). */
+const DISTURBANCE_CAP_MS = 30_000;
+
 export interface KafkaHealthState {
   readonly ok: boolean;
   readonly reason?: string;
@@ -105,6 +110,13 @@ export interface KafkaHealthState {
  * every `intervalMs`, each with a deadline. Client connection events are not
  * enough: a broker that goes away while no request is in flight fires none.
  * Unreachable also when a spans partition has no leader.
+ *
+ * Disturbed (not unready): one broker of the cluster cannot be connected to, or
+ * the spans partitions' leaders moved, within the last DISTURBANCE_HOLD_MS —
+ * records bound for the partitions it led wait (in clients' retries, in a
+ * receiver's spool) until new leaders take over, so workers stop their idle
+ * clocks meanwhile; for at most DISTURBANCE_CAP_MS, after which the partitions
+ * have new leaders and a broker staying away changes nothing more.
  */
 export class KafkaHealth {
   readonly #config: KafkaConfig;
@@ -117,6 +129,9 @@ export class KafkaHealth {
   #since = Date.now();
   #users = 0;
   #probing = false;
+  #leaders: string | undefined;
+  #disturbedSince = 0;
+  #disturbedUntil = 0;
 
   constructor(config: KafkaConfig, logger: Logger, metrics?: Metrics, intervalMs = 2000) {
     this.#config = config;
@@ -129,10 +144,25 @@ export class KafkaHealth {
     return this.#state;
   }
 
+  /** A broker away or leaders moving (see the class comment): records may be held back upstream. */
+  disturbed(): boolean {
+    const now = Date.now();
+    return now < this.#disturbedUntil && now - this.#disturbedSince < DISTURBANCE_CAP_MS;
+  }
+
+  #disturb(reason: string): void {
+    const now = Date.now();
+    if (now >= this.#disturbedUntil) {
+      this.#disturbedSince = now;
+      this.#logger.info({ reason }, 'Kafka cluster disturbed: workers stop trace idle clocks until it settles');
+    }
+    this.#disturbedUntil = now + DISTURBANCE_HOLD_MS;
+  }
+
   /** Each component that reads the state starts and stops it; the probe runs while any does. */
   start(): void {
     if (this.#users++ > 0) return;
-    this.#admin = new Admin({ ...kafkaClientOptions(this.#config, '-health'), retries: 0 });
+    this.#admin = this.#newAdmin();
     this.#timer = setInterval(() => void this.probe(), this.#intervalMs);
     this.#timer.unref();
     void this.probe();
@@ -145,6 +175,13 @@ export class KafkaHealth {
     const admin = this.#admin;
     this.#admin = undefined;
     await admin?.close().catch(() => undefined);
+  }
+
+  #newAdmin(): Admin {
+    const admin = new Admin({ ...kafkaClientOptions(this.#config, '-health'), retries: 0 });
+    // A connection to a broker lost (a broker killed closes them at once): look now.
+    admin.on('client:broker:disconnect', () => void this.probe());
+    return admin;
   }
 
   /** Tells the probe what a client just saw (a request that failed or succeeded), at once. */
@@ -168,8 +205,24 @@ export class KafkaHealth {
       const topic = metadata.topics.get(this.#config.spansTopic);
       const leaderless = topic === undefined ? [] : topic.partitions.flatMap((p, i) => (p.leader < 0 ? [i] : []));
       this.#set(leaderless.length > 0 ? { ok: false, reason: `Kafka: partitions ${leaderless.join(',')} of ${this.#config.spansTopic} have no leader` } : { ok: true });
+      const leaders = topic?.partitions.map((p) => p.leader).join(',');
+      if (this.#leaders !== undefined && leaders !== this.#leaders) this.#disturb(`leaders of ${this.#config.spansTopic} moved`);
+      this.#leaders = leaders;
+      // Every broker, not just one that answers: a dead one holds back the records of the partitions it led.
+      await Promise.race([
+        admin.connectToBrokers(null),
+        new Promise<never>((_, reject) => {
+          clearTimeout(timer);
+          timer = setTimeout(() => reject(new Error(`no connection within ${deadlineMs} ms`)), deadlineMs);
+        }),
+      ]).catch((err: unknown) => this.#disturb(`a broker cannot be reached: ${describeKafkaError(err)}`));
     } catch (err) {
       this.#set({ ok: false, reason: `Kafka unreachable (${this.#config.brokers.join(',')}): ${describeKafkaError(err)}` });
+      // A fresh client for the next probe: the failed one may hold a request that never returns.
+      if (this.#admin === admin) {
+        this.#admin = this.#newAdmin();
+        void admin.close().catch(() => undefined);
+      }
     } finally {
       clearTimeout(timer);
       this.#probing = false;
@@ -320,6 +373,8 @@ class KafkaProducer implements TransportProducer {
 
 /** Lag of an owned partition (records between the next fetch and the partition's end) past which it counts as behind. */
 const BEHIND_RECORDS = 5_000;
+/** After the partitions could not be read, how long being behind still stops trace idle clocks (the catch-up). */
+const CATCH_UP_MS = 60_000;
 
 class KafkaConsumer implements TransportConsumer {
   readonly #o: KafkaTransportOptions;
@@ -344,6 +399,8 @@ class KafkaConsumer implements TransportConsumer {
   #running = false;
   #streamDown = false;
   #behind = false;
+  /** When the partitions last could not be read (outage, broker away, stream down). */
+  #troubleAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #committing: Promise<void> | undefined;
@@ -382,7 +439,14 @@ class KafkaConsumer implements TransportConsumer {
   }
 
   caughtUp(): boolean {
-    return this.#health.state.ok && !this.#streamDown && !this.#behind;
+    const now = Date.now();
+    if (!this.#health.state.ok || this.#health.disturbed() || this.#streamDown) {
+      this.#troubleAt = now;
+      return false;
+    }
+    // Behind counts while catching up after trouble: a backlog read at full speed otherwise
+    // (a worker starting on a filled topic) must not hold every trace until it is read.
+    return !(this.#behind && now - this.#troubleAt < CATCH_UP_MS);
   }
 
   async start(): Promise<void> {
