@@ -29,8 +29,8 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-export function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+export function rssBytes(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
 }
 
@@ -129,6 +129,10 @@ export interface Figure {
   cpuSecondsPerMillionSpans: number;
   /** Workers: CPU-seconds per million spans of a fresh process (its warm-up), JIT compilation included. */
   coldCpuSecondsPerMillionSpans?: number;
+  /** Peak RSS (VmHWM) of the measured process at its end, warm-up included; of the largest one when several. */
+  peakRssBytes?: number;
+  /** Workers: failed writes to the violations topic (a worker retrying them holds its traces: the figure is not a worker's). */
+  violationWriteFailures?: number;
 }
 
 /** Receiver alone: pre-encoded requests in, records into the transport. */
@@ -141,9 +145,10 @@ export async function benchReceiver(kind: 'embedded' | 'kafka', w: Workload, fil
   const cpu0 = cpuSeconds(child.pid!);
   const r = await runClient(file, `http://127.0.0.1:${port}`, 16);
   const cpu = cpuSeconds(child.pid!) - cpu0;
+  const peakRssBytes = rssBytes(child.pid!, 'VmHWM');
   await stop(child);
   if (r.ackedSpans !== w.spans) throw new Error(`receiver bench: ${r.ackedSpans} of ${w.spans} spans acknowledged`);
-  return { spansPerSecond: r.ackedSpans / r.seconds, cpuSecondsPerMillionSpans: (cpu / r.ackedSpans) * 1e6 };
+  return { spansPerSecond: r.ackedSpans / r.seconds, cpuSecondsPerMillionSpans: (cpu / r.ackedSpans) * 1e6, peakRssBytes };
 }
 
 function betraceConfig(settings: Record<string, unknown>): string {
@@ -332,10 +337,14 @@ export async function benchWorkers(kafka: KafkaBroker, ws: WorkerWorkloads, proc
     await consume(ws.warmup.spans, ws.warmup.spans + ws.measured.spans, ws.warmup.traces + ws.measured.traces);
     const cpu = cpuNow() - idle.cpu;
     const seconds = (performance.now() - idle.at) / 1000;
+    let violationWriteFailures = 0;
+    for (const p of workers) violationWriteFailures += await metric(p.apiUrl, 'betrace_violation_writes_failed_total');
     return {
+      violationWriteFailures,
       spansPerSecond: ws.measured.spans / seconds,
       cpuSecondsPerMillionSpans: (cpu / ws.measured.spans) * 1e6,
       coldCpuSecondsPerMillionSpans: (cold.cpu / ws.warmup.spans) * 1e6,
+      peakRssBytes: Math.max(...workers.map((p) => rssBytes(p.child.pid!, 'VmHWM'))),
     };
   } finally {
     for (const p of workers) await stop(p.child);
@@ -416,7 +425,13 @@ export async function runPipelineBench(options: { runs?: number } = {}): Promise
     const cold = rs.flatMap((r) => (r.coldCpuSecondsPerMillionSpans === undefined ? [] : [r.coldCpuSecondsPerMillionSpans]));
     if (cold.length > 0) out[`${name}_cold_cpu_s_per_1m_spans`] = Number(median(cold).toFixed(2));
     const coldNote = cold.length > 0 ? ` (warm-up: ${out[`${name}_cold_cpu_s_per_1m_spans`]})` : '';
-    process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans${coldNote}\n`);
+    const rss = rs.flatMap((r) => (r.peakRssBytes === undefined ? [] : [r.peakRssBytes]));
+    if (rss.length > 0) out[`${name}_peak_rss_mb`] = Math.round(median(rss) / 2 ** 20);
+    const rssNote = rss.length > 0 ? `, peak RSS ${out[`${name}_peak_rss_mb`]} MiB` : '';
+    const failures = rs.reduce((sum, r) => sum + (r.violationWriteFailures ?? 0), 0);
+    if (failures > 0) out[`${name}_violation_write_failures`] = failures;
+    const failureNote = failures > 0 ? `; ${failures} failed writes to the violations topic: not a worker's figure` : '';
+    process.stderr.write(`  ${name}: ${out[`${name}_spans_per_s`]} spans/s, ${out[`${name}_cpu_s_per_1m_spans`]} CPU-s per 1M spans${coldNote}${rssNote}${failureNote}\n`);
   };
   // Embedded figures first, with no broker running: a JVM warming up (JIT and GC threads on
   // every core) is not part of them.
