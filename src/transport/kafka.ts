@@ -180,8 +180,31 @@ export class KafkaHealth {
   #newAdmin(): Admin {
     const admin = new Admin({ ...kafkaClientOptions(this.#config, '-health'), retries: 0 });
     // A connection to a broker lost (a broker killed closes them at once): look now.
-    admin.on('client:broker:disconnect', () => void this.probe());
+    admin.on('client:broker:disconnect', ({ broker }) => void this.#checkBroker(admin, broker));
     return admin;
+  }
+
+  /** A broker whose connection closed: disturbed at once unless it takes a new connection within a second (brokers also close idle ones). */
+  async #checkBroker(admin: Admin, broker: { host: string; port: number }): Promise<void> {
+    if (admin !== this.#admin) return;
+    const node = [...(admin.currentMetadata?.brokers ?? new Map<number, { host: string; port: number }>())].find(([, b]) => b.host === broker.host && b.port === broker.port)?.[0];
+    if (node === undefined) {
+      void this.probe();
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        admin.connectToBrokers([node]),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no connection within 1000 ms')), 1000);
+        }),
+      ]);
+    } catch (err) {
+      this.#disturb(`broker ${broker.host}:${broker.port} cannot be reached: ${describeKafkaError(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Tells the probe what a client just saw (a request that failed or succeeded), at once. */
