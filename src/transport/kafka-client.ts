@@ -4,7 +4,7 @@
  * description of its errors. Every value import of the client in src goes through
  * this module or kafka.ts.
  */
-import { Admin, TimeoutError, type BaseOptions, type SASLMechanismValue } from '@platformatic/kafka';
+import { Admin, Consumer, TimeoutError, type BaseOptions, type ConsumeBaseOptions, type SASLMechanismValue } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 
 export class KafkaTransportError extends Error {
@@ -52,6 +52,44 @@ export function kafkaClientOptions(config: KafkaConfig, clientSuffix = ''): Base
     options.sasl = { mechanism: SASL_MECHANISMS[config.sasl.mechanism], username: config.sasl.username, password: config.sasl.password };
   }
   return options;
+}
+
+/**
+ * A consumer of `groupId` on the configured group protocol: `consumer` (KIP-848; the
+ * broker sets session and heartbeat), or `classic` with `sessionTimeoutMs`.
+ */
+export function groupConsumer(
+  config: KafkaConfig,
+  groupId: string,
+  clientSuffix: string,
+  sessionTimeoutMs: number,
+  consume: ConsumeBaseOptions<Buffer, Buffer, Buffer, Buffer> = {},
+): Consumer {
+  const base = { ...kafkaClientOptions(config, clientSuffix), ...consume, groupId };
+  return config.groupProtocol === 'consumer'
+    ? new Consumer({ ...base, groupProtocol: 'consumer' })
+    : new Consumer({
+        ...base,
+        groupProtocol: 'classic',
+        sessionTimeout: sessionTimeoutMs,
+        heartbeatInterval: Math.max(500, Math.floor(sessionTimeoutMs / 10)),
+        rebalanceTimeout: Math.max(sessionTimeoutMs, 10_000),
+      });
+}
+
+/** `promise`, or a rejection saying `what` did not come within `ms` (the client's own timeouts do not cover every wait). */
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Node's codes for a TLS peer certificate that fails verification (untrusted, expired, for another host). */

@@ -8,11 +8,10 @@
  * record applied.
  */
 import { randomUUID } from 'node:crypto';
-import type { MessagesStream} from '@platformatic/kafka';
-import { Consumer, type Message } from '@platformatic/kafka';
+import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
-import { describeKafkaError, kafkaClientOptions, withAdmin } from './kafka-client.ts';
+import { describeKafkaError, groupConsumer, withAdmin } from './kafka-client.ts';
 
 /** A record of the topic: `kind` is the `betrace-kind` header when there is one. */
 export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string, kind: string | undefined) => void;
@@ -43,11 +42,7 @@ export class TopicFollower {
   }
 
   async start(catchUpTimeoutMs = 30_000): Promise<void> {
-    const base = kafkaClientOptions(this.#config, '-follow');
-    const consumer =
-      this.#config.groupProtocol === 'consumer'
-        ? new Consumer({ ...base, groupId: this.#group, groupProtocol: 'consumer', autocommit: false })
-        : new Consumer({ ...base, groupId: this.#group, groupProtocol: 'classic', autocommit: false, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+    const consumer = groupConsumer(this.#config, this.#group, '-follow', 10_000, { autocommit: false });
     this.#consumer = consumer;
     const ends = (await consumer.listOffsets({ topics: [this.#topic] })).get(this.#topic) ?? [];
     let caughtUp: () => void = () => undefined;

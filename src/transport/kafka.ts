@@ -26,13 +26,12 @@
  * offset and read again what was already handled; stages are built for that
  * (a worker's violation ledger, kafka-ledger.ts).
  */
-import type { MessagesStream} from '@platformatic/kafka';
-import { Admin, Consumer, Producer, type Message } from '@platformatic/kafka';
+import { Admin, Producer, type Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { describeKafkaError, kafkaClientOptions, KafkaTransportError, withAdmin } from './kafka-client.ts';
+import { describeKafkaError, groupConsumer, kafkaClientOptions, KafkaTransportError, withAdmin, withDeadline } from './kafka-client.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
@@ -192,18 +191,10 @@ export class KafkaHealth {
       void this.probe();
       return;
     }
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        admin.connectToBrokers([node]),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('no connection within 1000 ms')), 1000);
-        }),
-      ]);
+      await withDeadline(admin.connectToBrokers([node]), 1000, 'connection');
     } catch (err) {
       this.#disturb(`broker ${broker.host}:${broker.port} cannot be reached: ${describeKafkaError(err)}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -217,14 +208,8 @@ export class KafkaHealth {
     if (admin === undefined || this.#probing) return;
     this.#probing = true;
     const deadlineMs = Math.min(this.#config.requestTimeoutMs, Math.max(1000, this.#intervalMs * 1.5));
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const metadata = await Promise.race([
-        admin.metadata({ topics: [this.#config.spansTopic], forceUpdate: true }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no metadata answer within ${deadlineMs} ms`)), deadlineMs);
-        }),
-      ]);
+      const metadata = await withDeadline(admin.metadata({ topics: [this.#config.spansTopic], forceUpdate: true }), deadlineMs, 'metadata answer');
       const topic = metadata.topics.get(this.#config.spansTopic);
       const leaderless = topic === undefined ? [] : topic.partitions.flatMap((p, i) => (p.leader < 0 ? [i] : []));
       this.#set(leaderless.length > 0 ? { ok: false, reason: `Kafka: partitions ${leaderless.join(',')} of ${this.#config.spansTopic} have no leader` } : { ok: true });
@@ -232,13 +217,9 @@ export class KafkaHealth {
       if (this.#leaders !== undefined && leaders !== this.#leaders) this.#disturb(`leaders of ${this.#config.spansTopic} moved`);
       this.#leaders = leaders;
       // Every broker, not just one that answers: a dead one holds back the records of the partitions it led.
-      await Promise.race([
-        admin.connectToBrokers(null),
-        new Promise<never>((_, reject) => {
-          clearTimeout(timer);
-          timer = setTimeout(() => reject(new Error(`no connection within ${deadlineMs} ms`)), deadlineMs);
-        }),
-      ]).catch((err: unknown) => this.#disturb(`a broker cannot be reached: ${describeKafkaError(err)}`));
+      await withDeadline(admin.connectToBrokers(null), deadlineMs, 'connection').catch((err: unknown) =>
+        this.#disturb(`a broker cannot be reached: ${describeKafkaError(err)}`),
+      );
     } catch (err) {
       this.#set({ ok: false, reason: `Kafka unreachable (${this.#config.brokers.join(',')}): ${describeKafkaError(err)}` });
       // A fresh client for the next probe: the failed one may hold a request that never returns.
@@ -247,7 +228,6 @@ export class KafkaHealth {
         void admin.close().catch(() => undefined);
       }
     } finally {
-      clearTimeout(timer);
       this.#probing = false;
     }
   }
@@ -441,26 +421,13 @@ class KafkaConsumer implements TransportConsumer {
     this.#topic = options.config.spansTopic;
     this.#callbacks = callbacks;
     this.#log = new RateLimitedLog(options.logger);
-    const base = kafkaClientOptions(options.config, '-consumer');
-    const fetch = {
+    this.#consumer = groupConsumer(options.config, group, '-consumer', options.config.sessionTimeoutMs, {
       // A few MiB per fetch is as fast as more (8 and 32 MiB measured no better); a worker copies what it keeps.
       maxBytesPerPartition: Math.max(2 * 1024 * 1024, options.config.maxRecordBytes),
       maxBytes: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
       maxWaitTime: 250,
       autocommit: false,
-    };
-    this.#consumer =
-      options.config.groupProtocol === 'consumer'
-        ? new Consumer({ ...base, ...fetch, groupId: group, groupProtocol: 'consumer' })
-        : new Consumer({
-            ...base,
-            ...fetch,
-            groupId: group,
-            groupProtocol: 'classic',
-            sessionTimeout: options.config.sessionTimeoutMs,
-            heartbeatInterval: Math.max(500, Math.floor(options.config.sessionTimeoutMs / 10)),
-            rebalanceTimeout: Math.max(options.config.sessionTimeoutMs, 10_000),
-          });
+    });
     // Revocation begins: commit what is done before the partitions go (the client does not wait for it).
     this.#consumer.on('consumer:group:rebalance', () => void this.#commit());
     this.#consumer.on('consumer:group:join', () => this.#syncAssignments());
