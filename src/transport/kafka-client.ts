@@ -111,6 +111,30 @@ function nested(err: ErrorLike): ErrorLike[] {
   return out;
 }
 
+/**
+ * Waits until `promise` settled (either way) or `ms` passed; whether it settled. Used before
+ * closing a client under a call still in flight.
+ */
+export async function settleWithin(promise: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (promise === undefined) return true;
+  return withDeadline(
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    ms,
+    'settlement',
+  ).catch(() => false);
+}
+
+/**
+ * How long a consume() may take to give up on its own: its first try and the client's
+ * retries (kafkaClientOptions), each bounded by the request timeout.
+ */
+export function consumeSettleMs(config: KafkaConfig): number {
+  return 4 * config.requestTimeoutMs + 1_000;
+}
+
 /** Whether a client error is worth trying again (a leader not elected yet, a broker restarting, a timeout). */
 export function isRetriableKafkaError(err: unknown): boolean {
   if (err === null || typeof err !== 'object') return false;

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
-import { describeKafkaError, groupConsumer, withAdmin } from './kafka-client.ts';
+import { consumeSettleMs, describeKafkaError, groupConsumer, settleWithin, withAdmin } from './kafka-client.ts';
 
 /** A record of the topic: `kind` is the `betrace-kind` header when there is one. */
 export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string, kind: string | undefined) => void;
@@ -30,6 +30,8 @@ export class TopicFollower {
   #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
+  /** A consume() in flight: the client is closed only once it settled (see TopicFollower.stop). */
+  #opening: Promise<MessagesStream<Buffer, Buffer, Buffer, Buffer>> | undefined;
   #check: () => void = () => undefined;
 
   constructor(options: { config: KafkaConfig; topic: string; groupPrefix: string; onRecord: TopicRecordHandler; logger: Logger }) {
@@ -67,10 +69,18 @@ export class TopicFollower {
   async #open(): Promise<void> {
     const consumer = this.#consumer!;
     const offsets = [...this.#applied].map(([partition, offset]) => ({ topic: this.#topic, partition, offset: offset + 1n }));
-    const stream =
+    const opening =
       offsets.length === 0
-        ? await consumer.consume({ topics: [this.#topic], mode: 'earliest' })
-        : await consumer.consume({ topics: [this.#topic], mode: 'manual', offsets, fallbackMode: 'earliest' });
+        ? consumer.consume({ topics: [this.#topic], mode: 'earliest' })
+        : consumer.consume({ topics: [this.#topic], mode: 'manual', offsets, fallbackMode: 'earliest' });
+    this.#opening = opening;
+    const stream = await opening.finally(() => {
+      if (this.#opening === opening) this.#opening = undefined;
+    });
+    if (this.#stopped) {
+      void stream.close().catch(() => undefined);
+      return;
+    }
     this.#stream = stream;
     stream.on('data', (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
       if ((this.#applied.get(m.partition) ?? -1n) >= m.offset) return;
@@ -102,6 +112,8 @@ export class TopicFollower {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);
+    // Closing the client under a consume() still joining makes its join recurse without end (@platformatic/kafka 2.12).
+    await settleWithin(this.#opening, consumeSettleMs(this.#config));
     const stream = this.#stream;
     this.#stream = undefined;
     await stream?.close().catch(() => undefined);

@@ -31,7 +31,7 @@ import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { describeKafkaError, groupConsumer, kafkaClientOptions, KafkaTransportError, withAdmin, withDeadline } from './kafka-client.ts';
+import { consumeSettleMs, describeKafkaError, groupConsumer, kafkaClientOptions, KafkaTransportError, settleWithin, withAdmin, withDeadline } from './kafka-client.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
@@ -412,6 +412,8 @@ class KafkaConsumer implements TransportConsumer {
   #troubleAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** A consume() in flight: the client is closed only once it settled (see shutdown). */
+  #opening: Promise<void> | undefined;
   #committing: Promise<void> | undefined;
 
   constructor(group: string, callbacks: ConsumerCallbacks, options: KafkaTransportOptions, health: KafkaHealth) {
@@ -458,8 +460,21 @@ class KafkaConsumer implements TransportConsumer {
     this.#timer.unref();
   }
 
-  async #openStream(): Promise<void> {
-    const stream = await this.#consumer.consume({ topics: [this.#topic], mode: 'committed', fallbackMode: 'earliest', highWaterMark: 4096 });
+  #openStream(): Promise<void> {
+    const opening = this.#consumer
+      .consume({ topics: [this.#topic], mode: 'committed', fallbackMode: 'earliest', highWaterMark: 4096 })
+      .then((stream) => this.#streamOpened(stream));
+    this.#opening = opening;
+    return opening.finally(() => {
+      if (this.#opening === opening) this.#opening = undefined;
+    });
+  }
+
+  #streamOpened(stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): void {
+    if (!this.#running) {
+      void stream.close().catch(() => undefined);
+      return;
+    }
     this.#stream = stream;
     this.#streamDown = false;
     this.#streamPaused = false;
@@ -649,6 +664,11 @@ class KafkaConsumer implements TransportConsumer {
     this.#running = false;
     clearInterval(this.#timer);
     clearTimeout(this.#restartTimer);
+    // The client must not be closed under a consume() still joining the group: its join then
+    // recurses without end once it sees the client closed (@platformatic/kafka 2.12).
+    if (!(await settleWithin(this.#opening, consumeSettleMs(this.#o.config)))) {
+      this.#o.logger.warn({ group: this.#group }, 'Kafka consumer still joining its group at shutdown: closing it anyway');
+    }
     const stream = this.#stream;
     this.#stream = undefined;
     await stream?.close().catch(() => undefined);
