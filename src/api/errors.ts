@@ -1,4 +1,4 @@
-/** Every error code the admin API answers with, and its cause (documented in docs/api.md; a test checks). */
+/** Every error code the admin API answers with, and its cause (documented in src/api/README.md; a test checks). */
 export const API_ERRORS = {
   NOT_FOUND: [404, 'no such route'],
   METHOD_NOT_ALLOWED: [405, 'the route exists, not with this method'],

@@ -1,6 +1,6 @@
 /**
  * The configuration schema: every key, its type, its default and its meaning.
- * The configuration reference (docs/configuration.md) is generated from this file
+ * The configuration reference (src/config/README.md) is generated from this file
  * (`betrace config reference`), and a test keeps the two in step.
  * Durations are strings with units ("5s", "250ms"); sizes are bytes or strings with units ("16MiB").
  */
@@ -82,7 +82,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       '64MiB',
     ),
     max_receiving_bytes: size(
-      'Bytes of requests still being received, both receivers together. When spent, new requests get UNAVAILABLE / 503 with a retry delay; an OTLP/HTTP body that needs more gets 503 and its connection closed; a gRPC connection that needs more makes the gRPC connection holding most (perhaps itself) be closed. See "Memory bound" in docs/receiver.md.',
+      'Bytes of requests still being received, both receivers together. When spent, new requests get UNAVAILABLE / 503 with a retry delay; an OTLP/HTTP body that needs more gets 503 and its connection closed; a gRPC connection that needs more makes the gRPC connection holding most (perhaps itself) be closed. See "Memory bound" in src/receiver/README.md.',
       '64MiB',
     ),
     max_connections: int('Client connections open at once, per receiver (gRPC and HTTP each); more are closed as they arrive.', 256, 1),
@@ -100,7 +100,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     },
     tls: tls('TLS (and mTLS) on both OTLP receivers.'),
     spool: obj(
-      'A bounded spool on local disk in front of Kafka (transport.kind: kafka only). With it on, an export is acknowledged once its spans are fsynced to the spool ("durable on this node\'s disk", not yet in Kafka); every export goes through it and is handed to Kafka in arrival order, so a Kafka outage shorter than what the spool holds adds latency instead of loss. Delivery to Kafka is at least once: after a crash, up to about a second of spooled spans is sent again (spans are de-duplicated by span id downstream). See "Spool" in docs/receiver.md.',
+      'A bounded spool on local disk in front of Kafka (transport.kind: kafka only). With it on, an export is acknowledged once its spans are fsynced to the spool ("durable on this node\'s disk", not yet in Kafka); every export goes through it and is handed to Kafka in arrival order, so a Kafka outage shorter than what the spool holds adds latency instead of loss. Delivery to Kafka is at least once: after a crash, up to about a second of spooled spans is sent again (spans are de-duplicated by span id downstream). See "Spool" in src/receiver/README.md.',
       {
         enabled: bool('Spool exports on local disk before Kafka. Refused with transport.kind embedded.', false),
         dir: {

@@ -209,8 +209,8 @@ describe('rules and violations API (embedded)', () => {
     }
   });
 
-  it('documents every error code in docs/api.md', () => {
-    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'api.md'), 'utf8');
+  it('documents every error code in src/api/README.md', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'src', 'api', 'README.md'), 'utf8');
     for (const code of Object.keys(API_ERRORS)) assert.ok(doc.includes(`\`${code}\``), `${code} documented`);
   });
 });

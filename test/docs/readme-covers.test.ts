@@ -1,32 +1,34 @@
 /**
- * The docs document every config key (docs/configuration.md: the generated reference, kept in
- * step) and every metric (docs/metrics.md); the README stays a guide of at most 30,000 characters.
+ * The docs document every config key (src/config/README.md: the generated reference, kept in
+ * step) and every metric (src/telemetry/README.md); the README stays a guide of at most 30,000
+ * characters linking every reference; every relative link of every Markdown file resolves.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { configReference, configKeys } from '../../src/cli/config-reference.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const configuration = readFileSync(join(root, 'docs', 'configuration.md'), 'utf8');
-const metricsDoc = readFileSync(join(root, 'docs', 'metrics.md'), 'utf8');
+const configuration = readFileSync(join(root, 'src', 'config', 'README.md'), 'utf8');
+const metricsDoc = readFileSync(join(root, 'src', 'telemetry', 'README.md'), 'utf8');
 
 describe('the docs', () => {
-  it('docs/configuration.md holds the configuration reference generated from the schema (run `betrace config reference`)', () => {
+  it('src/config/README.md holds the configuration reference generated from the schema (run `betrace config reference`)', () => {
     const m = /<!-- config-reference:start -->\n([\s\S]*?)\n<!-- config-reference:end -->/.exec(configuration);
     assert.ok(m, 'config reference markers');
     assert.equal(m[1], configReference());
     assert.ok(configKeys().length > 30);
   });
 
-  it('docs/metrics.md documents every metric betrace exports', () => {
+  it('src/telemetry/README.md documents every metric betrace exports', () => {
     const metrics = createMetrics();
     for (const value of Object.values(metrics)) {
       const name = (value as { name?: unknown }).name;
-      if (typeof name === 'string' && name.startsWith('betrace_')) assert.ok(metricsDoc.includes(`\`${name}\``), `${name} in docs/metrics.md`);
+      if (typeof name === 'string' && name.startsWith('betrace_')) assert.ok(metricsDoc.includes(`\`${name}\``), `${name} in src/telemetry/README.md`);
     }
   });
 
@@ -37,10 +39,24 @@ describe('the docs', () => {
     assert.match(ci, /^npm test$/m);
   });
 
-  it('keeps the README a guide: at most 30,000 characters, every docs/ page linked from it', () => {
+  it('keeps the README a guide: at most 30,000 characters, every reference linked from it', () => {
     assert.ok(readme.length <= 30_000, `README.md has ${readme.length} characters`);
-    for (const page of ['receiver', 'configuration', 'metrics', 'api', 'security', 'contract', 'kafka']) {
-      assert.ok(readme.includes(`](docs/${page}.md)`), `docs/${page}.md linked from the README`);
+    const references = ['src/cli/README.md', 'src/config/README.md', 'src/rules/README.md', 'src/api/README.md', 'src/telemetry/README.md', 'src/receiver/README.md', 'src/worker/README.md', 'src/exporter/README.md', 'src/replay/README.md', 'docs/contract.md', 'docs/kafka.md', 'docs/security.md', 'deploy/helm/betrace/README.md', 'deploy/runbooks/README.md', 'test/bench/README.md'];
+    for (const page of references) assert.ok(readme.includes(`](${page})`), `${page} linked from the README`);
+  });
+
+  it('every relative link in the Markdown files points at a file that exists', () => {
+    const files = execFileSync('git', ['ls-files', '*.md'], { cwd: root, encoding: 'utf8' }).split('\n').filter((f) => f !== '' && !f.startsWith('node_modules/'));
+    assert.ok(files.length > 10);
+    const broken: string[] = [];
+    for (const file of files) {
+      const text = readFileSync(join(root, file), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!.split('#')[0]!;
+        if (target === '' || /^[a-z]+:/.test(target)) continue;
+        if (!existsSync(join(root, dirname(file), target))) broken.push(`${file}: ${m[1]}`);
+      }
     }
+    assert.deepEqual(broken, []);
   });
 });

@@ -26,7 +26,7 @@ const STREAMS = 60;
 const DECLARED = 16_000_000;
 const SENT = 15 * MiB;
 /**
- * The configured bound (docs/receiver.md, "Memory bound"): receiver.max_receiving_bytes
+ * The configured bound (src/receiver/README.md, "Memory bound"): receiver.max_receiving_bytes
  * plus, per connection, grpc.max_concurrent_streams × grpc.flow_control_window
  * and 256 KiB of connection state.
  */
