@@ -157,7 +157,7 @@ async function send(endpoint: string, body: Uint8Array, token: string | undefine
           const rejected = decoded.partialSuccess?.rejectedSpans ?? 0;
           resolve(rejected > 0 ? `${rejected} spans rejected: ${decoded.partialSuccess?.errorMessage ?? ''}` : undefined);
         } else if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
-          resolve(`nothing answers OTLP/gRPC at ${target} (${err.details}): is \`npm start\` running? (--endpoint to change)`);
+          resolve(`nothing answers OTLP/gRPC at ${target} (${err.details.replace(/\.?\s*Resolution note:.*$/s, '')}): is \`npm start\` running? (--endpoint to change)`);
         } else {
           resolve(`export to ${target} failed: ${grpc.status[err.code]}: ${err.details}`);
         }
