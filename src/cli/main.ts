@@ -71,8 +71,8 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
   program
     .command('demo')
     .description('Send sample traces carrying the seed rules\' incidents to a running betrace, then show the violations it finds.')
-    .option('--endpoint <host:port>', 'OTLP/gRPC receiver to send to (http:// or https:// for TLS)', '127.0.0.1:4317')
-    .option('--api <url>', 'admin API to read the violations from', 'http://127.0.0.1:12011')
+    .option('--endpoint <host:port>', 'OTLP/gRPC receiver to send to, http:// or https:// for TLS (default: BETRACE_RECEIVER_GRPC_ENDPOINT, else 127.0.0.1:4317)')
+    .option('--api <url>', 'admin API to read the violations from (default: BETRACE_API_ENDPOINT, else 127.0.0.1:12011)')
     .option('--token <token>', 'bearer token of the admin API (default: BETRACE_API_TOKEN)')
     .option('--no-wait', 'send the traces and exit, without waiting for the violations')
     .option('--timeout <seconds>', 'how long to wait for the violations', '60')
@@ -88,7 +88,7 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
         'The receiver\'s token, if it requires one (receiver.auth_token), is read from BETRACE_RECEIVER_TOKEN.',
       ].join('\n'),
     )
-    .action((opts: { endpoint: string; api: string; token?: string; wait: boolean; timeout: string }) => {
+    .action((opts: { endpoint?: string; api?: string; token?: string; wait: boolean; timeout: string }) => {
       const timeoutSeconds = Number(opts.timeout);
       if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
         out.stderr(`betrace demo: --timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
@@ -99,7 +99,15 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
       const receiverToken = process.env.BETRACE_RECEIVER_TOKEN;
       setStatus(
         demoCommand(
-          { endpoint: opts.endpoint, api: opts.api, wait: opts.wait, timeoutSeconds, ...(token ? { token } : {}), ...(receiverToken ? { receiverToken } : {}) },
+          {
+            // The variables `betrace run` listens on, so a betrace started in the same environment is found.
+            endpoint: opts.endpoint ?? (process.env.BETRACE_RECEIVER_GRPC_ENDPOINT || '127.0.0.1:4317'),
+            api: opts.api ?? (process.env.BETRACE_API_ENDPOINT || '127.0.0.1:12011'),
+            wait: opts.wait,
+            timeoutSeconds,
+            ...(token ? { token } : {}),
+            ...(receiverToken ? { receiverToken } : {}),
+          },
           out,
         ),
       );
