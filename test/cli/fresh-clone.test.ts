@@ -68,8 +68,11 @@ describe('a fresh clone', () => {
     await promisify(execFile)('git', ['clone', '-q', root, repo]);
     const [grpc, http, api] = [await freePort(), await freePort(), await freePort()];
     apiAddress = `127.0.0.1:${api}`;
-    // Nothing of this process's environment (npm_* variables of an `npm test`, NODE_OPTIONS, …) but HOME.
+    // Nothing of this process's environment (npm_* variables of an `npm test`, NODE_OPTIONS, …) but HOME
+    // and the machine's network setup (proxies, extra CA certificates) that any user of it has too.
+    const network = Object.entries(process.env).filter(([k]) => /^(https?_proxy|no_proxy|node_extra_ca_certs|ssl_cert_(file|dir))$/i.test(k));
     env = {
+      ...Object.fromEntries(network),
       HOME: process.env.HOME,
       PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
       npm_config_cache: join(dir, 'npm-cache'),
