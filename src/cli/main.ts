@@ -13,6 +13,7 @@ import { runCommand } from './run.ts';
 import { rulesCheck } from './rules-check.ts';
 import { rulesTest } from './rules-test.ts';
 import { replayCommand, type ReplayCommandOptions } from './replay.ts';
+import { demoCommand } from './demo.ts';
 
 export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
   const program = new Command('betrace')
@@ -67,6 +68,51 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
       setStatus(replayCommand(opts, out));
     });
 
+  program
+    .command('demo')
+    .description('Send sample traces carrying the seed rules\' incidents to a running betrace, then show the violations it finds.')
+    .option('--endpoint <host:port>', 'OTLP/gRPC receiver to send to, http:// or https:// for TLS (default: BETRACE_RECEIVER_GRPC_ENDPOINT, else 127.0.0.1:4317)')
+    .option('--api <url>', 'admin API to read the violations from (default: BETRACE_API_ENDPOINT, else 127.0.0.1:12011)')
+    .option('--token <token>', 'bearer token of the admin API (default: BETRACE_API_TOKEN)')
+    .option('--no-wait', 'send the traces and exit, without waiting for the violations')
+    .option('--timeout <seconds>', 'how long to wait for the violations', '60')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Sends 8 traces: 4 that violate a rule of config/rules/seed-invariants.yaml (a shipment without',
+        'payment confirmation, a payment retried with a new intent id, a tenant-data query without the',
+        'tenant filter, an admin action without an audit log) and 4 that keep the rules. betrace evaluates',
+        'a trace once no span of it arrived for worker.trace_idle_timeout (5s in config/betrace.yaml).',
+        'Exit 0 when the 4 violations, and no others on these traces, are in GET /v1/violations; 1 otherwise.',
+        'The receiver\'s token, if it requires one (receiver.auth_token), is read from BETRACE_RECEIVER_TOKEN.',
+      ].join('\n'),
+    )
+    .action((opts: { endpoint?: string; api?: string; token?: string; wait: boolean; timeout: string }) => {
+      const timeoutSeconds = Number(opts.timeout);
+      if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) {
+        out.stderr(`betrace demo: --timeout must be a positive number of seconds, got ${JSON.stringify(opts.timeout)}`);
+        setStatus(ExitCode.inputError);
+        return;
+      }
+      const token = opts.token ?? process.env.BETRACE_API_TOKEN;
+      const receiverToken = process.env.BETRACE_RECEIVER_TOKEN;
+      setStatus(
+        demoCommand(
+          {
+            // The variables `betrace run` listens on, so a betrace started in the same environment is found.
+            endpoint: opts.endpoint ?? (process.env.BETRACE_RECEIVER_GRPC_ENDPOINT || '127.0.0.1:4317'),
+            api: opts.api ?? (process.env.BETRACE_API_ENDPOINT || '127.0.0.1:12011'),
+            wait: opts.wait,
+            timeoutSeconds,
+            ...(token ? { token } : {}),
+            ...(receiverToken ? { receiverToken } : {}),
+          },
+          out,
+        ),
+      );
+    });
+
   const config = program.command('config').description('Configuration tools.');
   config
     .command('check')
@@ -110,7 +156,11 @@ export async function main(argv: readonly string[], out: Output = processOutput)
   return status;
 }
 
-if (import.meta.main) {
+/**
+ * Runs the command line of this process (process.argv) and sets its exit code:
+ * what bin/betrace.js calls, and `node src/cli/main.ts` / `node dist/cli/main.js`.
+ */
+export function runCli(): void {
   restartWithNodeFlags(nodeFlagsFor(process.argv[2], process.env, process.argv.slice(3)));
   main(process.argv.slice(2)).then(
     (status) => {
@@ -122,3 +172,5 @@ if (import.meta.main) {
     },
   );
 }
+
+if (import.meta.main) runCli();
