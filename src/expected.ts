@@ -100,7 +100,8 @@ export function closest(word: string, candidates: Iterable<string>): string | un
       best = c;
     }
   }
-  return bestDistance > 0 && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  // One edit in a short word, up to three in a long one: "hsa" → "has", never "z" → "or".
+  return bestDistance > 0 && bestDistance < word.length && bestDistance <= Math.max(1, Math.min(3, Math.floor(word.length / 3))) ? best : undefined;
 }
 
 /** " (did you mean x?)" for the closest candidate, else "". */
@@ -121,4 +122,66 @@ export function editDistance(a: string, b: string): number {
     }
   }
   return d[a.length]![b.length]!;
+}
+
+/** The fields of an ajv error these messages are built from (ajv with `verbose: true`, for data and parentSchema). */
+export interface SchemaError {
+  readonly keyword: string;
+  readonly instancePath: string;
+  readonly params: Record<string, unknown>;
+  readonly data?: unknown;
+  readonly parentSchema?: unknown;
+  readonly message?: string;
+}
+
+export interface SchemaErrorMessage {
+  /** Keys from the root to the value (or to the unknown or missing key). */
+  readonly parts: readonly string[];
+  /** The key path as written in messages: a.b[1].c. */
+  readonly path: string;
+  readonly message: string;
+  /** Names a key that should not be there (positioned at the key, not its value). */
+  readonly unknownKey: boolean;
+}
+
+/** a.b[1].c: list items by index, keys dotted. */
+export function displayPath(parts: readonly string[]): string {
+  return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/**
+ * One message per value from ajv's errors (`allErrors` gives several for one value: a oneOf
+ * and its branches, a type and a format), each naming the key path and what the value must
+ * be: "worker.trace_idle_timeout must be a duration with a unit, like "5s" or "500ms", got 5",
+ * "unknown key log.levl (did you mean log.level?)". `nodeAt` gives the schema of a key path
+ * when the error's own parentSchema is not the one to describe (a oneOf's branch).
+ */
+export function schemaErrorMessages(
+  errors: readonly SchemaError[],
+  nodeAt: (parts: readonly string[]) => ExpectedSchema | undefined = () => undefined,
+): SchemaErrorMessage[] {
+  const out = new Map<string, SchemaErrorMessage>();
+  const at = (parts: readonly string[], what: (path: string) => string, unknownKey: boolean): void => {
+    const key = parts.join('\u0000');
+    if (!out.has(key)) out.set(key, { parts, path: displayPath(parts), message: what(displayPath(parts)), unknownKey });
+  };
+  for (const e of errors) {
+    const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const parent = e.parentSchema as { properties?: Record<string, ExpectedSchema> } | undefined;
+    if (e.keyword === 'additionalProperties') {
+      const key = String(e.params.additionalProperty);
+      const known = Object.keys(parent?.properties ?? {});
+      const hint = didYouMean(key, known, (k) => displayPath([...parts, k])) || (known.length > 0 ? ` (allowed: ${known.join(', ')})` : '');
+      at([...parts, key], (path) => `unknown key ${path}${hint}`, true);
+    } else if (e.keyword === 'required') {
+      const key = String(e.params.missingProperty);
+      const node = nodeAt([...parts, key]) ?? parent?.properties?.[key];
+      at([...parts, key], (path) => `${path} is required${node === undefined ? '' : `: ${expectedForm(node)}`}`, false);
+    } else {
+      const node = nodeAt(parts) ?? (e.parentSchema as ExpectedSchema | undefined);
+      const expected = node === undefined ? (e.message ?? 'valid') : expectedForm(node);
+      at(parts, (path) => `${path || 'the value'} must be ${expected}, got ${shown(e.data)}`, false);
+    }
+  }
+  return [...out.values()];
 }

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
-import { didYouMean, expectedForm, shown as show } from '../expected.ts';
+import { schemaErrorMessages, shown as show } from '../expected.ts';
 import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
@@ -145,11 +145,6 @@ function keyOf(path: readonly string[]): string[] {
   return out;
 }
 
-/** transport.kafka.brokers[1]: list items by index, keys dotted. */
-function displayPath(parts: readonly string[]): string {
-  return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
-}
-
 interface SchemaProblem {
   readonly path: string;
   readonly message: string;
@@ -159,28 +154,14 @@ interface SchemaProblem {
   readonly drop: readonly string[];
 }
 
-/** One problem per key: ajv's errors for the same value (a oneOf and its branches, type and format) are one. */
+/** One problem per key (see schemaErrorMessages), described from the config schema's node of that key. */
 function schemaProblems(errors: readonly ErrorObject[]): SchemaProblem[] {
-  const out = new Map<string, SchemaProblem>();
-  for (const e of errors) {
-    const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const path = parts.join('.');
-    const shown = displayPath(parts);
-    if (e.keyword === 'additionalProperties') {
-      const key = (e.params as { additionalProperty: string }).additionalProperty;
-      const full = path === '' ? key : `${path}.${key}`;
-      if (out.has(full)) continue;
-      const known = Object.keys(schemaAt(parts)?.properties ?? {});
-      const suggestion = didYouMean(key, known, (k) => (path === '' ? k : `${shown}.${k}`));
-      out.set(full, { path: full, message: `unknown key ${displayPath([...parts, key])}${suggestion}`, atKey: true, drop: [...parts, key] });
-      continue;
-    }
-    if (out.has(path)) continue;
-    const node = schemaAt(parts);
-    const expected = node === undefined ? (e.message ?? 'valid') : expectedForm(node);
-    out.set(path, { path, message: `${shown || 'the configuration'} must be ${expected}, got ${show(e.data)}`, atKey: false, drop: keyOf(parts) });
-  }
-  return [...out.values()];
+  return schemaErrorMessages(errors, schemaAt).map((m) => ({
+    path: m.parts.join('.'),
+    message: m.path === '' ? m.message.replace(/^the value/, 'the configuration') : m.message,
+    atKey: m.unknownKey,
+    drop: m.unknownKey ? m.parts : keyOf(m.parts),
+  }));
 }
 
 /** 1-based line and column of the YAML node at a dotted path (its key when `atKey`). */

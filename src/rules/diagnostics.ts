@@ -5,6 +5,7 @@
 
 export const ERROR_CODES = {
   'syntax': 'the condition does not parse (unexpected token or character)',
+  'unknown-name': 'a function, step or block keyword the language does not have (the message names the closest one)',
   'too-large': 'the condition is larger than the size limit',
   'too-deep': 'the condition nests deeper than the depth limit',
   'ambiguous': 'internal error: the grammar produced more than one parse',
