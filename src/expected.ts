@@ -180,7 +180,8 @@ export function schemaErrorMessages(
     } else {
       const node = nodeAt(parts) ?? (e.parentSchema as ExpectedSchema | undefined);
       const expected = node === undefined ? (e.message ?? 'valid') : expectedForm(node);
-      at(parts, (path) => `${path || 'the value'} must be ${expected}, got ${shown(e.data)}`, false);
+      const hint = node?.enum !== undefined && typeof e.data === 'string' ? didYouMean(e.data, node.enum.map(String)) : '';
+      at(parts, (path) => `${path || 'the value'} must be ${expected}, got ${shown(e.data)}${hint}`, false);
     }
   }
   return [...out.values()];

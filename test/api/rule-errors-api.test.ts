@@ -42,14 +42,14 @@ describe('rule errors of the admin API', () => {
   });
 
   it('INVALID_RULE says the allowed values and the id form', async () => {
-    const r = await post(betrace.apiUrl, { id: 'Bad Id', severity: 'urgent', condition: 'true', extra: 1 });
+    const r = await post(betrace.apiUrl, { id: 'Bad Id', severity: 'hihg', condition: 'true', extra: 1 });
     assert.equal(r.status, 400);
     assert.deepEqual(
       r.body.error.errors?.map((e) => e.message),
       [
         'unknown key extra (allowed: id, name, description, severity, enabled, tags, message, condition)',
         'id must be a string matching ^[a-z0-9][a-z0-9._-]*$, of at most 128 characters, got "Bad Id"',
-        'severity must be one of critical, high, medium, low, info, got "urgent"',
+        'severity must be one of critical, high, medium, low, info, got "hihg" (did you mean high?)',
       ],
     );
   });

@@ -30,7 +30,7 @@ describe('bad configuration', () => {
     ['bad duration', 'worker:\n  trace_idle_timeout: 5 seconds\n', /:2:23: worker\.trace_idle_timeout must be a duration .*got "5 seconds"$/],
     ['zero duration', 'worker:\n  trace_idle_timeout: 0s\n', /:2:23: worker\.trace_idle_timeout must be a duration > 0, got "0s"$/],
     ['bad port', 'api:\n  endpoint: 127.0.0.1:70000\n', /api\.endpoint must be host:port like "127\.0\.0\.1:12011" \(port 0-65535\), got "127\.0\.0\.1:70000"$/],
-    ['bad enum', 'transport:\n  kind: kafak\n', /transport\.kind must be one of embedded, kafka, got "kafak"$/],
+    ['bad enum', 'transport:\n  kind: kafak\n', /transport\.kind must be one of embedded, kafka, got "kafak" \(did you mean kafka\?\)$/],
     ['bad type', 'worker:\n  max_live_traces: many\n', /worker\.max_live_traces must be an integer >= 1, got "many"$/],
     ['flow-control window below HTTP/2\'s', 'receiver:\n  grpc:\n    flow_control_window: 16KiB\n', /receiver\.grpc\.flow_control_window must be between 64KiB and 1GiB, got "16KiB"$/],
   ];
@@ -73,7 +73,7 @@ describe('bad configuration', () => {
     /:7:20: worker\.max_live_traces must be an integer >= 1, got "many"$/,
     /:8:23: worker\.evaluation_threads must be an integer from 1 to 64, got 0$/,
     /:9:23: worker\.trace_max_duration must be a duration > 0, got "0s"$/,
-    /:11:9: transport\.kind must be one of embedded, kafka, got "kafak"$/,
+    /:11:9: transport\.kind must be one of embedded, kafka, got "kafak" \(did you mean kafka\?\)$/,
     /:13:31: transport\.kafka\.brokers\[1\] must be host:port like "127\.0\.0\.1:9092" \(port 0-65535\), got "nope"$/,
     /:15:13: api\.endpoint must be host:port like "127\.0\.0\.1:12011" \(port 0-65535\), got "127\.0\.0\.1:70000"$/,
     /:16:12: api\.enabled must be true or false, got "yes"$/,
