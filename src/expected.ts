@@ -66,7 +66,9 @@ export function expectedForm(schema: ExpectedSchema): string {
       return `${schema.minLength !== undefined && schema.minLength > 0 ? 'a non-empty string' : 'a string'}${parts.length > 0 ? ` ${parts.join(', ')}` : ''}`;
     }
     case 'array': {
-      const item = schema.items === undefined ? 'values' : plural(expectedForm(schema.items));
+      // The items' example is the list's first default.
+      const first: unknown = Array.isArray(schema.default) ? schema.default[0] : undefined;
+      const item = schema.items === undefined ? 'values' : plural(expectedForm(first === undefined ? schema.items : { ...schema.items, default: first }));
       return `a list of ${item}${schema.maxItems !== undefined ? ` (at most ${schema.maxItems})` : ''}`;
     }
     case 'object':
@@ -78,10 +80,11 @@ export function expectedForm(schema: ExpectedSchema): string {
   }
 }
 
-/** "a non-empty string" → "non-empty strings"; forms that are not "a …" are kept, after "values: ". */
+/** "a non-empty string" → "non-empty strings", "host:port like …" → "host:port endpoints like …". */
 function plural(form: string): string {
-  const m = /^an? (\S+)(.*)$/.exec(form);
-  return m === null ? `values: ${form}` : `${m[1]}s${m[2]}`;
+  if (form.startsWith('host:port')) return form.replace('host:port', 'host:port endpoints');
+  const noun = /\b(string|integer|number|duration|size|list|mapping)\b/;
+  return /^an? /.test(form) && noun.test(form) ? form.replace(/^an? /, '').replace(noun, '$1s') : `values: ${form}`;
 }
 
 /** JSON text of a value for "got …" (undefined and functions as their names). */

@@ -164,9 +164,17 @@ function schemaProblems(errors: readonly ErrorObject[]): SchemaProblem[] {
   }));
 }
 
-/** 1-based line and column of the YAML node at a dotted path (its key when `atKey`). */
+/**
+ * 1-based line and column of the YAML node at a dotted path (its key when `atKey`); of the
+ * nearest enclosing key in the file when the path is not there (a key missing beside another).
+ */
 function positionOf(doc: Document, path: string, lc: LineCounter, atKey = false): { line: number; column: number } | undefined {
   if (path === '') return undefined;
+  const here = positionIn(doc, path, lc, atKey);
+  return here ?? (path.includes('.') ? positionOf(doc, path.slice(0, path.lastIndexOf('.')), lc) : undefined);
+}
+
+function positionIn(doc: Document, path: string, lc: LineCounter, atKey: boolean): { line: number; column: number } | undefined {
   let node: Node | null | undefined = doc.contents;
   const keys = path.split('.');
   for (const [i, key] of keys.entries()) {

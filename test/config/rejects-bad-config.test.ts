@@ -119,6 +119,17 @@ describe('bad configuration', () => {
     });
   });
 
+  it('places a problem of a key missing beside another at the enclosing key, and says what a list holds', () => {
+    assert.throws(() => parseConfig('api:\n  tls:\n    cert_file: x.pem\ntransport:\n  kafka:\n    brokers: 127.0.0.1:9092\n', { source: 'b.yaml', env: {} }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.message.split('\n'), [
+        'b.yaml:3:5: api.tls.cert_file and api.tls.key_file must both be set for TLS, got {"cert_file":"x.pem","key_file":""}',
+        'b.yaml:6:14: transport.kafka.brokers must be a list of host:port endpoints like "127.0.0.1:9092" (port 0-65535), got "127.0.0.1:9092"',
+      ]);
+      return true;
+    });
+  });
+
   it('takes the downstream endpoint from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT over OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     const config = parseConfig('downstream:\n  endpoint: http://127.0.0.1:1111\n', {
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:2222', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:3333' },
