@@ -1,20 +1,46 @@
 /**
  * Loading the configuration: YAML file → environment overrides → schema
- * validation (unknown keys rejected, every error naming its key and value) →
- * normalized, frozen Config. Errors are values (ConfigError), never exits.
+ * validation (unknown keys rejected) → normalized, frozen Config. Every problem of
+ * a configuration is reported at once, one line each, naming its key, the form the
+ * value should take and the value given, at the value's line:column in the file or
+ * naming the environment variable it came from. Errors are values (ConfigError),
+ * never exits.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
+import { schemaErrorMessages, shown as show } from '../expected.ts';
 import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
+/** One problem of a configuration. */
+export interface ConfigProblem {
+  /** Dotted key path ('' for the whole configuration). */
+  readonly path: string;
+  /** Names the key, what it must be and what it got. */
+  readonly message: string;
+  /** 1-based position of the key or value in the file, when it is there. */
+  readonly line?: number;
+  readonly column?: number;
+  /** The environment variable the value came from. */
+  readonly env?: string;
+}
+
+/** `message` holds one line per problem (file:line:col: … or environment variable NAME: …). */
 export class ConfigError extends Error {
   override name = 'ConfigError';
   readonly code = 'CONFIG_INVALID';
+  readonly problems: readonly ConfigProblem[];
+  constructor(message: string, problems: readonly ConfigProblem[] = []) {
+    super(message);
+    this.problems = problems;
+  }
 }
+
+/** Reports a problem at a key of the configuration (normalization goes on to find the others). */
+type Fail = (path: string, message: string) => void;
 
 type Raw = Record<string, unknown>;
 
@@ -62,19 +88,26 @@ function parseHeaderList(text: string): Record<string, string> {
   return out;
 }
 
-function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): void {
+/** Applies the environment overrides; returns which variable set each dotted key path. */
+function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): Map<string, string> {
+  const origins = new Map<string, string>();
   for (const [name, path] of ENV_OVERRIDES) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(raw, path, value);
+    if (value !== undefined && value !== '') {
+      setPath(raw, path, value);
+      origins.set(path.join('.'), name);
+    }
   }
   const allow = env.BETRACE_API_ALLOW_UNAUTHENTICATED;
   if (allow !== undefined && allow !== '') {
     // A boolean key: true/false as text; anything else is left for the schema to refuse.
     setPath(raw, ['api', 'allow_unauthenticated'], allow === 'true' ? true : allow === 'false' ? false : allow);
+    origins.set('api.allow_unauthenticated', 'BETRACE_API_ALLOW_UNAUTHENTICATED');
   }
   const brokers = env.BETRACE_KAFKA_BROKERS;
   if (brokers !== undefined && brokers !== '') {
     setPath(raw, ['transport', 'kafka', 'brokers'], brokers.split(',').map((b) => b.trim()).filter((b) => b !== ''));
+    origins.set('transport.kafka.brokers', 'BETRACE_KAFKA_BROKERS');
   }
   for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
     const value = env[name];
@@ -83,97 +116,65 @@ function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): void {
     const headers = (downstream.headers ??= {}) as Record<string, string>;
     Object.assign(headers, parseHeaderList(value));
   }
+  return origins;
 }
 
-function yamlPath(instancePath: string): string {
-  return instancePath
-    .split('/')
-    .slice(1)
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .join('.');
-}
-
+/** The schema node of a dotted key path (array items and map values included). */
 function schemaAt(path: readonly string[]): SchemaNode | undefined {
   let node: SchemaNode | undefined = configSchema;
-  for (const key of path) node = node?.properties?.[key];
+  for (const key of path) {
+    if (node === undefined) return undefined;
+    // An item's example is the list's first default ("127.0.0.1:9092" for a broker).
+    if (node.type === 'array') node = node.items && { ...node.items, default: Array.isArray(node.default) ? (node.default[0] as unknown) : undefined };
+    else if (node.properties?.[key] !== undefined) node = node.properties[key];
+    else node = typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined;
+  }
   return node;
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
+/** The longest prefix of `path` that is a key of the schema (not an array item): what to drop to get its default. */
+function keyOf(path: readonly string[]): string[] {
+  const out: string[] = [];
+  let node: SchemaNode | undefined = configSchema;
+  for (const key of path) {
+    const next: SchemaNode | undefined = node?.properties?.[key] ?? (typeof node?.additionalProperties === 'object' ? node.additionalProperties : undefined);
+    if (next === undefined) break;
+    out.push(key);
+    node = next;
   }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return out;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
+interface SchemaProblem {
+  readonly path: string;
+  readonly message: string;
+  /** Positioned at the key itself (an unknown key), not its value. */
+  readonly atKey: boolean;
+  /** The key to drop so that its default stands in while the rest is checked. */
+  readonly drop: readonly string[];
 }
 
-function show(value: unknown): string {
-  return JSON.stringify(value) ?? String(value);
+/** One problem per key (see schemaErrorMessages), described from the config schema's node of that key. */
+function schemaProblems(errors: readonly ErrorObject[]): SchemaProblem[] {
+  return schemaErrorMessages(errors, schemaAt).map((m) => ({
+    path: m.parts.join('.'),
+    message: m.path === '' ? m.message.replace(/^the value/, 'the configuration') : m.message,
+    atKey: m.unknownKey,
+    drop: m.unknownKey ? m.parts : keyOf(m.parts),
+  }));
 }
 
-function describeError(e: ErrorObject): { path: string; message: string } {
-  const path = yamlPath(e.instancePath);
-  const value = e.data;
-  switch (e.keyword) {
-    case 'additionalProperties': {
-      const key = (e.params as { additionalProperty: string }).additionalProperty;
-      const full = path === '' ? key : `${path}.${key}`;
-      const known = Object.keys(schemaAt(path === '' ? [] : path.split('.'))?.properties ?? {});
-      const suggestion = closest(key, known);
-      return {
-        path: full,
-        message: `unknown key ${full}${suggestion ? ` (did you mean ${path === '' ? suggestion : `${path}.${suggestion}`}?)` : ''}`,
-      };
-    }
-    case 'format': {
-      const format = (e.params as { format: string }).format;
-      const what =
-        format === 'duration'
-          ? 'a duration with a unit (e.g. "5s", "250ms")'
-          : format === 'size'
-            ? 'a size (bytes, or e.g. "16MiB")'
-            : 'an endpoint host:port with a port 0-65535';
-      return { path, message: `${path} must be ${what}, got ${show(value)}` };
-    }
-    case 'enum':
-      return {
-        path,
-        message: `${path} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}, got ${show(value)}`,
-      };
-    case 'type':
-      return { path, message: `${path} must be ${(e.params as { type: string }).type}, got ${show(value)}` };
-    case 'minimum':
-    case 'maximum':
-      return { path, message: `${path} must be ${e.keyword === 'minimum' ? '>=' : '<='} ${(e.params as { limit: number }).limit}, got ${show(value)}` };
-    case 'oneOf':
-      return { path, message: `${path} must be a size (bytes, or e.g. "16MiB"), got ${show(value)}` };
-    default:
-      return { path, message: `${path || 'config'} ${e.message ?? 'is invalid'}, got ${show(value)}` };
-  }
+/**
+ * 1-based line and column of the YAML node at a dotted path (its key when `atKey`); of the
+ * nearest enclosing key in the file when the path is not there (a key missing beside another).
+ */
+function positionOf(doc: Document, path: string, lc: LineCounter, atKey = false): { line: number; column: number } | undefined {
+  if (path === '') return undefined;
+  const here = positionIn(doc, path, lc, atKey);
+  return here ?? (path.includes('.') ? positionOf(doc, path.slice(0, path.lastIndexOf('.')), lc) : undefined);
 }
 
-/** Line of the YAML node at a dotted path, for error messages. */
-function lineOf(doc: Document | undefined, path: string, lineStarts: number[], atKey = false): number | undefined {
-  if (doc === undefined || path === '') return undefined;
+function positionIn(doc: Document, path: string, lc: LineCounter, atKey: boolean): { line: number; column: number } | undefined {
   let node: Node | null | undefined = doc.contents;
   const keys = path.split('.');
   for (const [i, key] of keys.entries()) {
@@ -186,23 +187,36 @@ function lineOf(doc: Document | undefined, path: string, lineStarts: number[], a
   }
   const offset = node?.range?.[0];
   if (offset === undefined) return undefined;
-  let line = 0;
-  while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
-  return line + 1;
+  const p = lc.linePos(offset);
+  return { line: p.line, column: p.col };
 }
 
-function positiveDuration(path: string, text: string, allowZero: boolean): number {
+function deletePath(raw: Raw, path: readonly string[]): void {
+  let node: unknown = raw;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node !== 'object' || node === null) return;
+    node = (node as Raw)[key];
+  }
+  if (typeof node === 'object' && node !== null && path.length > 0) delete (node as Raw)[path[path.length - 1]!];
+}
+
+function render(source: string, p: ConfigProblem): string {
+  if (p.env !== undefined) return `environment variable ${p.env}: ${p.message}`;
+  return `${source}${p.line === undefined ? '' : `:${p.line}:${p.column}`}: ${p.message}`;
+}
+
+function positiveDuration(fail: Fail, path: string, text: string, allowZero: boolean): number {
   const ms = parseDurationMs(text)!;
-  if (!allowZero && ms <= 0) throw new ConfigError(`${path} must be a duration > 0, got ${show(text)}`);
+  if (!allowZero && ms <= 0) fail(path, `${path} must be a duration > 0, got ${show(text)}`);
   return ms;
 }
 
-function listen(path: string, raw: Raw): ListenConfig {
+function listen(raw: Raw): ListenConfig {
   const ep = parseEndpoint(raw.endpoint as string)!;
   return { enabled: raw.enabled as boolean, host: ep.host, port: ep.port };
 }
 
-function normalize(raw: Raw, baseDir: string): Config {
+function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
   const r = raw as Record<string, Raw>;
   const receiver = r.receiver!;
   const transport = r.transport!;
@@ -210,7 +224,7 @@ function normalize(raw: Raw, baseDir: string): Config {
   const worker = r.worker!;
   const api = r.api!;
   const size = (v: unknown) => parseSizeBytes(v as string | number)!;
-  const dur = (path: string, v: unknown, allowZero = false) => positiveDuration(path, v as string, allowZero);
+  const dur = (path: string, v: unknown, allowZero = false) => positiveDuration(fail, path, v as string, allowZero);
 
   let token = api.token as string;
   const tokenFile = api.token_file as string;
@@ -218,40 +232,41 @@ function normalize(raw: Raw, baseDir: string): Config {
     try {
       token = readFileSync(resolve(baseDir, tokenFile), 'utf8').trim();
     } catch (err) {
-      throw new ConfigError(`api.token_file cannot be read, got ${show(tokenFile)}: ${(err as Error).message}`);
+      fail('api.token_file', `api.token_file cannot be read, got ${show(tokenFile)}: ${(err as Error).message}`);
     }
   }
-  const apiListen = listen('api', api);
+  const apiListen = listen(api);
   if (apiListen.enabled && token === '' && api.allow_unauthenticated !== true && !isLoopbackHost(apiListen.host)) {
-    throw new ConfigError(
+    fail(
+      'api.endpoint',
       `api.endpoint binds ${show(api.endpoint)} (not loopback) and no API token is set, so anyone who reaches it could change the rules: ` +
         'set BETRACE_API_TOKEN, api.token_file or api.token; bind 127.0.0.1; or, only behind your own authentication, set api.allow_unauthenticated: true (BETRACE_API_ALLOW_UNAUTHENTICATED=true)',
     );
   }
   const endpointText = (downstream.endpoint as string).trim();
   if (endpointText !== '' && !/^(https?:\/\/)?[^\s/]+:\d{1,5}\/?$/.test(endpointText)) {
-    throw new ConfigError(`downstream.endpoint must be a URL like http://host:4317, got ${show(endpointText)}`);
+    fail('downstream.endpoint', `downstream.endpoint must be a URL like http://host:4317, got ${show(endpointText)}`);
   }
   const maxRequestBytes = size(receiver.max_request_bytes);
-  if (maxRequestBytes < 1024) throw new ConfigError(`receiver.max_request_bytes must be at least 1KiB, got ${show(receiver.max_request_bytes)}`);
+  if (maxRequestBytes < 1024) fail('receiver.max_request_bytes', `receiver.max_request_bytes must be at least 1KiB, got ${show(receiver.max_request_bytes)}`);
   const maxReceivingBytes = size(receiver.max_receiving_bytes);
   if (maxReceivingBytes < maxRequestBytes) {
-    throw new ConfigError(`receiver.max_receiving_bytes must be at least receiver.max_request_bytes (${maxRequestBytes} bytes), got ${show(receiver.max_receiving_bytes)}`);
+    fail('receiver.max_receiving_bytes', `receiver.max_receiving_bytes must be at least receiver.max_request_bytes (${maxRequestBytes} bytes), got ${show(receiver.max_receiving_bytes)}`);
   }
   const grpcRaw = receiver.grpc as Raw;
   const flowControlWindowBytes = size(grpcRaw.flow_control_window);
   if (flowControlWindowBytes < 65_535 || flowControlWindowBytes > 2 ** 30) {
-    throw new ConfigError(`receiver.grpc.flow_control_window must be between 64KiB and 1GiB, got ${show(grpcRaw.flow_control_window)}`);
+    fail('receiver.grpc.flow_control_window', `receiver.grpc.flow_control_window must be between 64KiB and 1GiB, got ${show(grpcRaw.flow_control_window)}`);
   }
 
   const dataDir = resolve(baseDir, raw.data_dir as string);
-  const spool = spoolConfig(receiver.spool as Raw, transport.kind as string, baseDir, dataDir);
+  const spool = spoolConfig(fail, receiver.spool as Raw, transport.kind as string, baseDir, dataDir);
 
   return {
     baseDir,
     receiver: {
-      grpc: { ...listen('receiver.grpc', grpcRaw), flowControlWindowBytes, maxConcurrentStreams: grpcRaw.max_concurrent_streams as number },
-      http: listen('receiver.http', receiver.http as Raw),
+      grpc: { ...listen(grpcRaw), flowControlWindowBytes, maxConcurrentStreams: grpcRaw.max_concurrent_streams as number },
+      http: listen(receiver.http as Raw),
       maxRequestBytes,
       maxInFlightBytes: size(receiver.max_in_flight_bytes),
       maxReceivingBytes,
@@ -260,7 +275,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       retryAfterMs: dur('receiver.retry_after', receiver.retry_after),
       maxSpansPerRequest: receiver.max_spans_per_request as number,
       authToken: receiver.auth_token as string,
-      tls: tlsConfig('receiver.tls', receiver.tls as Raw, baseDir),
+      tls: tlsConfig(fail, 'receiver.tls', receiver.tls as Raw, baseDir),
       spool,
     },
     transport: {
@@ -268,7 +283,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       partitions: transport.partitions as number,
       partitioner: transport.partitioner as 'sarama' | 'murmur2',
       maxQueuedBytes: size(transport.max_queued_bytes),
-      kafka: kafkaConfig(transport.kafka as Raw, baseDir),
+      kafka: kafkaConfig(fail, transport.kafka as Raw, baseDir),
     },
     downstream: {
       endpoint: endpointText,
@@ -303,7 +318,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       token,
       allowUnauthenticated: api.allow_unauthenticated as boolean,
       replayDir: (api.replay_dir as string) === '' ? '' : resolve(baseDir, api.replay_dir as string),
-      tls: tlsConfig('api.tls', api.tls as Raw, baseDir),
+      tls: tlsConfig(fail, 'api.tls', api.tls as Raw, baseDir),
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
     },
@@ -312,18 +327,19 @@ function normalize(raw: Raw, baseDir: string): Config {
   };
 }
 
-function spoolConfig(raw: Raw, transportKind: string, baseDir: string, dataDir: string): SpoolConfig {
+function spoolConfig(fail: Fail, raw: Raw, transportKind: string, baseDir: string, dataDir: string): SpoolConfig {
   const enabled = raw.enabled as boolean;
   const maxBytes = parseSizeBytes(raw.max_bytes as string | number)!;
   const segmentBytes = parseSizeBytes(raw.segment_bytes as string | number)!;
   if (enabled && transportKind !== 'kafka') {
-    throw new ConfigError(
+    fail(
+      'receiver.spool.enabled',
       `receiver.spool.enabled needs transport.kind kafka, got ${show(transportKind)}: the embedded transport holds spans in this process's memory, so a disk spool in front of it would keep nothing across a restart`,
     );
   }
-  if (segmentBytes < 64 * 1024) throw new ConfigError(`receiver.spool.segment_bytes must be at least 64KiB, got ${show(raw.segment_bytes)}`);
+  if (segmentBytes < 64 * 1024) fail('receiver.spool.segment_bytes', `receiver.spool.segment_bytes must be at least 64KiB, got ${show(raw.segment_bytes)}`);
   if (segmentBytes * 4 > maxBytes) {
-    throw new ConfigError(`receiver.spool.max_bytes must be at least 4 × receiver.spool.segment_bytes (${segmentBytes * 4} bytes), got ${show(raw.max_bytes)}`);
+    fail('receiver.spool.max_bytes', `receiver.spool.max_bytes must be at least 4 × receiver.spool.segment_bytes (${segmentBytes * 4} bytes), got ${show(raw.max_bytes)}`);
   }
   const dir = raw.dir as string;
   return {
@@ -331,39 +347,43 @@ function spoolConfig(raw: Raw, transportKind: string, baseDir: string, dataDir: 
     dir: dir === '' ? join(dataDir, 'spool') : resolve(baseDir, dir),
     maxBytes,
     segmentBytes,
-    shutdownTimeoutMs: positiveDuration('receiver.spool.shutdown_timeout', raw.shutdown_timeout as string, true),
-    degradedAfterMs: positiveDuration('receiver.spool.degraded_after', raw.degraded_after as string, false),
+    shutdownTimeoutMs: positiveDuration(fail, 'receiver.spool.shutdown_timeout', raw.shutdown_timeout as string, true),
+    degradedAfterMs: positiveDuration(fail, 'receiver.spool.degraded_after', raw.degraded_after as string, false),
   };
 }
 
-function tlsConfig(path: string, raw: Raw, baseDir: string): TlsConfig | undefined {
+function tlsConfig(fail: Fail, path: string, raw: Raw, baseDir: string): TlsConfig | undefined {
   const cert = raw.cert_file as string;
   const key = raw.key_file as string;
   const ca = raw.client_ca_file as string;
   if (cert === '' && key === '' && ca === '') return undefined;
-  if (cert === '' || key === '') throw new ConfigError(`${path}.cert_file and ${path}.key_file must both be set for TLS, got ${show({ cert_file: cert, key_file: key })}`);
+  if (cert === '' || key === '') {
+    fail(`${path}.${cert === '' ? 'cert_file' : 'key_file'}`, `${path}.cert_file and ${path}.key_file must both be set for TLS, got ${show({ cert_file: cert, key_file: key })}`);
+    return undefined;
+  }
   const files = { certFile: resolve(baseDir, cert), keyFile: resolve(baseDir, key), clientCaFile: ca === '' ? '' : resolve(baseDir, ca) };
   for (const [name, file] of [['cert_file', files.certFile], ['key_file', files.keyFile], ['client_ca_file', files.clientCaFile]] as const) {
-    if (file !== '') readPem(file, `${path}.${name}`, baseDir);
+    if (file !== '') readPem(fail, file, `${path}.${name}`, baseDir);
   }
   return files;
 }
 
-function readPem(path: string, key: string, baseDir: string): string {
+function readPem(fail: Fail, path: string, key: string, baseDir: string): string {
   if (path === '') return '';
   try {
     return readFileSync(resolve(baseDir, path), 'utf8');
   } catch (err) {
-    throw new ConfigError(`${key} cannot be read, got ${show(path)}: ${(err as Error).message}`);
+    fail(key, `${key} cannot be read, got ${show(path)}: ${(err as Error).message}`);
+    return '';
   }
 }
 
-function kafkaConfig(k: Raw, baseDir: string): KafkaConfig {
+function kafkaConfig(fail: Fail, k: Raw, baseDir: string): KafkaConfig {
   const tls = k.tls as Raw;
   const sasl = k.sasl as Raw;
   const mechanism = sasl.mechanism as KafkaConfig['sasl']['mechanism'];
   if (mechanism !== 'none' && (sasl.username === '' || sasl.password === '')) {
-    throw new ConfigError(`transport.kafka.sasl.username and password must be set for mechanism ${show(mechanism)}`);
+    fail(`transport.kafka.sasl.${sasl.username === '' ? 'username' : 'password'}`, `transport.kafka.sasl.username and password must be set for mechanism ${show(mechanism)}`);
   }
   return {
     brokers: k.brokers as string[],
@@ -375,18 +395,18 @@ function kafkaConfig(k: Raw, baseDir: string): KafkaConfig {
     forwarderGroup: k.forwarder_group as string,
     createTopics: k.create_topics as boolean,
     replicationFactor: k.replication_factor as number,
-    retentionMs: positiveDuration('transport.kafka.retention', k.retention as string, true),
+    retentionMs: positiveDuration(fail, 'transport.kafka.retention', k.retention as string, true),
     maxRecordBytes: k.max_record_bytes as number,
-    lingerMs: positiveDuration('transport.kafka.linger', k.linger as string, true),
-    requestTimeoutMs: positiveDuration('transport.kafka.request_timeout', k.request_timeout as string, false),
-    ackTimeoutMs: positiveDuration('transport.kafka.ack_timeout', k.ack_timeout as string, false),
+    lingerMs: positiveDuration(fail, 'transport.kafka.linger', k.linger as string, true),
+    requestTimeoutMs: positiveDuration(fail, 'transport.kafka.request_timeout', k.request_timeout as string, false),
+    ackTimeoutMs: positiveDuration(fail, 'transport.kafka.ack_timeout', k.ack_timeout as string, false),
     groupProtocol: k.group_protocol as 'consumer' | 'classic',
-    sessionTimeoutMs: positiveDuration('transport.kafka.session_timeout', k.session_timeout as string, false),
+    sessionTimeoutMs: positiveDuration(fail, 'transport.kafka.session_timeout', k.session_timeout as string, false),
     tls: {
       enabled: tls.enabled as boolean,
-      ca: readPem(tls.ca_file as string, 'transport.kafka.tls.ca_file', baseDir),
-      cert: readPem(tls.cert_file as string, 'transport.kafka.tls.cert_file', baseDir),
-      key: readPem(tls.key_file as string, 'transport.kafka.tls.key_file', baseDir),
+      ca: readPem(fail, tls.ca_file as string, 'transport.kafka.tls.ca_file', baseDir),
+      cert: readPem(fail, tls.cert_file as string, 'transport.kafka.tls.cert_file', baseDir),
+      key: readPem(fail, tls.key_file as string, 'transport.kafka.tls.key_file', baseDir),
     },
     sasl: { mechanism, username: sasl.username as string, password: sasl.password as string },
   };
@@ -402,45 +422,52 @@ function deepFreeze<T>(value: T): T {
 
 /**
  * Validates a configuration given as YAML text. `source` names it in messages.
- * Throws ConfigError with one line naming the key and the bad value.
+ * Throws ConfigError listing every problem, one line each.
  */
 export function parseConfig(
   text: string,
   options: { source?: string; baseDir?: string; env?: NodeJS.ProcessEnv } = {},
 ): Config {
   const source = options.source ?? 'config';
-  const doc = parseDocument(text, { prettyErrors: false });
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter: lc });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0].line;
-    throw new ConfigError(`${source}${line ? `:${line}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`);
+    const at = e.linePos?.[0];
+    throw new ConfigError(`${source}${at ? `:${at.line}:${at.col}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
   const value: unknown = doc.toJS() ?? {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ConfigError(`${source}: the configuration must be a YAML mapping`);
   }
   const raw = structuredClone(value) as Raw;
-  applyEnv(raw, options.env ?? process.env);
-  const lineStarts = [0];
-  for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
+  const origins = applyEnv(raw, options.env ?? process.env);
+  const problems: ConfigProblem[] = [];
+  const place = (path: string, message: string, atKey = false): ConfigProblem => {
+    for (const [key, env] of origins) if (path === key || path.startsWith(`${key}.`)) return { path, message, env };
+    return { path, message, ...positionOf(doc, path, lc, atKey) };
+  };
   if (!validate(raw)) {
-    const errors = (validate.errors ?? []).filter((e) => e.keyword !== 'if');
-    // The most specific error first: oneOf children repeat the parent's problem.
-    const primary = errors.find((e) => e.keyword !== 'oneOf' && !errors.some((o) => o.keyword === 'oneOf' && o.instancePath === e.instancePath)) ?? errors[0]!;
-    const { path, message } = describeError(primary);
-    const line = lineOf(doc, path, lineStarts, primary.keyword === 'additionalProperties');
-    throw new ConfigError(`${source}${line ? `:${line}` : ''}: ${message}`);
-  }
-  try {
-    return deepFreeze(normalize(raw, options.baseDir ?? process.cwd()));
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      const path = err.message.split(' ')[0]!;
-      const line = lineOf(doc, path, lineStarts);
-      throw new ConfigError(`${source}${line ? `:${line}` : ''}: ${err.message}`);
+    const found = schemaProblems((validate.errors ?? []).filter((e) => e.keyword !== 'if'));
+    for (const p of found) {
+      problems.push(place(p.path, p.message, p.atKey));
+      // The key's default stands in for it, so the checks below still see every other key.
+      deletePath(raw, p.drop);
     }
-    throw err;
+    if (!validate(raw)) throw configError(source, problems);
   }
+  const config = normalize(raw, options.baseDir ?? process.cwd(), (path, message) => {
+    // A key already reported by the schema is judged on its default here: not a problem of its own.
+    if (!problems.some((p) => path === p.path || path.startsWith(`${p.path}.`))) problems.push(place(path, message));
+  });
+  if (problems.length > 0) throw configError(source, problems);
+  return deepFreeze(config);
+}
+
+/** The problems in file order (those from the environment last). */
+function configError(source: string, problems: readonly ConfigProblem[]): ConfigError {
+  const sorted = [...problems].sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0));
+  return new ConfigError(sorted.map((p) => render(source, p)).join('\n'), sorted);
 }
 
 /** Loads and validates a configuration file (or the defaults when `path` is undefined). */

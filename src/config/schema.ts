@@ -4,6 +4,7 @@
  * (`betrace config reference`), and a test keeps the two in step.
  * Durations are strings with units ("5s", "250ms"); sizes are bytes or strings with units ("16MiB").
  */
+import { DEFAULT_BUDGET_MS } from '../rules/diagnostics.ts';
 
 export interface SchemaNode {
   type?: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
@@ -258,7 +259,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       '30s',
     ),
     evaluation_threads: int('Threads evaluating rules (worker_threads), off the I/O thread.', 1, 1, 64),
-    evaluation_budget: duration('Longest evaluation of one trace, all its rules together: once spent, the rule running and the rules after it are abandoned for that trace and counted.', '250ms'),
+    evaluation_budget: duration(
+      'Longest evaluation of one trace, all its rules together: once spent, the rule running and the rules after it are abandoned for that trace and counted.',
+      `${DEFAULT_BUDGET_MS}ms`,
+    ),
     evaluation_stall_margin: duration(
       'An evaluation thread still busy on one trace this long past evaluation_budget is stopped and replaced; the trace counts as over budget for the rule it was in, the thread\'s other traces are evaluated again.',
       '2s',

@@ -5,6 +5,7 @@
 
 export const ERROR_CODES = {
   'syntax': 'the condition does not parse (unexpected token or character)',
+  'unknown-name': 'a function, step or block keyword the language does not have (the message names the closest one)',
   'too-large': 'the condition is larger than the size limit',
   'too-deep': 'the condition nests deeper than the depth limit',
   'ambiguous': 'internal error: the grammar produced more than one parse',
@@ -67,3 +68,8 @@ export function formatFileDiagnostic(d: FileDiagnostic, severity: 'error' | 'war
 /** Limits that bound the cost of parsing and evaluating one condition. */
 export const MAX_CONDITION_BYTES = 16 * 1024;
 export const MAX_NESTING_DEPTH = 64;
+/**
+ * Time budget of one trace's evaluation, all its rules together, when the caller gives none.
+ * The pipeline's worker.evaluation_budget defaults to it too (src/config/schema.ts): one value.
+ */
+export const DEFAULT_BUDGET_MS = 250;

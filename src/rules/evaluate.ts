@@ -14,6 +14,7 @@
  * rules are reported in `budgetExceededRuleIds`.
  */
 import { BUDGET } from './compile.ts';
+import { DEFAULT_BUDGET_MS } from './diagnostics.ts';
 import type { EvalContext } from './compile.ts';
 import type { CompiledRule, Severity } from './rule.ts';
 import { RuleViolationIds } from './rule.ts';
@@ -21,7 +22,7 @@ import type { SpanRecord } from './span.ts';
 import { Scratch, TraceIndex } from './trace-index.ts';
 
 export const MAX_WITNESS_SPAN_IDS = 32;
-export const DEFAULT_BUDGET_MS = 1000;
+export { DEFAULT_BUDGET_MS };
 
 export interface Violation {
   ruleId: string;

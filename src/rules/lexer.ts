@@ -7,9 +7,10 @@
  * tokenize() never throws: bad input becomes a located LexError value.
  */
 import moo from 'moo';
+import { didYouMean } from '../expected.ts';
 
 /** Step and relation names that end a span name when followed by "(". */
-const STEP_WORDS = [
+export const STEP_WORDS = [
   'where',
   'satisfies',
   'distinct',
@@ -66,6 +67,28 @@ const KEYWORDS: Record<string, string> = {
 };
 
 export const KEYWORD_TEXT: ReadonlySet<string> = new Set(Object.values(KEYWORDS));
+
+/** The names written before "(": the trace functions, count(X) of when-blocks and exists(k) of predicates. */
+export const FUNCTION_NAMES = ['trace.has', 'trace.every', 'trace.count', 'trace.sum', 'trace.min', 'trace.max', 'trace.avg', 'count', 'exists'] as const;
+/** The trace values, written without "(". */
+export const TRACE_VALUES = ['trace.duration', 'trace.span_count'] as const;
+/** The words that open a block: when { … } always { … } never { … }. */
+export const BLOCK_WORDS = ['when', 'always', 'never'] as const;
+
+/** "unknown step .wher (did you mean .where?)": a "." and a word after a step or a selector's ")". */
+function unknownStep(text: string): { message: string; code?: 'unknown-name' } | undefined {
+  const m = /^\.([A-Za-z_][A-Za-z0-9_-]*)/.exec(text);
+  if (m === null) return undefined;
+  const word = m[1]!;
+  if ((STEP_WORDS as readonly string[]).includes(word)) return { message: `.${word} needs its arguments: .${word}(…)` };
+  return { message: unknownStepMessage(word), code: 'unknown-name' };
+}
+
+/** The message of a step name the language does not have. */
+export function unknownStepMessage(word: string): string {
+  const hint = didYouMean(word, STEP_WORDS, (w) => `.${w}`);
+  return `unknown step .${word}${hint === '' ? ` (the steps are ${STEP_WORDS.map((w) => `.${w}`).join(', ')})` : hint}`;
+}
 
 function unescapeString(text: string): string {
   return text.slice(1, -1).replace(/\\(["\\nt])/g, (_m, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : c));
@@ -124,6 +147,8 @@ export interface Token {
 
 export interface LexError {
   readonly message: string;
+  /** 'syntax' when absent. */
+  readonly code?: 'unknown-name';
   readonly offset: number;
   readonly line: number;
   readonly col: number;
@@ -191,6 +216,8 @@ export function tokenize(text: string): LexResult {
     last = t;
     const at = { offset: t.offset, line: t.line, col: t.col };
     if (type === 'error') {
+      const step = unknownStep(t.text);
+      if (step !== undefined) return { ok: false, error: { ...at, ...step } };
       const ch = t.text.codePointAt(0) ?? 0;
       return { ok: false, error: { ...at, message: `unexpected character ${JSON.stringify(String.fromCodePoint(ch))}` } };
     }

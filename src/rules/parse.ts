@@ -13,7 +13,8 @@ import grammarModule from './grammar.generated.js';
 import type { Condition } from './ast.ts';
 import { MAX_CONDITION_BYTES, MAX_NESTING_DEPTH } from './diagnostics.ts';
 import type { RuleDiagnostic } from './diagnostics.ts';
-import { TOKEN_DISPLAY, tokenize } from './lexer.ts';
+import { didYouMean } from '../expected.ts';
+import { BLOCK_WORDS, FUNCTION_NAMES, STEP_WORDS, TOKEN_DISPLAY, TRACE_VALUES, tokenize, unknownStepMessage } from './lexer.ts';
 import type { Position, Token } from './lexer.ts';
 
 const compiled = grammarModule as unknown as nearley.CompiledRules;
@@ -62,7 +63,7 @@ function lex(text: string): { ok: true; tokens: Token[]; end: Position } | { ok:
     return { ok: false, result: err({ line: 1, col: 1 }, `condition is larger than ${MAX_CONDITION_BYTES} bytes`, 'too-large') };
   }
   const lexed = tokenize(text);
-  if (!lexed.ok) return { ok: false, result: err(lexed.error, lexed.error.message) };
+  if (!lexed.ok) return { ok: false, result: err(lexed.error, lexed.error.message, lexed.error.code ?? 'syntax') };
   let depth = 0;
   for (const t of lexed.tokens) {
     if (t.type === 'lparen' || t.type === 'lbrace' || t.type === 'lbracket') {
@@ -105,6 +106,12 @@ function expectedAt(p: ParserInternals, column: number): string[] {
   return [...out].sort();
 }
 
+/** " (did you mean and?)" when a name stands where a keyword is expected and is close to one. */
+function keywordHint(name: string, expected: readonly string[]): string {
+  const words = expected.filter((e) => /^"[a-z]+"$/.test(e)).map((e) => e.slice(1, -1));
+  return didYouMean(name, words);
+}
+
 function describe(t: Token): string {
   if (t.type === 'string') return `string ${t.text}`;
   if (t.type === 'name') return `name "${t.text}"`;
@@ -119,16 +126,67 @@ export function parseCondition(text: string): ParseResult {
   if (lexed.tokens.length === 0) return err({ line: 1, col: 1 }, 'empty condition');
   const run = runParser(lexed.tokens);
   if ('failedAt' in run) {
+    const unknown = unknownName(lexed.tokens, run.failedAt);
+    if (unknown !== undefined) return unknown;
     const bad = lexed.tokens[run.failedAt];
     const expected = run.expected.length > 0 ? `; expected ${oneOf(run.expected)}` : '';
     return bad === undefined
       ? err(lexed.end, `unexpected end of condition${expected}`)
-      : err(bad, `unexpected ${describe(bad)}${expected}`);
+      : err(bad, `unexpected ${describe(bad)}${expected}${bad.type === 'name' ? keywordHint(bad.text, run.expected) : ''}`);
   }
   if (run.results.length !== 1) {
     return err({ line: 1, col: 1 }, `internal error: ${run.results.length} parses (the grammar is ambiguous here); please report`, 'ambiguous');
   }
   return { ok: true, ast: run.results[0] as Condition };
+}
+
+const TRACE_FUNCTIONS = FUNCTION_NAMES.filter((f) => f.startsWith('trace.'));
+
+/**
+ * A parse that failed at tokens[failedAt] because of a name the language does not have:
+ * a name before "(" is never valid (every function and step is a token of its own), so it
+ * is an unknown function, or an unknown step when its last segment is close to one
+ * (`payment.charge.wher(` in a when-block); a name before "{" is a misspelt block word; a
+ * `trace.` name the parse stopped after is a misspelt trace value or function. Reported at
+ * the name, with the closest name the language has.
+ */
+function unknownName(tokens: readonly Token[], failedAt: number): ParseResult | undefined {
+  const bad = tokens[failedAt];
+  const before = tokens[failedAt - 1];
+  if (before === undefined) return undefined;
+  if (bad?.type === 'lparen' && (before.type === 'trace_duration' || before.type === 'span_count')) {
+    return err(before, `${before.text} takes no arguments: write ${before.text} without "( )"`);
+  }
+  if (before.type !== 'name') return undefined;
+  const name = before.text;
+  const segments = name.split('.');
+  if (bad?.type === 'lparen') {
+    const last = segments[segments.length - 1]!;
+    if (segments[0] !== 'trace' && segments.length > 1 && didYouMean(last, STEP_WORDS) !== '') {
+      const dot = name.lastIndexOf('.');
+      return err({ line: before.line, col: before.col + dot }, unknownStepMessage(last), 'unknown-name');
+    }
+    const hint = segments[0] === 'trace' && segments.length === 2 ? traceHint(segments[1]!, TRACE_FUNCTIONS) : didYouMean(name, FUNCTION_NAMES);
+    return err(
+      before,
+      `unknown function ${name}${hint === '' ? ` (the functions are ${FUNCTION_NAMES.join(', ')}; trace.duration and trace.span_count take no arguments)` : hint}`,
+      'unknown-name',
+    );
+  }
+  if (bad?.type === 'lbrace') {
+    const hint = didYouMean(name, BLOCK_WORDS);
+    if (hint !== '') return err(before, `unknown keyword ${name}${hint}`, 'unknown-name');
+  }
+  if (segments[0] === 'trace' && segments.length === 2) {
+    const hint = traceHint(segments[1]!, [...TRACE_VALUES, ...TRACE_FUNCTIONS]);
+    if (hint !== '') return err(before, `unknown function ${name}${hint}`, 'unknown-name');
+  }
+  return undefined;
+}
+
+/** The closest trace.X of `names`, judged on the part after "trace." (so "trace.foo" is not "trace.has"). */
+function traceHint(word: string, names: readonly string[]): string {
+  return didYouMean(word, names.map((n) => n.slice('trace.'.length)), (w) => `trace.${w}`);
 }
 
 function oneOf(items: readonly string[]): string {

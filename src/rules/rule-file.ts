@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node as YamlNode, Scalar } from 'yaml';
 import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
+import { didYouMean } from '../expected.ts';
 import { RULE_ID_PATTERN, SEVERITIES, compileRule, textProblem } from './rule.ts';
 import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
 
@@ -170,7 +171,8 @@ function readRule(
     const key = pair.key as YamlNode;
     const name = isScalar(key) ? String(key.value) : '';
     if (!isScalar(key) || !RULE_KEYS.has(name)) {
-      errors.push(at(key.range?.[0], 'unknown-key', `unknown rule key ${JSON.stringify(name)} (allowed: ${[...RULE_KEYS].join(', ')})`));
+      const hint = didYouMean(name, RULE_KEYS);
+      errors.push(at(key.range?.[0], 'unknown-key', `unknown rule key ${JSON.stringify(name)}${hint === '' ? ` (allowed: ${[...RULE_KEYS].join(', ')})` : hint}`));
       continue;
     }
     fields.set(name, { key, value: pair.value as YamlNode | null });
@@ -203,7 +205,7 @@ function readRule(
   const message = str('message', false);
   const severity = str('severity', true);
   if (severity !== undefined && !(SEVERITIES as readonly string[]).includes(severity.value)) {
-    errors.push(at(severity.node.range?.[0], 'bad-severity', `severity ${JSON.stringify(severity.value)} must be one of ${SEVERITIES.join(', ')}`));
+    errors.push(at(severity.node.range?.[0], 'bad-severity', `severity ${JSON.stringify(severity.value)} must be one of ${SEVERITIES.join(', ')}${didYouMean(severity.value, SEVERITIES)}`));
   }
   let enabled = true;
   const en = fields.get('enabled');

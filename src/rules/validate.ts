@@ -26,6 +26,7 @@ import type {
   Value,
 } from './ast.ts';
 import { INTRINSICS, isAgg } from './ast.ts';
+import { didYouMean } from '../expected.ts';
 import { MAX_NESTING_DEPTH } from './diagnostics.ts';
 import type { ErrorCode, RuleDiagnostic, WarningCode } from './diagnostics.ts';
 import { printCondition, printExpr, printPred, printSelector } from './print.ts';
@@ -268,7 +269,8 @@ class Validator {
   attr(a: Attr): Attr {
     if (a.kind === 'intrinsic') {
       if (!(INTRINSICS as readonly string[]).includes(a.name)) {
-        this.error(a.loc, 'unknown-intrinsic', `unknown intrinsic span:${a.name} (known: ${INTRINSICS.map((n) => 'span:' + n).join(', ')})`);
+        const hint = didYouMean(a.name, INTRINSICS, (n) => `span:${n}`);
+        this.error(a.loc, 'unknown-intrinsic', `unknown intrinsic span:${a.name}${hint === '' ? ` (known: ${INTRINSICS.map((n) => 'span:' + n).join(', ')})` : hint}`);
       }
       return { kind: 'intrinsic', name: a.name, loc: a.loc };
     }

@@ -63,7 +63,7 @@ describe('safe defaults', () => {
     assert.equal(parseConfig('api: { endpoint: "0.0.0.0:12011", allow_unauthenticated: true }', { env: {} }).api.allowUnauthenticated, true);
     assert.equal(parseConfig(yaml, { env: { BETRACE_API_ALLOW_UNAUTHENTICATED: 'true' } }).api.allowUnauthenticated, true);
     refused(yaml, { BETRACE_API_ALLOW_UNAUTHENTICATED: 'false' });
-    assert.match(refused(yaml, { BETRACE_API_ALLOW_UNAUTHENTICATED: 'yes' }).message, /api\.allow_unauthenticated must be boolean/);
+    assert.match(refused(yaml, { BETRACE_API_ALLOW_UNAUTHENTICATED: 'yes' }).message, /BETRACE_API_ALLOW_UNAUTHENTICATED: api\.allow_unauthenticated must be true or false/);
     assert.equal(parseConfig('api: { endpoint: "0.0.0.0:12011", enabled: false }', { env: {} }).api.enabled, false, 'no API, nothing to protect');
   });
 

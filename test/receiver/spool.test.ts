@@ -410,7 +410,7 @@ describe('receiver spool', () => {
     assert.deepEqual(kafka.receiver.spool, { enabled: true, dir: '/var/lib/betrace/spool', maxBytes: 1024 ** 3, segmentBytes: 16 * 1024 ** 2, shutdownTimeoutMs: 10_000, degradedAfterMs: 10_000 });
     const custom = parseConfig('transport: { kind: kafka }\nreceiver: { spool: { enabled: true, dir: spool-here, max_bytes: 64MiB, segment_bytes: 4MiB } }\n', { env: {}, baseDir: '/etc/b' });
     assert.equal(custom.receiver.spool.dir, '/etc/b/spool-here');
-    assert.throws(() => parseConfig('receiver:\n  spool:\n    enabled: true\n', { env: {}, source: 'b.yaml' }), /^ConfigError: b\.yaml:3: receiver\.spool\.enabled needs transport\.kind kafka, got "embedded"/);
+    assert.throws(() => parseConfig('receiver:\n  spool:\n    enabled: true\n', { env: {}, source: 'b.yaml' }), /^ConfigError: b\.yaml:3:14: receiver\.spool\.enabled needs transport\.kind kafka, got "embedded"/);
     assert.throws(() => parseConfig('transport: { kind: kafka }\nreceiver: { spool: { max_bytes: 16MiB } }\n', { env: {} }), /receiver\.spool\.max_bytes must be at least 4 × receiver\.spool\.segment_bytes/);
   });
 });

@@ -11,6 +11,8 @@ export interface ParseErrorExample {
   condition: string;
   at: string;
   message?: string;
+  /** Default: syntax. */
+  code?: string;
 }
 export interface ValidationErrorExample {
   condition: string;
