@@ -1,6 +1,6 @@
 /**
  * The docs state the code's defaults: the evaluation budget has one default, the rule
- * library's and the pipeline's (src/rules/README.md "Limits", docs/configuration.md), and
+ * library's and the pipeline's (src/rules/README.md "Limits", src/config/README.md), and
  * every Markdown page that gives a config key's default duration or size in passing
  * ("`api.read_timeout` (30 s)", "`receiver.max_request_bytes`, default 16 MiB") gives the
  * schema's.
@@ -25,9 +25,9 @@ describe('documented defaults', () => {
     const limits = /^\| evaluation time per trace[^|]*\| (\d+(?:\.\d+)?) ?(ms|s) by default/m.exec(read('src/rules/README.md'));
     assert.ok(limits, 'src/rules/README.md "Limits" states the evaluation budget');
     assert.equal(parseDurationMs(`${limits[1]}${limits[2]}`), configured, 'src/rules/README.md');
-    const row = /^\| `worker\.evaluation_budget` \| duration \| `([^`]+)` \|/m.exec(read('docs/configuration.md'));
-    assert.ok(row, 'docs/configuration.md has worker.evaluation_budget');
-    assert.equal(parseDurationMs(row[1]!), configured, 'docs/configuration.md');
+    const row = /^\| `worker\.evaluation_budget` \| duration \| `([^`]+)` \|/m.exec(read('src/config/README.md'));
+    assert.ok(row, 'src/config/README.md has worker.evaluation_budget');
+    assert.equal(parseDurationMs(row[1]!), configured, 'src/config/README.md');
   });
 
   it('every Markdown page giving a config key\'s default duration or size gives the schema\'s', () => {
@@ -38,10 +38,10 @@ describe('documented defaults', () => {
       leaves.set(leaf, leaves.has(leaf) ? null : key);
     }
     const mention = /`([a-z_]+(?:\.[a-z_]+)*)`(?: \(|,? \(?(?:default:? |by default ))(?:default:? )?(\d+(?:\.\d+)?) ?(ns|us|ms|s|min|m|h|d|B|KiB|MiB|GiB|KB|MB|GB)\b/g;
-    const pages = globSync('**/*.md', { cwd: root, exclude: (p) => /^(node_modules|dist|\.git|data)$/.test(p) });
+    const pages = globSync('**/*.md', { cwd: root, exclude: (p) => /^(node_modules|dist|\.git|\.scratch|data)$/.test(p) });
     let checked = 0;
     for (const page of pages) {
-      if (page === join('docs', 'configuration.md')) continue;
+      if (page === join('src', 'config', 'README.md')) continue;
       for (const m of read(page).matchAll(mention)) {
         const key = keys.has(m[1]!) ? m[1]! : leaves.get(m[1]!);
         if (key === undefined || key === null) continue;
