@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort } from './otelcol.ts';
+import { freePorts } from './kafka.ts';
 import { betraceCacheDir, runTool } from './tools.ts';
 
 export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/all-in-one';
@@ -92,8 +92,8 @@ export interface Jaeger {
 export async function startJaeger(): Promise<Jaeger> {
   const binary = await ensureJaeger();
   const listeners = ['collector.otlp.grpc', 'collector.otlp.http', 'collector.grpc-server', 'collector.http-server', 'query.http-server', 'query.grpc-server', 'admin.http'] as const;
-  const at = new Map<(typeof listeners)[number], string>();
-  for (const name of listeners) at.set(name, `127.0.0.1:${await freePort()}`);
+  const ports = await freePorts(listeners.length);
+  const at = new Map(listeners.map((name, i) => [name, `127.0.0.1:${ports[i]}`]));
   const address = (name: (typeof listeners)[number]): string => at.get(name)!;
   const args = listeners.map((name) => `--${name}.host-port=${address(name)}`);
   const env: NodeJS.ProcessEnv = {
