@@ -44,16 +44,21 @@ export async function helm(args: readonly string[]): Promise<HelmResult> {
   });
 }
 
-/** Options of `helm lint` / `helm template`: values files under the chart, then --set pairs. */
+/**
+ * Options of `helm lint` / `helm template`: values files (paths relative to the chart),
+ * then --set pairs, then --set-file pairs (key = path relative to the repository).
+ */
 export interface ValuesOptions {
   readonly files?: readonly string[];
   readonly set?: Readonly<Record<string, string>>;
+  readonly setFile?: Readonly<Record<string, string>>;
 }
 
 function valueArgs(options: ValuesOptions): string[] {
   const args: string[] = [];
   for (const f of options.files ?? []) args.push('-f', join(chartDir, f));
   for (const [k, v] of Object.entries(options.set ?? {})) args.push('--set', `${k}=${v}`);
+  for (const [k, v] of Object.entries(options.setFile ?? {})) args.push('--set-file', `${k}=${join(repoRoot, v)}`);
   return args;
 }
 

@@ -15,34 +15,44 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { betraceCacheDir, ensureGoTool, runTool } from './tools.ts';
 
-const MANIFEST = fileURLToPath(new URL('./otelcol/builder.yaml', import.meta.url));
-const BINARY_NAME = 'otelcol-betrace-test';
+/** Builder manifests (test/helpers/otelcol/*.yaml), each giving its own binary (`dist.name`). */
+export type CollectorFlavour = 'otlp' | 'kafka';
+const MANIFESTS: Record<CollectorFlavour, string> = {
+  otlp: fileURLToPath(new URL('./otelcol/builder.yaml', import.meta.url)),
+  kafka: fileURLToPath(new URL('./otelcol/builder-kafka.yaml', import.meta.url)),
+};
 
-let building: Promise<string> | undefined;
+const building = new Map<CollectorFlavour, Promise<string>>();
 
-/** Path of the test Collector binary, built the first time (about 2 minutes with a cold Go module cache). */
-export function ensureOtelCollector(): Promise<string> {
-  building ??= build();
-  building.catch(() => (building = undefined));
-  return building;
+/** Path of a test Collector binary, built the first time (about 2 minutes with a cold Go module cache). */
+export function ensureOtelCollector(flavour: CollectorFlavour = 'otlp'): Promise<string> {
+  let pending = building.get(flavour);
+  if (!pending) {
+    pending = build(MANIFESTS[flavour]);
+    building.set(flavour, pending);
+    pending.catch(() => building.delete(flavour));
+  }
+  return pending;
 }
 
-async function build(): Promise<string> {
-  const manifest = await readFile(MANIFEST, 'utf8');
+async function build(manifestPath: string): Promise<string> {
+  const manifest = await readFile(manifestPath, 'utf8');
+  const name = /^ {2}name: (\S+)$/m.exec(manifest)?.[1];
+  if (!name) throw new Error(`${manifestPath}: no dist.name`);
   const version = createHash('sha256').update(manifest).digest('hex').slice(0, 16);
   const binDir = path.join(betraceCacheDir(), 'bin');
-  const binary = path.join(binDir, BINARY_NAME);
-  const marker = path.join(binDir, `.${BINARY_NAME}.version`);
+  const binary = path.join(binDir, name);
+  const marker = path.join(binDir, `.${name}.version`);
   if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === version) return binary;
   const builder = await ensureGoTool('otelcol-builder');
-  const work = path.join(betraceCacheDir(), 'otelcol-build');
+  const work = path.join(betraceCacheDir(), `${name}-build`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const withOutput = manifest.replace(/^dist:\n/m, `dist:\n  output_path: ${JSON.stringify(work)}\n`);
   const manifestCopy = path.join(work, 'builder.yaml');
   await writeFile(manifestCopy, withOutput);
   const { code, output } = await runTool(builder, ['--config', manifestCopy], { ...process.env, CGO_ENABLED: '0' });
-  const built = path.join(work, BINARY_NAME);
+  const built = path.join(work, name);
   if (code !== 0 || !existsSync(built)) {
     throw new Error(`ensureOtelCollector: the Collector builder failed (exit ${code}); it needs Go and the Go module proxy:\n${output.slice(-4000)}`);
   }
@@ -77,12 +87,48 @@ async function freePort(): Promise<number> {
  * span it accepted to `exportTo` (an OTLP/gRPC URL, e.g. a test sink's), without a
  * sending queue, so the Collector answers an export only once the sink has it.
  */
-export async function startOtelCollector(options: { exportTo: string }): Promise<OtelCollector> {
-  const binary = await ensureOtelCollector();
+export function startOtelCollector(options: { exportTo: string }): Promise<OtelCollector> {
+  return runCollector('otlp', ['otlp_grpc'], otlpExporter(options.exportTo));
+}
+
+/**
+ * The "beside an existing Collector" setup's Collector: OTLP/gRPC in, every span exported
+ * both to `exportTo` (the tracing backend, OTLP/gRPC) and, with the `kafka` exporter
+ * configured as the README shows, to `topic` on `brokers`.
+ */
+export function startKafkaExportingCollector(options: { exportTo: string; brokers: readonly string[]; topic: string }): Promise<OtelCollector> {
+  return runCollector('kafka', ['otlp_grpc', 'kafka'], [
+    ...otlpExporter(options.exportTo),
+    '  kafka:',
+    `    brokers: [${options.brokers.join(', ')}]`,
+    '    traces:',
+    `      topic: ${options.topic}`,
+    '      encoding: otlp_proto',
+    '    partition_traces_by_id: true',
+    '    sending_queue:',
+    '      enabled: false',
+  ]);
+}
+
+function otlpExporter(url: string): string[] {
+  return [
+    '  otlp_grpc:',
+    `    endpoint: 127.0.0.1:${new URL(url).port}`,
+    '    tls:',
+    '      insecure: true',
+    '    sending_queue:',
+    '      enabled: false',
+    '    retry_on_failure:',
+    '      enabled: false',
+  ];
+}
+
+/** Runs the flavour's Collector with an OTLP/gRPC receiver on a free port, `exporterLines` under `exporters:`. */
+async function runCollector(flavour: CollectorFlavour, exporters: readonly string[], exporterLines: readonly string[]): Promise<OtelCollector> {
+  const binary = await ensureOtelCollector(flavour);
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'betrace-otelcol-'));
   const configFile = path.join(dir, 'config.yaml');
-  const target = new URL(options.exportTo);
   await writeFile(
     configFile,
     [
@@ -93,14 +139,7 @@ export async function startOtelCollector(options: { exportTo: string }): Promise
       `        endpoint: 127.0.0.1:${port}`,
       '        max_recv_msg_size_mib: 64',
       'exporters:',
-      '  otlp_grpc:',
-      `    endpoint: 127.0.0.1:${target.port}`,
-      '    tls:',
-      '      insecure: true',
-      '    sending_queue:',
-      '      enabled: false',
-      '    retry_on_failure:',
-      '      enabled: false',
+      ...exporterLines,
       'service:',
       '  telemetry:',
       '    metrics:',
@@ -108,7 +147,7 @@ export async function startOtelCollector(options: { exportTo: string }): Promise
       '  pipelines:',
       '    traces:',
       '      receivers: [otlp]',
-      '      exporters: [otlp_grpc]',
+      `      exporters: [${exporters.join(', ')}]`,
       '',
     ].join('\n'),
   );

@@ -88,10 +88,10 @@ async function installGoTool(name: GoToolName): Promise<string> {
   return binary;
 }
 
-/** Runs a command to its end, with its stdout and stderr (the last 32-64k characters) together. */
-export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+/** Runs a command to its end (in `cwd`, default the current directory), with its stdout and stderr (the last 32-64k characters) together. */
+export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (chunk: Buffer): void => {
       output += chunk.toString('utf8');

@@ -1,0 +1,165 @@
+/**
+ * A real Jaeger as betrace's downstream in tests: the all-in-one of
+ * github.com/jaegertracing/jaeger (what the `jaegertracing/all-in-one` image runs:
+ * its Dockerfile's entrypoint is cmd/all-in-one), in-memory storage, built from the
+ * Go module proxy into the tool cache once per version.
+ *
+ * `go install` refuses the module (its go.mod has a replace directive), so the build
+ * runs in a scratch module under the cache: `go get -tool <pkg>@<version>`, then
+ * `go build`. The module zip has no UI assets (they are built separately for the
+ * image): the binary serves Jaeger's HTTP API and a placeholder page instead of the UI.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { freePorts } from './kafka.ts';
+import { betraceCacheDir, runTool } from './tools.ts';
+
+export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/all-in-one';
+export const JAEGER_VERSION = 'v1.75.0';
+const BINARY_NAME = 'jaeger-all-in-one';
+
+let building: Promise<string> | undefined;
+
+/**
+ * Path of the Jaeger all-in-one binary, built the first time (several minutes with a
+ * cold Go module and build cache). Concurrent calls share one build; a failed build is
+ * tried again by the next call.
+ */
+export function ensureJaeger(): Promise<string> {
+  building ??= build();
+  building.catch(() => (building = undefined));
+  return building;
+}
+
+async function build(): Promise<string> {
+  const binDir = path.join(betraceCacheDir(), 'bin');
+  const binary = path.join(binDir, BINARY_NAME);
+  const marker = path.join(binDir, `.${BINARY_NAME}.version`);
+  if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === JAEGER_VERSION) return binary;
+  const work = path.join(betraceCacheDir(), 'jaeger-build');
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  await writeFile(path.join(work, 'go.mod'), 'module betrace.test/jaeger-build\n\ngo 1.24\n');
+  const env = { ...process.env, CGO_ENABLED: '0' };
+  const go = async (args: string[]): Promise<void> => {
+    const { code, output } = await runTool('go', args, env, work).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') {
+        throw new Error(
+          `ensureJaeger: the \`go\` command was not found on PATH. Install Go (https://go.dev/dl/) so the test ` +
+            `suite can build ${JAEGER_PACKAGE}@${JAEGER_VERSION} from the Go module proxy, or put a Jaeger ` +
+            `all-in-one ${JAEGER_VERSION.slice(1)} binary at ${binary} and write "${JAEGER_VERSION}" to ${marker}.`,
+          { cause: err },
+        );
+      }
+      throw err;
+    });
+    if (code !== 0) {
+      throw new Error(
+        `ensureJaeger: \`go ${args.join(' ')}\` failed (exit ${code}) in ${work}; building Jaeger needs Go and the ` +
+          `Go module proxy (GOPROXY=${process.env.GOPROXY ?? 'default'}):\n${output.slice(-4000)}`,
+      );
+    }
+  };
+  await go(['get', '-tool', `${JAEGER_PACKAGE}@${JAEGER_VERSION}`]);
+  const built = path.join(work, BINARY_NAME);
+  // The version `jaeger-all-in-one version` reports, as Jaeger's release build sets it.
+  const ldflags = `-X github.com/jaegertracing/jaeger/internal/version.latestVersion=${JAEGER_VERSION}`;
+  await go(['build', '-trimpath', `-ldflags=${ldflags}`, '-o', built, JAEGER_PACKAGE]);
+  await mkdir(binDir, { recursive: true });
+  await rm(binary, { force: true });
+  await rename(built, binary);
+  await writeFile(marker, `${JAEGER_VERSION}\n`);
+  await rm(work, { recursive: true, force: true });
+  return binary;
+}
+
+export interface Jaeger {
+  /** OTLP/gRPC endpoint (betrace's downstream.endpoint), `http://127.0.0.1:PORT`. */
+  readonly otlpGrpcUrl: string;
+  /** Query service: the HTTP API (`/api/traces/{id}`, `/api/services`) and UI, `http://127.0.0.1:PORT`. */
+  readonly queryUrl: string;
+  output(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Jaeger with in-memory storage, every listener on a free loopback port (its
+ * OTLP/gRPC receiver off 4317, where betrace's receiver is by default), and waits until
+ * its admin health check answers "Server available" and the query API answers.
+ */
+export async function startJaeger(): Promise<Jaeger> {
+  const binary = await ensureJaeger();
+  const listeners = ['collector.otlp.grpc', 'collector.otlp.http', 'collector.grpc-server', 'collector.http-server', 'query.http-server', 'query.grpc-server', 'admin.http'] as const;
+  const ports = await freePorts(listeners.length);
+  const at = new Map(listeners.map((name, i) => [name, `127.0.0.1:${ports[i]}`]));
+  const address = (name: (typeof listeners)[number]): string => at.get(name)!;
+  const args = listeners.map((name) => `--${name}.host-port=${address(name)}`);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SPAN_STORAGE_TYPE: 'memory',
+    // Jaeger traces itself with the OpenTelemetry SDK's defaults (OTLP to localhost:4317):
+    // off, so it never sends its own spans to a betrace on the default port.
+    OTEL_TRACES_SAMPLER: 'always_off',
+  };
+  const child: ChildProcess = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const answers = async (url: string): Promise<string | undefined> => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+    return res?.ok ? res.text() : undefined;
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`Jaeger exited (${child.exitCode}) at start:\n${out.slice(-3000)}`);
+    const health = await answers(`http://${address('admin.http')}/`);
+    if (health?.includes('Server available') && (await answers(`http://${address('query.http-server')}/api/services`)) !== undefined) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`Jaeger did not get ready in 30 s:\n${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    otlpGrpcUrl: `http://${address('collector.otlp.grpc')}`,
+    queryUrl: `http://${address('query.http-server')}`,
+    output: () => out,
+    async close() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A span as Jaeger's HTTP API (`/api/traces/{id}`) returns it. */
+export interface JaegerSpan {
+  readonly traceID: string;
+  readonly spanID: string;
+  readonly operationName: string;
+  readonly references: ReadonlyArray<{ readonly refType: string; readonly traceID: string; readonly spanID: string }>;
+  readonly startTime: number;
+  readonly duration: number;
+  readonly tags: ReadonlyArray<{ readonly key: string; readonly type: string; readonly value: unknown }>;
+  readonly logs: ReadonlyArray<{ readonly timestamp: number; readonly fields: ReadonlyArray<{ readonly key: string; readonly value: unknown }> }>;
+  readonly processID: string;
+}
+
+export interface JaegerTrace {
+  readonly traceID: string;
+  readonly spans: readonly JaegerSpan[];
+  readonly processes: Readonly<Record<string, { readonly serviceName: string; readonly tags: ReadonlyArray<{ readonly key: string; readonly value: unknown }> }>>;
+}
+
+/** GET a query API path; its `data`, or undefined on 404 (a trace not, or not yet, stored). */
+export async function jaegerApi<T>(jaeger: Jaeger, apiPath: string): Promise<T | undefined> {
+  const res = await fetch(`${jaeger.queryUrl}${apiPath}`, { signal: AbortSignal.timeout(5000) });
+  if (res.status === 404) return undefined;
+  const body = (await res.json()) as { data: T; errors?: unknown };
+  if (!res.ok) throw new Error(`Jaeger ${apiPath}: ${res.status} ${JSON.stringify(body.errors ?? body)}`);
+  return body.data;
+}
