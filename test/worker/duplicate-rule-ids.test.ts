@@ -3,7 +3,7 @@
  * file whose path sorts first, at start and after every hot reload (also when the
  * file that sorts first appears later, as a restart would pick it), and logs a
  * warning naming both places and the one in force, again on each reload of
- * either file. `rules check` picks the same one (test/cli/rules-check-duplicate-ids.test.ts).
+ * either file. A rule file's definition shadows an API rule's, with the same warning. `rules check` picks the same one (test/cli/rules-check-duplicate-ids.test.ts).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,13 +36,13 @@ async function violations(betrace: TestPipeline, traceId: string): Promise<{ rul
   return ((await res.json()) as { violations: { rule_id: string; severity: string }[] }).violations;
 }
 
-/** The duplicate warnings logged so far, as [in force, ignored]. */
-function warnings(betrace: TestPipeline): Array<[string, string]> {
+/** The duplicate warnings about rule `id` logged so far, as [in force, ignored]. */
+function warnings(betrace: TestPipeline, id = 'dup'): Array<[string, string]> {
   return betrace.logs
     .map((l) => JSON.parse(l) as { level: number | string; msg: string; inForce?: string; ignored?: string })
-    .filter((l) => /duplicate rule id "dup"/.test(l.msg))
+    .filter((l) => l.msg.startsWith(`duplicate rule id ${JSON.stringify(id)}:`))
     .map((l) => {
-      assert.match(l.msg, /: the definition at .+:\d+:\d+ is in force, the one at .+:\d+:\d+ is ignored/);
+      assert.match(l.msg, /: the definition at .+:\d+:\d+ is in force, the one at (.+:\d+:\d+|the API) is ignored/);
       return [l.inForce ?? '', l.ignored ?? ''];
     });
 }
@@ -89,6 +89,19 @@ describe('duplicate rule ids in the pipeline', () => {
       const byA = await sendTrace(betrace, 'from.a');
       await waitUntil(async () => (await violations(betrace, byA)).length === 1, 10_000, 'violation of a.yaml’s dup');
       assert.equal((await violations(betrace, byA))[0]?.severity, 'medium');
+
+      // An API rule whose id a rule file takes later: the file's is in force, and the log says so.
+      const created = await fetch(`${betrace.apiUrl}/v1/rules`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: 'from-api', severity: 'low', condition: 'not trace.has(api.thing)' }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      const d = join(dir, 'd.yaml');
+      writeFileSync(d, rule('file.thing', 'high').replace('id: dup', 'id: from-api'));
+      await waitUntil(() => betrace.pipeline.rules.get('from-api')?.source === 'file', 10_000, 'd.yaml in force');
+      await waitUntil(() => warnings(betrace, 'from-api').length === 1, 5_000, 'warning for the API rule');
+      assert.deepEqual(warnings(betrace, 'from-api'), [[`${d}:2:9`, 'the API']]);
     } finally {
       await betrace.stop();
       rmSync(dir, { recursive: true, force: true });
