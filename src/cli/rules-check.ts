@@ -48,6 +48,8 @@ export async function rulesCheck(files: string[], opts: { explain: boolean }, ou
         const notes: string[] = [];
         if (rule.leadingHas) notes.push('the leading trace.has(…) and … is read as an implication');
         if (!rule.definition.enabled) notes.push('disabled');
+        const ignored = duplicates.find((d) => d.ignored.place.source === 'file' && d.ignored.place.file === file && d.id === id);
+        if (ignored !== undefined) notes.push(`ignored: the definition at ${formatRulePlace(ignored.inForce.place)} is in force`);
         notes.push(rule.triggers === null ? 'runs on every trace' : `runs on traces with ${[...rule.triggers].join(', ')}; ${rule.passesWithoutTriggers ? 'passes' : 'FAILS'} without them`);
         out.stdout(`${id}: ${rule.canonical}`);
         for (const n of notes) out.stdout(`  # ${n}`);
