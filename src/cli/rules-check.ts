@@ -3,8 +3,11 @@
  * `FILE:LINE:COL: message [code]` (warnings as `FILE:LINE:COL: warning: …`);
  * exit 0 when no file has an error, 1 otherwise. `--explain` prints each rule's
  * canonical reading, so an author sees exactly how the rule was understood.
+ * A rule id defined in two files is a warning at the ignored definition, naming
+ * the one in force: the winner the pipeline picks (resolveRuleIds), whatever the
+ * order of the arguments.
  */
-import { formatFileDiagnostic, loadRuleFile } from '../rules/index.ts';
+import { describeDuplicateRuleId, formatFileDiagnostic, formatRulePlace, loadRuleFile, resolveRuleIds, type PlacedRule } from '../rules/index.ts';
 
 export interface RulesCheckOutput {
   stdout: (s: string) => void;
@@ -16,28 +19,37 @@ export async function rulesCheck(files: string[], opts: { explain: boolean }, ou
     out.stderr('betrace rules check: no rule file given');
     return 1;
   }
+  const loaded = await Promise.all(files.map(async (file) => ({ file, result: await loadRuleFile(file) })));
+  // Duplicates across files: the winner the pipeline picks, whatever the order of the arguments.
+  const placed: PlacedRule<undefined>[] = loaded.flatMap(({ file, result }) =>
+    result.rules.map((rule) => {
+      const p = result.positions.get(rule.definition.id);
+      return { id: rule.definition.id, place: { source: 'file' as const, file, line: p?.line ?? 0, column: p?.column ?? 0 }, value: undefined };
+    }),
+  );
+  const duplicates = resolveRuleIds(placed).duplicates;
   let errors = 0;
   let warnings = 0;
   let rules = 0;
-  const firstFile = new Map<string, string>();
-  for (const file of files) {
-    const r = await loadRuleFile(file);
+  for (const { file, result: r } of loaded) {
     for (const e of r.errors) out.stderr(formatFileDiagnostic(e, 'error'));
     for (const w of r.warnings) out.stderr(formatFileDiagnostic(w, 'warning'));
     errors += r.errors.length;
     warnings += r.warnings.length;
+    for (const d of duplicates) {
+      if (d.ignored.place.source !== 'file' || d.ignored.place.file !== file) continue;
+      out.stderr(`${formatRulePlace(d.ignored.place)}: warning: ${describeDuplicateRuleId(d)} [duplicate-id]`);
+      warnings++;
+    }
     for (const rule of r.rules) {
       const id = rule.definition.id;
-      const other = firstFile.get(id);
-      if (other !== undefined) {
-        out.stderr(`${file}: warning: duplicate rule id ${JSON.stringify(id)} (also in ${other}) [duplicate-id]`);
-        warnings++;
-      } else firstFile.set(id, file);
       rules++;
       if (opts.explain) {
         const notes: string[] = [];
         if (rule.leadingHas) notes.push('the leading trace.has(…) and … is read as an implication');
         if (!rule.definition.enabled) notes.push('disabled');
+        const ignored = duplicates.find((d) => d.ignored.place.source === 'file' && d.ignored.place.file === file && d.id === id);
+        if (ignored !== undefined) notes.push(`ignored: the definition at ${formatRulePlace(ignored.inForce.place)} is in force`);
         notes.push(rule.triggers === null ? 'runs on every trace' : `runs on traces with ${[...rule.triggers].join(', ')}; ${rule.passesWithoutTriggers ? 'passes' : 'FAILS'} without them`);
         out.stdout(`${id}: ${rule.canonical}`);
         for (const n of notes) out.stdout(`  # ${n}`);

@@ -1,7 +1,7 @@
 export { splitByTrace, scanRequest, recordTraces, mergeRequests, type TracePart, type SplitResult, type SplitOptions } from './split.ts';
-export { jsonTextToProtobuf, jsonValueToProtobuf, type JsonResult } from './json.ts';
+export { fromBase64Id, jsonTextToProtobuf, jsonValueToProtobuf, parseJsonText, type IdForm, type JsonResult } from './json.ts';
 export { decodeSpans, decodeSpansWithSchema, requestToSpans } from './spans.ts';
-export { readTraceFile, readTraceFileRequests, traceFileRequests, TraceFileError } from './files.ts';
+export { readTraceFile, readTraceFileRequests, traceFileRequests, TraceFileError, type TraceFileContents } from './files.ts';
 export { toHex, fromHexId, isAllZero } from './hex.ts';
 export {
   ExportTraceServiceRequest,

@@ -208,20 +208,40 @@ function keyValues(v: unknown, path: string, depth = 0): Record<string, unknown>
   });
 }
 
-function id(v: unknown, length: number): Buffer {
+/**
+ * How ids are written: `hex`, as OTLP/JSON defines them (what OTLP/HTTP JSON
+ * carries and the Collector's file exporter writes), or `base64`, the plain
+ * proto3 JSON mapping of bytes fields (what protojson and Python's MessageToJson
+ * write). A receiver takes hex only, per the OTLP specification.
+ */
+export type IdForm = 'hex' | 'base64';
+
+const BASE64_ID: Readonly<Record<number, RegExp>> = {
+  16: /^[A-Za-z0-9+/_-]{21}[AQgw](?:==)?$/,
+  8: /^[A-Za-z0-9+/_-]{10}[AEIMQUYcgkosw048]=?$/,
+};
+
+/** Bytes of a base64 id, or undefined when the text is not base64 of exactly `length` bytes. */
+export function fromBase64Id(text: unknown, length: number): Buffer | undefined {
+  const re = BASE64_ID[length];
+  if (typeof text !== 'string' || re === undefined || !re.test(text)) return undefined;
+  return Buffer.from(text, 'base64');
+}
+
+function id(v: unknown, length: number, form: IdForm): Buffer {
   if (v === undefined || v === '') return Buffer.alloc(0);
-  return fromHexId(v, length) ?? Buffer.alloc(0);
+  return (form === 'hex' ? fromHexId(v, length) : fromBase64Id(v, length)) ?? Buffer.alloc(0);
 }
 
 const SPAN_KINDS = ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'];
 const STATUS_CODES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'];
 
-function span(o: JsonObject, path: string): Record<string, unknown> {
+function span(o: JsonObject, path: string, form: IdForm): Record<string, unknown> {
   const status = object(field(o, 'status', 'status'), `${path}.status`);
   return defined({
-    traceId: id(field(o, 'traceId', 'trace_id'), 16),
-    spanId: id(field(o, 'spanId', 'span_id'), 8),
-    parentSpanId: id(field(o, 'parentSpanId', 'parent_span_id'), 8),
+    traceId: id(field(o, 'traceId', 'trace_id'), 16, form),
+    spanId: id(field(o, 'spanId', 'span_id'), 8, form),
+    parentSpanId: id(field(o, 'parentSpanId', 'parent_span_id'), 8, form),
     traceState: string(field(o, 'traceState', 'trace_state'), `${path}.traceState`),
     flags: uint32(field(o, 'flags', 'flags'), `${path}.flags`),
     name: string(field(o, 'name', 'name'), `${path}.name`),
@@ -245,8 +265,8 @@ function span(o: JsonObject, path: string): Record<string, unknown> {
       const at = `${path}.links[${i}]`;
       const link = object(l, at) ?? {};
       return defined({
-        traceId: id(field(link, 'traceId', 'trace_id'), 16),
-        spanId: id(field(link, 'spanId', 'span_id'), 8),
+        traceId: id(field(link, 'traceId', 'trace_id'), 16, form),
+        spanId: id(field(link, 'spanId', 'span_id'), 8, form),
         traceState: string(field(link, 'traceState', 'trace_state'), `${at}.traceState`),
         attributes: keyValues(field(link, 'attributes', 'attributes'), `${at}.attributes`),
         droppedAttributesCount: uint32(field(link, 'droppedAttributesCount', 'dropped_attributes_count'), `${at}.droppedAttributesCount`),
@@ -301,8 +321,8 @@ function shapeArray(obj: JsonObject, camel: string, snake: string, path: string)
   return v as JsonObject[];
 }
 
-/** Converts a parsed OTLP/JSON ExportTraceServiceRequest (or TracesData) to protobuf bytes. */
-export function jsonValueToProtobuf(value: unknown): JsonResult {
+/** Converts a parsed OTLP/JSON ExportTraceServiceRequest (or TracesData) to protobuf bytes; ids in `idForm` (hex unless said). */
+export function jsonValueToProtobuf(value: unknown, idForm: IdForm = 'hex'): JsonResult {
   try {
     if (!isObject(value)) return { ok: false, error: 'request must be a JSON object' };
     let rejected = 0;
@@ -340,7 +360,7 @@ export function jsonValueToProtobuf(value: unknown): JsonResult {
         const out: Record<string, unknown>[] = [];
         spans.forEach((s, k) => {
           try {
-            out.push(span(s, `${path}.spans[${k}]`));
+            out.push(span(s, `${path}.spans[${k}]`, idForm));
           } catch (err) {
             reject(1, err);
           }
@@ -364,17 +384,22 @@ export function jsonValueToProtobuf(value: unknown): JsonResult {
  */
 const INEXACT_NUMBER = /[:,[]\s*-?\d(?:[\d.]{15}|[\d.]*[eE])/;
 
-/** Parses OTLP/JSON text. */
-export function jsonTextToProtobuf(text: string): JsonResult {
-  let value: unknown;
+/** Parses JSON text, keeping the source of number literals a double may not hold exactly (for jsonValueToProtobuf). */
+export function parseJsonText(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
   try {
-    value = INEXACT_NUMBER.test(text)
+    const value: unknown = INEXACT_NUMBER.test(text)
       ? JSON.parse(text, (_key, v: unknown, context?: { source?: string }) =>
           typeof v === 'number' && context?.source !== undefined && (context.source.length > 15 || /[eE]/.test(context.source)) ? new JsonNumber(context.source) : v,
         )
       : JSON.parse(text);
+    return { ok: true, value };
   } catch (err) {
     return { ok: false, error: `invalid JSON: ${err instanceof Error ? err.message : String(err)}` };
   }
-  return jsonValueToProtobuf(value);
+}
+
+/** Parses OTLP/JSON text (ids in hex). */
+export function jsonTextToProtobuf(text: string): JsonResult {
+  const parsed = parseJsonText(text);
+  return parsed.ok ? jsonValueToProtobuf(parsed.value) : parsed;
 }

@@ -129,7 +129,7 @@ async function readRequests(path: string): Promise<Uint8Array[]> {
   const data = await readFile(path).catch((err: unknown) => {
     throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`);
   });
-  return traceFileRequests(path, data, (messages) => isRequest(messages[0]!));
+  return traceFileRequests(path, data, (messages) => isRequest(messages[0]!)).requests;
 }
 
 function isRequest(bytes: Uint8Array): boolean {

@@ -5,7 +5,7 @@
  */
 import { glob } from 'tinyglobby';
 import type { Config } from '../config/index.ts';
-import { formatFileDiagnostic, loadRuleFile, parseRuleFile, type CompiledRule } from '../rules/index.ts';
+import { formatFileDiagnostic, loadRuleFile, parseRuleFile, resolveRuleIds, type CompiledRule, type PlacedRule } from '../rules/index.ts';
 
 export type RuleSpec =
   | { readonly kind: 'file'; readonly path: string }
@@ -29,11 +29,16 @@ export async function resolveRules(spec: RuleSpec, config: Config): Promise<Rule
   }
   if (spec.ids.length === 0) return { ok: false, error: 'no rule id given' };
   const files = config.rules.paths.length === 0 ? [] : (await glob([...config.rules.paths], { absolute: true, onlyFiles: true })).sort();
-  const byId = new Map<string, CompiledRule>();
+  // The definition in force for each id: the one the pipeline runs (resolveRuleIds).
+  const placed: PlacedRule<CompiledRule>[] = [];
   for (const file of files) {
     const loaded = await loadRuleFile(file);
-    for (const r of loaded.rules) if (!byId.has(r.definition.id)) byId.set(r.definition.id, r);
+    for (const r of loaded.rules) {
+      const p = loaded.positions.get(r.definition.id);
+      placed.push({ id: r.definition.id, place: { source: 'file', file, line: p?.line ?? 0, column: p?.column ?? 0 }, value: r });
+    }
   }
+  const byId = new Map(resolveRuleIds(placed).winners.map((w) => [w.id, w.value]));
   const missing = spec.ids.filter((id) => !byId.has(id));
   if (missing.length > 0) {
     const where = files.length === 0 ? 'no rule files configured (rules.paths; use --config, or --rules FILE)' : `not in ${files.length} rule file${files.length === 1 ? '' : 's'} of rules.paths`;

@@ -35,7 +35,7 @@ export const WARNING_CODES = {
   'aggregate-may-be-missing': 'trace.min/max/avg is missing when no span is counted, making comparisons false',
   'number-vs-string': 'an aggregate compared with a non-numeric string: always false',
   'where-never-matches': 'a .where that can never match the selected span name',
-  'duplicate-id': 'the same rule id defined twice; the later definition is ignored',
+  'duplicate-id': 'the same rule id defined twice: one definition is in force (the first in the file whose path sorts first), the other ignored',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -18,3 +18,5 @@ export { parseCondition } from './parse.ts';
 export { printCondition } from './print.ts';
 export { TraceIndex, VIOLATION_SPAN_NAME } from './trace-index.ts';
 export { attributeKeys } from './attribute-keys.ts';
+export type { DuplicateRuleId, PlacedRule, ResolvedRuleIds, RulePlace } from './rule-ids.ts';
+export { describeDuplicateRuleId, formatRulePlace, resolveRuleIds } from './rule-ids.ts';

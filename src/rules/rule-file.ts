@@ -17,6 +17,8 @@ import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
 export interface RuleFileResult {
   /** The rules that compiled (disabled ones included), in file order. */
   rules: CompiledRule[];
+  /** Where each of `rules` is defined (its `id:` value), by rule id. */
+  positions: Map<string, { line: number; column: number }>;
   errors: FileDiagnostic[];
   warnings: FileDiagnostic[];
 }
@@ -30,7 +32,7 @@ export async function loadRuleFile(path: string): Promise<RuleFileResult> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     const reason = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    return { rules: [], errors: [{ file: path, line: 1, column: 1, code: 'io', message: `cannot read rule file (${reason})` }], warnings: [] };
+    return { rules: [], positions: new Map(), errors: [{ file: path, line: 1, column: 1, code: 'io', message: `cannot read rule file (${reason})` }], warnings: [] };
   }
   return parseRuleFile(text, path);
 }
@@ -85,6 +87,7 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
   const errors: FileDiagnostic[] = [];
   const warnings: FileDiagnostic[] = [];
   const rules: CompiledRule[] = [];
+  const positions = new Map<string, { line: number; column: number }>();
   const at = (offset: number | undefined, code: DiagnosticCode, message: string, ruleId?: string): FileDiagnostic => {
     const p = lc.linePos(offset ?? 0);
     return { file, line: p.line, column: p.col, code, message, ...(ruleId === undefined ? {} : { ruleId }) };
@@ -95,13 +98,13 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
     const p = e.linePos?.[0];
     errors.push({ file, line: p?.line ?? 1, column: p?.col ?? 1, code: 'yaml', message: e.message.split('\n')[0] ?? e.message });
   }
-  if (errors.length > 0) return { rules, errors, warnings };
+  if (errors.length > 0) return { rules, positions, errors, warnings };
 
   const root = doc.contents;
-  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { rules, errors, warnings };
+  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { rules, positions, errors, warnings };
   if (!isMap(root)) {
     errors.push(at(nodeAt(root), 'bad-rule', 'a rule file is a mapping with a `rules:` list'));
-    return { rules, errors, warnings };
+    return { rules, positions, errors, warnings };
   }
   let list: YamlNode | null = null;
   for (const pair of root.items) {
@@ -109,10 +112,10 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
     if (key === 'rules') list = pair.value;
     else errors.push(at(nodeAt(pair.key), 'unknown-key', `unknown top-level key ${JSON.stringify(key)} (a rule file has only \`rules:\`)`));
   }
-  if (list === null || (isScalar(list) && list.value === null)) return { rules, errors, warnings };
+  if (list === null || (isScalar(list) && list.value === null)) return { rules, positions, errors, warnings };
   if (!isSeq(list)) {
     errors.push(at(nodeAt(list), 'bad-rule', '`rules:` must be a list of rules'));
-    return { rules, errors, warnings };
+    return { rules, positions, errors, warnings };
   }
 
   const seen = new Map<string, number>();
@@ -141,9 +144,11 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
     warnings.push(...compiled.warnings.map(mapDiag));
     if (firstAt !== undefined) continue;
     seen.set(def.definition.id, def.idOffset ?? 0);
+    const p = lc.linePos(def.idOffset ?? 0);
+    positions.set(def.definition.id, { line: p.line, column: p.col });
     rules.push(compiled.rule);
   }
-  return { rules, errors, warnings };
+  return { rules, positions, errors, warnings };
 }
 
 interface ReadRule {

@@ -6,11 +6,14 @@
  * betrace_rules_reload_failing / betrace_rules_reload_errors_total. A file that
  * disappears takes its rules with it: a warning names the file and the rule ids,
  * and betrace_rule_files_removed_total counts it.
+ * Rules sharing an id (in two files, or a file's and the API's) log a warning
+ * naming both places and the one in force: when the duplicate appears or its
+ * winner changes, and again whenever a file it involves is reloaded.
  */
 import { stat } from 'node:fs/promises';
 import { glob } from 'tinyglobby';
 import type { Component } from '../component.ts';
-import { formatFileDiagnostic, loadRuleFile } from '../rules/index.ts';
+import { describeDuplicateRuleId, formatFileDiagnostic, formatRulePlace, loadRuleFile, type RulePlace } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { RuleRegistry } from './rule-registry.ts';
@@ -29,9 +32,36 @@ export class RuleFiles implements Component {
   readonly #failing = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
+  /** Duplicates last logged: the ignored definition's place → the place in force. */
+  #loggedDuplicates = new Map<string, string>();
+  #inScan = false;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: RuleFilesOptions) {
     this.#o = options;
+  }
+
+  /**
+   * Logs each duplicate id that is new, whose winner changed, or that involves a
+   * file in `reloaded`; and, once, each that is gone.
+   */
+  #logDuplicates(reloaded: ReadonlySet<string>): void {
+    const { registry, logger } = this.#o;
+    const now = new Map<string, string>();
+    const involves = (p: RulePlace) => p.source === 'file' && reloaded.has(p.file);
+    for (const d of registry.duplicates()) {
+      const key = `${d.id}\0${formatRulePlace(d.ignored.place)}`;
+      const inForce = formatRulePlace(d.inForce.place);
+      now.set(key, inForce);
+      if (this.#loggedDuplicates.get(key) === inForce && !involves(d.inForce.place) && !involves(d.ignored.place)) continue;
+      logger.warn({ ruleId: d.id, inForce, ignored: formatRulePlace(d.ignored.place) }, describeDuplicateRuleId(d));
+    }
+    for (const key of this.#loggedDuplicates.keys()) {
+      if (now.has(key)) continue;
+      const [id = '', ignored = ''] = key.split('\0');
+      logger.info({ ruleId: id, ignored }, `rule id ${JSON.stringify(id)}: the definition at ${ignored} no longer duplicates another one`);
+    }
+    this.#loggedDuplicates = now;
   }
 
   /** Files that currently fail to compile (their previous rules stay in force). */
@@ -40,6 +70,10 @@ export class RuleFiles implements Component {
   }
 
   async start(): Promise<void> {
+    // API rules change outside scans (the rule store): a file rule may shadow one.
+    this.#unsubscribe = this.#o.registry.onChange(() => {
+      if (!this.#inScan) this.#logDuplicates(new Set());
+    });
     await this.scan();
     this.#timer = setInterval(() => {
       this.#scanning ??= this.scan().finally(() => (this.#scanning = undefined));
@@ -55,7 +89,17 @@ export class RuleFiles implements Component {
 
   /** Loads new and changed files, drops deleted ones. */
   async scan(): Promise<void> {
+    this.#inScan = true;
+    try {
+      await this.#scan();
+    } finally {
+      this.#inScan = false;
+    }
+  }
+
+  async #scan(): Promise<void> {
     const { registry, logger, metrics } = this.#o;
+    const reloaded = new Set<string>();
     const files = await this.#files();
     for (const gone of [...this.#stamps.keys()].filter((f) => !files.includes(f))) {
       this.#stamps.delete(gone);
@@ -65,6 +109,7 @@ export class RuleFiles implements Component {
         .filter((r) => r.file === gone)
         .map((r) => r.definition.id);
       registry.setFileRules(gone, []);
+      reloaded.add(gone);
       metrics.ruleFilesRemoved.inc();
       // A warning: a file that vanished by mistake (a bad deploy, a ConfigMap gone) silently ends checks.
       logger.warn({ file: gone, removedRuleIds: removed }, `rule file ${gone} is gone: its ${removed.length} rule(s) are no longer in force`);
@@ -92,10 +137,12 @@ export class RuleFiles implements Component {
         );
       } else {
         this.#failing.delete(file);
-        registry.setFileRules(file, result.rules);
+        registry.setFileRules(file, result.rules, result.positions);
+        reloaded.add(file);
         logger.info({ file, rules: result.rules.length }, 'rule file loaded');
       }
     }
+    this.#logDuplicates(reloaded);
     metrics.rulesReloadFailing.set(this.#failing.size > 0 ? 1 : 0);
     const counts = { file: 0, api: 0 };
     for (const r of registry.all()) counts[r.source]++;
@@ -104,6 +151,8 @@ export class RuleFiles implements Component {
   }
 
   async shutdown(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#scanning;

@@ -7,9 +7,11 @@
  * not evaluated. A quarantine holds for the rule as it was when quarantined (its
  * fingerprint): once the rule changes, the quarantine no longer applies.
  * Listeners (the evaluator pool, metrics) are told after every change.
+ * Rules sharing an id are resolved by resolveRuleIds (src/rules/rule-ids.ts): the
+ * same winner at start, after any hot reload, and in `rules check`.
  */
 import { createHash } from 'node:crypto';
-import type { CompiledRule, RuleDefinition } from '../rules/index.ts';
+import { resolveRuleIds, type CompiledRule, type DuplicateRuleId, type PlacedRule, type RuleDefinition } from '../rules/index.ts';
 
 export type RuleSource = 'file' | 'api';
 
@@ -47,8 +49,18 @@ export interface RegisteredRule {
   readonly quarantine?: Quarantine;
 }
 
+/** A file rule with where its `id:` is in the file (0 when unknown: then its place in the list orders it). */
+export interface FileRule {
+  readonly rule: CompiledRule;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** What a definition sharing an id with another one is: a file's rule or an API rule. */
+export type RuleEntry = { readonly source: 'file'; readonly rule: CompiledRule } | { readonly source: 'api'; readonly rule: CompiledRule; readonly version: number };
+
 export class RuleRegistry {
-  readonly #byFile = new Map<string, CompiledRule[]>();
+  readonly #byFile = new Map<string, FileRule[]>();
   readonly #api = new Map<string, { rule: CompiledRule; version: number }>();
   readonly #overrides = new Map<string, { enabled: boolean; version: number }>();
   readonly #fileVersions = new Map<string, { version: number; def: string }>();
@@ -56,16 +68,27 @@ export class RuleRegistry {
   readonly #listeners = new Set<() => void>();
   #current: RegisteredRule[] = [];
   #byId = new Map<string, RegisteredRule>();
+  #duplicates: DuplicateRuleId<RuleEntry>[] = [];
 
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  /** Replaces the rules that came from `file` (an empty list removes them). */
-  setFileRules(file: string, rules: readonly CompiledRule[]): void {
+  /**
+   * Replaces the rules that came from `file` (an empty list removes them);
+   * `positions` (loadRuleFile's) says where each is, by id.
+   */
+  setFileRules(file: string, rules: readonly CompiledRule[], positions?: ReadonlyMap<string, { line: number; column: number }>): void {
     if (rules.length === 0) this.#byFile.delete(file);
-    else this.#byFile.set(file, [...rules]);
+    else
+      this.#byFile.set(
+        file,
+        rules.map((rule) => {
+          const p = positions?.get(rule.definition.id);
+          return { rule, line: p?.line ?? 0, column: p?.column ?? 0 };
+        }),
+      );
     this.#rebuild();
   }
 
@@ -73,9 +96,14 @@ export class RuleRegistry {
     return [...this.#byFile.keys()];
   }
 
-  /** Rules in force: file rules (first file wins on a duplicate id), then API rules. */
+  /** Rules in force: file rules (in path order; resolveRuleIds picks one per id), then API rules. */
   all(): readonly RegisteredRule[] {
     return this.#current;
+  }
+
+  /** Definitions ignored because another one has their id, each with the one in force. */
+  duplicates(): readonly DuplicateRuleId<RuleEntry>[] {
+    return this.#duplicates;
   }
 
   get(id: string): RegisteredRule | undefined {
@@ -141,24 +169,26 @@ export class RuleRegistry {
   }
 
   #rebuild(): void {
-    const out: RegisteredRule[] = [];
-    const seen = new Set<string>();
+    const placed: PlacedRule<RuleEntry>[] = [];
     for (const [file, rules] of this.#byFile) {
-      for (const rule of rules) {
-        const id = rule.definition.id;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        const override = this.#overrides.get(id);
-        const definition = override === undefined ? rule.definition : { ...rule.definition, enabled: override.enabled };
-        out.push({ rule, definition, source: 'file', file, version: this.#fileVersion(id, rule) + (override?.version ?? 0), ...this.#state(definition) });
-      }
+      for (const { rule, line, column } of rules) placed.push({ id: rule.definition.id, place: { source: 'file', file, line, column }, value: { source: 'file', rule } });
     }
-    for (const { rule, version } of this.#api.values()) {
-      if (seen.has(rule.definition.id)) continue;
-      seen.add(rule.definition.id);
-      out.push({ rule, definition: rule.definition, source: 'api', version, ...this.#state(rule.definition) });
+    for (const { rule, version } of this.#api.values()) placed.push({ id: rule.definition.id, place: { source: 'api' }, value: { source: 'api', rule, version } });
+    const { winners, duplicates } = resolveRuleIds(placed);
+    const out: RegisteredRule[] = [];
+    for (const { id, place, value } of winners) {
+      if (value.source === 'api') {
+        out.push({ rule: value.rule, definition: value.rule.definition, source: 'api', version: value.version, ...this.#state(value.rule.definition) });
+        continue;
+      }
+      const { rule } = value;
+      const override = this.#overrides.get(id);
+      const definition = override === undefined ? rule.definition : { ...rule.definition, enabled: override.enabled };
+      const file = place.source === 'file' ? place.file : undefined;
+      out.push({ rule, definition, source: 'file', ...(file === undefined ? {} : { file }), version: this.#fileVersion(id, rule) + (override?.version ?? 0), ...this.#state(definition) });
     }
     this.#current = out;
+    this.#duplicates = duplicates;
     this.#byId = new Map(out.map((r) => [r.definition.id, r]));
     for (const l of this.#listeners) l();
   }

@@ -2,7 +2,8 @@
  * A real OpenTelemetry Collector as a downstream of betrace in tests: OTLP/gRPC in,
  * decoded by the Collector's Go protobuf code, exported again over OTLP/gRPC to a test
  * sink (test/helpers/otlp-sink.ts), so a test sees exactly what a conformant decoder
- * accepted. Built with the Collector builder from the Go module proxy
+ * accepted; or, with the file exporter, records what it accepted to a file (what
+ * src/rules/README.md tells users to run for `rules test`). Built with the Collector builder from the Go module proxy
  * (test/helpers/otelcol/builder.yaml) into the tool cache, once per manifest.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -51,6 +52,11 @@ async function build(manifestPath: string): Promise<string> {
   const withOutput = manifest.replace(/^dist:\n/m, `dist:\n  output_path: ${JSON.stringify(work)}\n`);
   const manifestCopy = path.join(work, 'builder.yaml');
   await writeFile(manifestCopy, withOutput);
+  // The empty module the manifest's `replaces` names (only tests of a component import it).
+  const stub = path.join(work, 'stub-otlpencodingextension');
+  await mkdir(stub);
+  await writeFile(path.join(stub, 'go.mod'), 'module github.com/open-telemetry/opentelemetry-collector-contrib/extension/encoding/otlpencodingextension\n\ngo 1.25\n');
+  await writeFile(path.join(stub, 'doc.go'), '// Package otlpencodingextension stands in for a module only tests import.\npackage otlpencodingextension\n');
   const { code, output } = await runTool(builder, ['--config', manifestCopy], { ...process.env, CGO_ENABLED: '0' });
   const built = path.join(work, name);
   if (code !== 0 || !existsSync(built)) {
@@ -85,9 +91,12 @@ async function freePort(): Promise<number> {
 /**
  * Starts a Collector that receives OTLP/gRPC on a free loopback port and exports every
  * span it accepted to `exportTo` (an OTLP/gRPC URL, e.g. a test sink's), without a
- * sending queue, so the Collector answers an export only once the sink has it.
+ * sending queue, so the Collector answers an export only once the sink has it; or,
+ * with `toFile`, writes them to that file with the file exporter (OTLP/JSON, a
+ * request per line; complete once closed).
  */
-export function startOtelCollector(options: { exportTo: string }): Promise<OtelCollector> {
+export function startOtelCollector(options: { exportTo: string } | { toFile: string }): Promise<OtelCollector> {
+  if ('toFile' in options) return runCollector('otlp', ['file'], ['  file:', `    path: ${JSON.stringify(options.toFile)}`, '    format: json']);
   return runCollector('otlp', ['otlp_grpc'], otlpExporter(options.exportTo));
 }
 

@@ -155,7 +155,7 @@ describe('rule files', () => {
   });
 
   it('accept an empty file', () => {
-    assert.deepEqual(parseRuleFile(''), { rules: [], errors: [], warnings: [] });
+    assert.deepEqual(parseRuleFile(''), { rules: [], positions: new Map(), errors: [], warnings: [] });
   });
 
   it('load from disk and report an unreadable file as a value', async () => {
