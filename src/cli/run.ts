@@ -1,5 +1,5 @@
 /** `betrace run`: starts the configured roles and runs until SIGINT/SIGTERM. */
-import { ConfigError, loadConfig } from '../config/index.ts';
+import { ConfigError, downstreamLoopProblem, loadConfig } from '../config/index.ts';
 import { createPipeline, parseRoles, ALL_ROLES } from '../pipeline.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { ExitCode, type Output } from './output.ts';
@@ -14,6 +14,8 @@ export async function runCommand(options: RunOptions, out: Output): Promise<numb
   let config;
   try {
     config = loadConfig(options.config);
+    const loop = downstreamLoopProblem(config);
+    if (loop !== undefined) throw new ConfigError(loop);
   } catch (err) {
     if (err instanceof ConfigError) {
       out.stderr(`betrace: ${err.message}`);

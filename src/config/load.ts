@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
+import { DOWNSTREAM_ENDPOINT_VARIABLES } from './self-loop.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
 export class ConfigError extends Error {
@@ -36,9 +37,8 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['BETRACE_KAFKA_SASL_PASSWORD', ['transport', 'kafka', 'sasl', 'password']],
   ['BETRACE_DATA_DIR', ['data_dir']],
   ['BETRACE_LOG_LEVEL', ['log', 'level']],
-  ['OTEL_EXPORTER_OTLP_ENDPOINT', ['downstream', 'endpoint']],
-  // More specific, so applied after the general one.
-  ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['downstream', 'endpoint']],
+  // The general before the more specific (applied later, so it wins): BETRACE_DOWNSTREAM_ENDPOINT last.
+  ...[...DOWNSTREAM_ENDPOINT_VARIABLES].reverse().map((name) => [name, ['downstream', 'endpoint']] as const),
 ];
 
 function setPath(target: Raw, path: readonly string[], value: unknown): void {

@@ -218,8 +218,8 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       type: 'string',
       default: '',
       description:
-        'URL of the OTLP/gRPC endpoint (http://host:4317, or https:// for TLS). Empty: nothing is exported and the forwarder is off. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, overrides it.',
-      'x-env': 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+        'URL of the OTLP/gRPC endpoint (http://host:4317, or https:// for TLS). Empty: nothing is exported and the forwarder is off. BETRACE_DOWNSTREAM_ENDPOINT, else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, overrides it. betrace\'s own receiver endpoints are refused at start (every span would come back).',
+      'x-env': 'BETRACE_DOWNSTREAM_ENDPOINT',
     },
     headers: {
       type: 'object',
