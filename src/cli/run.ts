@@ -4,6 +4,9 @@ import { createPipeline, parseRoles, ALL_ROLES } from '../pipeline.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { ExitCode, type Output } from './output.ts';
 
+/** How long past shutdown_timeout a shutdown may still take before the process exits regardless. */
+const SHUTDOWN_BACKSTOP_MS = 2000;
+
 export interface RunOptions {
   readonly config?: string;
   readonly roles?: string;
@@ -51,7 +54,15 @@ export async function runCommand(options: RunOptions, out: Output): Promise<numb
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await pipeline.shutdown();
+  // The pipeline bounds its own shutdown by shutdown_timeout (the exporters are abandoned then);
+  // this is the backstop for a component that still does not finish.
+  let backstop: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    pipeline.shutdown().then(() => true),
+    new Promise<false>((resolve) => (backstop = setTimeout(() => resolve(false), config.shutdownTimeoutMs + SHUTDOWN_BACKSTOP_MS))),
+  ]);
+  clearTimeout(backstop);
+  if (!stopped) logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, `still stopping ${SHUTDOWN_BACKSTOP_MS / 1000}s after shutdown_timeout: exiting regardless`);
   logger.flush();
-  return ExitCode.ok;
+  return stopped ? ExitCode.ok : ExitCode.inputError;
 }

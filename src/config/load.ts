@@ -308,6 +308,7 @@ function normalize(raw: Raw, baseDir: string): Config {
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
     },
     dataDir,
+    shutdownTimeoutMs: dur('shutdown_timeout', raw.shutdown_timeout),
     log: { level: (r.log!.level as string) },
   };
 }

@@ -42,7 +42,14 @@ export class Forwarder implements Component {
     const { exporter, whenFull } = this.#o;
     const whileDelivering = whenFull === 'wait_while_delivering';
     for (const record of records) {
-      const item = { payload: record.payload, spanCount: record.spanCount, onDone: () => this.#consumer.ack(partition, record.offset) };
+      const item = {
+        payload: record.payload,
+        spanCount: record.spanCount,
+        // Abandoned at the shutdown deadline: left unacknowledged, the partition's next reader forwards it (with Kafka).
+        onDone: (_delivered: boolean, abandoned?: boolean) => {
+          if (abandoned !== true) this.#consumer.ack(partition, record.offset);
+        },
+      };
       // Partitions are handled concurrently: room one waited for may be taken by another first.
       while (!exporter.offer(item)) {
         // Stopping with Kafka: left unacknowledged, the partition's next reader forwards it.

@@ -286,7 +286,9 @@ export class Worker implements Component {
       this.#o.exporter.enqueue({
         payload: violationSpansPayload(found),
         spanCount: found.length,
-        onDone: (deliveredDownstream) => {
+        onDone: (deliveredDownstream, abandoned) => {
+          // Abandoned at the shutdown deadline with Kafka: the trace's records stay unacknowledged, the next owner sends these again.
+          if (abandoned === true && ledger !== undefined) return;
           if (ledger === undefined || !deliveredDownstream) {
             this.#windows.exportDone(entry);
             return;
