@@ -114,7 +114,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         ),
         segment_bytes: size('Size at which a spool file is closed and a new one begun; delivered files are deleted. At most max_bytes / 4.', '16MiB'),
         shutdown_timeout: duration(
-          'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start.',
+          'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start. At most the top-level shutdown_timeout (the smaller applies).',
           '10s',
         ),
         degraded_after: duration(
