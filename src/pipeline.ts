@@ -259,7 +259,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       );
     }
     if (config.receiver.grpc.enabled) {
-      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
+      const h = config.receiver.http;
+      const httpEndpoint = (): string | undefined => {
+        if (!h.enabled) return undefined;
+        const host = h.host === '0.0.0.0' || h.host === '::' ? '<this host>' : h.host.includes(':') ? `[${h.host}]` : h.host;
+        return `http${config.receiver.tls === undefined ? '' : 's'}://${host}:${http?.port || h.port}/v1/traces`;
+      };
+      grpc = new GrpcReceiver({ ...common, httpEndpoint, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
       components.push(grpc);
     }
     if (config.receiver.http.enabled) {
