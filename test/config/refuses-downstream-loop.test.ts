@@ -7,27 +7,16 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { downstreamLoopProblem, parseConfig } from '../../src/config/index.ts';
+import { freePorts } from '../helpers/kafka.ts';
 import { spawnBetrace } from '../helpers/process.ts';
 
 type Result = { status: number | null; output: string };
 
 /** None of the export variables of the test's own shell. */
 const CLEAN_ENV = { BETRACE_DOWNSTREAM_ENDPOINT: '', OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function configFile(yaml: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'betrace-loop-'));
@@ -63,7 +52,7 @@ describe('a downstream that is betrace\'s own receiver', () => {
   const local = Object.values(networkInterfaces()).flat().find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address ?? '127.0.0.1';
   const runs: Record<string, Promise<Result>> = {};
   before(async () => {
-    [p, q, other] = [await freePort(), await freePort(), await freePort()];
+    [p, q, other] = (await freePorts(3)) as [number, number, number];
     const yaml = `receiver:\n  grpc:\n    endpoint: 127.0.0.1:${p}\n  http:\n    endpoint: localhost:${q}\n`;
     runs.file = run(`${yaml}downstream:\n  endpoint: http://localhost:${p}\n`);
     runs.otel = run(yaml, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${p}` });

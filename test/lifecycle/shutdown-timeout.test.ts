@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { paddedRequest } from '../helpers/encode-spans.ts';
+import { freePorts } from '../helpers/kafka.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { metricValue, startTestPipeline, waitUntil } from '../helpers/pipeline.ts';
 import { spawnBetrace } from '../helpers/process.ts';
@@ -24,16 +25,6 @@ const SHUTDOWN_TIMEOUT_MS = 2000;
 const SLACK_MS = 3000;
 
 const spanIds = (n: number) => Array.from({ length: n }, () => [randomBytes(16).toString('hex'), randomBytes(8).toString('hex')] as const);
-
-/** A port nothing listens on (connections refused). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Sends SPANS spans to the receiver and waits until the forwarder holds them all for export. */
 async function sendAndWaitQueued(grpcUrl: string, apiUrl: string): Promise<void> {
@@ -104,7 +95,8 @@ describe('shutdown_timeout', { concurrency: true }, () => {
   });
 
   it('stops within it with a downstream that refuses connections', async () => {
-    await stopsWithin('refusing-downstream', await closedPort());
+    // A port found free: nothing listens there, connections are refused.
+    await stopsWithin('refusing-downstream', (await freePorts(1))[0]!);
   });
 
   it('counts what it dropped in betrace_exporter_spans_dropped_total{reason="shutdown"}, as the log line says', async () => {
