@@ -376,6 +376,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const startedComponents: Component[] = [];
   /** shutdown_timeout passed: the exporters give up what they hold; one line says how much. */
   const abandonExports = (): void => {
+    if (exporters.length === 0) return;
     const left = Object.fromEntries(exporters.map(([name, e]) => [name, e.abandon().spans]));
     const spans = Object.values(left).reduce((a, b) => a + b, 0);
     const timeout = `${config.shutdownTimeoutMs / 1000}s`;

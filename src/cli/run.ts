@@ -5,7 +5,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { ExitCode, type Output } from './output.ts';
 
 /** How long past shutdown_timeout a shutdown may still take before the process exits regardless. */
-const SHUTDOWN_BACKSTOP_MS = 2000;
+const SHUTDOWN_BACKSTOP_MS = 5000;
 
 export interface RunOptions {
   readonly config?: string;

@@ -321,7 +321,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     'x-env': 'BETRACE_DATA_DIR',
   },
   shutdown_timeout: duration(
-    'On SIGTERM/SIGINT, how long betrace goes on delivering what it holds before it stops regardless (and exits): exports still queued or being retried then are, with transport.kind embedded, dropped and counted (betrace_exporter_spans_dropped_total, reason shutdown), with Kafka left unacknowledged for the next reader of their partitions; one log line gives the counts. Bounds receiver.spool.shutdown_timeout too. Keep it under the grace period of your process manager (Kubernetes: terminationGracePeriodSeconds).',
+    'On SIGTERM/SIGINT, how long betrace goes on delivering what it holds before it stops regardless (and exits): exports still queued or being retried then are, with transport.kind embedded, dropped and counted (betrace_exporter_spans_dropped_total, reason shutdown), with Kafka left unacknowledged for the next reader of their partitions; one log line gives the counts. Bounds receiver.spool.shutdown_timeout too. A process still stopping 5s after it exits regardless (status 1). Keep it under the grace period of your process manager (Kubernetes: terminationGracePeriodSeconds).',
     '10s',
   ),
   log: obj('Logging (JSON lines on stdout, pino).', {
