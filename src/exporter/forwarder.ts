@@ -35,6 +35,11 @@ export class Forwarder implements Component {
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),
       drain: () => this.#o.exporter.shutdown(),
+      // Embedded: what the receiver accepted and the forwarder had not read yet is still sent
+      // (within shutdown_timeout, else dropped and counted).
+      onUnreadAtShutdown: (records) => {
+        for (const r of records) this.#o.exporter.offerAtShutdown({ payload: r.payload, spanCount: r.spanCount });
+      },
     });
   }
 

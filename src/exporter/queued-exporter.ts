@@ -173,13 +173,16 @@ export class QueuedExporter implements Component {
 
   /** Queues an item when there is room (and not stopping); false, and nothing else done, otherwise. */
   offer(item: ExportItem): boolean {
-    const { metrics, name } = this.#o;
     if (this.#stopping || !this.hasRoom(item.spanCount)) return false;
+    this.#push(item);
+    return true;
+  }
+
+  #push(item: ExportItem): void {
     this.#queue.push(item);
     this.#queuedSpans += item.spanCount;
-    metrics.exporterQueueSpans.set({ exporter: name }, this.#queuedSpans);
+    this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
     this.#pump();
-    return true;
   }
 
   #pump(): void {
@@ -341,6 +344,15 @@ export class QueuedExporter implements Component {
     const message = reason === 'rejected' ? 'export refused (not retryable): spans dropped' : 'export failed: retries exhausted, spans dropped';
     this.#rateLimited.warn(`${reason}:${code ?? ''}`, detail, message);
     for (const item of items) item.onDone?.(false);
+  }
+
+  /**
+   * Queues an item at shutdown, past max_queue_spans (its bytes are held already, by the
+   * transport that hands it over); once abandoned, given up (see keepAbandoned).
+   */
+  offerAtShutdown(item: ExportItem): void {
+    if (this.#abandoned) this.#giveUp([item], item.spanCount);
+    else this.#push(item);
   }
 
   /** Hands back what abandon() gave up: counted as dropped (reason shutdown) unless keepAbandoned. */

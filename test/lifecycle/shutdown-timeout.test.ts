@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { paddedRequest } from '../helpers/encode-spans.ts';
 import { freePorts } from '../helpers/kafka.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
+import { startOtlpSink } from '../helpers/otlp-sink.ts';
 import { metricValue, startTestPipeline, waitUntil } from '../helpers/pipeline.ts';
 import { spawnBetrace } from '../helpers/process.ts';
 import { registryValue } from '../helpers/telemetry.ts';
@@ -110,5 +111,25 @@ describe('shutdown_timeout', { concurrency: true }, () => {
     const line = JSON.parse(lines[0]!) as { spansDropped: number; byExporter: Record<string, number> };
     assert.equal(line.spansDropped, SPANS);
     assert.deepEqual(line.byExporter, { forwarder: SPANS, violations: 0 });
+  });
+
+  it('forwards at shutdown what the receiver accepted and the forwarder had not read yet (embedded)', async () => {
+    const sink = await startOtlpSink();
+    sink.delayMs = 1500;
+    const b = await startTestPipeline({ downstream: { endpoint: sink.url, max_queue_spans: 10 }, shutdown_timeout: '20s' });
+    try {
+      const client = rawTraceClient(b.grpcUrl);
+      // The first request fills the export queue (its call held by the sink); the forwarder waits for
+      // room, and what arrives after stays in the transport, unread.
+      assert.equal((await client.export(paddedRequest('unread', spanIds(10)))).err, null);
+      await waitUntil(async () => (await metricValue(b.apiUrl, 'betrace_exporter_queue_spans', { exporter: 'forwarder' })) === 10, 10_000, 'the export queue full');
+      for (let i = 0; i < 3; i++) assert.equal((await client.export(paddedRequest('unread', spanIds(10)))).err, null);
+      client.close();
+      await b.stop();
+      assert.equal(await registryValue(b.pipeline.metrics, 'betrace_exporter_spans_dropped_total', { exporter: 'forwarder' }), 0, 'none dropped');
+      assert.equal(sink.spans.length, 40, 'every accepted span downstream');
+    } finally {
+      await sink.close();
+    }
   });
 });
