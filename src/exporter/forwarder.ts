@@ -37,7 +37,7 @@ export class Forwarder implements Component {
       drain: () => this.#o.exporter.shutdown(),
       // Embedded: what the receiver accepted and the forwarder had not read yet is still sent
       // (within shutdown_timeout, else dropped and counted).
-      onUnreadAtShutdown: (records) => {
+      onUnreadAtShutdown: (_partition, records) => {
         for (const r of records) this.#o.exporter.offerAtShutdown({ payload: r.payload, spanCount: r.spanCount });
       },
     });

@@ -139,15 +139,15 @@ class EmbeddedConsumer implements TransportConsumer {
   async shutdown(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    const unread: ConsumedRecord[] = [];
-    for (const log of this.#transport.logs) {
+    const unread: Array<[number, ConsumedRecord[]]> = [];
+    for (const [partition, log] of this.#transport.logs.entries()) {
       const cursor = log.cursors.get(this);
-      if (cursor !== undefined && cursor < log.next) unread.push(...log.records.slice(Number(cursor - log.base)));
+      if (cursor !== undefined && cursor < log.next) unread.push([partition, log.records.slice(Number(cursor - log.base))]);
       log.cursors.delete(this);
     }
     this.notify();
     await Promise.all(this.#loops);
-    if (unread.length > 0) this.#callbacks.onUnreadAtShutdown?.(unread);
+    for (const [partition, records] of unread) this.#callbacks.onUnreadAtShutdown?.(partition, records);
     await this.#callbacks.drain?.();
     this.#transport.consumers.delete(this);
     for (const log of this.#transport.logs) log.trim();

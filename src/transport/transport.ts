@@ -79,10 +79,10 @@ export interface ConsumerCallbacks {
    */
   readonly drain?: () => Promise<void>;
   /**
-   * Embedded transport: on shutdown, the records not yet handed over (never to be read again),
-   * before drain; without it they are lost uncounted.
+   * Embedded transport: on shutdown, the records of a partition not yet handed over (never to
+   * be read again), before drain; without it they are lost uncounted.
    */
-  readonly onUnreadAtShutdown?: (records: readonly ConsumedRecord[]) => void;
+  readonly onUnreadAtShutdown?: (partition: number, records: readonly ConsumedRecord[]) => void;
 }
 
 export interface TransportConsumer extends Component {

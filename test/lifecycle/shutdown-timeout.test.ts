@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,5 +131,31 @@ describe('shutdown_timeout', { concurrency: true }, () => {
     } finally {
       await sink.close();
     }
+  });
+
+  it('evaluates at shutdown what the receiver accepted and the worker had not read yet (embedded)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'betrace-unread-'));
+    // Traces stay open (long idle timeout) and the worker pauses at 5 of them: the rest stays unread.
+    const b = await startTestPipeline({ worker: { max_live_traces: 5, trace_idle_timeout: '60s' } }, { dataDir });
+    const res = await fetch(`${b.apiUrl}/v1/rules`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id: 'every-trace', severity: 'low', condition: 'not trace.has(*)' }),
+    });
+    assert.equal(res.status, 201);
+    const client = rawTraceClient(b.grpcUrl);
+    const traces = spanIds(20);
+    for (const t of traces) assert.equal((await client.export(paddedRequest('unread', [t]))).err, null);
+    client.close();
+    await waitUntil(async () => (await metricValue(b.apiUrl, 'betrace_worker_paused')) === 1, 10_000, 'the worker paused');
+    await b.stop();
+    const found = new Set(
+      readFileSync(join(dataDir, 'violations.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { trace_id: string }).trace_id),
+    );
+    assert.deepEqual(traces.filter(([traceId]) => !found.has(traceId)), [], 'every accepted trace evaluated');
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });
