@@ -7,7 +7,9 @@
  *   api: health, readiness, metrics, rules, violations
  *
  * Start order is downstream-first (exporters, consumers, then the receiver), so
- * nothing is accepted before it has somewhere to go; shutdown is the reverse.
+ * nothing is accepted before it has somewhere to go; shutdown is the reverse, bounded by
+ * shutdown_timeout: then the exporters are abandoned (what they hold is dropped and counted
+ * with the embedded transport, left unacknowledged with Kafka), said in one log line.
  */
 import type { Component } from './component.ts';
 import { isLoopbackHost, type Config } from './config/index.ts';
@@ -104,6 +106,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     });
   }
 
+  // The exporters to abandon at the shutdown deadline, by name.
+  const exporters: Array<readonly ['forwarder' | 'violations', QueuedExporter]> = [];
   const rules = new RuleRegistry();
   rules.onChange(() => metrics.rulesQuarantined.set(rules.quarantined().length));
   const ruleFiles = new RuleFiles({ patterns: config.rules.paths, registry: rules, logger, metrics });
@@ -152,8 +156,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           config: { ...config.downstream, batchTimeoutMs: Math.min(config.downstream.batchTimeoutMs, 50) },
           metrics,
           logger,
+          keepAbandoned: kafkaMode,
         })
       : undefined;
+    if (exporter !== undefined) exporters.push(['violations', exporter]);
     const w = config.worker;
     components.push(
       new Worker({
@@ -192,7 +198,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       config: config.downstream,
       metrics,
       logger,
+      keepAbandoned: kafkaMode,
     });
+    exporters.push(['forwarder', exporter]);
     components.push(
       new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup, whenFull: kafkaMode ? 'wait' : 'wait_while_delivering' }),
     );
@@ -212,7 +220,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         inner: producer,
         maxBytes: s.maxBytes,
         segmentBytes: s.segmentBytes,
-        shutdownTimeoutMs: s.shutdownTimeoutMs,
+        // Within the pipeline's own bound: what is not handed to Kafka by then stays on disk.
+        shutdownTimeoutMs: Math.min(s.shutdownTimeoutMs, config.shutdownTimeoutMs),
         behindMs: s.degradedAfterMs,
         retryAfterMs: config.receiver.retryAfterMs,
         metrics,
@@ -250,7 +259,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       );
     }
     if (config.receiver.grpc.enabled) {
-      grpc = new GrpcReceiver({ ...common, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
+      const h = config.receiver.http;
+      const httpEndpoint = (): string | undefined => {
+        if (!h.enabled) return undefined;
+        const host = h.host === '0.0.0.0' || h.host === '::' ? '<this host>' : h.host.includes(':') ? `[${h.host}]` : h.host;
+        return `http${config.receiver.tls === undefined ? '' : 's'}://${host}:${http?.port || h.port}/v1/traces`;
+      };
+      grpc = new GrpcReceiver({ ...common, httpEndpoint, host: config.receiver.grpc.host, port: config.receiver.grpc.port, flowControlWindowBytes: config.receiver.grpc.flowControlWindowBytes, maxConcurrentStreams: config.receiver.grpc.maxConcurrentStreams });
       components.push(grpc);
     }
     if (config.receiver.http.enabled) {
@@ -323,6 +338,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         return h.degraded ? { ready: true, degraded: h.reason } : { ready: true };
       });
     }
+    for (const [name, exporter] of exporters) {
+      // The forwarder's job is delivering every span downstream: unready while it cannot. A worker's
+      // violation spans are kept too (violation store or topic): degraded only.
+      const unready = name === 'forwarder';
+      api.addReadinessCheck(`downstream_${name}`, () => {
+        const h = exporter.health();
+        if (h.reachable) return { ready: true };
+        const reason = `downstream ${config.downstream.endpoint} unreachable (${name} exports failing since ${h.since}): ${h.error}`;
+        return unready ? { ready: false, reason } : { ready: true, degraded: reason };
+      });
+    }
     api.addReadinessCheck('rules', () => {
       const failing = ruleFiles.failingFiles;
       return failing.length === 0 || rules.all().length > 0
@@ -348,6 +374,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   const startedComponents: Component[] = [];
+  /** shutdown_timeout passed: the exporters give up what they hold; one line says how much. */
+  const abandonExports = (): void => {
+    if (exporters.length === 0) return;
+    const left = Object.fromEntries(exporters.map(([name, e]) => [name, e.abandon().spans]));
+    const spans = Object.values(left).reduce((a, b) => a + b, 0);
+    const timeout = `${config.shutdownTimeoutMs / 1000}s`;
+    if (spans === 0) {
+      logger.warn({ shutdownTimeout: timeout }, 'shutdown_timeout passed: stopping regardless (no spans were waiting for export)');
+    } else if (kafkaMode) {
+      logger.warn(
+        { shutdownTimeout: timeout, spansLeft: spans, byExporter: left },
+        `shutdown_timeout (${timeout}) passed: ${spans} spans not yet delivered downstream are left unacknowledged in Kafka; the next reader of their partitions sends them`,
+      );
+    } else {
+      logger.warn(
+        { shutdownTimeout: timeout, spansDropped: spans, byExporter: left },
+        `shutdown_timeout (${timeout}) passed: ${spans} spans not yet delivered downstream are dropped (betrace_exporter_spans_dropped_total, reason shutdown)`,
+      );
+    }
+  };
   return {
     metrics,
     transport,
@@ -372,13 +418,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     },
     async shutdown() {
       started = false;
-      // Intake first: receivers stop, then consumers drain, exporters flush.
-      const order = [...startedComponents].reverse();
-      const intake = order.filter((c) => c === grpc || c === http);
-      const rest = order.filter((c) => !intake.includes(c) && c !== api);
-      for (const c of [...intake, ...rest]) await c.shutdown();
-      if (api !== undefined && startedComponents.includes(api)) await api.shutdown();
-      startedComponents.length = 0;
+      const deadline = startedComponents.length === 0 ? undefined : setTimeout(abandonExports, config.shutdownTimeoutMs);
+      try {
+        // Intake first: receivers stop, then consumers drain, exporters flush.
+        const order = [...startedComponents].reverse();
+        const intake = order.filter((c) => c === grpc || c === http);
+        const rest = order.filter((c) => !intake.includes(c) && c !== api);
+        for (const c of [...intake, ...rest]) await c.shutdown();
+        if (api !== undefined && startedComponents.includes(api)) await api.shutdown();
+        startedComponents.length = 0;
+      } finally {
+        clearTimeout(deadline);
+      }
     },
   };
 }

@@ -6,6 +6,7 @@
  * A rule's `state` says whether it is evaluated: enabled, disabled, or
  * quarantined (over budget repeatedly, see rule-quarantine.ts; with the reason
  * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
+ * Enabling an enabled rule, or disabling a disabled one, changes nothing (same version).
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
@@ -212,6 +213,13 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
         const id = req.params.id!;
         const existing = registry.get(id);
         if (existing === undefined) return apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(id)}`);
+        if (existing.definition.enabled === enabled) {
+          // Already so: nothing is written and the version stays (versions change only on a change);
+          // enabling still lifts a quarantine.
+          const failed = enabled ? await liftQuarantine(id, existing.version) : undefined;
+          if (failed) return failed;
+          return { status: 200, body: ruleJson(registry.get(id) ?? existing) };
+        }
         const version = existing.version + 1;
         const now = new Date().toISOString();
         const entry: StoredRule =

@@ -165,6 +165,9 @@ export function runCli(): void {
   main(process.argv.slice(2)).then(
     (status) => {
       process.exitCode = status;
+      // Handles still open once the command is done (a call to an unreachable downstream abandoned
+      // at the shutdown deadline) do not hold the exit back.
+      setTimeout(() => process.exit(), 1000).unref();
     },
     (err: unknown) => {
       process.stderr.write(`betrace: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,8 +1,11 @@
 /** `betrace run`: starts the configured roles and runs until SIGINT/SIGTERM. */
-import { ConfigError, loadConfig } from '../config/index.ts';
+import { ConfigError, downstreamLoopProblem, loadConfig } from '../config/index.ts';
 import { createPipeline, parseRoles, ALL_ROLES } from '../pipeline.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { ExitCode, type Output } from './output.ts';
+
+/** How long past shutdown_timeout a shutdown may still take before the process exits regardless. */
+const SHUTDOWN_BACKSTOP_MS = 5000;
 
 export interface RunOptions {
   readonly config?: string;
@@ -14,6 +17,8 @@ export async function runCommand(options: RunOptions, out: Output): Promise<numb
   let config;
   try {
     config = loadConfig(options.config);
+    const loop = downstreamLoopProblem(config);
+    if (loop !== undefined) throw new ConfigError(loop);
   } catch (err) {
     if (err instanceof ConfigError) {
       out.stderr(`betrace: ${err.message}`);
@@ -49,7 +54,15 @@ export async function runCommand(options: RunOptions, out: Output): Promise<numb
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await pipeline.shutdown();
+  // The pipeline bounds its own shutdown by shutdown_timeout (the exporters are abandoned then);
+  // this is the backstop for a component that still does not finish.
+  let backstop: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    pipeline.shutdown().then(() => true),
+    new Promise<false>((resolve) => (backstop = setTimeout(() => resolve(false), config.shutdownTimeoutMs + SHUTDOWN_BACKSTOP_MS))),
+  ]);
+  clearTimeout(backstop);
+  if (!stopped) logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, `still stopping ${SHUTDOWN_BACKSTOP_MS / 1000}s after shutdown_timeout: exiting regardless`);
   logger.flush();
-  return ExitCode.ok;
+  return stopped ? ExitCode.ok : ExitCode.inputError;
 }

@@ -114,5 +114,7 @@ export interface Config {
     readonly readTimeoutMs: number;
   };
   readonly dataDir: string;
+  /** shutdown_timeout: from SIGTERM to stopping regardless. */
+  readonly shutdownTimeoutMs: number;
   readonly log: { readonly level: string };
 }

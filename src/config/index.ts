@@ -2,3 +2,4 @@ export type { Config, DownstreamConfig, KafkaConfig, ListenConfig, SpoolConfig, 
 export { loadConfig, parseConfig, ConfigError } from './load.ts';
 export { configSchema, type SchemaNode } from './schema.ts';
 export { isLoopbackHost, parseDurationMs, parseSizeBytes, parseEndpoint } from './units.ts';
+export { downstreamLoopProblem, downstreamEndpointVariable } from './self-loop.ts';

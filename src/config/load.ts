@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type
 import { schemaErrorMessages, shown as show } from '../expected.ts';
 import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, type SchemaNode } from './schema.ts';
+import { DOWNSTREAM_ENDPOINT_VARIABLES } from './self-loop.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
 /** One problem of a configuration. */
@@ -62,9 +63,8 @@ const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
   ['BETRACE_KAFKA_SASL_PASSWORD', ['transport', 'kafka', 'sasl', 'password']],
   ['BETRACE_DATA_DIR', ['data_dir']],
   ['BETRACE_LOG_LEVEL', ['log', 'level']],
-  ['OTEL_EXPORTER_OTLP_ENDPOINT', ['downstream', 'endpoint']],
-  // More specific, so applied after the general one.
-  ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['downstream', 'endpoint']],
+  // The general before the more specific (applied later, so it wins): BETRACE_DOWNSTREAM_ENDPOINT last.
+  ...[...DOWNSTREAM_ENDPOINT_VARIABLES].reverse().map((name) => [name, ['downstream', 'endpoint']] as const),
 ];
 
 function setPath(target: Raw, path: readonly string[], value: unknown): void {
@@ -323,6 +323,7 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
     },
     dataDir,
+    shutdownTimeoutMs: dur('shutdown_timeout', raw.shutdown_timeout),
     log: { level: (r.log!.level as string) },
   };
 }

@@ -115,7 +115,7 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         ),
         segment_bytes: size('Size at which a spool file is closed and a new one begun; delivered files are deleted. At most max_bytes / 4.', '16MiB'),
         shutdown_timeout: duration(
-          'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start.',
+          'At shutdown, how long the spool goes on handing what it holds to Kafka; the rest stays on disk for the next start. At most the top-level shutdown_timeout (the smaller applies).',
           '10s',
         ),
         degraded_after: duration(
@@ -219,8 +219,8 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       type: 'string',
       default: '',
       description:
-        'URL of the OTLP/gRPC endpoint (http://host:4317, or https:// for TLS). Empty: nothing is exported and the forwarder is off. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, overrides it.',
-      'x-env': 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+        'URL of the OTLP/gRPC endpoint (http://host:4317, or https:// for TLS). Empty: nothing is exported and the forwarder is off. BETRACE_DOWNSTREAM_ENDPOINT, else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, overrides it. betrace\'s own receiver endpoints are refused at start (every span would come back).',
+      'x-env': 'BETRACE_DOWNSTREAM_ENDPOINT',
     },
     headers: {
       type: 'object',
@@ -324,6 +324,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     description: 'Directory for state kept across restarts (violations, API rules), relative to the config file.',
     'x-env': 'BETRACE_DATA_DIR',
   },
+  shutdown_timeout: duration(
+    'On SIGTERM/SIGINT, how long betrace goes on delivering what it holds before it stops regardless (and exits): exports still queued or being retried then are, with transport.kind embedded, dropped and counted (betrace_exporter_spans_dropped_total, reason shutdown), with Kafka left unacknowledged for the next reader of their partitions; one log line gives the counts. Bounds receiver.spool.shutdown_timeout too. A process still stopping 5s after it exits regardless (status 1). Keep it under the grace period of your process manager (Kubernetes: terminationGracePeriodSeconds).',
+    '10s',
+  ),
   log: obj('Logging (JSON lines on stdout, pino).', {
     level: {
       type: 'string',

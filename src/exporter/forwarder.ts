@@ -35,6 +35,11 @@ export class Forwarder implements Component {
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),
       drain: () => this.#o.exporter.shutdown(),
+      // Embedded: what the receiver accepted and the forwarder had not read yet is still sent
+      // (within shutdown_timeout, else dropped and counted).
+      onUnreadAtShutdown: (_partition, records) => {
+        for (const r of records) this.#o.exporter.offerAtShutdown({ payload: r.payload, spanCount: r.spanCount });
+      },
     });
   }
 
@@ -42,7 +47,14 @@ export class Forwarder implements Component {
     const { exporter, whenFull } = this.#o;
     const whileDelivering = whenFull === 'wait_while_delivering';
     for (const record of records) {
-      const item = { payload: record.payload, spanCount: record.spanCount, onDone: () => this.#consumer.ack(partition, record.offset) };
+      const item = {
+        payload: record.payload,
+        spanCount: record.spanCount,
+        // Abandoned at the shutdown deadline: left unacknowledged, the partition's next reader forwards it (with Kafka).
+        onDone: (_delivered: boolean, abandoned?: boolean) => {
+          if (abandoned !== true) this.#consumer.ack(partition, record.offset);
+        },
+      };
       // Partitions are handled concurrently: room one waited for may be taken by another first.
       while (!exporter.offer(item)) {
         // Stopping with Kafka: left unacknowledged, the partition's next reader forwards it.

@@ -5,6 +5,8 @@
  * a batch downstream refuses back into its entries so that only refused entries
  * are lost, and drops (counted by reason, logged at a limited rate) what cannot
  * be queued or delivered.
+ * At shutdown it goes on sending what it holds until abandon() (the pipeline's
+ * shutdown_timeout): what is left then is given up at once, in-flight calls included.
  * Used by the forwarder and by the workers' violation spans.
  */
 import type { Component } from '../component.ts';
@@ -18,8 +20,21 @@ export interface ExportItem {
   /** ExportTraceServiceRequest protobuf. */
   readonly payload: Uint8Array;
   readonly spanCount: number;
-  /** Called once: true when downstream acknowledged it, false when it was dropped. */
-  readonly onDone?: (delivered: boolean) => void;
+  /**
+   * Called once: true when downstream acknowledged it, false when it was dropped. `abandoned`:
+   * given up at shutdown (abandon()), neither refused nor out of retries: with keepAbandoned the
+   * caller leaves it for another reader (it is not counted as dropped).
+   */
+  readonly onDone?: (delivered: boolean, abandoned?: boolean) => void;
+}
+
+/** Consecutive export attempts failing retryably (downstream not reached or not answering) before health() says unreachable. */
+const UNREACHABLE_AFTER_FAILURES = 3;
+
+/** What is left when the exporter is abandoned at shutdown. */
+export interface AbandonedExports {
+  readonly spans: number;
+  readonly entries: number;
 }
 
 export interface QueuedExporterOptions {
@@ -38,7 +53,16 @@ export interface QueuedExporterOptions {
    * the others are dropped whole. Default 30 s.
    */
   readonly splitProbeIntervalMs?: number;
+  /**
+   * What abandon() does with what is left: false (default), dropped and counted (reason
+   * `shutdown`); true, only handed back (onDone(false, true)): with Kafka, left unacknowledged so
+   * that the partition's next reader sends it.
+   */
+  readonly keepAbandoned?: boolean;
 }
+
+/** sender.send raced against abandon(). */
+const ABANDONED = Symbol('abandoned');
 
 /** Split batches in a row whose every entry downstream refused before it is taken to refuse everything. */
 const REFUSED_BATCHES_BEFORE_WHOLE_DROPS = 3;
@@ -64,6 +88,14 @@ export class QueuedExporter implements Component {
   /** Split batches in a row of which downstream took nothing. */
   #refusedBatches = 0;
   #lastSplitAt = 0;
+  #abandoned = false;
+  #inFlightEntries = 0;
+  #onAbandon: () => void = () => undefined;
+  readonly #abandonedSignal = new Promise<typeof ABANDONED>((resolve) => (this.#onAbandon = () => resolve(ABANDONED)));
+  /** Export attempts in a row that failed retryably, and the last one's error. */
+  #failures = 0;
+  #lastError = '';
+  #failingSince = 0;
 
   constructor(options: QueuedExporterOptions) {
     this.#o = options;
@@ -116,10 +148,23 @@ export class QueuedExporter implements Component {
     }
   }
 
+  /**
+   * Whether downstream is reachable: false once UNREACHABLE_AFTER_FAILURES export attempts in
+   * a row failed retryably (not answering, unreachable, UNAVAILABLE), until one succeeds. A
+   * refusal (downstream answered) does not count: it is reachable.
+   */
+  health(): { reachable: true } | { reachable: false; error: string; since: string } {
+    return this.#failures < UNREACHABLE_AFTER_FAILURES ? { reachable: true } : { reachable: false, error: this.#lastError, since: new Date(this.#failingSince).toISOString() };
+  }
+
   /** Queues an item; false (and counted as dropped) when the queue is full or stopping. */
   enqueue(item: ExportItem): boolean {
     if (this.offer(item)) return true;
     const { metrics, name } = this.#o;
+    if (this.#abandoned) {
+      this.#giveUp([item], item.spanCount);
+      return false;
+    }
     metrics.exporterSpansDropped.inc({ exporter: name, reason: 'queue_full' }, item.spanCount);
     this.#rateLimited.warn('queue_full', { exporter: name, queuedSpans: this.#queuedSpans }, 'export queue full: spans dropped');
     item.onDone?.(false);
@@ -128,13 +173,16 @@ export class QueuedExporter implements Component {
 
   /** Queues an item when there is room (and not stopping); false, and nothing else done, otherwise. */
   offer(item: ExportItem): boolean {
-    const { metrics, name } = this.#o;
     if (this.#stopping || !this.hasRoom(item.spanCount)) return false;
+    this.#push(item);
+    return true;
+  }
+
+  #push(item: ExportItem): void {
     this.#queue.push(item);
     this.#queuedSpans += item.spanCount;
-    metrics.exporterQueueSpans.set({ exporter: name }, this.#queuedSpans);
+    this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
     this.#pump();
-    return true;
   }
 
   #pump(): void {
@@ -166,7 +214,9 @@ export class QueuedExporter implements Component {
       batch.push(this.#queue.shift()!);
       spans += next.spanCount;
     }
+    this.#inFlightEntries += batch.length;
     const p = this.#sendBatch(batch, spans).finally(() => {
+      this.#inFlightEntries -= batch.length;
       this.#inFlight.delete(p);
       this.#queuedSpans -= spans;
       this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
@@ -216,6 +266,10 @@ export class QueuedExporter implements Component {
   async #send(items: readonly ExportItem[], spans: number, split: boolean, outcome: Outcome): Promise<void> {
     const { metrics, name } = this.#o;
     const result = await this.#sendRetrying(items, spans);
+    if (result === ABANDONED) {
+      this.#giveUp(items, spans);
+      return;
+    }
     if (result.status === 'success') {
       outcome.delivered += items.length;
       for (const item of items) item.onDone?.(true);
@@ -247,28 +301,39 @@ export class QueuedExporter implements Component {
    * fails retryably and max_retry_time allows: its last result. The merged bytes
    * live only as long as this call, not while the parts of a split are sent.
    */
-  async #sendRetrying(items: readonly ExportItem[], spans: number): Promise<SendResult> {
+  async #sendRetrying(items: readonly ExportItem[], spans: number): Promise<SendResult | typeof ABANDONED> {
     const { sender, metrics, name, config } = this.#o;
+    if (this.#abandoned) return ABANDONED;
     const payload = items.length === 1 ? items[0]!.payload : mergeRequests(items.map((i) => i.payload));
     const deadline = Date.now() + config.maxRetryTimeMs;
     let backoff = this.#o.initialBackoffMs ?? 500;
     const maxBackoff = this.#o.maxBackoffMs ?? 5000;
     for (;;) {
-      const result = await sender.send(payload, spans);
+      const result = await Promise.race([sender.send(payload, spans), this.#abandonedSignal]);
+      if (result === ABANDONED) return result;
       if (result.status === 'success') {
+        this.#failures = 0;
         this.#setDelivering(true);
         metrics.exporterSpansSent.inc({ exporter: name }, spans);
         return result;
       }
       metrics.exporterSpansFailed.inc({ exporter: name }, spans);
-      if (result.status !== 'retryable') return result;
+      if (result.status !== 'retryable') {
+        this.#failures = 0;
+        return result;
+      }
+      if (this.#failures++ === 0) this.#failingSince = Date.now();
+      this.#lastError = result.code === undefined ? result.error : `${result.code}: ${result.error}`;
       this.#setDelivering(false);
       const wait = result.retryAfterMs ?? backoff * (0.8 + Math.random() * 0.4);
       if (Date.now() + wait > deadline) return result;
       const detail = { exporter: name, spans, entries: items.length, code: result.code, error: result.error, backoffMs: Math.round(wait) };
       this.#rateLimited.warn('retry', detail, 'export failed: retrying');
       metrics.exporterRetries.inc({ exporter: name });
-      await new Promise((r) => setTimeout(r, wait));
+      let timer: NodeJS.Timeout | undefined;
+      const slept = await Promise.race([new Promise((r) => (timer = setTimeout(r, wait))), this.#abandonedSignal]);
+      clearTimeout(timer);
+      if (slept === ABANDONED) return ABANDONED;
       backoff = Math.min(backoff * 2, maxBackoff);
     }
   }
@@ -281,7 +346,44 @@ export class QueuedExporter implements Component {
     for (const item of items) item.onDone?.(false);
   }
 
-  /** Sends everything queued (retrying as configured), then stops. */
+  /**
+   * Queues an item at shutdown, past max_queue_spans (its bytes are held already, by the
+   * transport that hands it over); once abandoned, given up (see keepAbandoned).
+   */
+  offerAtShutdown(item: ExportItem): void {
+    if (this.#abandoned) this.#giveUp([item], item.spanCount);
+    else this.#push(item);
+  }
+
+  /** Hands back what abandon() gave up: counted as dropped (reason shutdown) unless keepAbandoned. */
+  #giveUp(items: readonly ExportItem[], spans: number): void {
+    const { metrics, name } = this.#o;
+    if (this.#o.keepAbandoned !== true) metrics.exporterSpansDropped.inc({ exporter: name, reason: 'shutdown' }, spans);
+    for (const item of items) item.onDone?.(false, true);
+  }
+
+  /**
+   * Stops at once (the shutdown deadline): nothing more is sent or retried, what is queued and
+   * in flight is given up (see keepAbandoned). Returns how much that was.
+   */
+  abandon(): AbandonedExports {
+    if (this.#abandoned) return { spans: 0, entries: 0 };
+    const left = { spans: this.#queuedSpans, entries: this.#queue.length + this.#inFlightEntries };
+    this.#abandoned = true;
+    this.#stopping = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const queued = this.#queue.splice(0);
+    const spans = queued.reduce((n, i) => n + i.spanCount, 0);
+    this.#queuedSpans -= spans;
+    this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
+    this.#giveUp(queued, spans);
+    this.#onAbandon(); // in-flight batches give up theirs as their sends return
+    for (const w of this.#spaceWaiters.splice(0)) w.resolve();
+    return left;
+  }
+
+  /** Sends everything queued (retrying as configured) until abandon(), then stops. */
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -292,7 +394,8 @@ export class QueuedExporter implements Component {
       if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     }
     for (const w of this.#spaceWaiters.splice(0)) w.resolve();
-    await this.#o.sender.shutdown();
+    // Abandoned: calls still open downstream are not waited for (they end with the process).
+    await Promise.race([this.#o.sender.shutdown(), this.#abandonedSignal]);
   }
 
   /** Waits until everything queued now has been sent or dropped. */

@@ -24,6 +24,9 @@
  *   answer. A call admitted after the refusal whose message arrives shows the
  *   client went on (as gRPC clients do: a retry on the same channel), and the
  *   connection is treated as any other again.
+ * On a plaintext port, a connection whose first bytes are an HTTP/1.x request (an OTLP/HTTP
+ * client pointed at the gRPC port) is answered 400 with a reason phrase saying where OTLP/HTTP
+ * is, instead of grpc-js's bytes that such clients cannot parse; the rest go to grpc-js.
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as http2 from 'node:http2';
@@ -32,6 +35,7 @@ import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
 import { DEFAULT_READ_TIMEOUT_MS } from '../security.ts';
+import { RateLimitedLog } from '../telemetry/logger.ts';
 import { receiveBudgetSpent, type ReceiveBudget } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
@@ -49,7 +53,12 @@ export interface GrpcReceiverOptions extends ReceiverOptions {
   readonly maxConcurrentStreams?: number;
   /** Retry delay suggested when the receive budget is spent. */
   readonly retryAfterMs?: number;
+  /** Where OTLP/HTTP is served (e.g. http://127.0.0.1:4318/v1/traces), told to HTTP/1.x requests; undefined: not served. */
+  readonly httpEndpoint?: () => string | undefined;
 }
+
+/** The request line of an HTTP/1.x request (an HTTP/2 client starts with "PRI * HTTP/2.0"). */
+const HTTP1_REQUEST = /^(?:GET|POST|PUT|HEAD|OPTIONS|DELETE|PATCH) \S* HTTP\/1\.[01]\r?\n/;
 
 /** One accepted TCP connection, keyed by its remote address and port (what grpc-js reports per call). */
 interface Connection {
@@ -97,6 +106,7 @@ const codeNames: Record<number, string> = Object.fromEntries(
 export class GrpcReceiver implements Component {
   readonly #options: GrpcReceiverOptions;
   readonly #connections = new Map<string, Connection>();
+  readonly #rateLimited: RateLimitedLog;
   #server: grpc.Server | undefined;
   #listener: NetServer | undefined;
   #checkTimer: NodeJS.Timeout | undefined;
@@ -104,6 +114,7 @@ export class GrpcReceiver implements Component {
 
   constructor(options: GrpcReceiverOptions) {
     this.#options = options;
+    this.#rateLimited = new RateLimitedLog(options.logger);
   }
 
   /** The bound port (useful with port 0). */
@@ -254,7 +265,39 @@ export class GrpcReceiver implements Component {
         this.#connections.delete(key);
       }
     });
-    injector.injectConnection(socket);
+    if (this.#options.tls !== undefined) {
+      injector.injectConnection(socket);
+      return;
+    }
+    // The first bytes tell HTTP/2 from HTTP/1.x; given back to the socket, http2 reads them first.
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      if (HTTP1_REQUEST.test(first.toString('latin1', 0, Math.min(first.length, 2048)))) {
+        this.#answerHttp1(socket);
+        return;
+      }
+      socket.unshift(first);
+      injector.injectConnection(socket);
+    });
+  }
+
+  /** An HTTP/1.x request on the gRPC port: 400, the reason phrase and body saying where OTLP/HTTP is; then closed. */
+  #answerHttp1(socket: Socket): void {
+    const http = this.#options.httpEndpoint?.();
+    const hint = `this is betrace's OTLP/gRPC port; ${http === undefined ? 'OTLP/HTTP is not enabled (receiver.http.enabled)' : `OTLP/HTTP is on ${http}`}`;
+    this.#rateLimited.warn(
+      'http1',
+      { remote: `${socket.remoteAddress}:${socket.remotePort}`, ...(http === undefined ? {} : { otlpHttp: http }) },
+      `an HTTP/1.x request arrived on the OTLP/gRPC port (an OTLP/HTTP client, e.g. OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, pointed at the gRPC port): answered 400; ${http === undefined ? 'OTLP/HTTP is not enabled' : `point it at ${http}`}`,
+    );
+    const body = `${hint}\n`;
+    // Read on (and discard) what the client still sends, so that it gets the answer rather than a reset.
+    socket.on('data', () => undefined);
+    socket.resume();
+    socket.end(
+      `HTTP/1.1 400 ${hint.replace(/[\r\n]/g, ' ')}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    setTimeout(() => socket.destroy(), 5000).unref();
   }
 
   /** The server interceptor: admits a call when its metadata arrives (token, receive budget) and follows its message. */

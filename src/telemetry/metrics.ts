@@ -215,7 +215,7 @@ export function createMetrics(): Metrics {
     exporterSpansDropped: new Counter({
       name: 'betrace_exporter_spans_dropped_total',
       help:
-        'Spans given up on, by reason (queue_full, retries_exhausted, rejected: refused by downstream as not retryable) and the gRPC status name downstream answered (code).',
+        'Spans given up on, by reason (queue_full, retries_exhausted, rejected: refused by downstream as not retryable, shutdown: still queued or retrying when shutdown_timeout passed, embedded transport) and the gRPC status name downstream answered (code).',
       labelNames: ['exporter', 'reason', 'code'],
       registers,
     }),

@@ -139,9 +139,15 @@ class EmbeddedConsumer implements TransportConsumer {
   async shutdown(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    for (const log of this.#transport.logs) log.cursors.delete(this);
+    const unread: Array<[number, ConsumedRecord[]]> = [];
+    for (const [partition, log] of this.#transport.logs.entries()) {
+      const cursor = log.cursors.get(this);
+      if (cursor !== undefined && cursor < log.next) unread.push([partition, log.records.slice(Number(cursor - log.base))]);
+      log.cursors.delete(this);
+    }
     this.notify();
     await Promise.all(this.#loops);
+    for (const [partition, records] of unread) this.#callbacks.onUnreadAtShutdown?.(partition, records);
     await this.#callbacks.drain?.();
     this.#transport.consumers.delete(this);
     for (const log of this.#transport.logs) log.trim();

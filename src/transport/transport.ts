@@ -78,6 +78,11 @@ export interface ConsumerCallbacks {
    * the stage finishes (and acknowledges) what it can, so the commit carries it.
    */
   readonly drain?: () => Promise<void>;
+  /**
+   * Embedded transport: on shutdown, the records of a partition not yet handed over (never to
+   * be read again), before drain; without it they are lost uncounted.
+   */
+  readonly onUnreadAtShutdown?: (partition: number, records: readonly ConsumedRecord[]) => void;
 }
 
 export interface TransportConsumer extends Component {

@@ -93,6 +93,9 @@ export class Worker implements Component {
       copiesPayloads: true, // into the arena, at once (#onBatch)
       onAssigned: (partitions) => this.#onAssigned(partitions),
       drain: () => this.#drain(),
+      // Embedded: what the receiver accepted and this worker had not read yet (paused at
+      // max_live_traces) is evaluated with the rest at shutdown.
+      ...(options.evaluateOnShutdown ? { onUnreadAtShutdown: (partition: number, records: readonly ConsumedRecord[]) => void this.#onBatch(partition, records) } : {}),
     });
   }
 
@@ -286,7 +289,9 @@ export class Worker implements Component {
       this.#o.exporter.enqueue({
         payload: violationSpansPayload(found),
         spanCount: found.length,
-        onDone: (deliveredDownstream) => {
+        onDone: (deliveredDownstream, abandoned) => {
+          // Abandoned at the shutdown deadline with Kafka: the trace's records stay unacknowledged, the next owner sends these again.
+          if (abandoned === true && ledger !== undefined) return;
           if (ledger === undefined || !deliveredDownstream) {
             this.#windows.exportDone(entry);
             return;

@@ -163,6 +163,27 @@ describe('rules and violations API (embedded)', () => {
     assert.equal((await call(betrace.apiUrl, 'POST', '/v1/rules/missing/enable')).status, 404);
   });
 
+  it('enabling an enabled rule or disabling a disabled one changes nothing: same version, state and rule', async () => {
+    const created = await call(betrace.apiUrl, 'POST', '/v1/rules', { id: 'idempotent-toggle', severity: 'low', condition: 'trace.has(x)' });
+    assert.equal(created.body.version, 1);
+    for (const id of ['idempotent-toggle', 'from-file']) {
+      const before = (await call(betrace.apiUrl, 'GET', `/v1/rules/${id}`)).body;
+      assert.equal(before.enabled, true);
+      const again = await call(betrace.apiUrl, 'POST', `/v1/rules/${id}/enable`);
+      assert.equal(again.status, 200);
+      assert.equal(again.body.version, before.version, `${id}: enabling an enabled rule keeps its version`);
+      const off = await call(betrace.apiUrl, 'POST', `/v1/rules/${id}/disable`);
+      assert.equal(off.body.version, before.version + 1);
+      const offAgain = await call(betrace.apiUrl, 'POST', `/v1/rules/${id}/disable`);
+      assert.equal(offAgain.status, 200);
+      assert.equal(offAgain.body.enabled, false);
+      assert.equal(offAgain.body.version, before.version + 1, `${id}: disabling a disabled rule keeps its version`);
+      assert.equal((await call(betrace.apiUrl, 'GET', `/v1/rules/${id}`)).body.version, before.version + 1);
+      assert.equal((await call(betrace.apiUrl, 'POST', `/v1/rules/${id}/enable`)).body.version, before.version + 2);
+    }
+    assert.equal((await call(betrace.apiUrl, 'DELETE', '/v1/rules/idempotent-toggle')).status, 204);
+  });
+
   it('queries violations with filters and cursor pagination, newest first', async () => {
     const app = createTestApp({ service: 'api-query', exporters: [otlpExporter('grpc', betrace.grpcUrl)] });
     const traces: string[] = [];

@@ -90,7 +90,7 @@ app.kubernetes.io/part-of: betrace
 
 {{/*
 The betrace configuration file. The chart manages the listen addresses (all interfaces,
-default ports), the transport, rules.paths, api.token_file and data_dir; .Values.config
+default ports), the transport, rules.paths, api.token_file, data_dir and shutdown_timeout; .Values.config
 supplies every other key.
 */}}
 {{- define "betrace.config" -}}
@@ -102,7 +102,8 @@ supplies every other key.
     "endpoint" (printf "0.0.0.0:%s" (include "betrace.port.api" .))
     "token_file" "/etc/betrace/secrets/api-token")
   "rules" (dict "paths" (list "/etc/betrace/rules/*.yaml" "/etc/betrace/rules/*.yml"))
-  "data_dir" "/var/lib/betrace" -}}
+  "data_dir" "/var/lib/betrace"
+  "shutdown_timeout" .Values.shutdownTimeout -}}
 {{- if .Values.allInOne.enabled -}}
 {{- $_ := set $managed "transport" (dict "kind" "embedded") -}}
 {{- else -}}
