@@ -339,9 +339,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       });
     }
     for (const [name, exporter] of exporters) {
-      // The forwarder's job is delivering every span downstream: unready while it cannot. A worker's
-      // violation spans are kept too (violation store or topic): degraded only.
-      const unready = name === 'forwarder';
+      // A forwarder of its own (Kafka mode) is unready while it cannot deliver: its spans wait in
+      // Kafka, and no client talks to it. With a receiver in the same process (the all-in-one
+      // embedded mode) degraded only: a 503 would take the receiver out of its Service, refusing
+      // every client and stopping rule checking, and with no spans coming in no export would show
+      // the downstream back. A worker's violation spans are kept too (violation store or topic):
+      // degraded only.
+      const unready = name === 'forwarder' && !has('receiver');
       api.addReadinessCheck(`downstream_${name}`, () => {
         const h = exporter.health();
         if (h.reachable) return { ready: true };

@@ -237,6 +237,9 @@ export async function demoCommand(opts: DemoOptions, out: Output): Promise<numbe
     if (vs === undefined) problems.push(`no violation yet for ${t.traceId} (expected ${t.violates})`);
     else for (const v of vs) if (v.rule_id !== t.violates) problems.push(`unexpected ${v.rule_id} on ${t.traceId} (expected ${t.violates})`);
   }
+  // The good traces were sent with the bad ones and are evaluated in the same sweep; a moment
+  // more lets a violation evaluated with the last bad trace's reach the store before they are read.
+  await new Promise((r) => setTimeout(r, 1000));
   for (const t of good) {
     const vs = await violationsOf(base, t.traceId, opts.token);
     if (typeof vs === 'string') problems.push(vs);

@@ -90,8 +90,8 @@ export class QueuedExporter implements Component {
   #lastSplitAt = 0;
   #abandoned = false;
   #inFlightEntries = 0;
-  #onAbandon: () => void = () => undefined;
-  readonly #abandonedSignal = new Promise<typeof ABANDONED>((resolve) => (this.#onAbandon = () => resolve(ABANDONED)));
+  /** The waits abandon() ends at once; each leaves the set when it ends on its own (no reaction outlives its wait). */
+  readonly #abandonWaiters = new Set<() => void>();
   /** Export attempts in a row that failed retryably, and the last one's error. */
   #failures = 0;
   #lastError = '';
@@ -309,7 +309,7 @@ export class QueuedExporter implements Component {
     let backoff = this.#o.initialBackoffMs ?? 500;
     const maxBackoff = this.#o.maxBackoffMs ?? 5000;
     for (;;) {
-      const result = await Promise.race([sender.send(payload, spans), this.#abandonedSignal]);
+      const result = await this.#untilAbandoned(sender.send(payload, spans));
       if (result === ABANDONED) return result;
       if (result.status === 'success') {
         this.#failures = 0;
@@ -331,11 +331,30 @@ export class QueuedExporter implements Component {
       this.#rateLimited.warn('retry', detail, 'export failed: retrying');
       metrics.exporterRetries.inc({ exporter: name });
       let timer: NodeJS.Timeout | undefined;
-      const slept = await Promise.race([new Promise((r) => (timer = setTimeout(r, wait))), this.#abandonedSignal]);
+      const slept = await this.#untilAbandoned(new Promise((r) => (timer = setTimeout(r, wait))));
       clearTimeout(timer);
       if (slept === ABANDONED) return ABANDONED;
       backoff = Math.min(backoff * 2, maxBackoff);
     }
+  }
+
+  /** `promise`'s outcome, or ABANDONED as soon as abandon() is called. */
+  #untilAbandoned<T>(promise: Promise<T>): Promise<T | typeof ABANDONED> {
+    if (this.#abandoned) return Promise.resolve(ABANDONED);
+    return new Promise<T | typeof ABANDONED>((resolve, reject) => {
+      const wake = () => resolve(ABANDONED);
+      this.#abandonWaiters.add(wake);
+      promise.then(
+        (value) => {
+          this.#abandonWaiters.delete(wake);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.#abandonWaiters.delete(wake);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   }
 
   #drop(items: readonly ExportItem[], spans: number, reason: 'rejected' | 'retries_exhausted', code: string | undefined, detail: Record<string, unknown>): void {
@@ -378,7 +397,10 @@ export class QueuedExporter implements Component {
     this.#queuedSpans -= spans;
     this.#o.metrics.exporterQueueSpans.set({ exporter: this.#o.name }, this.#queuedSpans);
     this.#giveUp(queued, spans);
-    this.#onAbandon(); // in-flight batches give up theirs as their sends return
+    // In-flight batches give up theirs at once; their calls downstream end with the channel.
+    for (const wake of this.#abandonWaiters) wake();
+    this.#abandonWaiters.clear();
+    void this.#o.sender.shutdown().catch(() => undefined);
     for (const w of this.#spaceWaiters.splice(0)) w.resolve();
     return left;
   }
@@ -394,8 +416,8 @@ export class QueuedExporter implements Component {
       if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     }
     for (const w of this.#spaceWaiters.splice(0)) w.resolve();
-    // Abandoned: calls still open downstream are not waited for (they end with the process).
-    await Promise.race([this.#o.sender.shutdown(), this.#abandonedSignal]);
+    // Abandoned: calls still open downstream are not waited for (abandon() closes the sender).
+    await this.#untilAbandoned(this.#o.sender.shutdown());
   }
 
   /** Waits until everything queued now has been sent or dropped. */

@@ -270,6 +270,10 @@ export class GrpcReceiver implements Component {
       return;
     }
     // The first bytes tell HTTP/2 from HTTP/1.x; given back to the socket, http2 reads them first.
+    // Until http2 owns the socket, its errors (a client resetting before it sent anything, or
+    // while answered 400) are ours: without a listener they would be uncaught.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
     socket.once('data', (first: Buffer) => {
       socket.pause();
       if (HTTP1_REQUEST.test(first.toString('latin1', 0, Math.min(first.length, 2048)))) {
@@ -277,6 +281,7 @@ export class GrpcReceiver implements Component {
         return;
       }
       socket.unshift(first);
+      socket.off('error', onError);
       injector.injectConnection(socket);
     });
   }

@@ -23,7 +23,7 @@ import { registryValue } from '../helpers/telemetry.ts';
 const SPANS = 40;
 const SHUTDOWN_TIMEOUT_MS = 2000;
 /** Process start aside: from SIGTERM to exit, past shutdown_timeout. */
-const SLACK_MS = 3000;
+const SLACK_MS = 6000;
 
 const spanIds = (n: number) => Array.from({ length: n }, () => [randomBytes(16).toString('hex'), randomBytes(8).toString('hex')] as const);
 

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
@@ -46,6 +47,29 @@ describe('an OTLP/HTTP client pointed at the OTLP/gRPC port', () => {
       async () => /betrace_receiver_requests_total\{protocol="grpc",code="OK"\} 1\b/.test(await (await fetch(`${betrace.apiUrl}/metrics`)).text()),
       5000,
       'the gRPC export accepted',
+    );
+  });
+
+  it('survives clients that reset the connection before sending anything, or while answered 400', async () => {
+    const url = new URL(betrace.grpcUrl);
+    const reset = (send?: string) =>
+      new Promise<void>((resolve) => {
+        const socket = net.connect(Number(url.port), url.hostname, () => {
+          if (send !== undefined) socket.write(send);
+          setTimeout(() => socket.resetAndDestroy(), send === undefined ? 0 : 5);
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve());
+      });
+    for (let i = 0; i < 20; i++) await reset(i % 2 === 0 ? undefined : 'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
+    const grpc = createTestApp({ service: 'after-resets', exporters: [otlpExporter('grpc', betrace.grpcUrl)] });
+    grpc.tracer().startSpan('still-served').end();
+    await grpc.flush();
+    await grpc.shutdown();
+    await waitUntil(
+      async () => /betrace_receiver_requests_total\{protocol="grpc",code="OK"\} 2\b/.test(await (await fetch(`${betrace.apiUrl}/metrics`)).text()),
+      5000,
+      'the gRPC export after the resets accepted',
     );
   });
 });
