@@ -6,12 +6,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { runProgram } from '../helpers/cli.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { demoTraces, encodeDemoTraces } from '../../src/cli/demo.ts';
 import { ExportTraceServiceRequest, requestToSpans } from '../../src/otlp/index.ts';
 import type { PbExportRequest } from '../../src/otlp/schema.ts';
@@ -23,16 +22,8 @@ const seedRules = join(root, 'config', 'rules', 'seed-invariants.yaml');
 const env = { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` };
 
 /** `npx betrace ARGS`, or with `direct` the launcher without npx's start-up. */
-async function npxBetrace(args: string[], direct = false): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const [file, argv] = direct ? [process.execPath, [join(root, 'bin', 'betrace.js'), ...args]] : ['npx', ['betrace', ...args]];
-    const { stdout, stderr } = await promisify(execFile)(file, argv, { cwd: root, env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function npxBetrace(args: string[], direct = false): Promise<{ code: number; stdout: string; stderr: string }> {
+  return direct ? runProgram(process.execPath, [join(root, 'bin', 'betrace.js'), ...args], { cwd: root, env }) : runProgram('npx', ['betrace', ...args], { cwd: root, env });
 }
 
 describe('betrace demo', () => {

@@ -14,9 +14,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { runProgram } from '../helpers/cli.ts';
+import { freePorts } from '../helpers/kafka.ts';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,23 +36,9 @@ function walkthrough(): { commands: string[]; after: string } {
   return { commands, after: m[2]! };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
-async function sh(command: string, cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('/bin/sh', ['-c', command], { cwd, env, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function sh(command: string, cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runProgram('/bin/sh', ['-c', command], { cwd, env });
 }
 
 describe('a fresh clone', () => {
@@ -66,7 +53,7 @@ describe('a fresh clone', () => {
     dir = mkdtempSync(join(tmpdir(), 'betrace-clone-'));
     repo = join(dir, 'betrace');
     await promisify(execFile)('git', ['clone', '-q', root, repo]);
-    const [grpc, http, api] = [await freePort(), await freePort(), await freePort()];
+    const [grpc, http, api] = await freePorts(3);
     apiAddress = `127.0.0.1:${api}`;
     // Nothing of this process's environment (npm_* variables of an `npm test`, NODE_OPTIONS, …) but HOME
     // and the machine's network setup (proxies, extra CA certificates) that any user of it has too.

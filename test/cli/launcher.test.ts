@@ -8,11 +8,10 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { runProgram } from '../helpers/cli.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { demoTraces, encodeDemoTraces } from '../../src/cli/demo.ts';
 import { configReference } from '../../src/cli/config-reference.ts';
 
@@ -26,15 +25,8 @@ interface Result {
   stderr: string;
 }
 
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(file, args, { cwd: root, env, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  return runProgram(file, args, { cwd: root, env });
 }
 
 /** The environment of a user whose PATH finds this test's Node (24) first. */

@@ -6,24 +6,16 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { runProgram } from '../helpers/cli.ts';
 import { cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 
 const root = join(import.meta.dirname, '..', '..');
 const env = { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` };
 
-async function run(file: string, args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(file, args, { cwd, env, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function run(file: string, args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runProgram(file, args, { cwd, env });
 }
 
 describe('the packed package', () => {
