@@ -455,7 +455,11 @@ export function parseConfig(
       // The key's default stands in for it, so the checks below still see every other key.
       deletePath(raw, p.drop);
     }
-    if (!validate(raw)) throw configError(source, problems);
+    if (!validate(raw)) {
+      // Every problem of the schema has a message above; ajv's own text in case one has none.
+      if (problems.length === 0) problems.push({ path: '', message: ajv.errorsText(validate.errors, { dataVar: 'the configuration' }) });
+      throw configError(source, problems);
+    }
   }
   const config = normalize(raw, options.baseDir ?? process.cwd(), (path, message) => {
     // A key already reported by the schema is judged on its default here: not a problem of its own.

@@ -33,7 +33,8 @@ export class RuleFiles implements Component {
   #timer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
   /** Duplicates last logged: the ignored definition's place → the place in force. */
-  #loggedDuplicates = new Map<string, string>();
+  /** Duplicates logged, by rule id and the file (or API) of the ignored definition: where each is in force and ignored. */
+  #loggedDuplicates = new Map<string, { inForce: string; ignored: string }>();
   #inScan = false;
   #unsubscribe: (() => void) | undefined;
 
@@ -47,18 +48,19 @@ export class RuleFiles implements Component {
    */
   #logDuplicates(reloaded: ReadonlySet<string>): void {
     const { registry, logger } = this.#o;
-    const now = new Map<string, string>();
+    const now = new Map<string, { inForce: string; ignored: string }>();
     const involves = (p: RulePlace) => p.source === 'file' && reloaded.has(p.file);
     for (const d of registry.duplicates()) {
-      const key = `${d.id}\0${formatRulePlace(d.ignored.place)}`;
-      const inForce = formatRulePlace(d.inForce.place);
-      now.set(key, inForce);
-      if (this.#loggedDuplicates.get(key) === inForce && !involves(d.inForce.place) && !involves(d.ignored.place)) continue;
-      logger.warn({ ruleId: d.id, inForce, ignored: formatRulePlace(d.ignored.place) }, describeDuplicateRuleId(d));
+      // Keyed by file, not position: lines moving in an edited file are the same duplicate.
+      const key = `${d.id}\0${d.ignored.place.source === 'file' ? d.ignored.place.file : 'api'}`;
+      const entry = { inForce: formatRulePlace(d.inForce.place), ignored: formatRulePlace(d.ignored.place) };
+      now.set(key, entry);
+      if (this.#loggedDuplicates.get(key)?.inForce === entry.inForce && !involves(d.inForce.place) && !involves(d.ignored.place)) continue;
+      logger.warn({ ruleId: d.id, inForce: entry.inForce, ignored: entry.ignored }, describeDuplicateRuleId(d));
     }
-    for (const key of this.#loggedDuplicates.keys()) {
+    for (const [key, { ignored }] of this.#loggedDuplicates) {
       if (now.has(key)) continue;
-      const [id = '', ignored = ''] = key.split('\0');
+      const id = key.slice(0, key.indexOf('\0'));
       logger.info({ ruleId: id, ignored }, `rule id ${JSON.stringify(id)}: the definition at ${ignored} no longer duplicates another one`);
     }
     this.#loggedDuplicates = now;
