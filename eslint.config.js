@@ -28,6 +28,29 @@ export default tseslint.config(
       'no-eval': 'error',
     },
   },
+  // The layering: who may import whom (each folder's README or index says what it owns).
+  ...[
+    {
+      files: ['src/rules/**/*.ts'],
+      message: 'The rule language imports nothing of the pipeline: it is used by the worker, replay and the CLI, never the other way round.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../config/**', '../ruleset/**', '../violations/**', '../replay/**', '../telemetry/**', '../otlp/**', '../pipeline.ts', '../component.ts', '../security.ts'],
+    },
+    {
+      files: ['src/receiver/**/*.ts'],
+      message: 'The receiver hands spans to the transport and knows nothing of what reads them (worker, rules, exporter, control plane).',
+      group: ['../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../pipeline.ts'],
+    },
+    {
+      files: ['src/transport/**/*.ts'],
+      message: 'The transport carries records and knows nothing of what they mean (worker, rules, rule set, violations).',
+      group: ['../worker/**', '../rules/**', '../ruleset/**', '../violations/**', '../exporter/**', '../receiver/**', '../replay/**', '../api/**', '../pipeline.ts'],
+    },
+    {
+      files: ['src/ruleset/**/*.ts', 'src/violations/**/*.ts'],
+      message: 'The control plane (rule set, violations) is used by the worker, the API and replay, never the other way round.',
+      group: ['../worker/**', '../api/**', '../replay/**', '../cli/**', '../pipeline.ts'],
+    },
+  ].map(({ files, message, group }) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns: [{ group, message }] }] } })),
   {
     // Tests read JSON answers freely; the assertions are the type check there.
     files: ['test/**/*.ts'],

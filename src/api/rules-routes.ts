@@ -11,8 +11,8 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { RegisteredRule, RuleRegistry } from '../worker/rule-registry.ts';
-import { quarantineKey, type RuleStore, type StoredRule } from '../worker/rule-store.ts';
+import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
+import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
 import type { AuthResult } from '../security.ts';
 import { schemaErrorMessages } from '../expected.ts';
 import { apiError } from './errors.ts';

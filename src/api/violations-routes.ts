@@ -1,6 +1,6 @@
 /** GET /v1/violations: filters start_time, end_time, severity, rule_id, trace_id, limit, cursor; newest first. */
 import { SEVERITIES } from '../rules/index.ts';
-import { decodeViolationCursor, type ViolationQuery, type ViolationReader } from '../worker/violation-store.ts';
+import { decodeViolationCursor, type ViolationQuery, type ViolationReader } from '../violations/violation-store.ts';
 import { apiError } from './errors.ts';
 import type { ApiServer } from './server.ts';
 

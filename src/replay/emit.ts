@@ -1,12 +1,12 @@
 /**
  * `--emit`: the violations found by replay exported downstream as violation
- * spans, built exactly as a worker builds them (src/worker/violation-span.ts),
+ * spans, built exactly as a worker builds them (src/violations/violation-span.ts),
  * so a violation already emitted live yields an identical span (same ids).
  */
 import type { DownstreamConfig } from '../config/index.ts';
 import { createOtlpGrpcSender, type PayloadSender } from '../exporter/index.ts';
-import type { ViolationRecord } from '../worker/violation-record.ts';
-import { violationSpansPayload } from '../worker/violation-span.ts';
+import type { ViolationRecord } from '../violations/violation-record.ts';
+import { violationSpansPayload } from '../violations/violation-span.ts';
 
 export type EmitResult = { readonly ok: true; readonly sent: number } | { readonly ok: false; readonly sent: number; readonly error: string };
 

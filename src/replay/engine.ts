@@ -24,7 +24,7 @@
  */
 import { splitByTrace } from '../otlp/index.ts';
 import { attributeKeys, createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
-import { toViolationRecord, type ViolationRecord } from '../worker/violation-record.ts';
+import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
 import { AttributeKeyFilter, decodeSpans, type DecodeOptions } from '../otlp/index.ts';
 import { NameMatcher, scanPart } from '../otlp/index.ts';
 

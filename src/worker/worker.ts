@@ -20,14 +20,14 @@ import { scanPart } from '../otlp/index.ts';
 import type { Violation } from '../rules/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { ViolationLedger } from '../transport/kafka-ledger.ts';
+import type { ViolationLedger } from '../violations/kafka-ledger.ts';
 import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
 import type { EvaluatorPool } from './evaluator-pool.ts';
 import { PayloadArena } from './payload-arena.ts';
 import { DEFAULT_TICK_MS, TraceWindows, type CompletedTrace, type WindowOptions } from './trace-windows.ts';
-import { toViolationRecord, type ViolationRecord } from './violation-record.ts';
-import { violationSpansPayload } from './violation-span.ts';
-import type { ViolationSink } from './violation-store.ts';
+import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
+import { violationSpansPayload } from '../violations/violation-span.ts';
+import type { ViolationSink } from '../violations/violation-store.ts';
 
 /**
  * After an outage, idle clocks stay stopped this much longer: the spans held back meanwhile

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, trace, SpanKind } from '@opentelemetry/api';
 import { parse, stringify } from 'yaml';
-import { VIOLATION_SPAN_NAME } from '../../src/worker/violation-span.ts';
+import { VIOLATION_SPAN_NAME } from '../../src/violations/violation-span.ts';
 import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { startKafkaExportingCollector, type OtelCollector } from '../helpers/otelcol.ts';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink.ts';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { context, trace, SpanKind, SpanStatusCode, type AttributeValue, type Attributes } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { parse, stringify } from 'yaml';
-import { VIOLATION_SPAN_NAME } from '../../src/worker/violation-span.ts';
+import { VIOLATION_SPAN_NAME } from '../../src/violations/violation-span.ts';
 import { startJaeger, jaegerApi, type Jaeger, type JaegerSpan, type JaegerTrace } from '../helpers/jaeger.ts';
 import { spawnBetrace, type BetraceProcess } from '../helpers/process.ts';
 import { createTestApp, emitTraces, otlpExporter } from '../helpers/sdk.ts';

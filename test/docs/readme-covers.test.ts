@@ -45,6 +45,12 @@ describe('the docs', () => {
     for (const page of references) assert.ok(readme.includes(`](${page})`), `${page} linked from the README`);
   });
 
+  it('every folder or file of the tree the README names (`src/…`, `deploy/…`, `config/…`) exists', () => {
+    const named = [...new Set([...readme.matchAll(/`((?:src|deploy|config|test|docs)\/[A-Za-z0-9_./-]+)`/g)].map((m) => m[1]!))];
+    assert.ok(named.length >= 10, `${named.length} paths named`);
+    assert.deepEqual(named.filter((p) => !p.includes('*') && !existsSync(join(root, p))), []);
+  });
+
   it('every relative link in the Markdown files points at a file that exists', () => {
     const files = execFileSync('git', ['ls-files', '*.md'], { cwd: root, encoding: 'utf8' }).split('\n').filter((f) => f !== '' && !f.startsWith('node_modules/'));
     assert.ok(files.length > 10);

@@ -10,7 +10,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
-import { KafkaViolationIndex } from '../../src/transport/kafka-violation-index.ts';
+import { KafkaViolationIndex } from '../../src/violations/kafka-violation-index.ts';
 import { getTestKafka, kafkaTestConfig, uniqueName } from '../helpers/kafka.ts';
 import { violationRecord } from '../helpers/violation-records.ts';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { createLogger } from '../../src/telemetry/logger.ts';
-import { ViolationStore } from '../../src/worker/violation-store.ts';
+import { ViolationStore } from '../../src/violations/violation-store.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
 import { violationRecord } from '../helpers/violation-records.ts';

@@ -16,8 +16,8 @@ import { Writable } from 'node:stream';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
-import { ViolationStore } from '../../src/worker/violation-store.ts';
-import type { ViolationRecord } from '../../src/worker/violation-record.ts';
+import { ViolationStore } from '../../src/violations/violation-store.ts';
+import type { ViolationRecord } from '../../src/violations/violation-record.ts';
 import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';
 

@@ -16,8 +16,10 @@ import { GrpcReceiver, HttpReceiver, Ingest } from '../../src/receiver/index.ts'
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
 import { createEmbeddedTransport } from '../../src/transport/embedded.ts';
-import { EvaluatorPool, RuleFiles, RuleRegistry, ViolationStore, Worker } from '../../src/worker/index.ts';
-import { FileRuleStore } from '../../src/worker/rule-store.ts';
+import { RuleFiles, RuleRegistry } from '../../src/ruleset/index.ts';
+import { ViolationStore } from '../../src/violations/index.ts';
+import { EvaluatorPool, Worker } from '../../src/worker/index.ts';
+import { FileRuleStore } from '../../src/ruleset/rule-store.ts';
 
 const logger = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() }));
 

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ViolationStore } from '../../src/worker/violation-store.ts';
+import { ViolationStore } from '../../src/violations/violation-store.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { Writable } from 'node:stream';
 import { createTestApp, otlpExporter } from '../helpers/sdk.ts';

@@ -1,7 +1,7 @@
 /**
  * Where API rules (and API overrides of file rules) live, so every process sees
  * them: embedded mode keeps them in a file of the data directory; Kafka mode in
- * the compacted rules topic (src/transport/kafka-rules.ts), read in full when a
+ * the compacted rules topic (src/ruleset/kafka-rules.ts), read in full when a
  * process starts, then followed. Either way, applying an entry to the registry
  * is the same function.
  */

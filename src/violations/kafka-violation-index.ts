@@ -7,9 +7,9 @@
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaConfig } from '../config/index.ts';
-import { TopicFollower } from './kafka-follow.ts';
-import { violationRecordProblem, type ViolationRecord } from '../worker/violation-record.ts';
-import { queryRecords, type ViolationPage, type ViolationQuery, type ViolationReader } from '../worker/violation-store.ts';
+import { TopicFollower } from '../transport/kafka-follow.ts';
+import { violationRecordProblem, type ViolationRecord } from './violation-record.ts';
+import { queryRecords, type ViolationPage, type ViolationQuery, type ViolationReader } from './violation-store.ts';
 
 export class KafkaViolationIndex implements Component, ViolationReader {
   readonly #logger: Logger;

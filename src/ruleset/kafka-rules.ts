@@ -7,10 +7,10 @@
 import { Producer } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { kafkaClientOptions } from './kafka-client.ts';
-import { TopicFollower } from './kafka-follow.ts';
-import type { RuleRegistry } from '../worker/rule-registry.ts';
-import { applyStoredRule, type RuleStore, type StoredRule } from '../worker/rule-store.ts';
+import { kafkaClientOptions } from '../transport/kafka-client.ts';
+import { TopicFollower } from '../transport/kafka-follow.ts';
+import type { RuleRegistry } from './rule-registry.ts';
+import { applyStoredRule, type RuleStore, type StoredRule } from './rule-store.ts';
 
 export class KafkaRuleStore implements RuleStore {
   readonly #config: KafkaConfig;

@@ -25,10 +25,10 @@ import type { Component } from '../component.ts';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import type { ViolationRecord } from '../worker/violation-record.ts';
-import { describeKafkaError, kafkaClientOptions } from './kafka-client.ts';
-import { KIND_HEADER } from './kafka-follow.ts';
-import { readPartitionRange } from './kafka-read.ts';
+import type { ViolationRecord } from './violation-record.ts';
+import { describeKafkaError, kafkaClientOptions } from '../transport/kafka-client.ts';
+import { KIND_HEADER } from '../transport/kafka-follow.ts';
+import { readPartitionRange } from '../transport/kafka-read.ts';
 
 export type LedgerStatus = 'delivered' | 'written' | undefined;
 
