@@ -1,5 +1,5 @@
 /** `betrace config reference`: the configuration reference in Markdown, generated from the schema. */
-import { configSchema, type SchemaNode } from '../config/index.ts';
+import { schemaKeys, type SchemaNode } from '../config/index.ts';
 
 function typeOf(node: SchemaNode): string {
   if (node.format === 'duration') return 'duration';
@@ -20,15 +20,7 @@ function defaultOf(node: SchemaNode): string {
 }
 
 /** Every leaf key of the schema with its dotted path. */
-export function configKeys(node: SchemaNode = configSchema, prefix = ''): Array<[string, SchemaNode]> {
-  const out: Array<[string, SchemaNode]> = [];
-  for (const [key, child] of Object.entries(node.properties ?? {})) {
-    const path = prefix === '' ? key : `${prefix}.${key}`;
-    if (child.type === 'object' && child.properties !== undefined) out.push(...configKeys(child, path));
-    else out.push([path, child]);
-  }
-  return out;
-}
+export const configKeys = (): Array<[string, SchemaNode]> => schemaKeys();
 
 export function configReference(): string {
   const lines = ['| key | type | default | env | meaning |', '|---|---|---|---|---|'];

@@ -5,6 +5,7 @@
  * violations found with --fail-on-violation).
  */
 import { Command, CommanderError } from 'commander';
+import { BETRACE_VERSION } from '../version.ts';
 import { loadConfig, ConfigError } from '../config/index.ts';
 import { configReference } from './config-reference.ts';
 import { nodeFlagsFor, restartWithNodeFlags } from './node-flags.ts';
@@ -18,7 +19,7 @@ import { demoCommand } from './demo.ts';
 export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
   const program = new Command('betrace')
     .description('Checks invariants learned from incidents on every trace: an OTLP pipeline that evaluates rules and emits violations as spans.')
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(BETRACE_VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => out.stdout(s), writeErr: (s) => out.stderr(s) })
     .exitOverride();

@@ -1,5 +1,5 @@
 export type { Config, DownstreamConfig, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 export { loadConfig, parseConfig, ConfigError } from './load.ts';
-export { configSchema, type SchemaNode } from './schema.ts';
+export { configSchema, schemaKeys, type SchemaNode } from './schema.ts';
 export { isLoopbackHost, parseDurationMs, parseSizeBytes, parseEndpoint } from './units.ts';
 export { downstreamLoopProblem, downstreamEndpointVariable } from './self-loop.ts';

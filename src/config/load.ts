@@ -12,7 +12,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { schemaErrorMessages, shown as show } from '../expected.ts';
 import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
-import { configSchema, type SchemaNode } from './schema.ts';
+import { configSchema, schemaKeys, type SchemaNode } from './schema.ts';
 import { DOWNSTREAM_ENDPOINT_VARIABLES } from './self-loop.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
 
@@ -52,20 +52,28 @@ ajv.addFormat('endpoint', { type: 'string', validate: (s: string) => parseEndpoi
 ajv.addFormat('size', { type: 'string', validate: (s: string) => parseSizeBytes(s) !== undefined });
 const validate = ajv.compile(configSchema);
 
-/** Environment variables that override keys: name → YAML path. */
-const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> = [
-  ['BETRACE_RECEIVER_GRPC_ENDPOINT', ['receiver', 'grpc', 'endpoint']],
-  ['BETRACE_RECEIVER_HTTP_ENDPOINT', ['receiver', 'http', 'endpoint']],
-  ['BETRACE_API_ENDPOINT', ['api', 'endpoint']],
-  ['BETRACE_API_TOKEN', ['api', 'token']],
-  ['BETRACE_RECEIVER_TOKEN', ['receiver', 'auth_token']],
-  ['BETRACE_TRANSPORT', ['transport', 'kind']],
-  ['BETRACE_KAFKA_SASL_PASSWORD', ['transport', 'kafka', 'sasl', 'password']],
-  ['BETRACE_DATA_DIR', ['data_dir']],
-  ['BETRACE_LOG_LEVEL', ['log', 'level']],
-  // The general before the more specific (applied later, so it wins): BETRACE_DOWNSTREAM_ENDPOINT last.
-  ...[...DOWNSTREAM_ENDPOINT_VARIABLES].reverse().map((name) => [name, ['downstream', 'endpoint']] as const),
-];
+/**
+ * The keys an environment variable sets (the schema's `x-env`), and the standard OpenTelemetry
+ * variables that set downstream.endpoint too: the general before the more specific, each
+ * applied after the one before, so BETRACE_DOWNSTREAM_ENDPOINT wins. OTEL_EXPORTER_OTLP_HEADERS
+ * (the schema's `x-env` of downstream.headers) adds to a map and is read apart.
+ */
+const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[], SchemaNode]> = (() => {
+  const downstream = [...DOWNSTREAM_ENDPOINT_VARIABLES].reverse().filter((name) => name !== 'BETRACE_DOWNSTREAM_ENDPOINT');
+  const keyed = schemaKeys().filter(([, node]) => node['x-env'] !== undefined && node.type !== 'object');
+  const endpointNode = keyed.find(([path]) => path === 'downstream.endpoint')![1];
+  return [
+    ...downstream.map((name) => [name, ['downstream', 'endpoint'], endpointNode] as const),
+    ...keyed.map(([path, node]) => [node['x-env']!, path.split('.'), node] as const),
+  ];
+})();
+
+/** A variable's text as the key's type: a boolean from true/false, a list from comma-separated items. */
+function envValue(text: string, node: SchemaNode): unknown {
+  if (node.type === 'boolean') return text === 'true' ? true : text === 'false' ? false : text;
+  if (node.type === 'array') return text.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  return text;
+}
 
 function setPath(target: Raw, path: readonly string[], value: unknown): void {
   let node = target;
@@ -91,23 +99,12 @@ function parseHeaderList(text: string): Record<string, string> {
 /** Applies the environment overrides; returns which variable set each dotted key path. */
 function applyEnv(raw: Raw, env: NodeJS.ProcessEnv): Map<string, string> {
   const origins = new Map<string, string>();
-  for (const [name, path] of ENV_OVERRIDES) {
+  for (const [name, path, node] of ENV_OVERRIDES) {
     const value = env[name];
     if (value !== undefined && value !== '') {
-      setPath(raw, path, value);
+      setPath(raw, path, envValue(value, node));
       origins.set(path.join('.'), name);
     }
-  }
-  const allow = env.BETRACE_API_ALLOW_UNAUTHENTICATED;
-  if (allow !== undefined && allow !== '') {
-    // A boolean key: true/false as text; anything else is left for the schema to refuse.
-    setPath(raw, ['api', 'allow_unauthenticated'], allow === 'true' ? true : allow === 'false' ? false : allow);
-    origins.set('api.allow_unauthenticated', 'BETRACE_API_ALLOW_UNAUTHENTICATED');
-  }
-  const brokers = env.BETRACE_KAFKA_BROKERS;
-  if (brokers !== undefined && brokers !== '') {
-    setPath(raw, ['transport', 'kafka', 'brokers'], brokers.split(',').map((b) => b.trim()).filter((b) => b !== ''));
-    origins.set('transport.kafka.brokers', 'BETRACE_KAFKA_BROKERS');
   }
   for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
     const value = env[name];

@@ -338,3 +338,14 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     },
   }),
 });
+
+/** Every leaf key of the schema (a map, such as downstream.headers, is a leaf) with its dotted path, in schema order. */
+export function schemaKeys(node: SchemaNode = configSchema, prefix = ''): Array<[string, SchemaNode]> {
+  const out: Array<[string, SchemaNode]> = [];
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    if (child.type === 'object' && child.properties !== undefined) out.push(...schemaKeys(child, path));
+    else out.push([path, child]);
+  }
+  return out;
+}

@@ -11,7 +11,9 @@ export const VIOLATION_SPAN_NAME = 'betrace.violation';
 const SPAN_KIND_INTERNAL = 1;
 const STATUS_CODE_ERROR = 2;
 
-export const BETRACE_VERSION = '0.1.0';
+import { BETRACE_VERSION } from '../version.ts';
+
+export { BETRACE_VERSION };
 
 type KeyValue = { key: string; value: Record<string, unknown> };
 
