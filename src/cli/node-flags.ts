@@ -23,8 +23,8 @@
  * huge pages (madvise mode, the common default) for the memory it maps. Memory
  * the kernel hands out fresh is zeroed on first touch, one fault per 4 KiB page,
  * and the buffers spans pass through (Kafka responses, a worker's payload arena)
- * are mostly such memory: with 2 MiB pages a worker took a third of the page
- * faults and about a tenth less CPU time (test/bench/README.md). Ignored where
+ * are mostly such memory: with 2 MiB pages a worker takes far fewer faults and
+ * less CPU time (measured in test/bench/README.md). Ignored where
  * the C library is not glibc or the kernel offers no huge pages.
  */
 export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', '--initial-heap-size=512'];
@@ -34,11 +34,9 @@ export const DEFAULT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8',
  * the Helm chart's worker deployment does): 32 MiB per semi-space, for its I/O thread
  * and its evaluation threads alike (V8 flags hold for every thread). Much of what a
  * worker allocates lives for a fetch, a violation batch (up to 50 ms) or a trace's
- * evaluation; with 8 MiB more of it outlives a young collection and is copied. Over
- * the worker bench's measured part, in 10 ms ticks: I/O thread 174–175 → 124–159,
- * GC threads 69–71 → 51–59, the whole process 4.15–5.18 against 5.05–5.70 CPU-s per
- * million spans (test/bench/README.md). Receivers and forwarders keep 8 MiB: receiver
- * benches were no faster with 32 or 64.
+ * evaluation; with 8 MiB more of it outlives a young collection and is copied. Receivers
+ * and forwarders keep 8 MiB: they were no faster with more. The measurements are in
+ * test/bench/README.md.
  */
 export const WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--initial-heap-size=512'];
 

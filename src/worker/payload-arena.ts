@@ -13,8 +13,8 @@
  * lie.
  *
  * Why slabs used again: memory the kernel hands out fresh is zeroed on first
- * touch, page by page (at about 400 bytes a span, that was a tenth of a
- * worker's CPU time), while a slab used again is already there. And V8 does not
+ * touch, page by page (a worker's payloads are mostly such memory), while a slab
+ * used again is already there. And V8 does not
  * count shared memory when it decides to collect garbage, so slabs left to the
  * collector could pile up unseen; here they return as soon as their payloads
  * are released.
@@ -30,8 +30,7 @@
  * Why a payload's copy starts at the same offset modulo 8 as the payload: V8
  * copies into shared memory with relaxed atomic writes, a machine word at a
  * time only when source and target are equally aligned and a byte at a time
- * otherwise; a copy at any offset took 2.5 times as long (1.1 KB payloads),
- * and the copy at arrival was 3.5% of a worker's CPU time. It costs at most
+ * otherwise, several times slower (measured in test/bench/README.md). It costs at most
  * 7 bytes a payload, large payloads in slabs of their own included.
  *
  * Contract: every payload copied is released exactly once, after its last use
