@@ -46,12 +46,6 @@ class ArrayLexer implements nearley.Lexer {
 
 export type ParseResult = { ok: true; ast: Condition } | { ok: false; error: RuleDiagnostic };
 
-interface ParserInternals {
-  table: { scannable: { rule: { symbols: unknown[] }; dot: number }[] }[];
-  current: number;
-  reportError: () => string;
-  reportLexerError: () => string;
-}
 
 function err(at: { line: number; col: number }, message: string, code: RuleDiagnostic['code'] = 'syntax'): ParseResult {
   return { ok: false, error: { line: at.line, column: at.col, message, code } };
@@ -77,32 +71,40 @@ function lex(text: string): { ok: true; tokens: Token[]; end: Position } | { ok:
   return { ok: true, tokens: lexed.tokens, end: lexed.end };
 }
 
-/** Runs nearley; returns all parses, or the index of the token that failed. */
+/** Runs nearley; returns all parses, or the index of the token that failed and what it expected there. */
 function runParser(tokens: readonly Token[]): { results: unknown[] } | { failedAt: number; expected: string[] } {
   const parser = new nearley.Parser(grammar);
   parser.lexer = new ArrayLexer(tokens);
-  const internals = parser as unknown as ParserInternals;
-  // nearley builds a long diagnostic on failure; ours is built below instead.
-  internals.reportError = () => 'syntax error';
-  internals.reportLexerError = () => 'syntax error';
   try {
     parser.feed('');
-  } catch {
-    return { failedAt: internals.current, expected: expectedAt(internals, internals.current) };
+  } catch (e) {
+    const offset = (e as { offset?: unknown }).offset;
+    return { failedAt: typeof offset === 'number' ? offset : tokens.length, expected: expectedIn(e) };
   }
-  const results = parser.results;
-  if (results.length === 0) return { failedAt: tokens.length, expected: expectedAt(internals, internals.current) };
-  return { results };
+  if (parser.results.length > 0) return { results: parser.results };
+  // The condition ended early. What could have come next is what nearley reports about one
+  // token more, of a type no rule of the grammar takes.
+  const probe = new nearley.Parser(grammar);
+  probe.lexer = new ArrayLexer([...tokens, { ...tokens[tokens.length - 1]!, type: END_OF_INPUT, text: '', value: '' }]);
+  try {
+    probe.feed('');
+  } catch (e) {
+    return { failedAt: tokens.length, expected: expectedIn(e) };
+  }
+  return { failedAt: tokens.length, expected: [] };
 }
 
-function expectedAt(p: ParserInternals, column: number): string[] {
-  const col = p.table[column];
-  if (col === undefined) return [];
+/** A token type no rule takes: what the parser expected at the end is reported about it. */
+const END_OF_INPUT = '$end';
+
+/**
+ * The token types nearley's error says it expected, one line `A <type> token based on:`
+ * each (its documented report; the grammar names token types only, never literals).
+ */
+function expectedIn(e: unknown): string[] {
+  const message = e instanceof Error ? e.message : '';
   const out = new Set<string>();
-  for (const state of col.scannable) {
-    const sym = state.rule.symbols[state.dot] as { type?: string } | undefined;
-    if (sym?.type !== undefined) out.add(TOKEN_DISPLAY[sym.type] ?? sym.type);
-  }
+  for (const m of message.matchAll(/^A (\S+) token based on:$/gm)) out.add(TOKEN_DISPLAY[m[1]!] ?? m[1]!);
   return [...out].sort();
 }
 
