@@ -1,6 +1,6 @@
 /** `betrace run`: starts the configured roles and runs until SIGINT/SIGTERM. */
 import { ConfigError, downstreamLoopProblem, loadConfig } from '../config/index.ts';
-import { createPipeline, parseRoles, ALL_ROLES } from '../pipeline.ts';
+import { createPipeline, parseRoles, ALL_ROLES } from './pipeline.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { ExitCode, type Output } from './output.ts';
 

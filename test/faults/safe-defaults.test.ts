@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { runCommand } from '../../src/cli/run.ts';
 import { parseConfig, ConfigError } from '../../src/config/index.ts';
-import { createPipeline, ALL_ROLES } from '../../src/pipeline.ts';
+import { createPipeline, ALL_ROLES } from '../../src/cli/pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { parseConfig, type Config } from '../../src/config/index.ts';
-import { createPipeline, type Pipeline, type Role, ALL_ROLES } from '../../src/pipeline.ts';
+import { createPipeline, type Pipeline, type Role, ALL_ROLES } from '../../src/cli/pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 export interface TestPipeline {

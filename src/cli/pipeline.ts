@@ -11,28 +11,28 @@
  * shutdown_timeout: then the exporters are abandoned (what they hold is dropped and counted
  * with the embedded transport, left unacknowledged with Kafka), said in one log line.
  */
-import type { Component } from './component.ts';
-import { isLoopbackHost, type Config } from './config/index.ts';
-import { ApiServer, mountRulesRoutes, mountViolationRoutes } from './api/index.ts';
-import { checkHeaders, createTokenCheck } from './security.ts';
-import { mountReplayRoutes } from './api/replay-routes.ts';
-import { ReplayJobs } from './replay/jobs.ts';
-import { KafkaRuleStore } from './ruleset/kafka-rules.ts';
-import { KafkaViolationIndex } from './violations/kafka-violation-index.ts';
-import { FileRuleStore, type RuleStore } from './ruleset/rule-store.ts';
-import { Forwarder, QueuedExporter, createOtlpGrpcSender } from './exporter/index.ts';
-import { GrpcReceiver, HttpReceiver, Ingest, ReceiveBudget } from './receiver/index.ts';
-import { Spool } from './receiver/spool.ts';
-import type { Logger } from './telemetry/logger.ts';
-import { createMetrics, type Metrics } from './telemetry/metrics.ts';
-import { createEmbeddedTransport } from './transport/embedded.ts';
-import type { Transport } from './transport/transport.ts';
-import { KafkaTransport } from './transport/kafka.ts';
-import { ViolationLedger } from './violations/kafka-ledger.ts';
-import { RuleQuarantine } from './ruleset/rule-quarantine.ts';
-import { RuleFiles, RuleRegistry } from './ruleset/index.ts';
-import { ViolationStore, type ViolationReader, type ViolationSink } from './violations/index.ts';
-import { EvaluatorPool, Worker } from './worker/index.ts';
+import type { Component } from '../component.ts';
+import { isLoopbackHost, type Config } from '../config/index.ts';
+import { ApiServer, mountRulesRoutes, mountViolationRoutes } from '../api/index.ts';
+import { checkHeaders, createTokenCheck } from '../security.ts';
+import { mountReplayRoutes } from '../api/replay-routes.ts';
+import { ReplayJobs } from '../replay/jobs.ts';
+import { KafkaRuleStore } from '../ruleset/kafka-rules.ts';
+import { KafkaViolationIndex } from '../violations/kafka-violation-index.ts';
+import { FileRuleStore, type RuleStore } from '../ruleset/rule-store.ts';
+import { Forwarder, QueuedExporter, createOtlpGrpcSender } from '../exporter/index.ts';
+import { GrpcReceiver, HttpReceiver, Ingest, ReceiveBudget } from '../receiver/index.ts';
+import { Spool } from '../receiver/spool.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { createMetrics, type Metrics } from '../telemetry/metrics.ts';
+import { createEmbeddedTransport } from '../transport/embedded.ts';
+import type { Transport } from '../transport/transport.ts';
+import { KafkaTransport } from '../transport/kafka.ts';
+import { ViolationLedger } from '../violations/kafka-ledger.ts';
+import { RuleQuarantine } from '../ruleset/rule-quarantine.ts';
+import { RuleFiles, RuleRegistry } from '../ruleset/index.ts';
+import { ViolationStore, type ViolationReader, type ViolationSink } from '../violations/index.ts';
+import { EvaluatorPool, Worker } from '../worker/index.ts';
 
 export const ALL_ROLES = ['receiver', 'worker', 'forwarder', 'api'] as const;
 export type Role = (typeof ALL_ROLES)[number];
