@@ -8,40 +8,16 @@
  * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
  * Enabling an enabled rule, or disabling a disabled one, changes nothing (same version).
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
 import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
 import type { AuthResult } from '../security.ts';
-import { schemaErrorMessages } from '../expected.ts';
 import { apiError } from './errors.ts';
-import openapi from './openapi.json' with { type: 'json' };
+import { bodyValidator } from './openapi-schemas.ts';
 import type { ApiRequest, ApiResponse, ApiServer } from './server.ts';
 
-// verbose: the errors carry the value and its schema, which the messages name.
-const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false });
-ajv.addSchema(openapi, 'openapi');
-const validateRuleInput = ajv.getSchema('openapi#/components/schemas/RuleInput')!;
-
-interface JsonSchema {
-  $ref?: string;
-  properties?: Record<string, JsonSchema>;
-  items?: JsonSchema;
-}
-/** A schema of the OpenAPI document with its $ref followed (#/components/schemas/…). */
-function resolved(node: JsonSchema | undefined): JsonSchema | undefined {
-  if (node?.$ref === undefined) return node;
-  let target: unknown = openapi;
-  for (const key of node.$ref.replace(/^#\//, '').split('/')) target = (target as Record<string, unknown> | undefined)?.[key];
-  return resolved(target as JsonSchema | undefined);
-}
-/** The RuleInput schema of a field path (tags/1: a tag), for messages saying what it must be. */
-function ruleInputAt(parts: readonly string[]): JsonSchema | undefined {
-  let node = resolved(openapi.components.schemas.RuleInput as JsonSchema);
-  for (const key of parts) node = resolved(/^\d+$/.test(key) ? node?.items : node?.properties?.[key]);
-  return node;
-}
+const ruleInputProblems = bodyValidator('RuleInput', 'the rule');
 
 export function ruleJson(r: RegisteredRule): Record<string, unknown> {
   const d = r.definition;
@@ -86,12 +62,9 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
 
   /** Validates and compiles a rule body; the id comes from the path when given. */
   const parseBody = (req: ApiRequest, pathId?: string): { def: RuleDefinition } | { error: ApiResponse } => {
-    if (!validateRuleInput(req.body)) {
+    const errors = ruleInputProblems(req.body);
+    if (errors !== undefined) {
       // One message per field, naming it and what it must be (an unknown field with the closest one).
-      const errors = schemaErrorMessages(validateRuleInput.errors ?? [], ruleInputAt).map((m) => ({
-        path: m.parts.length === 0 ? '/' : `/${m.parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`,
-        message: m.path === '' ? m.message.replace(/^the value/, 'the rule') : m.message,
-      }));
       return { error: apiError('INVALID_RULE', `the rule is not valid: ${errors.map((e) => e.message).join('; ')}`, { errors }) };
     }
     const body = req.body as Partial<RuleDefinition> & { condition: string; severity: Severity };

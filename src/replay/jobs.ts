@@ -19,6 +19,7 @@
  *   result?: ReplayReport (report.ts: the `--format json` document), error? }
  */
 import { randomUUID } from 'node:crypto';
+import { bodyValidator } from '../api/openapi-schemas.ts';
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ReplayReport } from './report.ts';
@@ -81,43 +82,27 @@ interface JobState {
 
 type Validated = { ok: true; request: ReplayJobRequest; fromMs: number; toMs: number; source: ReplaySource } | { ok: false; error: string };
 
-const KEYS = new Set(['rule_ids', 'rules_yaml', 'from', 'to', 'source', 'files', 'partitions']);
+/** The body's form, from the OpenAPI document's ReplayRequest (what the API documents is what it accepts). */
+const replayRequestProblems = bodyValidator('ReplayRequest', 'the replay request');
 
-/** Checks a request body (unknown keys rejected); one-line reason when invalid. */
+/** Checks a request body: its form (the OpenAPI schema), then what the schema does not say; one-line reason when invalid. */
 export function validateReplayRequest(body: unknown, nowMs: number): Validated {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'the request must be a JSON object' };
-  const b = body as Record<string, unknown>;
-  for (const k of Object.keys(b)) if (!KEYS.has(k)) return { ok: false, error: `unknown key ${JSON.stringify(k)}` };
-  const ids = b.rule_ids;
-  const yaml = b.rules_yaml;
-  if ((ids === undefined) === (yaml === undefined)) return { ok: false, error: 'give exactly one of rule_ids and rules_yaml' };
-  if (ids !== undefined && (!Array.isArray(ids) || ids.length === 0 || !ids.every((x) => typeof x === 'string'))) {
-    return { ok: false, error: 'rule_ids must be a non-empty array of rule ids' };
-  }
-  if (yaml !== undefined && typeof yaml !== 'string') return { ok: false, error: 'rules_yaml must be a string (a rule file)' };
-  if (typeof b.from !== 'string' || typeof b.to !== 'string') return { ok: false, error: 'from and to must be TIME strings' };
+  const problems = replayRequestProblems(body);
+  if (problems !== undefined) return { ok: false, error: problems.map((p) => p.message).join('; ') };
+  const b = body as ReplayJobRequest;
+  if ((b.rule_ids === undefined) === (b.rules_yaml === undefined)) return { ok: false, error: 'give exactly one of rule_ids and rules_yaml' };
   const range = parseRange(b.from, b.to, nowMs);
   if (!range.ok) return { ok: false, error: range.error.replace(/^--/, '') };
-  const kind = b.source ?? 'kafka';
   let source: ReplaySource;
-  if (kind === 'kafka') {
+  if ((b.source ?? 'kafka') === 'kafka') {
     if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
-    const parts = b.partitions;
-    if (parts !== undefined) {
-      if (!Array.isArray(parts) || parts.length === 0 || !parts.every((p) => Number.isInteger(p) && (p as number) >= 0)) {
-        return { ok: false, error: 'partitions must be a non-empty array of partition numbers' };
-      }
-      source = { kind: 'kafka', partitions: parts as number[] };
-    } else source = { kind: 'kafka' };
-  } else if (kind === 'files') {
-    const files = b.files;
-    if (!Array.isArray(files) || files.length === 0 || !files.every((f) => typeof f === 'string' && f !== '')) {
-      return { ok: false, error: 'source "files" needs files: a non-empty array of paths or globs' };
-    }
+    source = b.partitions === undefined ? { kind: 'kafka' } : { kind: 'kafka', partitions: [...b.partitions] };
+  } else {
+    if (b.files === undefined) return { ok: false, error: 'source "files" needs files: a non-empty array of paths or globs' };
     if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
-    source = { kind: 'files', patterns: files as string[] };
-  } else return { ok: false, error: `source must be "kafka" or "files", got ${JSON.stringify(kind)}` };
-  return { ok: true, request: b as unknown as ReplayJobRequest, fromMs: range.fromMs, toMs: range.toMs, source };
+    source = { kind: 'files', patterns: [...b.files] };
+  }
+  return { ok: true, request: b, fromMs: range.fromMs, toMs: range.toMs, source };
 }
 
 export class ReplayJobs {

@@ -1,0 +1,40 @@
+/**
+ * A replay request (POST /v1/replay, ReplayJobs.start) is validated from the OpenAPI
+ * document's ReplayRequest schema, the one the API serves: each bad field named with what it
+ * must be; then what a schema does not say (exactly one of rule_ids and rules_yaml, the
+ * range, files and partitions each with its source).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import openapi from '../../src/api/openapi.json' with { type: 'json' };
+import { validateReplayRequest } from '../../src/replay/index.ts';
+
+const NOW = Date.parse('2026-10-30T00:00:00Z');
+const error = (body: unknown) => {
+  const r = validateReplayRequest(body, NOW);
+  return r.ok ? undefined : r.error;
+};
+
+describe('replay requests', () => {
+  it('are checked against the OpenAPI document\'s ReplayRequest, field by field', () => {
+    const schema = openapi.components.schemas.ReplayRequest as { properties: Record<string, unknown>; additionalProperties: boolean };
+    assert.equal(schema.additionalProperties, false);
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', extra: 1 }), `unknown key extra (allowed: ${Object.keys(schema.properties).join(', ')})`);
+    assert.equal(error({}), 'from is required: a non-empty string; to is required: a non-empty string');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 's3' }), 'source must be one of kafka, files, got "s3"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', partitions: [-1] }), 'partitions[0] must be an integer >= 0, got -1');
+    assert.equal(error({ rule_ids: 'a', from: '2d', to: 'now' }), 'rule_ids must be a list of non-empty strings, got "a"');
+  });
+
+  it('then what the schema does not say', () => {
+    assert.equal(error({ rule_ids: ['a'], rules_yaml: 'rules: []', from: '2d', to: 'now' }), 'give exactly one of rule_ids and rules_yaml');
+    assert.match(error({ rule_ids: ['a'], from: 'last tuesday', to: 'now' }) ?? '', /^from: cannot read "last tuesday" as a time/);
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', files: ['x.json'] }), 'files is for source "files"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files' }), 'source "files" needs files: a non-empty array of paths or globs');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files', files: ['x.json'], partitions: [0] }), 'partitions is for source "kafka"');
+    const ok = validateReplayRequest({ rule_ids: ['a'], from: '2d', to: 'now', source: 'kafka', partitions: [0, 2] }, NOW);
+    assert.ok(ok.ok);
+    assert.deepEqual(ok.source, { kind: 'kafka', partitions: [0, 2] });
+    assert.equal(ok.toMs - ok.fromMs, 2 * 86_400_000);
+  });
+});
