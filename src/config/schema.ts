@@ -60,8 +60,8 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       enabled: bool('Serve OTLP/gRPC.', true),
       endpoint: endpoint('Address to listen on, host:port (port 0: any free port).', '127.0.0.1:4317', 'BETRACE_RECEIVER_GRPC_ENDPOINT'),
       flow_control_window: size(
-        "HTTP/2 flow-control window offered to each client, per request stream and per connection (64KiB to 1GiB): how much of a request a client may send before the receiver has read it. HTTP/2's own 64KiB makes a client wait for the receiver's window updates several times per large request.",
-        '1MiB',
+        "Deprecated, not applied: the HTTP/2 flow-control window the receiver offers each client is HTTP/2's 64KiB, per request stream and per connection (grpc-js has no server option for it; grpc/grpc-node#3058). Accepted so existing configuration files load; a value above 64KiB is logged at start as not in effect.",
+        '64KiB',
       ),
       max_concurrent_streams: int(
         'Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more are refused by HTTP/2 (REFUSED_STREAM, which clients retry).',

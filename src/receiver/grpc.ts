@@ -29,7 +29,6 @@
  * is, instead of grpc-js's bytes that such clients cannot parse; the rest go to grpc-js.
  */
 import * as grpc from '@grpc/grpc-js';
-import type * as http2 from 'node:http2';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
@@ -41,7 +40,10 @@ import type { ReceiverOptions } from './ingest.ts';
 import { GrpcCode, exportResponseProtobuf, statusProtobuf } from './status.ts';
 
 export interface GrpcReceiverOptions extends ReceiverOptions {
-  /** HTTP/2 flow-control window per request stream and per connection; HTTP/2's 65,535 bytes when undefined. */
+  /**
+   * receiver.grpc.flow_control_window as configured. Not applied (see HTTP2_WINDOW below): a value
+   * above 64 KiB is logged at start as not in effect.
+   */
   readonly flowControlWindowBytes?: number | undefined;
   /** Receiver-wide bound on bytes of messages still being received (shared with OTLP/HTTP). */
   readonly receiveBudget?: ReceiveBudget | undefined;
@@ -96,6 +98,16 @@ interface CallStart {
 const CHECK_INTERVAL_MS = 20;
 /** The share of the receive budget a call is admitted with: small, so that a connection that stalls is cut holding little. */
 const ADMISSION_BYTES = 64 * 1024;
+/**
+ * The HTTP/2 flow-control window the receiver offers, per request stream and per connection:
+ * HTTP/2's initial 65,535 bytes, which grpc-js's servers keep. grpc-js (1.14) has no server
+ * option for it ('grpc-node.flow_control_window' is read by its clients only; the server side
+ * is grpc/grpc-node#3058) and betrace does not reach into its HTTP/2 servers. The cost: a client
+ * sending a large export waits for the receiver's window updates every 64 KiB, and a receiver
+ * woken for every few frames reads less per wake-up (CPU per span and the bench client's rate
+ * in test/bench/README.md, "HTTP/2 flow-control windows").
+ */
+const HTTP2_WINDOW = 65_535;
 /** HTTP/2 DATA frames carry at most 16 KiB by default, each behind a 9-byte header. */
 const framed = (messageBytes: number): number => messageBytes + 5 + 9 * Math.ceil((messageBytes + 5) / 16_384);
 
@@ -132,11 +144,12 @@ export class GrpcReceiver implements Component {
       'grpc.max_concurrent_streams': this.#options.maxConcurrentStreams ?? 16,
       interceptors: [(_method, call) => this.#intercept(call)],
     });
-    const internals = server as unknown as GrpcServerInternals;
-    let window = this.#options.flowControlWindowBytes;
-    if (window !== undefined && !offerStreamWindow(internals, window)) {
-      this.#options.logger.warn('grpc-js keeps its HTTP/2 server options elsewhere than expected: receiver.grpc.flow_control_window not applied, HTTP/2 windows of 64KiB');
-      window = undefined;
+    const window = this.#options.flowControlWindowBytes;
+    if (window !== undefined && window > 64 * 1024) {
+      this.#options.logger.warn(
+        { flowControlWindow: window },
+        `receiver.grpc.flow_control_window is not applied: grpc-js offers no server option for HTTP/2 flow-control windows (grpc/grpc-node#3058), so the receiver offers HTTP/2's ${HTTP2_WINDOW} bytes per stream and per connection`,
+      );
     }
     server.addService(
       TRACE_SERVICE_DEFINITION,
@@ -157,9 +170,6 @@ export class GrpcReceiver implements Component {
     this.#port = typeof bound === 'object' && bound !== null ? bound.port : port;
     this.#listener = listener;
     this.#server = server;
-    if (window !== undefined && !widenConnectionWindows(internals, window)) {
-      this.#options.logger.warn('grpc-js keeps its HTTP/2 servers elsewhere than expected: receiver.grpc.flow_control_window applied to streams only, connections keep 64KiB');
-    }
     if (this.#options.tls !== undefined) await this.#tlsReady(host);
     this.#options.logger.info({ address: `${host}:${this.#port}` }, 'OTLP/gRPC receiver listening');
   }
@@ -414,9 +424,9 @@ export class GrpcReceiver implements Component {
   #check(): void {
     const now = Date.now();
     const readTimeoutMs = this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-    const perCall = this.#options.maxRequestBytes + 5 + (this.#options.flowControlWindowBytes ?? 65_535);
+    const perCall = this.#options.maxRequestBytes + 5 + HTTP2_WINDOW;
     const budget = this.#options.receiveBudget;
-    const refusedAllowance = (this.#options.flowControlWindowBytes ?? 65_535) + ADMISSION_BYTES;
+    const refusedAllowance = HTTP2_WINDOW + ADMISSION_BYTES;
     let watched = 0;
     for (const c of this.#connections.values()) {
       const bytes = c.socket.bytesRead;
@@ -517,45 +527,4 @@ export class GrpcReceiver implements Component {
     if (this.#checkTimer !== undefined) clearInterval(this.#checkTimer);
     this.#checkTimer = undefined;
   }
-}
-
-/*
- * HTTP/2 flow control. grpc-js (1.14) reads no server option for it (grpc/grpc-node#3058:
- * 'grpc-node.flow_control_window' is read by its clients only), so its HTTP/2 servers keep
- * Node's windows of 65,535 bytes, per stream and per connection: a client sending a
- * 200 KB export stops three times for the receiver's window updates, and its requests
- * in flight share 64 KB. With 1 MiB windows the receiver bench's client sent its
- * requests twice as fast and the receiver spent about a quarter less CPU per span
- * (test/bench/README.md). Set through two grpc-js internals: the options it creates its
- * HTTP/2 servers with (the stream window, offered in the SETTINGS frame) and the
- * servers it made (each connection's window, raised as it opens). Where a grpc-js keeps
- * them elsewhere the receiver says so in its log and runs with 64 KiB windows; the
- * receiver tests read both windows from a client's side of a connection, so such a
- * grpc-js fails there.
- */
-interface GrpcServerInternals {
-  commonServerOptions?: http2.ServerOptions;
-  http2Servers?: Map<http2.Http2Server, { sessions?: Set<http2.ServerHttp2Session> }>;
-}
-
-/** False when grpc-js keeps its HTTP/2 server options elsewhere. */
-function offerStreamWindow(server: GrpcServerInternals, window: number): boolean {
-  const options = server.commonServerOptions;
-  if (options === undefined || typeof options !== 'object') return false;
-  options.settings = { ...options.settings, initialWindowSize: window };
-  return true;
-}
-
-/** False when grpc-js keeps its HTTP/2 servers elsewhere. */
-function widenConnectionWindows(server: GrpcServerInternals, window: number): boolean {
-  const servers = server.http2Servers;
-  if (!(servers instanceof Map)) return false;
-  const widen = (session: http2.ServerHttp2Session) => {
-    if (!session.destroyed) session.setLocalWindowSize(window);
-  };
-  for (const [http2Server, info] of servers) {
-    http2Server.on('session', widen);
-    for (const session of info.sessions ?? []) widen(session);
-  }
-  return true;
 }

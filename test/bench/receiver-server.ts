@@ -36,9 +36,7 @@ if (kind === 'kafka') {
 }
 await producer.start();
 const ingest = new Ingest({ producer, metrics, maxInFlightBytes: 256 * 1024 * 1024, retryAfterMs: 1000, maxPartBytes: kind === 'kafka' ? 1_000_000 : undefined });
-// The receiver's HTTP/2 flow-control window as `betrace run` has it by default.
-const { flowControlWindowBytes } = parseConfig('{}', { env: {} }).receiver.grpc;
-const grpc = new GrpcReceiver({ host: '127.0.0.1', port: 0, maxRequestBytes: 64 * 1024 * 1024, ingest, metrics, logger, flowControlWindowBytes });
+const grpc = new GrpcReceiver({ host: '127.0.0.1', port: 0, maxRequestBytes: 64 * 1024 * 1024, ingest, metrics, logger });
 await grpc.start();
 process.stdout.write(`${JSON.stringify({ port: grpc.port })}\n`);
 process.once('SIGTERM', () => {

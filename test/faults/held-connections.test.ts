@@ -27,13 +27,13 @@ const DECLARED = 16_000_000;
 const SENT = 15 * MiB;
 /**
  * The configured bound (src/receiver/README.md, "Memory bound"): receiver.max_receiving_bytes
- * plus, per connection, grpc.max_concurrent_streams × grpc.flow_control_window
+ * plus, per connection, grpc.max_concurrent_streams × HTTP/2's 64 KiB window
  * and 256 KiB of connection state.
  */
 const MAX_RECEIVING = 32 * MiB;
 const MAX_CONNECTIONS = 64;
 const MAX_STREAMS = 4;
-const WINDOW = 64 * 1024;
+const WINDOW = 65_535;
 const RECEIVE_BOUND = MAX_RECEIVING + MAX_CONNECTIONS * (MAX_STREAMS * WINDOW + 256 * 1024);
 /** api.max_connections × (the API's 1 MiB body limit + 256 KiB). */
 const API_CONNECTIONS = 64;
@@ -54,7 +54,7 @@ async function start(name: string, token: string): Promise<Target> {
     join(dir, 'betrace.yaml'),
     [
       'receiver:',
-      `  grpc: { endpoint: "127.0.0.1:0", flow_control_window: ${WINDOW}, max_concurrent_streams: ${MAX_STREAMS} }`,
+      `  grpc: { endpoint: "127.0.0.1:0", max_concurrent_streams: ${MAX_STREAMS} }`,
       '  http: { endpoint: "127.0.0.1:0" }',
       '  read_timeout: 2s',
       `  max_connections: ${MAX_CONNECTIONS}`,
