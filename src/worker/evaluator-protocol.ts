@@ -43,9 +43,9 @@ export interface EvalBatch {
 
 /**
  * Results as they travel back. A structured clone writes every property name and
- * string of every object again (7 µs a violation, at this workload's five violations a
- * trace 6% of a worker's CPU), so violations travel packed (ViolationsWire): the rule's
- * fields once per batch in `rules`, the trace's once per trace.
+ * string of every object again, a cost per violation that a trace with several
+ * violations pays several times over, so violations travel packed (ViolationsWire):
+ * the rule's fields once per batch in `rules`, the trace's once per trace.
  */
 export interface EvalResults {
   readonly type: 'results';
