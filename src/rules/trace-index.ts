@@ -17,6 +17,7 @@
  */
 import type { NumericIds, SpanRecord, SplitTimes } from './span.ts';
 
+/** The name of betrace's own violation spans: rules never see them as a trace's spans. */
 export const VIOLATION_SPAN_NAME = 'betrace.violation';
 
 const EMPTY: readonly number[] = [];

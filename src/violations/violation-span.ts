@@ -5,9 +5,10 @@
  * same span.
  */
 import { ExportTraceServiceRequest } from '../otlp/index.ts';
+import { VIOLATION_SPAN_NAME } from '../rules/index.ts';
 import type { ViolationRecord } from './violation-record.ts';
 
-export const VIOLATION_SPAN_NAME = 'betrace.violation';
+export { VIOLATION_SPAN_NAME };
 const SPAN_KIND_INTERNAL = 1;
 const STATUS_CODE_ERROR = 2;
 
