@@ -1,6 +1,6 @@
 /** POST /v1/replay starts a replay job; GET /v1/replay/{id} reports its progress and result. */
 import type { ReplayJobs } from '../replay/jobs.ts';
-import type { AuthResult } from '../security.ts';
+import type { AuthResult } from '../server/index.ts';
 import { apiError } from './errors.ts';
 import type { ApiRequest, ApiServer } from './server.ts';
 

@@ -12,7 +12,7 @@ import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } fro
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
 import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
-import type { AuthResult } from '../security.ts';
+import type { AuthResult } from '../server/index.ts';
 import { apiError } from './errors.ts';
 import { bodyValidator } from './openapi-schemas.ts';
 import type { ApiRequest, ApiResponse, ApiServer } from './server.ts';

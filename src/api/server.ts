@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TlsConfig } from '../config/index.ts';
-import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ListeningServer } from '../security.ts';
+import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ListeningServer } from '../server/index.ts';
 import type { Component } from '../component.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
