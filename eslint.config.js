@@ -51,6 +51,11 @@ export default tseslint.config(
       group: ['../worker/**', '../api/**', '../replay/**', '../cli/**', '../cli/**'],
     },
     {
+      files: ['src/api/**/*.ts'],
+      message: 'The admin API serves the control plane (rule set, violations, replay) and knows nothing of the data path it watches.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../otlp/**', '../cli/**'],
+    },
+    {
       files: ['src/server/**/*.ts'],
       message: 'The shared server plumbing (auth, TLS, listeners, bodies) serves the receiver and the admin API and knows nothing of what they serve.',
       group: ['../receiver/**', '../transport/**', '../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../cli/**', '../otlp/**'],
