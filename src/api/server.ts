@@ -18,7 +18,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Component } from '../component.ts';
 import type { TlsConfig } from '../config/index.ts';
-import { createHttpServer, DEFAULT_READ_TIMEOUT_MS, readRequestBody, type AuthResult, type HttpServer, type ListeningServer } from '../server/index.ts';
+import { answerClientError, createHttpServer, DEFAULT_READ_TIMEOUT_MS, readRequestBody, type AuthResult, type HttpServer, type ListeningServer } from '../server/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { apiError } from './errors.ts';
@@ -280,6 +280,8 @@ export class ApiServer implements Component {
       requestIdHeader: false,
       // Paths up to the header limit: a rule id is as long as its schema allows, not the router's 100 characters.
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: 64 * 1024 },
+      // A request that cannot be read is answered as the receiver's servers answer it (Node's answer, no body).
+      clientErrorHandler: answerClientError,
       frameworkErrors: (err, request, reply) => {
         if (err.code === 'FST_ERR_BAD_URL') return void this.#send(reply, this.#unrouted(request.raw.method ?? 'GET', request.raw.url ?? '/'));
         return void this.#send(reply, apiError('INTERNAL', 'internal error'));

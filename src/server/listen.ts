@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { TlsConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { readServerTls, TlsFilesWatcher } from './tls.ts';
@@ -101,4 +102,23 @@ export function createHttpServer(options: HttpServerOptions, handler: (req: Inco
 /** createHttpServer and listen: a server answering with `handler` on host:port. */
 export function listenHttp(options: HttpServerOptions, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<ListeningServer> {
   return createHttpServer(options, handler).listen();
+}
+
+/** Node's answers to a request it cannot read, by error code (400 Bad Request otherwise). */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+/**
+ * Answers a request that cannot be read (malformed, headers too large or too slow) as
+ * Node does for a server without a 'clientError' listener, the receiver's: the status
+ * line, `Connection: close`, no body; then the connection is closed. For frameworks
+ * that listen for 'clientError' themselves (fastify's clientErrorHandler).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (socket.destroyed) return;
+  if (socket.writable) socket.write(`HTTP/1.1 ${CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+  socket.destroy(err);
 }

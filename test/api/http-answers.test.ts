@@ -3,11 +3,14 @@
  * every body is read as JSON whatever its Content-Type, an empty body is no body,
  * routes have no HEAD of their own, a trailing slash and a long id reach the route,
  * JSON answers say `application/json` (no charset), a body that is not JSON keeps the
- * connection while one over the limit closes it, and an error is always `{error: {code, message}}`.
+ * connection while one over the limit closes it, and an error is always `{error: {code, message}}`;
+ * a request that cannot be read gets Node's answer (status line, `Connection: close`, no body), as
+ * the receiver's servers give.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { startTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 
 const TOKEN = 'http-answers-token';
@@ -33,9 +36,22 @@ function call(base: string, method: string, path: string, body?: string, headers
   });
 }
 
+/** Writes `bytes` on a fresh connection and returns all the server sent until it closed the connection. */
+function rawExchange(base: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(out));
+    socket.write(bytes);
+  });
+}
+
 describe('admin API answers on the wire', () => {
   let p: TestPipeline;
-  before(async () => (p = await startTestPipeline({ api: { token: TOKEN } })));
+  before(async () => (p = await startTestPipeline({ api: { token: TOKEN, read_timeout: '1s' } })));
   after(async () => p.stop());
 
   it('reads a body as JSON whatever its Content-Type says; an empty body is none', async () => {
@@ -79,5 +95,12 @@ describe('admin API answers on the wire', () => {
     assert.equal(large.status, 413);
     assert.deepEqual(large.body, { error: { code: 'BODY_TOO_LARGE', message: 'request body larger than 1048576 bytes' } });
     assert.equal(large.headers.connection, 'close');
+  });
+
+  it('answers a request it cannot read as Node does: a status line, Connection: close, no body', async () => {
+    assert.equal(await rawExchange(p.apiUrl, 'NOT HTTP\r\n\r\n'), 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    assert.equal(await rawExchange(p.apiUrl, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
+    // Headers never finished: cut after api.read_timeout (1 s here).
+    assert.equal(await rawExchange(p.apiUrl, 'GET /health HTTP/1.1\r\nHost: x\r\n'), 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
   });
 });
