@@ -206,9 +206,9 @@ export class ApiServer implements Component {
     return this.#port;
   }
 
-  /** Adds a route; all are added before start (the OpenAPI document is built from them then). */
+  /** Adds a route; all are added before start (fastify's routes and the OpenAPI document are built from them then). */
   addRoute(route: Route): void {
-    if (this.#app !== undefined) throw new Error(`route ${route.method} ${route.path} added after the admin API was built`);
+    if (this.#app !== undefined) throw new Error(`route ${route.method} ${route.path} added after the admin API started`);
     this.#routes.push(route);
     const names: string[] = [];
     const pattern = new RegExp(
@@ -234,7 +234,9 @@ export class ApiServer implements Component {
   /** The OpenAPI document of the routes added so far (builds the server without listening). */
   async document(): Promise<Record<string, unknown>> {
     const app = await this.#build(undefined);
-    return app.swagger() as unknown as Record<string, unknown>;
+    const document = app.swagger() as unknown as Record<string, unknown>;
+    await app.close();
+    return document;
   }
 
   #ready(): ApiResponse {
@@ -259,8 +261,15 @@ export class ApiServer implements Component {
       readTimeoutMs: this.#o.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
       onConnectionRefused: () => this.#o.metrics.connectionsRefused.inc({ server: 'api' }),
     };
-    await this.#build((handler) => (http = createHttpServer({ ...this.#o, limits }, handler)).server);
-    const server = await http!.listen();
+    const app = await this.#build((handler) => (http = createHttpServer({ ...this.#o, limits }, handler)).server);
+    let server: ListeningServer;
+    try {
+      server = await http!.listen();
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    this.#app = app;
     this.#port = server.port;
     this.#server = server;
     this.#o.logger.info({ address: `${this.#o.host}:${this.#port}` }, 'admin API listening');
@@ -268,7 +277,7 @@ export class ApiServer implements Component {
 
   /** Builds the fastify instance with every route; `serverFactory` gives it the server to answer on (none: not served). */
   async #build(serverFactory: ((handler: Parameters<typeof createHttpServer>[1]) => HttpServer['server']) | undefined): Promise<FastifyInstance> {
-    if (this.#app !== undefined) return this.#app;
+    this.#served = [];
     const limit = this.#o.maxBodyBytes ?? 1024 * 1024;
     const idleTimeoutMs = this.#o.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     const app = Fastify({
@@ -287,7 +296,6 @@ export class ApiServer implements Component {
         return void this.#send(reply, apiError('INTERNAL', 'internal error'));
       },
     });
-    this.#app = app;
     app.addHttpMethod('GET', { hasBody: true, overrideExisting: true });
     await app.register(swagger, {
       openapi: {
@@ -439,5 +447,6 @@ export class ApiServer implements Component {
     this.#server = undefined;
     await server.close(3000);
     await this.#app?.close();
+    this.#app = undefined;
   }
 }
