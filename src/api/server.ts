@@ -278,12 +278,12 @@ export class ApiServer implements Component {
   /** Builds the fastify instance with every route; `serverFactory` gives it the server to answer on (none: not served). */
   async #build(serverFactory: ((handler: Parameters<typeof createHttpServer>[1]) => HttpServer['server']) | undefined): Promise<FastifyInstance> {
     this.#served = [];
-    const limit = this.#o.maxBodyBytes ?? 1024 * 1024;
     const idleTimeoutMs = this.#o.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     const app = Fastify({
       logger: false,
       ...(serverFactory !== undefined ? { serverFactory } : {}),
-      bodyLimit: limit,
+      // fastify's body limit, enforced as the receiver's is (src/server/body.ts: a declared Content-Length over it refused unread).
+      bodyLimit: this.#o.maxBodyBytes ?? 1024 * 1024,
       exposeHeadRoutes: false,
       return503OnClosing: false,
       requestIdHeader: false,
@@ -296,6 +296,7 @@ export class ApiServer implements Component {
         return void this.#send(reply, apiError('INTERNAL', 'internal error'));
       },
     });
+    // A GET's body is read as any other's, as the API always has (fastify's GET has none by default).
     app.addHttpMethod('GET', { hasBody: true, overrideExisting: true });
     await app.register(swagger, {
       openapi: {
@@ -335,6 +336,7 @@ export class ApiServer implements Component {
         done(null, undefined);
         return;
       }
+      const limit = request.routeOptions.bodyLimit;
       void readRequestBody(request.raw, { limit, idleTimeoutMs }).then((read) => {
         switch (read.kind) {
           case 'too_large':
