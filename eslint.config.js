@@ -33,7 +33,7 @@ export default tseslint.config(
     {
       files: ['src/rules/**/*.ts'],
       message: 'The rule language imports nothing of the pipeline: it is used by the worker, replay and the CLI, never the other way round.',
-      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../config/**', '../ruleset/**', '../violations/**', '../replay/**', '../telemetry/**', '../otlp/**', '../cli/**', '../component.ts', '../security.ts'],
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../config/**', '../ruleset/**', '../violations/**', '../replay/**', '../telemetry/**', '../otlp/**', '../cli/**', '../component.ts', '../server/**'],
     },
     {
       files: ['src/receiver/**/*.ts'],
@@ -49,6 +49,16 @@ export default tseslint.config(
       files: ['src/ruleset/**/*.ts', 'src/violations/**/*.ts'],
       message: 'The control plane (rule set, violations) is used by the worker, the API and replay, never the other way round.',
       group: ['../worker/**', '../api/**', '../replay/**', '../cli/**', '../cli/**'],
+    },
+    {
+      files: ['src/api/**/*.ts'],
+      message: 'The admin API serves the control plane (rule set, violations, replay) and knows nothing of the data path it watches.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../otlp/**', '../cli/**'],
+    },
+    {
+      files: ['src/server/**/*.ts'],
+      message: 'The shared server plumbing (auth, TLS, listeners, bodies) serves the receiver and the admin API and knows nothing of what they serve.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../cli/**', '../otlp/**'],
     },
   ].map(({ files, message, group }) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns: [{ group: [...new Set(group)], message }] }] } })),
   {

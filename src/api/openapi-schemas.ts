@@ -1,15 +1,143 @@
 /**
- * Request bodies validated from the OpenAPI document itself (src/api/openapi.json), one
- * fact for what the API documents and what it accepts; problems worded as the
- * configuration's are (src/expected.ts): each field named, with what it must be.
+ * The admin API's component schemas, written once: the routes reference them
+ * (`$ref` by name, registered with fastify's addSchema), @fastify/swagger puts them
+ * in the OpenAPI document (`#/components/schemas/<name>`), and request bodies are
+ * validated against them here, with problems worded as the configuration's are
+ * (src/expected.ts): each field named, with what it must be.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { schemaErrorMessages } from '../expected.ts';
-import openapi from './openapi.json' with { type: 'json' };
+
+/** A reference to another component, by name (the names are COMPONENTS' keys). */
+const ref = (name: string) => ({ $ref: name });
+
+const ErrorBody = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        line: { type: 'integer' },
+        column: { type: 'integer' },
+        errors: { type: 'array', items: { type: 'object' } },
+      },
+    },
+  },
+};
+
+const Severity = { type: 'string', enum: ['critical', 'high', 'medium', 'low', 'info'] };
+
+const RuleInput = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['condition', 'severity'],
+  properties: {
+    id: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*$', maxLength: 128 },
+    name: { type: 'string', maxLength: 256 },
+    description: { type: 'string', maxLength: 4096 },
+    severity: ref('Severity'),
+    enabled: { type: 'boolean' },
+    tags: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 64 },
+    message: { type: 'string', maxLength: 4096 },
+    condition: { type: 'string', minLength: 1 },
+  },
+};
+
+const Rule = {
+  type: 'object',
+  required: ['id', 'name', 'description', 'severity', 'enabled', 'tags', 'condition', 'source', 'version', 'state'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    description: { type: 'string' },
+    severity: ref('Severity'),
+    enabled: { type: 'boolean' },
+    tags: { type: 'array', items: { type: 'string' } },
+    message: { type: 'string' },
+    condition: { type: 'string' },
+    canonical: { type: 'string', description: 'How betrace reads the condition' },
+    source: { type: 'string', enum: ['file', 'api'] },
+    file: { type: 'string' },
+    version: { type: 'integer' },
+    state: {
+      type: 'string',
+      enum: ['enabled', 'disabled', 'quarantined'],
+      description:
+        'Whether the rule is evaluated. quarantined: enabled, but over the evaluation budget repeatedly (worker.quarantine_after within worker.quarantine_window), so not evaluated until it is changed or re-enabled (POST /v1/rules/{id}/enable)',
+    },
+    quarantine: {
+      type: 'object',
+      description: 'While quarantined: why, and since when',
+      required: ['reason', 'since'],
+      properties: { reason: { type: 'string' }, since: { type: 'string', format: 'date-time' } },
+    },
+  },
+};
+
+const RuleList = { type: 'object', required: ['rules'], properties: { rules: { type: 'array', items: ref('Rule') } } };
+
+const Violation = {
+  type: 'object',
+  properties: {
+    violation_id: { type: 'string' },
+    rule_id: { type: 'string' },
+    rule_name: { type: 'string' },
+    severity: ref('Severity'),
+    tags: { type: 'array', items: { type: 'string' } },
+    message: { type: 'string' },
+    trace_id: { type: 'string' },
+    root_span_id: { type: 'string' },
+    span_ids: { type: 'array', items: { type: 'string' } },
+    witness_count: { type: 'integer' },
+    span_count: { type: 'integer' },
+    partial: { type: 'boolean' },
+    root_missing: { type: 'boolean' },
+    start_time_unix_nano: { type: 'string' },
+    end_time_unix_nano: { type: 'string' },
+    evaluated_at_ms: { type: 'integer' },
+  },
+};
+
+const ViolationList = {
+  type: 'object',
+  required: ['violations', 'next_cursor'],
+  properties: { violations: { type: 'array', items: ref('Violation') }, next_cursor: { type: ['string', 'null'] } },
+};
+
+const ReplayRequest = {
+  type: 'object',
+  description:
+    "A replay job: the rules (rule_ids from the configuration's rule files, or rules_yaml, a rule file's text: exactly one of them), the range and the source.",
+  additionalProperties: false,
+  required: ['from', 'to'],
+  properties: {
+    rule_ids: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Rule ids from the rule files of the configuration (rules.paths).' },
+    rules_yaml: { type: 'string', minLength: 1, description: "A rule file's text (YAML)." },
+    from: { type: 'string', minLength: 1, description: 'Start, inclusive: RFC 3339, unix seconds, 30d/2h/15m ago, or now.' },
+    to: { type: 'string', minLength: 1, description: 'End, exclusive (same forms).' },
+    source: { type: 'string', enum: ['kafka', 'files'], default: 'kafka', description: 'kafka: the spans topic; files: the trace files of files, under api.replay_dir.' },
+    files: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'With source files: paths or globs under api.replay_dir.' },
+    partitions: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: 'With source kafka: the partitions to read.' },
+  },
+};
+
+/** Every component schema, by the name routes reference it with. */
+export const COMPONENTS = { Error: ErrorBody, Severity, RuleInput, Rule, RuleList, Violation, ViolationList, ReplayRequest } as const;
+
+export type ComponentName = keyof typeof COMPONENTS;
+
+/** The components as fastify's addSchema takes them: each with its name as `$id`. */
+export function componentSchemas(): Array<Record<string, unknown>> {
+  return Object.entries(COMPONENTS).map(([name, schema]) => ({ $id: name, ...schema }));
+}
 
 // verbose: the errors carry the value and its schema, which the messages name.
 const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false });
-ajv.addSchema(openapi, 'openapi');
+for (const schema of componentSchemas()) ajv.addSchema(schema);
 
 interface JsonSchema {
   $ref?: string;
@@ -17,12 +145,10 @@ interface JsonSchema {
   items?: JsonSchema;
 }
 
-/** A schema of the OpenAPI document with its $ref followed (#/components/schemas/…). */
+/** A schema with its $ref (a component's name) followed. */
 function resolved(node: JsonSchema | undefined): JsonSchema | undefined {
   if (node?.$ref === undefined) return node;
-  let target: unknown = openapi;
-  for (const key of node.$ref.replace(/^#\//, '').split('/')) target = (target as Record<string, unknown> | undefined)?.[key];
-  return resolved(target as JsonSchema | undefined);
+  return resolved(COMPONENTS[node.$ref as ComponentName] as JsonSchema | undefined);
 }
 
 export interface BodyProblem {
@@ -31,11 +157,11 @@ export interface BodyProblem {
   readonly message: string;
 }
 
-/** A validator of `#/components/schemas/<name>`: undefined when the body is valid, else one problem per field. */
-export function bodyValidator(name: keyof typeof openapi.components.schemas, what: string): (body: unknown) => BodyProblem[] | undefined {
-  const validate = ajv.getSchema(`openapi#/components/schemas/${name}`)!;
+/** A validator of component `name`: undefined when the body is valid, else one problem per field. */
+export function bodyValidator(name: ComponentName, what: string): (body: unknown) => BodyProblem[] | undefined {
+  const validate = ajv.getSchema(name)!;
   const schemaAt = (parts: readonly string[]): JsonSchema | undefined => {
-    let node = resolved(openapi.components.schemas[name] as JsonSchema);
+    let node = resolved(COMPONENTS[name] as JsonSchema);
     for (const key of parts) node = resolved(/^\d+$/.test(key) ? node?.items : node?.properties?.[key]);
     return node;
   };

@@ -12,12 +12,10 @@ import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } fro
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
 import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
-import type { AuthResult } from '../security.ts';
+import type { AuthResult } from '../server/index.ts';
 import { apiError } from './errors.ts';
-import { bodyValidator } from './openapi-schemas.ts';
-import type { ApiRequest, ApiResponse, ApiServer } from './server.ts';
-
-const ruleInputProblems = bodyValidator('RuleInput', 'the rule');
+import type { BodyProblem } from './openapi-schemas.ts';
+import { errorResponse, jsonResponse, type ApiRequest, type ApiResponse, type ApiServer, type ResponseSchema, type RouteSchema } from './server.ts';
 
 export function ruleJson(r: RegisteredRule): Record<string, unknown> {
   const d = r.definition;
@@ -46,27 +44,42 @@ export interface RulesRoutesOptions {
   readonly auth: (headers: ApiRequest['headers']) => AuthResult;
 }
 
-export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
-  const { registry, store, logger } = o;
+const rule = (description: string): ResponseSchema => jsonResponse(description, 'Rule');
+const idParam = { type: 'object', properties: { id: { type: 'string', description: 'A rule id' } }, required: ['id'] };
+const bearer = [{ bearer: [] }];
+const badPath = errorResponse('The id is not valid percent-encoding (INVALID_PATH)');
+const noToken = errorResponse('No bearer token (UNAUTHENTICATED)');
+const wrongToken = errorResponse('Wrong bearer token (FORBIDDEN)');
+const noRule = errorResponse('No such rule (RULE_NOT_FOUND)');
 
-  const guard = (req: ApiRequest): ApiResponse | undefined => {
-    const r = o.auth(req.headers);
-    if (r === 'missing') return apiError('UNAUTHENTICATED', 'this call needs Authorization: Bearer <token>');
-    if (r === 'wrong') return apiError('FORBIDDEN', 'the bearer token is not valid');
-    return undefined;
-  };
+/** A body that does not match RuleInput: one message per field, naming it and what it must be (an unknown field with the closest one). */
+const invalidRule = (errors: readonly BodyProblem[]): ApiResponse =>
+  apiError('INVALID_RULE', `the rule is not valid: ${errors.map((e) => e.message).join('; ')}`, { errors });
+
+const SWITCH_SCHEMAS: Record<'enable' | 'disable', RouteSchema> = {
+  enable: {
+    summary: 'Enable a rule (file rules too: an override kept with the API rules); lifts its quarantine',
+    params: idParam,
+    security: bearer,
+    response: { 200: rule('The rule'), 400: badPath, 401: noToken, 403: wrongToken, 404: noRule },
+  },
+  disable: {
+    summary: 'Disable a rule: it yields no violations (file rules too)',
+    params: idParam,
+    security: bearer,
+    response: { 200: rule('The rule'), 400: badPath, 401: noToken, 403: wrongToken, 404: noRule },
+  },
+};
+
+export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
+  const { registry, store, logger, auth } = o;
 
   const audit = (action: string, id: string, oldVersion: number | null, newVersion: number | null): void => {
     logger.info({ audit: true, action, ruleId: id, oldVersion, newVersion, at: new Date().toISOString() }, `rule ${action}`);
   };
 
-  /** Validates and compiles a rule body; the id comes from the path when given. */
+  /** Compiles a rule body (its form checked against RuleInput already); the id comes from the path when given. */
   const parseBody = (req: ApiRequest, pathId?: string): { def: RuleDefinition } | { error: ApiResponse } => {
-    const errors = ruleInputProblems(req.body);
-    if (errors !== undefined) {
-      // One message per field, naming it and what it must be (an unknown field with the closest one).
-      return { error: apiError('INVALID_RULE', `the rule is not valid: ${errors.map((e) => e.message).join('; ')}`, { errors }) };
-    }
     const body = req.body as Partial<RuleDefinition> & { condition: string; severity: Severity };
     const id = pathId ?? body.id;
     if (id === undefined) return { error: apiError('INVALID_RULE', 'the rule needs an id') };
@@ -123,11 +136,17 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     return undefined;
   };
 
-  api.addRoute({ method: 'GET', path: '/v1/rules', handler: () => ({ status: 200, body: { rules: registry.all().map(ruleJson) } }) });
+  api.addRoute({
+    method: 'GET',
+    path: '/v1/rules',
+    schema: { summary: 'List rules', response: { 200: jsonResponse('Rules', 'RuleList') } },
+    handler: () => ({ status: 200, body: { rules: registry.all().map(ruleJson) } }),
+  });
 
   api.addRoute({
     method: 'GET',
     path: '/v1/rules/{id}',
+    schema: { summary: 'One rule', params: idParam, response: { 200: rule('The rule'), 400: badPath, 404: noRule } },
     handler: (req) => {
       const r = registry.get(req.params.id!);
       return r === undefined ? apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(req.params.id)}`) : { status: 200, body: ruleJson(r) };
@@ -135,8 +154,6 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
   });
 
   const upsert = async (req: ApiRequest, pathId: string | undefined, createOnly: boolean): Promise<ApiResponse> => {
-    const denied = guard(req);
-    if (denied) return denied;
     const parsed = parseBody(req, pathId);
     if ('error' in parsed) return parsed.error;
     const { def } = parsed;
@@ -151,15 +168,70 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     return { status: existing === undefined ? 201 : 200, body: ruleJson(now) };
   };
 
-  api.addRoute({ method: 'POST', path: '/v1/rules', handler: (req) => upsert(req, undefined, true) });
-  api.addRoute({ method: 'PUT', path: '/v1/rules/{id}', handler: (req) => upsert(req, req.params.id, false) });
+  api.addRoute({
+    method: 'POST',
+    path: '/v1/rules',
+    schema: {
+      summary: 'Create an API rule (the condition is compiled first)',
+      security: bearer,
+      body: { $ref: 'RuleInput' },
+      response: {
+        201: rule('Created'),
+        400: errorResponse('Invalid input (INVALID_RULE, INVALID_CONDITION, INVALID_JSON)'),
+        401: noToken,
+        403: wrongToken,
+        409: errorResponse('A rule with this id exists (RULE_EXISTS), or it comes from a rule file (RULE_READ_ONLY)'),
+        413: errorResponse('The body is over the limit (BODY_TOO_LARGE)'),
+        503: errorResponse('The rule store cannot be written now (UNAVAILABLE)'),
+      },
+    },
+    auth,
+    invalidBody: invalidRule,
+    handler: (req) => upsert(req, undefined, true),
+  });
+  api.addRoute({
+    method: 'PUT',
+    path: '/v1/rules/{id}',
+    schema: {
+      summary: 'Create or replace an API rule',
+      params: idParam,
+      security: bearer,
+      body: { $ref: 'RuleInput' },
+      response: {
+        200: rule('Replaced'),
+        201: rule('Created'),
+        400: errorResponse('Invalid input (INVALID_RULE, INVALID_CONDITION, INVALID_JSON, INVALID_PATH)'),
+        401: noToken,
+        403: wrongToken,
+        409: errorResponse('File rules are read-only (RULE_READ_ONLY)'),
+        413: errorResponse('The body is over the limit (BODY_TOO_LARGE)'),
+        503: errorResponse('The rule store cannot be written now (UNAVAILABLE)'),
+      },
+    },
+    auth,
+    invalidBody: invalidRule,
+    handler: (req) => upsert(req, req.params.id, false),
+  });
 
   api.addRoute({
     method: 'DELETE',
     path: '/v1/rules/{id}',
+    schema: {
+      summary: 'Delete an API rule',
+      params: idParam,
+      security: bearer,
+      response: {
+        204: { description: 'Deleted', type: 'null' },
+        400: badPath,
+        401: noToken,
+        403: wrongToken,
+        404: noRule,
+        409: errorResponse('File rules are read-only (RULE_READ_ONLY)'),
+        503: errorResponse('The rule store cannot be written now (UNAVAILABLE)'),
+      },
+    },
+    auth,
     handler: async (req) => {
-      const denied = guard(req);
-      if (denied) return denied;
       const id = req.params.id!;
       const existing = registry.get(id);
       if (existing === undefined) return apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(id)}`);
@@ -180,9 +252,9 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     api.addRoute({
       method: 'POST',
       path: `/v1/rules/{id}/${enabled ? 'enable' : 'disable'}`,
+      schema: SWITCH_SCHEMAS[enabled ? 'enable' : 'disable'],
+      auth,
       handler: async (req) => {
-        const denied = guard(req);
-        if (denied) return denied;
         const id = req.params.id!;
         const existing = registry.get(id);
         if (existing === undefined) return apiError('RULE_NOT_FOUND', `no rule ${JSON.stringify(id)}`);

@@ -2,7 +2,7 @@
 import { SEVERITIES } from '../rules/index.ts';
 import { decodeViolationCursor, type ViolationQuery, type ViolationReader } from '../violations/violation-store.ts';
 import { apiError } from './errors.ts';
-import type { ApiServer } from './server.ts';
+import { errorResponse, jsonResponse, type ApiServer } from './server.ts';
 
 function unixSeconds(name: string, text: string | null): number | undefined | string {
   if (text === null || text === '') return undefined;
@@ -14,6 +14,25 @@ export function mountViolationRoutes(api: ApiServer, reader: () => ViolationRead
   api.addRoute({
     method: 'GET',
     path: '/v1/violations',
+    schema: {
+      summary: 'Violations, newest first',
+      querystring: {
+        type: 'object',
+        properties: {
+          start_time: { type: 'integer', minimum: 0, description: 'Unix seconds; violations whose witnesses started at or after it' },
+          end_time: { type: 'integer', minimum: 0, description: 'Unix seconds' },
+          severity: { type: 'string', description: 'critical, high, medium, low or info (case-insensitive)' },
+          rule_id: { type: 'string' },
+          trace_id: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          cursor: { type: 'string', description: 'A next_cursor from a previous page; any other value: 400 INVALID_PARAMETER' },
+        },
+      },
+      response: {
+        200: jsonResponse('A page', 'ViolationList'),
+        400: errorResponse('Bad filter (INVALID_PARAMETER)'),
+      },
+    },
     handler: (req) => {
       const q = req.query;
       const start = unixSeconds('start_time', q.get('start_time'));

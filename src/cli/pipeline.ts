@@ -14,7 +14,7 @@
 import type { Component } from '../component.ts';
 import { isLoopbackHost, type Config } from '../config/index.ts';
 import { ApiServer, mountRulesRoutes, mountViolationRoutes } from '../api/index.ts';
-import { checkHeaders, createTokenCheck } from '../security.ts';
+import { checkHeaders, createTokenCheck } from '../server/index.ts';
 import { mountReplayRoutes } from '../api/replay-routes.ts';
 import { ReplayJobs } from '../replay/jobs.ts';
 import { KafkaRuleStore } from '../ruleset/kafka-rules.ts';

@@ -3,7 +3,7 @@
  * receivers share one): OTLP/HTTP takes body chunks from it as they arrive,
  * OTLP/gRPC takes what its connections hold as it grows (see grpc.ts).
  */
-import type { ByteBudget } from '../security.ts';
+import type { ByteBudget } from '../server/index.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
 /** What a request refused because the budget is spent is told (both receivers), and the retry delay suggested when none is configured. */

@@ -33,7 +33,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import type { Component } from '../component.ts';
 import { TRACE_SERVICE_DEFINITION } from '../otlp/index.ts';
-import { DEFAULT_READ_TIMEOUT_MS } from '../security.ts';
+import { DEFAULT_READ_TIMEOUT_MS } from '../server/index.ts';
 import { RateLimitedLog } from '../telemetry/logger.ts';
 import { receiveBudgetSpent, type ReceiveBudget } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';

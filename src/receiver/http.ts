@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { Component } from '../component.ts';
-import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ByteBudget, type ListeningServer } from '../security.ts';
+import { DEFAULT_READ_TIMEOUT_MS, listenHttp, readRequestBody, type ByteBudget, type ListeningServer } from '../server/index.ts';
 import { jsonTextToProtobuf } from '../otlp/index.ts';
 import { receiveBudgetSpent } from './budget.ts';
 import type { ReceiverOptions } from './ingest.ts';

@@ -6,7 +6,7 @@
  */
 import { splitByTrace } from '../otlp/index.ts';
 import type { TlsConfig } from '../config/index.ts';
-import type { AuthResult } from '../security.ts';
+import type { AuthResult } from '../server/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { TraceRecord, TransportProducer } from '../transport/transport.ts';
