@@ -27,6 +27,8 @@ export class Forwarder implements Component {
   readonly #consumer: TransportConsumer;
 
   constructor(options: ForwarderOptions) {
+    // A dropping queue would lose records the transport acknowledged to the receiver in a burst.
+    if (options.exporter.whenFull === 'drop') throw new Error('the forwarder needs an exporter whose queue waits when full (whenFull wait or wait_while_delivering)');
     this.#o = options;
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),

@@ -65,11 +65,13 @@ export class QueuedExporter implements Component {
   readonly #abandon = new AbortController();
   readonly #queue: ExportQueue;
   readonly #batcher: Batcher;
+  readonly #whenFull: FullQueuePolicy;
   #started = false;
 
   constructor(options: QueuedExporterOptions) {
     const { name, sender, config, metrics, logger } = options;
     this.#sender = sender;
+    this.#whenFull = options.whenFull ?? 'drop';
     const log = new RateLimitedLog(logger);
     const downstream = this.#downstream;
     const settlement = new Settlement({ name, metrics, log, keepAbandoned: options.keepAbandoned === true });
@@ -86,7 +88,7 @@ export class QueuedExporter implements Component {
     this.#queue = new ExportQueue({
       name,
       maxQueueSpans: config.maxQueueSpans,
-      whenFull: options.whenFull ?? 'drop',
+      whenFull: this.#whenFull,
       downstream,
       settlement,
       metrics,
@@ -106,6 +108,11 @@ export class QueuedExporter implements Component {
   start(): Promise<void> {
     this.#started = true;
     return Promise.resolve();
+  }
+
+  /** The full-queue policy it was built with. */
+  get whenFull(): FullQueuePolicy {
+    return this.#whenFull;
   }
 
   get queuedSpans(): number {
