@@ -200,11 +200,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       config: config.downstream,
       metrics,
       logger,
+      whenFull: kafkaMode ? 'wait' : 'wait_while_delivering',
       keepAbandoned: kafkaMode,
     });
     exporters.push(['forwarder', exporter]);
     components.push(
-      new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup, whenFull: kafkaMode ? 'wait' : 'wait_while_delivering' }),
+      new Forwarder({ transport, exporter, logger, group: config.transport.kafka.forwarderGroup }),
     );
   } else if (has('forwarder')) {
     logger.info('no downstream.endpoint configured: the forwarder is off');

@@ -12,18 +12,14 @@ import type { QueuedExporter } from './queued-exporter.ts';
 
 export interface ForwarderOptions {
   readonly transport: Transport;
+  /**
+   * Its queue's full-queue policy is chosen where it is built: `wait` with Kafka (the backlog
+   * stays in Kafka), `wait_while_delivering` embedded (see FullQueuePolicy).
+   */
   readonly exporter: QueuedExporter;
   readonly logger: Logger;
   /** Consumer group name (Kafka). */
   readonly group: string;
-  /**
-   * When the export queue is full: `wait` for room (Kafka keeps the backlog), or wait
-   * only while downstream takes exports (`wait_while_delivering`: the embedded
-   * transport fills and the receiver answers UNAVAILABLE, so a burst is not dropped;
-   * while downstream fails, records are dropped and counted, so that rule evaluation,
-   * which reads the same transport, goes on).
-   */
-  readonly whenFull: 'wait' | 'wait_while_delivering';
 }
 
 export class Forwarder implements Component {
@@ -31,6 +27,8 @@ export class Forwarder implements Component {
   readonly #consumer: TransportConsumer;
 
   constructor(options: ForwarderOptions) {
+    // A dropping queue would lose records the transport acknowledged to the receiver in a burst.
+    if (options.exporter.whenFull === 'drop') throw new Error('the forwarder needs an exporter whose queue waits when full (whenFull wait or wait_while_delivering)');
     this.#o = options;
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),
@@ -44,8 +42,6 @@ export class Forwarder implements Component {
   }
 
   async #onBatch(partition: number, records: readonly ConsumedRecord[]): Promise<void> {
-    const { exporter, whenFull } = this.#o;
-    const whileDelivering = whenFull === 'wait_while_delivering';
     for (const record of records) {
       const item = {
         payload: record.payload,
@@ -55,16 +51,8 @@ export class Forwarder implements Component {
           if (abandoned !== true) this.#consumer.ack(partition, record.offset);
         },
       };
-      // Partitions are handled concurrently: room one waited for may be taken by another first.
-      while (!exporter.offer(item)) {
-        // Stopping with Kafka: left unacknowledged, the partition's next reader forwards it.
-        if (exporter.stopping && !whileDelivering) return;
-        if (exporter.stopping || (whileDelivering && !exporter.delivering)) {
-          exporter.enqueue(item); // dropped and counted
-          break;
-        }
-        await exporter.waitForRoom(record.spanCount, whileDelivering);
-      }
+      // As the exporter's full-queue policy says. Left when stopping (Kafka): unacknowledged, the partition's next reader forwards it.
+      if ((await this.#o.exporter.export(item)) === 'left') return;
     }
   }
 

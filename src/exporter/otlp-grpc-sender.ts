@@ -37,6 +37,7 @@ export type SendResult =
     };
 
 export interface PayloadSender {
+  /** One OTLP/gRPC Export call of ready-made request bytes; resolves with downstream's answer, classified. */
   send(payload: Uint8Array, spanCount: number): Promise<SendResult>;
   shutdown(): Promise<void>;
 }
@@ -149,11 +150,16 @@ export function createOtlpGrpcSender(config: DownstreamConfig): PayloadSender {
     TRACE_EXPORT_PATH,
   );
   return {
+    // Never rejects: an error thrown before the call is classified like any other (no status code: not retryable).
     send: (payload, spanCount) =>
       new Promise<SendResult>((resolve) => {
-        delegate.export({ payload, spanCount }, (result) => {
-          resolve(result.code === ExportResultCode.SUCCESS ? { status: 'success' } : classifyFailure(result.error));
-        });
+        try {
+          delegate.export({ payload, spanCount }, (result) => {
+            resolve(result.code === ExportResultCode.SUCCESS ? { status: 'success' } : classifyFailure(result.error));
+          });
+        } catch (err) {
+          resolve(classifyFailure(err));
+        }
       }),
     shutdown: () => delegate.shutdown(),
   };

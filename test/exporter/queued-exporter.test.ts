@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { QueuedExporter } from '../../src/exporter/queued-exporter.ts';
 import type { PayloadSender, SendResult } from '../../src/exporter/otlp-grpc-sender.ts';
+import type { FullQueuePolicy } from '../../src/exporter/export-queue.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
 
@@ -23,10 +24,11 @@ function scriptedSender(): PayloadSender & { answer(result: SendResult): void; r
   };
 }
 
-function exporter(sender: PayloadSender): QueuedExporter {
+function exporter(sender: PayloadSender, whenFull?: FullQueuePolicy): QueuedExporter {
   return new QueuedExporter({
     name: 'forwarder',
     sender,
+    ...(whenFull === undefined ? {} : { whenFull }),
     config: { maxQueueSpans: 10, maxBatchSpans: 10, batchTimeoutMs: 1, maxRetryTimeMs: 60_000 },
     metrics: createMetrics(),
     logger: createLogger('error', new Writable({ write: (_c, _e, cb) => cb() })),
@@ -82,5 +84,57 @@ describe('the export queue', () => {
     assert.equal(await settled(always), true);
     assert.equal(q.delivering, true);
     await q.shutdown();
+  });
+
+  it('does what the full-queue policy chosen at construction says', async () => {
+    const outcomes = () => [] as boolean[];
+    const tracked = (spanCount: number, done: boolean[]) => ({ ...item(spanCount), onDone: (d: boolean) => done.push(d) });
+
+    // drop: at once, settled and counted.
+    const dropping = scriptedSender();
+    const d = exporter(dropping, 'drop');
+    await d.start();
+    assert.equal(await d.export(item(10)), 'queued');
+    const dDone = outcomes();
+    assert.equal(await d.export(tracked(5, dDone)), 'dropped');
+    assert.deepEqual(dDone, [false]);
+    await new Promise((r) => setTimeout(r, 20));
+    dropping.answer({ status: 'success' });
+    await d.shutdown();
+
+    // wait: until there is room, however downstream fares; once stopping, left to the caller unsettled.
+    const waiting = scriptedSender();
+    const w = exporter(waiting, 'wait');
+    await w.start();
+    assert.equal(await w.export(item(10)), 'queued');
+    const wDone = outcomes();
+    const admitted = w.export(tracked(5, wDone));
+    await new Promise((r) => setTimeout(r, 20));
+    waiting.answer({ status: 'retryable', error: 'down' });
+    assert.equal(await settled(admitted.then(() => undefined)), false, 'still waiting while downstream fails');
+    await new Promise((r) => setTimeout(r, 20));
+    waiting.answer({ status: 'success' });
+    assert.equal(await admitted, 'queued');
+    const stopping = w.shutdown();
+    assert.equal(await w.export(tracked(5, wDone)), 'left');
+    await new Promise((r) => setTimeout(r, 20));
+    waiting.answer({ status: 'success' });
+    await stopping;
+    assert.deepEqual(wDone, [true], 'the left entry is not settled');
+
+    // wait_while_delivering: waits while downstream is slow, drops (counted) once it fails.
+    const slow = scriptedSender();
+    const v = exporter(slow, 'wait_while_delivering');
+    await v.start();
+    assert.equal(await v.export(item(10)), 'queued');
+    const vDone = outcomes();
+    const pending = v.export(tracked(5, vDone));
+    assert.equal(await settled(pending.then(() => undefined)), false, 'waits while the batch is in flight');
+    slow.answer({ status: 'retryable', error: 'down' });
+    assert.equal(await pending, 'dropped');
+    assert.deepEqual(vDone, [false]);
+    await new Promise((r) => setTimeout(r, 20));
+    slow.answer({ status: 'success' });
+    await v.shutdown();
   });
 });

@@ -81,8 +81,15 @@ describe('a downstream refusing a few entries of a merged export', () => {
         });
       },
     };
-    const exporter = new QueuedExporter({ name: 'forwarder', sender: createOtlpGrpcSender(downstream(collector.url)), config: downstream(collector.url), metrics, logger });
-    const forwarder = new Forwarder({ transport, exporter, logger, group: 'forwarder', whenFull: 'wait_while_delivering' });
+    const exporter = new QueuedExporter({
+      name: 'forwarder',
+      sender: createOtlpGrpcSender(downstream(collector.url)),
+      config: downstream(collector.url),
+      metrics,
+      logger,
+      whenFull: 'wait_while_delivering',
+    });
+    const forwarder = new Forwarder({ transport, exporter, logger, group: 'forwarder' });
     await forwarder.start();
     const producer = transport.createProducer();
     try {

@@ -28,7 +28,14 @@ function fixtures() {
   const transport = createEmbeddedTransport({ partitions: 2, partitioner: 'sarama', maxQueuedBytes: 1 << 20, retryAfterMs: 100, metrics });
   const sender: PayloadSender = { send: () => Promise.resolve({ status: 'success' }), shutdown: () => Promise.resolve() };
   const exporter = () =>
-    new QueuedExporter({ name: 'forwarder', sender, config: { maxQueueSpans: 100, maxBatchSpans: 10, batchTimeoutMs: 5, maxRetryTimeMs: 100 }, metrics, logger });
+    new QueuedExporter({
+      name: 'forwarder',
+      sender,
+      config: { maxQueueSpans: 100, maxBatchSpans: 10, batchTimeoutMs: 5, maxRetryTimeMs: 100 },
+      metrics,
+      logger,
+      whenFull: 'wait_while_delivering',
+    });
   const dataDir = mkdtempSync(join(tmpdir(), 'betrace-lifecycle-'));
   const ingest = new Ingest({ producer: transport.createProducer(), metrics, maxInFlightBytes: 1 << 20, retryAfterMs: 100 });
   const registry = new RuleRegistry();
@@ -37,7 +44,7 @@ function fixtures() {
     'http receiver': () => new HttpReceiver({ host: '127.0.0.1', port: 0, maxRequestBytes: 1 << 20, ingest, metrics, logger }),
     'admin api': () => new ApiServer({ host: '127.0.0.1', port: 0, metrics, logger }),
     'export queue': exporter,
-    forwarder: () => new Forwarder({ transport, exporter: exporter(), logger, group: 'f', whenFull: 'wait_while_delivering' }),
+    forwarder: () => new Forwarder({ transport, exporter: exporter(), logger, group: 'f' }),
     'evaluator pool': () => new EvaluatorPool({ threads: 1, logger }),
     worker: () =>
       new Worker({
