@@ -17,17 +17,17 @@ import { Tombstones } from './tombstones.ts';
  */
 export type OffsetPairs = readonly number[];
 
-/** What an evaluated trace hands to its grace period. */
-export interface SettledTrace {
+/** What an assembled trace holds: what it hands to its grace period once evaluated. */
+export interface AssembledTrace {
   readonly traceId: string;
   readonly partition: number;
   readonly payloads: Uint8Array[];
   readonly spanCount: number;
   readonly bytes: number;
+  /** The records this trace holds (released when its grace period ends), as OffsetPairs. */
   readonly offsets: number[];
+  /** Cut before it was complete (a bound, not idle time). */
   readonly partial: boolean;
-  /** Cut at a per-trace bound (max spans or bytes): later spans are counted, not re-evaluated. */
-  readonly overflow: boolean;
 }
 
 /** A trace in its grace period. */
@@ -105,8 +105,12 @@ export class GraceCache {
     return this.#tombstones.has(traceId) ? 'after_grace' : undefined;
   }
 
-  /** The trace was evaluated with the violation ids `emitted`: its grace period starts. */
-  admit(trace: SettledTrace, emitted: Set<string>): GraceEntry {
+  /**
+   * The trace was evaluated with the violation ids `emitted`: its grace period starts.
+   * `overflow`: it was cut at a per-trace bound (max spans or bytes), so later spans are
+   * counted, not re-evaluated.
+   */
+  admit(trace: AssembledTrace, overflow: boolean, emitted: Set<string>): GraceEntry {
     const expiresAtMs = this.#o.now() + this.#o.graceMs;
     const entry: GraceEntry = {
       traceId: trace.traceId,
@@ -117,7 +121,7 @@ export class GraceCache {
       offsets: trace.offsets,
       emitted,
       expiresAtMs,
-      overflow: trace.overflow,
+      overflow,
       partial: trace.partial,
       pendingExports: 0,
       expired: false,

@@ -13,7 +13,7 @@
  * injected clock: the Worker drives it, calling advance() every tick.
  */
 import type { ConsumedRecord } from '../transport/transport.ts';
-import { GraceCache, type GraceEntry, type OffsetPairs } from './grace-cache.ts';
+import { GraceCache, type AssembledTrace, type GraceEntry, type OffsetPairs } from './grace-cache.ts';
 import { LiveTraces, isPartialCut, type CutReason, type LiveTrace } from './live-traces.ts';
 import { PausableClock } from './trace-clock.ts';
 
@@ -45,17 +45,8 @@ export interface WindowOptions {
 }
 
 /** A trace ready to be evaluated. */
-export interface CompletedTrace {
-  readonly traceId: string;
-  readonly partition: number;
-  readonly payloads: Uint8Array[];
-  readonly spanCount: number;
-  readonly bytes: number;
-  /** The records this trace holds (released when its grace period ends), as OffsetPairs. */
-  readonly offsets: number[];
+export interface CompletedTrace extends AssembledTrace {
   readonly reason: CutReason;
-  /** Cut before it was idle (a bound, not idle time). */
-  readonly partial: boolean;
   /** Violation ids already emitted for this trace (re-evaluation after a late span). */
   readonly emitted: Set<string>;
   readonly reevaluation: boolean;
@@ -226,7 +217,7 @@ export class TraceWindows {
     const arrived = this.#evaluating.get(trace.traceId) ?? [];
     this.#evaluating.delete(trace.traceId);
     const overflow = trace.reason === 'max_spans' || trace.reason === 'max_bytes';
-    return { entry: this.#grace.admit({ ...trace, overflow }, emitted), arrived };
+    return { entry: this.#grace.admit(trace, overflow, emitted), arrived };
   }
 
   /** A violation export of the entry's trace started. */
