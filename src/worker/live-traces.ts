@@ -69,39 +69,54 @@ export class LiveTrace<T> {
   }
 }
 
-/** A queue of traces in the order of one of their deadlines; entries of traces gone are skipped. */
-class DeadlineQueue<T> {
-  #items: Array<LiveTrace<T>> = [];
+/**
+ * Trace ids in the order of one of their deadlines, with the time it is measured
+ * from. Ids and numbers only, so that the traces cut meanwhile are not kept alive
+ * by the queue; an entry whose trace is gone (or re-opened since) is skipped.
+ */
+class DeadlineQueue {
+  #ids: string[] = [];
+  #times: number[] = [];
   #head = 0;
 
-  push(t: LiveTrace<T>): void {
-    this.#items.push(t);
+  push(id: string, time: number): void {
+    this.#ids.push(id);
+    this.#times.push(time);
   }
 
-  /** The front trace still live, or undefined. */
-  front(): LiveTrace<T> | undefined {
-    const items = this.#items;
-    while (this.#head < items.length && items[this.#head]!.gone) this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > items.length) {
-      items.splice(0, this.#head);
+  /** The front entry's trace, when it is live and the entry is its own (`timeOf` it). */
+  front<T>(traces: ReadonlyMap<string, LiveTrace<T>>, timeOf: (t: LiveTrace<T>) => number | undefined): LiveTrace<T> | undefined {
+    const ids = this.#ids;
+    const times = this.#times;
+    for (; this.#head < ids.length; this.#head++) {
+      const t = traces.get(ids[this.#head]!);
+      if (t !== undefined && timeOf(t) === times[this.#head]) break;
+    }
+    if (this.#head > 1024 && this.#head * 2 > ids.length) {
+      ids.splice(0, this.#head);
+      times.splice(0, this.#head);
       this.#head = 0;
     }
-    return items[this.#head];
+    return this.#head < ids.length ? traces.get(ids[this.#head]!) : undefined;
   }
 
   clear(): void {
-    this.#items = [];
+    this.#ids = [];
+    this.#times = [];
     this.#head = 0;
   }
 }
+
+const firstAt = <T>(t: LiveTrace<T>): number => t.firstAt;
+const rootIdleAt = <T>(t: LiveTrace<T>): number | undefined => t.rootIdleAt;
 
 export class LiveTraces<T> {
   readonly #limits: CutLimits;
   readonly #clock: TraceClock;
   /** In order of last append. */
   readonly #traces = new Map<string, LiveTrace<T>>();
-  readonly #byFirst = new DeadlineQueue<T>();
-  readonly #byRoot = new DeadlineQueue<T>();
+  readonly #byFirst = new DeadlineQueue();
+  readonly #byRoot = new DeadlineQueue();
   #spans = 0;
 
   constructor(limits: CutLimits, clock: TraceClock) {
@@ -135,7 +150,7 @@ export class LiveTraces<T> {
     const t = new LiveTrace(id, value, spans, bytes, at ?? this.#clock.now(), at ?? this.#clock.idleNow());
     this.#traces.set(id, t);
     this.#spans += spans;
-    if (this.#limits.maxDurationMs !== Infinity) this.#byFirst.push(t);
+    if (this.#limits.maxDurationMs !== Infinity) this.#byFirst.push(id, t.firstAt);
     return t;
   }
 
@@ -155,7 +170,7 @@ export class LiveTraces<T> {
     const limits = this.#limits;
     if (root && t.rootIdleAt === undefined && limits.rootIdleMs > 0) {
       t.rootIdleAt = idleAt;
-      this.#byRoot.push(t);
+      this.#byRoot.push(t.id, idleAt);
     }
     if (t.spans >= limits.maxSpans) return this.#cut(t, 'max_spans');
     if (t.bytes >= limits.maxBytes) return this.#cut(t, 'max_bytes');
@@ -176,14 +191,14 @@ export class LiveTraces<T> {
     }
     if (maxDurationMs !== Infinity) {
       const firstBefore = now - maxDurationMs;
-      for (let t = this.#byFirst.front(); t !== undefined && t.firstAt < firstBefore; t = this.#byFirst.front()) {
+      for (let t = this.#byFirst.front(this.#traces, firstAt); t !== undefined && t.firstAt < firstBefore; t = this.#byFirst.front(this.#traces, firstAt)) {
         out.push(t);
         this.#cut(t, this.#earliest(t, now, idleNow));
       }
     }
     if (rootIdleMs > 0) {
       const rootBefore = idleNow - rootIdleMs;
-      for (let t = this.#byRoot.front(); t !== undefined && t.rootIdleAt! < rootBefore; t = this.#byRoot.front()) {
+      for (let t = this.#byRoot.front(this.#traces, rootIdleAt); t !== undefined && t.rootIdleAt! < rootBefore; t = this.#byRoot.front(this.#traces, rootIdleAt)) {
         out.push(t);
         this.#cut(t, this.#earliest(t, now, idleNow));
       }
