@@ -28,7 +28,7 @@ import { NameMatcher, scanPart, splitByTrace, type DecodeOptions } from '../otlp
 import { createRuleSet, type CompiledRule, type RuleSet } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
 import { decodeAndEvaluate, decodeOptionsFor } from '../worker/evaluate-trace.ts';
-import { LiveTraces, type LiveTrace } from '../worker/live-traces.ts';
+import { LiveTraces, isPartialCut, type LiveTrace } from '../worker/live-traces.ts';
 import { EventClock } from '../worker/trace-clock.ts';
 import { Tombstones } from '../worker/tombstones.ts';
 
@@ -204,8 +204,9 @@ export class ReplayEngine {
     }
   }
 
-  /** @internal The trace is complete (or cut, when partial): evaluate it once. */
-  complete(trace: ReplayTrace, partial: boolean): void {
+  /** @internal The trace was cut (complete, or partial when cut early): evaluate it once. */
+  complete(trace: ReplayTrace): void {
+    const partial = trace.cut !== undefined && isPartialCut(trace.cut);
     this.#liveSpans -= trace.spans;
     this.#completed.mark(trace.id);
     const c = this.counters;
@@ -290,7 +291,7 @@ export class ReplayLane {
         if (partScan !== undefined) this.#addPart(part.traceId, part.payload, partScan, timestampMs);
       }
     }
-    for (const trace of this.#traces.cut()) this.#complete(trace, false);
+    for (const trace of this.#traces.cut()) this.#engine.complete(trace);
   }
 
   #addPart(traceId: string, payload: Uint8Array, scan: NonNullable<ReturnType<ReplayEngine['scan']>>, timestampMs: number | undefined): void {
@@ -316,15 +317,11 @@ export class ReplayLane {
     engine.addLive(scan.spanCount);
   }
 
-  #complete(trace: ReplayTrace, partial: boolean): void {
-    this.#engine.complete(trace, partial);
-  }
-
   /** @internal Evaluates the live trace appended to longest ago early (partial). False when none is live. */
   evictOldest(): boolean {
     const trace = this.#traces.cutOldest('max_live_spans');
     if (trace === undefined) return false;
-    this.#complete(trace, true);
+    this.#engine.complete(trace);
     return true;
   }
 
@@ -332,7 +329,7 @@ export class ReplayLane {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const trace of this.#traces.cutAll('end_of_input').sort((a, b) => a.lastIdleAt - b.lastIdleAt)) this.#complete(trace, false);
+    for (const trace of this.#traces.cutAll('end_of_input').sort((a, b) => a.lastIdleAt - b.lastIdleAt)) this.#engine.complete(trace);
     this.#engine.laneEnded(this);
   }
 }

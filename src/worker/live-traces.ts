@@ -14,10 +14,10 @@
  *   memory), `shutdown`, `end_of_input`.
  * When several deadlines passed before `cut()` looked, the earliest names the cut.
  *
- * Each trace's deadlines stay in the order of its appends: the map is kept in
- * order of last append (a trace moves to the end when appended to), and first
- * and root appends are queued as they happen. A cut looks only at the fronts,
- * so it costs what it cuts. The value of a trace (its payloads and whatever the
+ * The clocks do not go back, so deadlines come in the order of the appends they
+ * are measured from: appends, first appends and root appends are queued as they
+ * happen, and a cut looks only at the fronts, so it costs what it cuts (an
+ * append given an earlier time of its own waits behind those made before it). The value of a trace (its payloads and whatever the
  * caller keeps) is the caller's; this module counts spans and bytes.
  */
 import type { TraceClock } from './trace-clock.ts';
@@ -56,6 +56,8 @@ export class LiveTrace<T> {
   cut: CutReason | undefined;
   /** No longer live (cut or removed). */
   gone = false;
+  /** Appends so far: the one an entry of the append queue stands for. */
+  appends = 0;
 
   constructor(id: string, value: T, spans: number, bytes: number, firstAt: number, idleAt: number) {
     this.id = id;
@@ -107,14 +109,56 @@ class DeadlineQueue {
   }
 }
 
+/** What cut() returns when nothing is cut (most calls). */
+const NONE: ReadonlyArray<never> = Object.freeze([]);
+
+/**
+ * Traces in the order of their appends, an entry per append; an entry is the
+ * trace's latest while the trace is live and has had no append since. The
+ * entries hold the traces: one is dropped within an idle timeout of its trace's
+ * last append, when the traces appended before are cut.
+ */
+class AppendQueue<T> {
+  #traces: Array<LiveTrace<T>> = [];
+  #appends: number[] = [];
+  #head = 0;
+
+  push(t: LiveTrace<T>): void {
+    this.#traces.push(t);
+    this.#appends.push(t.appends);
+  }
+
+  /** The live trace appended to longest ago. */
+  front(): LiveTrace<T> | undefined {
+    const traces = this.#traces;
+    const appends = this.#appends;
+    let h = this.#head;
+    while (h < traces.length && (traces[h]!.gone || traces[h]!.appends !== appends[h])) h++;
+    if (h > 1024 && h * 2 > traces.length) {
+      traces.splice(0, h);
+      appends.splice(0, h);
+      h = 0;
+    }
+    this.#head = h;
+    return traces[h];
+  }
+
+  clear(): void {
+    this.#traces = [];
+    this.#appends = [];
+    this.#head = 0;
+  }
+}
+
 const firstAt = <T>(t: LiveTrace<T>): number => t.firstAt;
 const rootIdleAt = <T>(t: LiveTrace<T>): number | undefined => t.rootIdleAt;
 
 export class LiveTraces<T> {
   readonly #limits: CutLimits;
   readonly #clock: TraceClock;
-  /** In order of last append. */
+  /** In order of first append. */
   readonly #traces = new Map<string, LiveTrace<T>>();
+  readonly #byLast = new AppendQueue<T>();
   readonly #byFirst = new DeadlineQueue();
   readonly #byRoot = new DeadlineQueue();
   #spans = 0;
@@ -137,7 +181,7 @@ export class LiveTraces<T> {
     return this.#traces.get(id);
   }
 
-  /** Live traces, oldest last append first. */
+  /** Live traces, in order of first append. */
   values(): IterableIterator<LiveTrace<T>> {
     return this.#traces.values();
   }
@@ -149,6 +193,7 @@ export class LiveTraces<T> {
   open(id: string, value: T, spans = 0, bytes = 0, at?: number): LiveTrace<T> {
     const t = new LiveTrace(id, value, spans, bytes, at ?? this.#clock.now(), at ?? this.#clock.idleNow());
     this.#traces.set(id, t);
+    this.#byLast.push(t);
     this.#spans += spans;
     if (this.#limits.maxDurationMs !== Infinity) this.#byFirst.push(id, t.firstAt);
     return t;
@@ -162,8 +207,8 @@ export class LiveTraces<T> {
   append(t: LiveTrace<T>, spans: number, bytes: number, root = false, at?: number): CutReason | undefined {
     const idleAt = at ?? this.#clock.idleNow();
     if (idleAt > t.lastIdleAt) t.lastIdleAt = idleAt;
-    this.#traces.delete(t.id);
-    this.#traces.set(t.id, t);
+    t.appends++;
+    this.#byLast.push(t);
     t.spans += spans;
     t.bytes += bytes;
     this.#spans += spans;
@@ -178,32 +223,31 @@ export class LiveTraces<T> {
   }
 
   /** The traces whose idle, root idle or maximum duration deadline has passed, cut. */
-  cut(): Array<LiveTrace<T>> {
+  cut(): ReadonlyArray<LiveTrace<T>> {
     const { idleMs, maxDurationMs, rootIdleMs } = this.#limits;
     const now = this.#clock.now();
     const idleNow = this.#clock.idleNow();
-    const out: Array<LiveTrace<T>> = [];
+    let out: Array<LiveTrace<T>> | undefined;
     const idleBefore = idleNow - idleMs;
-    for (const t of this.#traces.values()) {
-      if (!(t.lastIdleAt < idleBefore)) break;
-      out.push(t);
+    for (let t = this.#byLast.front(); t !== undefined && t.lastIdleAt < idleBefore; t = this.#byLast.front()) {
+      (out ??= []).push(t);
       this.#cut(t, this.#earliest(t, now, idleNow));
     }
     if (maxDurationMs !== Infinity) {
       const firstBefore = now - maxDurationMs;
       for (let t = this.#byFirst.front(this.#traces, firstAt); t !== undefined && t.firstAt < firstBefore; t = this.#byFirst.front(this.#traces, firstAt)) {
-        out.push(t);
+        (out ??= []).push(t);
         this.#cut(t, this.#earliest(t, now, idleNow));
       }
     }
     if (rootIdleMs > 0) {
       const rootBefore = idleNow - rootIdleMs;
       for (let t = this.#byRoot.front(this.#traces, rootIdleAt); t !== undefined && t.rootIdleAt! < rootBefore; t = this.#byRoot.front(this.#traces, rootIdleAt)) {
-        out.push(t);
+        (out ??= []).push(t);
         this.#cut(t, this.#earliest(t, now, idleNow));
       }
     }
-    return out;
+    return out ?? NONE;
   }
 
   /** The deadline of `t` passed longest ago (ties: idle, max_duration, root_idle). */
@@ -222,15 +266,16 @@ export class LiveTraces<T> {
 
   /** Cuts the trace appended to longest ago, for `reason`; undefined when none is live. */
   cutOldest(reason: CutReason): LiveTrace<T> | undefined {
-    const t = this.#traces.values().next().value;
+    const t = this.#byLast.front();
     if (t !== undefined) this.#cut(t, reason);
     return t;
   }
 
-  /** Cuts every live trace, for `reason`, in order of last append. */
+  /** Cuts every live trace, for `reason`, in order of first append. */
   cutAll(reason: CutReason): Array<LiveTrace<T>> {
     const out = [...this.#traces.values()];
     for (const t of out) this.#cut(t, reason);
+    this.#byLast.clear();
     this.#byFirst.clear();
     this.#byRoot.clear();
     return out;

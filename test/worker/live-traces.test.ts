@@ -99,8 +99,8 @@ describe('live traces', () => {
     assert.equal(e.live.cutOldest('max_live_spans')?.id, 'b');
     const rest = e.live.cutAll('end_of_input');
     assert.deepEqual(rest.map((t) => [t.id, t.cut, t.value]), [
-      ['c', 'end_of_input', ['c@2']],
       ['a', 'end_of_input', ['a@0', 'a@3']],
+      ['c', 'end_of_input', ['c@2']],
     ]);
     assert.equal(e.live.cutOldest('max_live_spans'), undefined);
     assert.deepEqual(e.cutAt(1_000_000), [], 'cut traces are not cut again');
