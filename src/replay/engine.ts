@@ -6,11 +6,13 @@
  * evaluates each trace once and collects the violations of the traces whose
  * earliest span start lies in [from, to).
  *
- * Completeness. A trace is complete when its lane's read position (the highest
- * record timestamp read so far) passed the trace's last record timestamp plus
- * trace_max_duration, or at the end of the lane. A record of a trace already
- * evaluated is counted (late_records) and not evaluated on its own, as a worker
- * does with spans past its grace period.
+ * Completeness. Each lane assembles its traces in LiveTraces, as a worker does,
+ * on an event-time clock: the lane's read position (the highest record
+ * timestamp read so far). A trace is complete when that position passed the
+ * trace's last record timestamp by more than trace_max_duration (its idle
+ * cut), or at the end of the lane. A record of a trace already evaluated is
+ * counted (late_records) and not evaluated on its own, as a worker does with
+ * spans past its grace period (Tombstones).
  *
  * Bounds. At most `maxLiveSpans` spans are held; past it the traces read longest
  * ago (of the fullest lane) are evaluated early and their violations marked
@@ -22,11 +24,13 @@
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
  */
-import { splitByTrace } from '../otlp/index.ts';
-import { attributeKeys, createRuleSet, type CompiledRule, type RuleSet, type SpanRecord } from '../rules/index.ts';
+import { NameMatcher, scanPart, splitByTrace, type DecodeOptions } from '../otlp/index.ts';
+import { createRuleSet, type CompiledRule, type RuleSet } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
-import { AttributeKeyFilter, decodeSpans, type DecodeOptions } from '../otlp/index.ts';
-import { NameMatcher, scanPart } from '../otlp/index.ts';
+import { decodeAndEvaluate, decodeOptionsFor } from '../worker/evaluate-trace.ts';
+import { LiveTraces, isPartialCut, type LiveTrace } from '../worker/live-traces.ts';
+import { EventClock } from '../worker/trace-clock.ts';
+import { Tombstones } from '../worker/tombstones.ts';
 
 export const DEFAULT_MAX_LIVE_SPANS = 1_000_000;
 export const DEFAULT_COMPLETED_MEMORY = 250_000;
@@ -76,21 +80,14 @@ export interface ReplayCounters {
   violations: number;
 }
 
-interface LiveTrace {
-  readonly traceId: string;
-  readonly lane: ReplayLane;
+/** What a lane keeps of a live trace besides its counts. */
+interface Assembling {
   readonly payloads: Uint8Array[];
-  spanCount: number;
   earliestStartMs: number;
-  lastRecordMs: number;
   triggered: boolean;
-  seq: number;
 }
 
-interface QueueEntry {
-  readonly trace: LiveTrace;
-  readonly seq: number;
-}
+type ReplayTrace = LiveTrace<Assembling>;
 
 export class ReplayEngine {
   readonly counters: ReplayCounters = {
@@ -117,8 +114,8 @@ export class ReplayEngine {
   /** Non-null when traces without trigger names may be skipped. */
   readonly #matcher: NameMatcher | null;
   readonly #maxLiveSpans: number;
-  readonly #completedMemory: number;
-  readonly #completed = new Set<string>();
+  /** Traces evaluated, for late records. */
+  readonly #completed: Tombstones;
   readonly #lanes = new Set<ReplayLane>();
   readonly #violations = new Map<string, ReplayViolation>();
   #liveSpans = 0;
@@ -131,12 +128,12 @@ export class ReplayEngine {
     const enabled = options.rules.filter((r) => r.definition.enabled);
     this.ruleIds = enabled.map((r) => r.definition.id);
     this.#ruleSet = createRuleSet(enabled);
-    this.#decode = { attributes: new AttributeKeyFilter(attributeKeys(enabled)), lazyAttributes: true };
+    this.#decode = decodeOptionsFor(enabled);
     const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
     this.#matcher =
       skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
     this.#maxLiveSpans = options.maxLiveSpans ?? DEFAULT_MAX_LIVE_SPANS;
-    this.#completedMemory = options.completedMemory ?? DEFAULT_COMPLETED_MEMORY;
+    this.#completed = new Tombstones(options.completedMemory ?? DEFAULT_COMPLETED_MEMORY);
   }
 
   /** True when traces without trigger names are skipped undecoded. */
@@ -207,43 +204,34 @@ export class ReplayEngine {
     }
   }
 
-  /** @internal The trace is complete (or cut, when partial): evaluate it once. */
-  complete(trace: LiveTrace, partial: boolean): void {
-    this.#liveSpans -= trace.spanCount;
-    this.#completed.add(trace.traceId);
-    if (this.#completed.size > this.#completedMemory) {
-      const oldest = this.#completed.values().next().value;
-      if (oldest !== undefined) this.#completed.delete(oldest);
-    }
+  /** @internal The trace was cut (complete, or partial when cut early): evaluate it once. */
+  complete(trace: ReplayTrace): void {
+    const partial = trace.cut !== undefined && isPartialCut(trace.cut);
+    this.#liveSpans -= trace.spans;
+    this.#completed.mark(trace.id);
     const c = this.counters;
-    if (!(trace.earliestStartMs >= this.fromMs && trace.earliestStartMs < this.toMs)) {
+    const { earliestStartMs } = trace.value;
+    if (!(earliestStartMs >= this.fromMs && earliestStartMs < this.toMs)) {
       c.tracesOutside++;
       return;
     }
     c.tracesScanned++;
-    c.spansScanned += trace.spanCount;
+    c.spansScanned += trace.spans;
     if (partial) c.tracesPartial++;
-    if (this.#matcher !== null && !trace.triggered) {
+    if (this.#matcher !== null && !trace.value.triggered) {
       c.tracesSkipped++;
       return;
     }
-    const spans: SpanRecord[] = [];
-    for (const payload of trace.payloads) {
-      try {
-        for (const s of decodeSpans(payload, this.#decode)) spans.push(s);
-      } catch {
-        c.undecodableRecords++;
-      }
-    }
-    const result = this.#ruleSet.evaluate(spans, this.#o.budgetMs === undefined ? {} : { budgetMs: this.#o.budgetMs });
+    const { result, undecodable } = decodeAndEvaluate(trace.value.payloads, this.#ruleSet, this.#decode, this.#o.budgetMs);
+    c.undecodableRecords += undecodable;
     if (result.budgetExceeded === true) c.budgetExceededTraces++;
     if (result.violations.length === 0) return;
     const now = this.#o.now?.() ?? Date.now();
-    const day = utcDay(trace.earliestStartMs);
+    const day = utcDay(earliestStartMs);
     for (const v of result.violations) {
       if (this.#violations.has(v.violationId)) continue;
       c.violations++;
-      this.#violations.set(v.violationId, { ...toViolationRecord(v, partial, now), day, trace_start_unix_ms: trace.earliestStartMs });
+      this.#violations.set(v.violationId, { ...toViolationRecord(v, partial, now), day, trace_start_unix_ms: earliestStartMs });
     }
   }
 }
@@ -251,21 +239,28 @@ export class ReplayEngine {
 /** One stream of records in rough event-time order: a Kafka partition, a sequence of files. */
 export class ReplayLane {
   readonly #engine: ReplayEngine;
-  readonly #traces = new Map<string, LiveTrace>();
-  /** Traces in order of their last record; stale entries (seq moved on) are skipped. */
-  #queue: QueueEntry[] = [];
-  #head = 0;
-  #positionMs = -Infinity;
+  /** The lane's read position: the highest record timestamp read. */
+  readonly #clock = new EventClock();
+  readonly #traces: LiveTraces<Assembling>;
   #ended = false;
-  liveSpans = 0;
 
   constructor(engine: ReplayEngine) {
     this.#engine = engine;
+    // Complete once the read position passed a trace's last record by trace_max_duration; no other bound per trace.
+    this.#traces = new LiveTraces<Assembling>(
+      { idleMs: engine.traceMaxDurationMs, maxDurationMs: Infinity, rootIdleMs: 0, maxSpans: Infinity, maxBytes: Infinity },
+      this.#clock,
+    );
   }
 
   /** The highest record timestamp read, unix ms. */
   get positionMs(): number {
-    return this.#positionMs;
+    return this.#clock.now();
+  }
+
+  /** Spans of the traces this lane holds. */
+  get liveSpans(): number {
+    return this.#traces.spans;
   }
 
   /**
@@ -296,7 +291,7 @@ export class ReplayLane {
         if (partScan !== undefined) this.#addPart(part.traceId, part.payload, partScan, timestampMs);
       }
     }
-    this.#expire();
+    for (const trace of this.#traces.cut()) this.#engine.complete(trace);
   }
 
   #addPart(traceId: string, payload: Uint8Array, scan: NonNullable<ReturnType<ReplayEngine['scan']>>, timestampMs: number | undefined): void {
@@ -304,87 +299,37 @@ export class ReplayLane {
     if (traceId === '') return;
     engine.counters.spansRead += scan.spanCount;
     let ts = timestampMs ?? scan.earliestStartMs;
-    if (!Number.isFinite(ts)) ts = Number.isFinite(this.#positionMs) ? this.#positionMs : 0;
-    if (ts > this.#positionMs) this.#positionMs = ts;
+    if (!Number.isFinite(ts)) ts = Number.isFinite(this.positionMs) ? this.positionMs : 0;
+    this.#clock.observe(ts);
     let trace = this.#traces.get(traceId);
     if (trace === undefined) {
       if (engine.isCompleted(traceId)) {
         engine.counters.lateRecords++;
         return;
       }
-      trace = {
-        traceId,
-        lane: this,
-        payloads: [],
-        spanCount: 0,
-        earliestStartMs: Infinity,
-        lastRecordMs: ts,
-        triggered: false,
-        seq: 0,
-      };
-      this.#traces.set(traceId, trace);
+      trace = this.#traces.open(traceId, { payloads: [], earliestStartMs: Infinity, triggered: false }, 0, 0, ts);
     }
-    trace.payloads.push(payload);
-    trace.spanCount += scan.spanCount;
-    if (scan.earliestStartMs < trace.earliestStartMs) trace.earliestStartMs = scan.earliestStartMs;
-    if (ts > trace.lastRecordMs) trace.lastRecordMs = ts;
-    if (scan.triggered) trace.triggered = true;
-    trace.seq++;
-    this.#queue.push({ trace, seq: trace.seq });
-    this.liveSpans += scan.spanCount;
+    const value = trace.value;
+    value.payloads.push(payload);
+    if (scan.earliestStartMs < value.earliestStartMs) value.earliestStartMs = scan.earliestStartMs;
+    if (scan.triggered) value.triggered = true;
+    this.#traces.append(trace, scan.spanCount, payload.length, false, ts);
     engine.addLive(scan.spanCount);
   }
 
-  /** Completes the traces the read position has passed by trace_max_duration. */
-  #expire(): void {
-    const horizon = this.#positionMs - this.#engine.traceMaxDurationMs;
-    while (this.#head < this.#queue.length) {
-      const entry = this.#queue[this.#head]!;
-      const { trace } = entry;
-      if (trace.seq !== entry.seq || this.#traces.get(trace.traceId) !== trace) {
-        this.#head++;
-        continue;
-      }
-      if (!(trace.lastRecordMs < horizon)) break;
-      this.#head++;
-      this.#complete(trace, false);
-    }
-    this.#compact();
-  }
-
-  #compact(): void {
-    if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-
-  #complete(trace: LiveTrace, partial: boolean): void {
-    this.#traces.delete(trace.traceId);
-    this.liveSpans -= trace.spanCount;
-    this.#engine.complete(trace, partial);
-  }
-
-  /** @internal Evaluates the oldest live trace early (partial). False when none is live. */
+  /** @internal Evaluates the live trace appended to longest ago early (partial). False when none is live. */
   evictOldest(): boolean {
-    while (this.#head < this.#queue.length) {
-      const entry = this.#queue[this.#head++]!;
-      const { trace } = entry;
-      if (trace.seq !== entry.seq || this.#traces.get(trace.traceId) !== trace) continue;
-      this.#complete(trace, true);
-      this.#compact();
-      return true;
-    }
-    return false;
+    const trace = this.#traces.cutOldest('max_live_spans');
+    if (trace === undefined) return false;
+    this.#engine.complete(trace);
+    return true;
   }
 
   /** End of the lane's input: every trace it holds is complete. Idempotent. */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const trace of [...this.#traces.values()].sort((a, b) => a.lastRecordMs - b.lastRecordMs)) this.#complete(trace, false);
-    this.#queue = [];
-    this.#head = 0;
+    for (const trace of this.#traces.cutAll('end_of_input').sort((a, b) => a.lastIdleAt - b.lastIdleAt)) this.#engine.complete(trace);
     this.#engine.laneEnded(this);
   }
 }

@@ -7,8 +7,9 @@
  * thread that stopped answering is stuck in, and stop it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AttributeKeyFilter, decodeSpans, setDecodeLimits, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
-import { attributeKeys, compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet, type SpanRecord } from '../rules/index.ts';
+import { setDecodeLimits, type DecodeOptions } from '../otlp/index.ts';
+import { compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet } from '../rules/index.ts';
+import { decodeAndEvaluate, decodeOptionsFor } from './evaluate-trace.ts';
 import { Progress, RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadData, type ThreadMessage } from './evaluator-protocol.ts';
 
 const progress = new Progress((workerData as ThreadData).progress);
@@ -20,7 +21,7 @@ let ruleIds: string[] = [];
 /** Per rule (index in ruleIds), its evaluation time in the current trace, ms. */
 let ruleTime = new Float64Array(0);
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
-let decodeOptions: DecodeOptions = { attributes: new AttributeKeyFilter([]), lazyAttributes: true };
+let decodeOptions: DecodeOptions = decodeOptionsFor([]);
 
 /** The rule being evaluated (its index in ruleIds; -1: none) and since when. */
 let current = -1;
@@ -74,7 +75,7 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   compiledRules = compiled;
   ruleSet = createRuleSet(compiled);
   reducedSets = new Map();
-  decodeOptions = { attributes: new AttributeKeyFilter(attributeKeys(compiled)), lazyAttributes: true };
+  decodeOptions = decodeOptionsFor(compiled);
 }
 
 /**
@@ -109,39 +110,40 @@ function ruleSetWithout(excluded: readonly string[]): RuleSet {
 
 /** The trace at `at` of batch.traces (see EvalBatch). */
 function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseWire {
-  const spans: SpanRecord[] = [];
-  let undecodable = 0;
   const numbers = batch.traces;
   const id = numbers[at]!;
   const budgetMs = numbers[at + 1]!;
   const end = at + 3 + 3 * numbers[at + 2]!;
+  const payloads: Uint8Array[] = [];
+  /** Payloads placed outside their slab: not readable, counted with those that do not decode. */
+  let misplaced = 0;
   for (let i = at + 3; i < end; i += 3) {
     const slab = numbers[i]!;
     const offset = numbers[i + 1]!;
     const length = numbers[i + 2]!;
     try {
-      const payload = slab < 0 ? batch.packed.subarray(offset, offset + length) : new Uint8Array(batch.slabs[slab]!, offset, length);
-      for (const s of decodeSpans(payload, decodeOptions)) spans.push(s);
+      payloads.push(slab < 0 ? batch.packed.subarray(offset, offset + length) : new Uint8Array(batch.slabs[slab]!, offset, length));
     } catch {
-      undecodable++;
+      misplaced++;
     }
   }
   ruleTime.fill(0);
-  const started = performance.now();
   const excluded = batch.excluded?.[id];
-  const result = (excluded === undefined ? ruleSet : ruleSetWithout(excluded)).evaluate(spans, { budgetMs });
+  const e = decodeAndEvaluate(payloads, excluded === undefined ? ruleSet : ruleSetWithout(excluded), decodeOptions, budgetMs);
   leave();
+  const { result } = e;
   return {
     id,
     violations: packViolations(result.violations, (v) => table.slot(v)),
-    spansIn: spans.length,
-    uniqueSpans: spans.length - result.repeatedSpans,
-    undecodable,
+    spansIn: e.spansIn,
+    uniqueSpans: e.spansIn - result.repeatedSpans,
+    undecodable: e.undecodable + misplaced,
     budgetExceededRuleIds: result.budgetExceededRuleIds ?? [],
     overBudgetRuleId: responsibleRule(result.abandonedRuleId, budgetMs),
     failedRuleIds: result.failedRuleIds ?? [],
-    seconds: (performance.now() - started) / 1000,
-    ...takeLimitCounts(),
+    seconds: e.seconds,
+    droppedAttributes: e.droppedAttributes,
+    truncatedValues: e.truncatedValues,
   };
 }
 
