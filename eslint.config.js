@@ -34,8 +34,8 @@ export default tseslint.config(
   ...[
     {
       files: ['src/**/*.ts'],
-      message: '',
-      group: [],
+      message: 'src/cli is the composition root: it imports the pipeline, nothing of the pipeline imports it.',
+      group: ['../cli/**', './cli/**', '../../cli/**'],
     },
     {
       files: ['src/kafka/**/*.ts'],
@@ -70,7 +70,7 @@ export default tseslint.config(
         'error',
         {
           paths: files.includes('src/kafka/**/*.ts') ? [] : [{ name: '@platformatic/kafka', message: 'The Kafka client is imported by src/kafka only: take its classes and helpers from src/kafka/client.ts.' }],
-          patterns: group.length === 0 ? [] : [{ group: [...new Set(group)], message }],
+          patterns: [{ group: [...new Set(group)], message }],
         },
       ],
     },
