@@ -29,7 +29,19 @@ export default tseslint.config(
     },
   },
   // The layering: who may import whom (each folder's README or index says what it owns).
+  // A file gets one no-restricted-imports setting (the last matching entry wins), so every
+  // entry also carries the Kafka rule: only src/kafka imports the Kafka client library.
   ...[
+    {
+      files: ['src/**/*.ts'],
+      message: 'src/cli is the composition root: it imports the pipeline, nothing of the pipeline imports it.',
+      group: ['../cli/**', './cli/**', '../../cli/**'],
+    },
+    {
+      files: ['src/kafka/**/*.ts'],
+      message: 'The Kafka client wrapper is used by the Kafka adapters (transport, rule set, violations, replay) and imports nothing of the pipeline but its configuration types.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../rules/**', '../ruleset/**', '../violations/**', '../replay/**', '../otlp/**', '../component.ts', '../server/**'],
+    },
     {
       files: ['src/rules/**/*.ts'],
       message: 'The rule language imports nothing of the pipeline: it is used by the worker, replay and the CLI, never the other way round.',
@@ -60,7 +72,19 @@ export default tseslint.config(
       message: 'The shared server plumbing (auth, TLS, listeners, bodies) serves the receiver and the admin API and knows nothing of what they serve.',
       group: ['../receiver/**', '../transport/**', '../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../cli/**', '../otlp/**'],
     },
-  ].map(({ files, message, group }) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns: [{ group: [...new Set(group)], message }] }] } })),
+  ].map(({ files, message, group }) => ({
+    files,
+    ...(files.includes('src/kafka/**/*.ts') ? {} : { ignores: ['src/kafka/**'] }),
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: files.includes('src/kafka/**/*.ts') ? [] : [{ name: '@platformatic/kafka', message: 'The Kafka client is imported by src/kafka only: take its classes and helpers from src/kafka/client.ts.' }],
+          patterns: [{ group: [...new Set(group)], message }],
+        },
+      ],
+    },
+  })),
   {
     // Tests read JSON answers freely; the assertions are the type check there.
     files: ['test/**/*.ts'],

@@ -20,6 +20,12 @@ export interface ForwarderOptions {
   readonly logger: Logger;
   /** Consumer group name (Kafka). */
   readonly group: string;
+  /**
+   * At shutdown, once the consumer stopped delivering, before the transport's final commit:
+   * the builder flushes the exporter (started before the forwarder, stopped by the builder),
+   * so that the commit carries what downstream acknowledged.
+   */
+  readonly beforeFinalCommit?: () => Promise<void>;
 }
 
 export class Forwarder implements Component {
@@ -32,7 +38,7 @@ export class Forwarder implements Component {
     this.#o = options;
     this.#consumer = options.transport.createConsumer(options.group, {
       onBatch: (partition, records) => this.#onBatch(partition, records),
-      drain: () => this.#o.exporter.shutdown(),
+      drain: () => this.#o.beforeFinalCommit?.() ?? Promise.resolve(),
       // Embedded: what the receiver accepted and the forwarder had not read yet is still sent
       // (within shutdown_timeout, else dropped and counted).
       onUnreadAtShutdown: (_partition, records) => {
@@ -56,8 +62,8 @@ export class Forwarder implements Component {
     }
   }
 
+  /** Starts the consumer group only: the exporter is the builder's, started before. */
   async start(): Promise<void> {
-    await this.#o.exporter.start();
     await this.#consumer.start();
   }
 

@@ -12,10 +12,9 @@
  * and leaves nothing behind. A partition stops at its upper bound's offset (its
  * end offset at most), read when replay starts.
  */
-import { Consumer, type Admin } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { describeKafkaError, kafkaClientOptions, withAdmin } from '../transport/kafka-client.ts';
+import { Consumer, describeKafkaError, kafkaClientOptions, withAdmin, type Admin } from '../kafka/client.ts';
 import { readPartitionRange } from '../transport/kafka-read.ts';
 import type { ReplayEngine, ReplayLane } from './engine.ts';
 import type { SourceProgress, SourceResult } from './source.ts';

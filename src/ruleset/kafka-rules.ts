@@ -4,10 +4,9 @@
  * (a tombstone lifts it; see StoredRule). Every process (API, workers) reads it in full at start, then
  * follows it (TopicFollower).
  */
-import { Producer } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { kafkaClientOptions } from '../transport/kafka-client.ts';
+import { Producer, kafkaClientOptions } from '../kafka/client.ts';
 import { TopicFollower } from '../transport/kafka-follow.ts';
 import type { RuleRegistry } from './rule-registry.ts';
 import { applyStoredRule, type RuleStore, type StoredRule } from './rule-store.ts';

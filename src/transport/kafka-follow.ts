@@ -8,10 +8,9 @@
  * record applied.
  */
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
-import { consumeSettleMs, describeKafkaError, groupConsumer, settleWithin, withAdmin } from './kafka-client.ts';
+import { consumeSettleMs, describeKafkaError, groupConsumer, settleWithin, withAdmin, type Consumer, type Message, type MessagesStream } from '../kafka/client.ts';
 
 /** A record of the topic: `kind` is the `betrace-kind` header when there is one. */
 export type TopicRecordHandler = (key: string, value: Buffer | null, partition: number, offset: string, kind: string | undefined) => void;

@@ -4,8 +4,7 @@
  * violation ledger and for replay, which must never take partitions from a
  * group. Retries while the leader moves or a broker restarts, up to a deadline.
  */
-import type { Consumer } from '@platformatic/kafka';
-import { describeKafkaError } from './kafka-client.ts';
+import { describeKafkaError, type Consumer } from '../kafka/client.ts';
 
 export interface ReadRecord {
   readonly offset: bigint;

@@ -26,12 +26,25 @@
  * offset and read again what was already handled; stages are built for that
  * (a worker's violation ledger, kafka-ledger.ts).
  */
-import { Admin, Producer, type Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 import { recordTraces } from '../otlp/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { consumeSettleMs, describeKafkaError, groupConsumer, kafkaClientOptions, KafkaTransportError, settleWithin, withAdmin, withDeadline } from './kafka-client.ts';
+import {
+  Admin,
+  Producer,
+  consumeSettleMs,
+  describeKafkaError,
+  groupConsumer,
+  kafkaClientOptions,
+  KafkaTransportError,
+  settleWithin,
+  withAdmin,
+  withDeadline,
+  type Consumer,
+  type Message,
+  type MessagesStream,
+} from '../kafka/client.ts';
 import { OffsetTracker } from './offset-tracker.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
@@ -45,7 +58,7 @@ import type {
   TransportProducer,
 } from './transport.ts';
 
-export { KafkaTransportError, withAdmin, isRetriableKafkaError, describeKafkaError, kafkaClientOptions } from './kafka-client.ts';
+export { KafkaTransportError, withAdmin, isRetriableKafkaError, describeKafkaError, kafkaClientOptions } from '../kafka/client.ts';
 
 export interface KafkaTransportOptions {
   readonly config: KafkaConfig;

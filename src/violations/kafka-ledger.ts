@@ -20,13 +20,12 @@
  *   assignment the partition is read again before each decision, for what its
  *   previous owner was still writing.
  */
-import { Consumer, Producer } from '@platformatic/kafka';
 import type { Component } from '../component.ts';
 import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ViolationRecord } from './violation-record.ts';
-import { describeKafkaError, kafkaClientOptions } from '../transport/kafka-client.ts';
+import { Consumer, Producer, describeKafkaError, kafkaClientOptions } from '../kafka/client.ts';
 import { KIND_HEADER } from '../transport/kafka-follow.ts';
 import { readPartitionRange } from '../transport/kafka-read.ts';
 

@@ -36,23 +36,39 @@ import type { ViolationSink } from '../violations/violation-store.ts';
  */
 const RESUME_GRACE_MS = 10_000;
 
+/**
+ * The worker owns its consumer group and its trace windows: start() and shutdown() start and
+ * stop those only. The evaluator pool, the exporter and the ledger it uses are started before
+ * it and stopped after it by whoever built them (the composition root's lifecycle list).
+ */
 export interface WorkerOptions {
   readonly transport: Transport;
   readonly group: string;
+  /** Started before the worker and stopped after it (the traces left at shutdown are evaluated on it). */
   readonly pool: EvaluatorPool;
   readonly windows: WindowOptions;
   readonly maxLiveTraces: number;
   readonly evaluationBudgetMs: number;
-  /** Where violation spans go; undefined when no downstream is configured. */
+  /** Where violation spans go; undefined when no downstream is configured. Started before the worker. */
   readonly exporter: QueuedExporter | undefined;
   /** Where violation records go (embedded: the store). */
   readonly sinks: readonly ViolationSink[];
-  /** Kafka mode: the violations topic, which makes a violation "once" across owners of a partition. */
+  /**
+   * Kafka mode: the violations topic, which makes a violation "once" across owners of a partition.
+   * Started before the worker; a trace's violations are written to it before its spans go downstream.
+   */
   readonly ledger?: ViolationLedger | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
   readonly evaluateOnShutdown: boolean;
+  /**
+   * At shutdown, once the consumer stopped delivering and every evaluation settled, before the
+   * transport's final commit: the builder flushes the exporter, then drains the ledger, so that
+   * the commit carries the traces whose violations went out (what is not flushed stays
+   * unacknowledged, and the partition's next owner evaluates it again).
+   */
+  readonly beforeFinalCommit?: () => Promise<void>;
   /**
    * Rule `ruleId` is responsible for a trace going over budget (`stalled`: the watchdog
    * stopped a thread in it; else EvalResponse.overBudgetRuleId); see RuleQuarantine.
@@ -310,9 +326,6 @@ export class Worker implements Component {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.#o.pool.start();
-    await this.#o.exporter?.start();
-    await this.#o.ledger?.start();
     await this.#consumer.start();
     this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? DEFAULT_TICK_MS);
   }
@@ -326,8 +339,7 @@ export class Worker implements Component {
       for (const t of remaining) this.#evaluate(t);
     }
     while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
-    await this.#o.exporter?.shutdown();
-    await this.#o.ledger?.shutdown();
+    await this.#o.beforeFinalCommit?.();
   }
 
   async shutdown(): Promise<void> {
@@ -335,6 +347,5 @@ export class Worker implements Component {
     this.#running = false;
     clearInterval(this.#tick);
     await this.#consumer.shutdown();
-    await this.#o.pool.shutdown();
   }
 }

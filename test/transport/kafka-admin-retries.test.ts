@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, TimeoutError } from '@platformatic/kafka';
-import { describeKafkaError, isRetriableKafkaError } from '../../src/transport/kafka-client.ts';
+import { describeKafkaError, isRetriableKafkaError } from '../../src/kafka/client.ts';
 
 const notLeader = () => new ProtocolError('NOT_LEADER_OR_FOLLOWER');
 const topicAuthorizationFailed = () => new ProtocolError('TOPIC_AUTHORIZATION_FAILED');

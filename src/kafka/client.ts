@@ -1,10 +1,14 @@
 /**
  * The Kafka client betrace uses (@platformatic/kafka), through its public API only:
  * connection options from the configuration, an admin call with retries, and the
- * description of its errors. Every value import of the client in src goes through
- * this module or kafka.ts.
+ * description of its errors. The only module of src that imports the library (lint
+ * enforces it); the adapters (transport, ledger, rule store, replay source) take the
+ * client classes from here.
  */
 import { Admin, Consumer, TimeoutError, type BaseOptions, type ConsumeBaseOptions, type SASLMechanismValue } from '@platformatic/kafka';
+
+// The client classes and types the adapters use, unchanged.
+export { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import type { KafkaConfig } from '../config/index.ts';
 
 export class KafkaTransportError extends Error {
