@@ -116,6 +116,21 @@ function nested(err: ErrorLike): ErrorLike[] {
 }
 
 /**
+ * Whether a client error is, or wraps, one of these Kafka protocol errors, by the error
+ * code the broker answered with (the client's ProtocolError `apiId`, e.g.
+ * 'TOPIC_ALREADY_EXISTS'), never by its message text.
+ */
+export function hasKafkaErrorCode(err: unknown, ...apiIds: readonly string[]): boolean {
+  const walk = (e: unknown, depth: number): boolean => {
+    if (e === null || typeof e !== 'object' || depth > 8) return false;
+    const apiId = (e as { apiId?: unknown }).apiId;
+    if (typeof apiId === 'string' && apiIds.includes(apiId)) return true;
+    return nested(e).some((x) => walk(x, depth + 1));
+  };
+  return walk(err, 0);
+}
+
+/**
  * Waits until `promise` settled (either way) or `ms` passed; whether it settled. Used before
  * closing a client under a call still in flight.
  */

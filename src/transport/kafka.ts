@@ -35,6 +35,7 @@ import {
   Producer,
   consumeSettleMs,
   describeKafkaError,
+  hasKafkaErrorCode,
   groupConsumer,
   kafkaClientOptions,
   KafkaTransportError,
@@ -90,9 +91,8 @@ export async function ensureTopics(admin: Admin, config: KafkaConfig, partitions
         await admin.createTopics({ topics: [t.topic], partitions: t.partitions, replicas: config.replicationFactor, configs: t.configs });
         logger.info({ topic: t.topic, partitions: t.partitions }, 'Kafka topic created');
       } catch (err) {
-        const message = describeKafkaError(err);
-        if (!/already exists/i.test(message)) {
-          throw new KafkaTransportError(`cannot create Kafka topic ${t.topic}: ${message} (create it by hand, or grant CREATE on the cluster)`);
+        if (!hasKafkaErrorCode(err, 'TOPIC_ALREADY_EXISTS')) {
+          throw new KafkaTransportError(`cannot create Kafka topic ${t.topic}: ${describeKafkaError(err)} (create it by hand, or grant CREATE on the cluster)`);
         }
       }
     }

@@ -25,7 +25,7 @@ import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ViolationRecord } from './violation-record.ts';
-import { Consumer, Producer, describeKafkaError, kafkaClientOptions } from '../kafka/client.ts';
+import { Consumer, Producer, describeKafkaError, hasKafkaErrorCode, kafkaClientOptions } from '../kafka/client.ts';
 import { KIND_HEADER } from '../transport/kafka-follow.ts';
 import { readPartitionRange } from '../transport/kafka-read.ts';
 
@@ -34,7 +34,6 @@ export type LedgerStatus = 'delivered' | 'written' | undefined;
 /** Bytes of records in one produce call to the violations topic. */
 const CALL_BYTES = 512 * 1024;
 /** The broker's answer to a batch over the topic's max.message.bytes. */
-const TOO_LARGE = /larger than the max message size|MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE/i;
 
 /** Clock difference allowed between the hosts that stamp spans records and violation records. */
 const CLOCK_MARGIN_MS = 60_000;
@@ -275,7 +274,7 @@ export class ViolationLedger implements Component {
       } catch (err) {
         this.#metrics.violationWritesFailed.inc({ kind: batch[0]!.kind });
         const message = describeKafkaError(err);
-        if (TOO_LARGE.test(message)) {
+        if (hasKafkaErrorCode(err, 'MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE')) {
           // The topic's max.message.bytes is lower than CALL_BYTES: halves, down to single records.
           if (batch.length > 1) {
             const half = Math.ceil(batch.length / 2);
