@@ -48,6 +48,11 @@ export default tseslint.config(
       group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../config/**', '../ruleset/**', '../violations/**', '../replay/**', '../telemetry/**', '../otlp/**', '../cli/**', '../component.ts', '../server/**'],
     },
     {
+      files: ['src/otlp/**/*.ts'],
+      message: 'The OTLP codec reads and writes the wire format: it imports only the span shape of the rule language (src/rules/span.ts), nothing of the pipeline.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../cli/**', '../config/**', '../ruleset/**', '../violations/**', '../replay/**', '../telemetry/**', '../kafka/**', '../component.ts', '../server/**', '../rules/**', '!../rules/span.ts'],
+    },
+    {
       files: ['src/receiver/**/*.ts'],
       message: 'The receiver hands spans to the transport and knows nothing of what reads them (worker, rules, exporter, control plane).',
       group: ['../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../cli/**'],

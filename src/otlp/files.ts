@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import type { SpanRecord } from '../rules/span.ts';
 import { fromBase64Id, jsonValueToProtobuf, parseJsonText, type IdForm } from './json.ts';
 import { fromHexId } from './hex.ts';
-import { decodeSpans } from './spans.ts';
+import { SpanDecoder } from './span-decoder.ts';
 import { ExportTraceServiceRequest } from './schema.ts';
 
 export class TraceFileError extends Error {
@@ -160,7 +160,8 @@ function isValidRequest(bytes: Uint8Array): boolean {
 export async function readTraceFile(path: string): Promise<TraceFileContents & { spans: SpanRecord[] }> {
   const contents = await readTraceFileRequests(path);
   const spans: SpanRecord[] = [];
-  for (const request of contents.requests) for (const s of decodeSpans(request)) spans.push(s);
+  const decoder = new SpanDecoder();
+  for (const request of contents.requests) for (const s of decoder.decode(request)) spans.push(s);
   if (spans.length === 0) {
     const read =
       contents.format === 'empty'

@@ -1,6 +1,5 @@
-export { splitByTrace, scanRequest, recordTraces, mergeRequests, type TracePart, type SplitResult, type SplitOptions } from './split.ts';
+export { splitByTrace, TraceSplitter, recordTraces, mergeRequests, type TracePart, type SplitResult, type SplitOptions } from './split.ts';
 export { fromBase64Id, jsonTextToProtobuf, jsonValueToProtobuf, parseJsonText, type IdForm, type JsonResult } from './json.ts';
-export { decodeSpans, decodeSpansWithSchema, requestToSpans } from './spans.ts';
 export { readTraceFile, readTraceFileRequests, traceFileRequests, TraceFileError, type TraceFileContents } from './files.ts';
 export { toHex, fromHexId, isAllZero } from './hex.ts';
 export {
@@ -12,6 +11,6 @@ export {
   TRACE_SERVICE_NAME,
   longToBigInt,
 } from './schema.ts';
-export { AttributeKeyFilter, setDecodeLimits, takeLimitCounts, type DecodeOptions } from './span-decoder.ts';
+export { AttributeKeyFilter, SpanDecoder, decodeSpans, type DecodeLimits, type DecodeOptions } from './span-decoder.ts';
 export { TRACE_SERVICE_DEFINITION } from './grpc-service.ts';
 export { NameMatcher, scanPart, type PartScan } from './scan.ts';

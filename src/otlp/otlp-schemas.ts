@@ -1,106 +1,105 @@
 /**
- * Wire schemas of the OTLP trace messages, for checkMessage (field numbers and
- * names from opentelemetry-proto). Every proto3 `string` field is WIRE_STRING:
- * a conformant decoder refuses one that is not UTF-8.
+ * Wire schemas of the OTLP trace messages, for checkMessage: built from the .proto
+ * files (schema.ts loads them), so field numbers, wire types and names are written
+ * once, there. Every proto3 `string` is checked as UTF-8 (a conformant decoder
+ * refuses one that is not); the ids a span refers to by are checked as the
+ * Collector decodes them (empty or 8 / 16 bytes). A span's own trace and span id
+ * are not: the splitter rejects a span with a missing or malformed one by name.
  */
-import { WIRE_FIXED32, WIRE_FIXED64, WIRE_ID16, WIRE_ID8, WIRE_LEN, WIRE_STRING, WIRE_VARINT, type MessageSchema } from './wire.ts';
+import type protobuf from 'protobufjs';
+import { otlpType } from './schema.ts';
+import { CONTENT_ID16, CONTENT_ID8, CONTENT_UTF8, MessageSchema, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, hasKeyValueShape } from './wire.ts';
 
-const anyValueFields: Record<number, number | MessageSchema> = {};
-const keyValueFields: Record<number, number | MessageSchema> = {};
+const TRACE = 'opentelemetry.proto.trace.v1';
 
-export const AnyValueSchema: MessageSchema = {
-  name: 'AnyValue',
-  fields: anyValueFields,
-  names: {
-    1: 'string_value',
-    2: 'bool_value',
-    3: 'int_value',
-    4: 'double_value',
-    5: 'array_value',
-    6: 'kvlist_value',
-    7: 'bytes_value',
-    8: 'string_value_strindex',
-  },
-};
-export const KeyValueSchema: MessageSchema = { name: 'KeyValue', fields: keyValueFields, names: { 1: 'key', 2: 'value', 3: 'key_strindex' } };
-const ArrayValueSchema: MessageSchema = { name: 'ArrayValue', fields: { 1: AnyValueSchema }, names: { 1: 'values[]' } };
-const KeyValueListSchema: MessageSchema = { name: 'KeyValueList', fields: { 1: KeyValueSchema }, names: { 1: 'values[]' } };
-Object.assign(anyValueFields, {
-  1: WIRE_STRING,
-  2: WIRE_VARINT,
-  3: WIRE_VARINT,
-  4: WIRE_FIXED64,
-  5: ArrayValueSchema,
-  6: KeyValueListSchema,
-  7: WIRE_LEN,
-  // Newer opentelemetry-proto (profiles' string tables); a decoder that knows them refuses another wire type.
-  8: WIRE_VARINT,
-});
-Object.assign(keyValueFields, { 1: WIRE_STRING, 2: AnyValueSchema, 3: WIRE_VARINT });
-
-const EntityRefSchema: MessageSchema = {
-  name: 'EntityRef',
-  fields: { 1: WIRE_STRING, 2: WIRE_STRING, 3: WIRE_STRING, 4: WIRE_STRING },
-  names: { 1: 'schema_url', 2: 'type', 3: 'id_keys[]', 4: 'description_keys[]' },
-};
-export const ResourceSchema: MessageSchema = {
-  name: 'Resource',
-  fields: { 1: KeyValueSchema, 2: WIRE_VARINT, 3: EntityRefSchema },
-  names: { 1: 'attributes[]', 2: 'dropped_attributes_count', 3: 'entity_refs[]' },
-};
-export const ScopeSchema: MessageSchema = {
-  name: 'InstrumentationScope',
-  fields: { 1: WIRE_STRING, 2: WIRE_STRING, 3: KeyValueSchema, 4: WIRE_VARINT },
-  names: { 1: 'name', 2: 'version', 3: 'attributes[]', 4: 'dropped_attributes_count' },
-};
-const EventSchema: MessageSchema = {
-  name: 'Span.Event',
-  fields: { 1: WIRE_FIXED64, 2: WIRE_STRING, 3: KeyValueSchema, 4: WIRE_VARINT },
-  names: { 1: 'time_unix_nano', 2: 'name', 3: 'attributes[]', 4: 'dropped_attributes_count' },
-};
-const LinkSchema: MessageSchema = {
-  name: 'Span.Link',
-  fields: { 1: WIRE_ID16, 2: WIRE_ID8, 3: WIRE_STRING, 4: KeyValueSchema, 5: WIRE_VARINT, 6: WIRE_FIXED32 },
-  names: { 1: 'trace_id', 2: 'span_id', 3: 'trace_state', 4: 'attributes[]', 5: 'dropped_attributes_count', 6: 'flags' },
-};
-const StatusSchema: MessageSchema = { name: 'Status', fields: { 2: WIRE_STRING, 3: WIRE_VARINT }, names: { 2: 'message', 3: 'code' } };
-export const SpanSchema: MessageSchema = {
-  name: 'Span',
-  fields: {
-    1: WIRE_LEN,
-    2: WIRE_LEN,
-    3: WIRE_STRING,
-    4: WIRE_ID8,
-    5: WIRE_STRING,
-    6: WIRE_VARINT,
-    7: WIRE_FIXED64,
-    8: WIRE_FIXED64,
-    9: KeyValueSchema,
-    10: WIRE_VARINT,
-    11: EventSchema,
-    12: WIRE_VARINT,
-    13: LinkSchema,
-    14: WIRE_VARINT,
-    15: StatusSchema,
-    16: WIRE_FIXED32,
-  },
-  names: {
-    1: 'trace_id',
-    2: 'span_id',
-    3: 'trace_state',
-    4: 'parent_span_id',
-    5: 'name',
-    6: 'kind',
-    7: 'start_time_unix_nano',
-    8: 'end_time_unix_nano',
-    9: 'attributes[]',
-    10: 'dropped_attributes_count',
-    11: 'events[]',
-    12: 'dropped_events_count',
-    13: 'links[]',
-    14: 'dropped_links_count',
-    15: 'status',
-    16: 'flags',
-  },
+/** Byte fields holding ids: their content rule. */
+const IDS: Readonly<Record<string, number>> = {
+  [`${TRACE}.Span.parent_span_id`]: CONTENT_ID8,
+  [`${TRACE}.Span.Link.trace_id`]: CONTENT_ID16,
+  [`${TRACE}.Span.Link.span_id`]: CONTENT_ID8,
 };
 
+/** The wire type of a scalar field of this .proto type (enums are varints). */
+function scalarWireType(field: protobuf.Field): number {
+  if (field.resolvedType !== null && !('fields' in field.resolvedType)) return WIRE_VARINT; // an enum
+  switch (field.type) {
+    case 'fixed64':
+    case 'sfixed64':
+    case 'double':
+      return WIRE_FIXED64;
+    case 'fixed32':
+    case 'sfixed32':
+    case 'float':
+      return WIRE_FIXED32;
+    case 'string':
+    case 'bytes':
+      return WIRE_LEN;
+    default:
+      return WIRE_VARINT;
+  }
+}
+
+/** A field's name as the .proto writes it (protobufjs gives it in camelCase). */
+function protoName(field: protobuf.Field): string {
+  return field.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** The name a path shows for a type: its name within the package (`Span.Event`). */
+function shortName(type: protobuf.Type): string {
+  const parent = type.parent;
+  return parent !== null && 'fields' in parent ? `${shortName(parent as protobuf.Type)}.${type.name}` : type.name;
+}
+
+/** The schema of a message type, its nested types built with it into `built` (types refer to each other in cycles). */
+function schemaOf(type: protobuf.Type, built: Map<string, MessageSchema>): MessageSchema {
+  const known = built.get(type.fullName);
+  if (known !== undefined) return known;
+  const schema = new MessageSchema(shortName(type));
+  built.set(type.fullName, schema);
+  for (const field of type.fieldsArray) {
+    const name = field.repeated ? `${protoName(field)}[]` : protoName(field);
+    const resolved = field.resolvedType;
+    if (resolved !== null && 'fields' in resolved) {
+      schema.define(field.id, name, schemaOf(resolved, built));
+      continue;
+    }
+    const id = IDS[`${type.fullName.replace(/^\./, '')}.${protoName(field)}`];
+    const content = id ?? (field.type === 'string' ? CONTENT_UTF8 : undefined);
+    schema.define(field.id, name, scalarWireType(field), content);
+  }
+  return schema;
+}
+
+/** The schemas of every message a span holds, from the Span and the headers the splitter checks. */
+function buildSchemas(): Record<'request' | 'resourceSpans' | 'scopeSpans' | 'span' | 'resource' | 'scope', MessageSchema> {
+  const built = new Map<string, MessageSchema>();
+  const out = {
+    request: schemaOf(otlpType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest'), built),
+    resourceSpans: schemaOf(otlpType(`${TRACE}.ResourceSpans`), built),
+    scopeSpans: schemaOf(otlpType(`${TRACE}.ScopeSpans`), built),
+    span: schemaOf(otlpType(`${TRACE}.Span`), built),
+    resource: schemaOf(otlpType('opentelemetry.proto.resource.v1.Resource'), built),
+    scope: schemaOf(otlpType('opentelemetry.proto.common.v1.InstrumentationScope'), built),
+  };
+  for (const schema of built.values()) schema.keyValue = hasKeyValueShape(schema);
+  return out;
+}
+
+const schemas = buildSchemas();
+export const SpanSchema = schemas.span;
+export const ResourceSchema = schemas.resource;
+export const ScopeSchema = schemas.scope;
+/** Tags (field number << 3 | wire type) of the request's framing down to its spans. */
+export const REQUEST_TAGS = {
+  resourceSpans: schemas.request.tag('resource_spans'),
+  resource: schemas.resourceSpans.tag('resource'),
+  scopeSpans: schemas.resourceSpans.tag('scope_spans'),
+  resourceSchemaUrl: schemas.resourceSpans.tag('schema_url'),
+  scope: schemas.scopeSpans.tag('scope'),
+  spans: schemas.scopeSpans.tag('spans'),
+  scopeSchemaUrl: schemas.scopeSpans.tag('schema_url'),
+} as const;
+
+/** Nested schemas, by field: the span's attributes are KeyValues, their values AnyValues. */
+export const KeyValueSchema = SpanSchema.nested[9] as MessageSchema;
+export const AnyValueSchema = KeyValueSchema.nested[2] as MessageSchema;

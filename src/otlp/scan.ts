@@ -13,7 +13,8 @@
  */
 import { toHex } from './hex.ts';
 import type { Utf8Set } from './utf8-set.ts';
-import { WireError, uint32LE } from './wire.ts';
+import { REQUEST_TAGS, SpanSchema } from './otlp-schemas.ts';
+import { WIRE_LEN, WireCursor, WireError, uint32LE } from './wire.ts';
 
 /** Span names to look for (the rules' triggers). */
 export { Utf8Set as NameMatcher } from './utf8-set.ts';
@@ -32,61 +33,14 @@ export interface PartScan {
   readonly triggered: boolean;
 }
 
-// Tags: field number << 3 | wire type.
-const TAG_RESOURCE_SPANS = (1 << 3) | 2;
-const TAG_SCOPE_SPANS = (2 << 3) | 2;
-const TAG_SPAN = (2 << 3) | 2;
-const TAG_TRACE_ID = (1 << 3) | 2;
-const TAG_PARENT = (4 << 3) | 2;
-const TAG_NAME = (5 << 3) | 2;
-const TAG_START = (7 << 3) | 1;
-
-/** Module-level cursor: the scanner is synchronous and not re-entrant. */
-let pos = 0;
-
-function varint(buf: Uint8Array, end: number): number {
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new WireError('truncated varint');
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * mul;
-    if (b < 0x80) return result;
-    mul *= 128;
-  }
-  throw new WireError('varint longer than 10 bytes');
-}
-
-function skip(buf: Uint8Array, wireType: number, end: number): void {
-  switch (wireType) {
-    case 0:
-      varint(buf, end);
-      return;
-    case 1:
-      pos += 8;
-      break;
-    case 2: {
-      const len = varint(buf, end);
-      pos += len;
-      break;
-    }
-    case 5:
-      pos += 4;
-      break;
-    default:
-      throw new WireError(`unsupported wire type ${wireType}`);
-  }
-  if (pos > end) throw new WireError('field runs past the end of its message');
-}
-
-/** [start, end) of a length-delimited field's content, the cursor moved past it. */
-function len(buf: Uint8Array, end: number): number {
-  const n = varint(buf, end);
-  const start = pos;
-  if (n > end - start) throw new WireError('length-delimited field runs past the end of its message');
-  pos = start + n;
-  return start;
-}
+// Tags (field number << 3 | wire type), from the .proto.
+const TAG_RESOURCE_SPANS = REQUEST_TAGS.resourceSpans;
+const TAG_SCOPE_SPANS = REQUEST_TAGS.scopeSpans;
+const TAG_SPAN = REQUEST_TAGS.spans;
+const TAG_TRACE_ID = SpanSchema.tag('trace_id');
+const TAG_PARENT = SpanSchema.tag('parent_span_id');
+const TAG_NAME = SpanSchema.tag('name');
+const TAG_START = SpanSchema.tag('start_time_unix_nano');
 
 /**
  * Unix ms (floor) of a fixed64 nanosecond time at `at`, exact: ns = hi·2^32 + lo
@@ -108,49 +62,42 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
   let earliest = Infinity;
   let triggered = false;
   const useNames = matcher !== null && matcher.size > 0;
-  pos = 0;
+  const c = new WireCursor(buf);
   const end = buf.length;
-  while (pos < end) {
-    const tag = varint(buf, end);
+  while (c.pos < end) {
+    const tag = c.varint(end);
     if (tag !== TAG_RESOURCE_SPANS) {
-      skip(buf, tag & 7, end);
+      c.skip(tag & 7, end);
       continue;
     }
-    const rsStart = len(buf, end);
-    const rsEnd = pos;
-    pos = rsStart;
-    while (pos < rsEnd) {
-      const rtag = varint(buf, rsEnd);
+    const rsStart = c.len(end);
+    const rsEnd = c.pos;
+    c.pos = rsStart;
+    while (c.pos < rsEnd) {
+      const rtag = c.varint(rsEnd);
       if (rtag !== TAG_SCOPE_SPANS) {
-        skip(buf, rtag & 7, rsEnd);
+        c.skip(rtag & 7, rsEnd);
         continue;
       }
-      const ssStart = len(buf, rsEnd);
-      const ssEnd = pos;
-      pos = ssStart;
-      while (pos < ssEnd) {
-        const stag = varint(buf, ssEnd);
+      const ssStart = c.len(rsEnd);
+      const ssEnd = c.pos;
+      c.pos = ssStart;
+      while (c.pos < ssEnd) {
+        const stag = c.varint(ssEnd);
         if (stag !== TAG_SPAN) {
-          skip(buf, stag & 7, ssEnd);
+          c.skip(stag & 7, ssEnd);
           continue;
         }
-        const spStart = len(buf, ssEnd);
-        const spEnd = pos;
-        pos = spStart;
+        const spStart = c.len(ssEnd);
+        const spEnd = c.pos;
+        c.pos = spStart;
         spanCount++;
         let hasParent = false;
-        while (pos < spEnd) {
-          // Tags and lengths of span fields are nearly always one byte: read inline.
-          let t = buf[pos]!;
-          if (t < 0x80) pos++;
-          else t = varint(buf, spEnd);
-          if ((t & 7) === 2) {
-            let n = pos < spEnd ? buf[pos]! : 0x80;
-            if (n < 0x80) pos++;
-            else n = varint(buf, spEnd);
-            if (n > spEnd - pos) throw new WireError('length-delimited field runs past the end of its message');
-            const s = pos;
-            pos += n;
+        while (c.pos < spEnd) {
+          const t = c.varint(spEnd);
+          if ((t & 7) === WIRE_LEN) {
+            const s = c.len(spEnd);
+            const n = c.pos - s;
             if (t === TAG_TRACE_ID) {
               if (n !== 16) continue;
               if (traceStart < 0) traceStart = s;
@@ -163,20 +110,20 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
                 }
               }
             } else if (t === TAG_PARENT) hasParent = n === 8;
-            else if (t === TAG_NAME && useNames && !triggered && matcher.matches(buf, s, pos)) triggered = true;
+            else if (t === TAG_NAME && useNames && !triggered && matcher.matches(buf, s, c.pos)) triggered = true;
           } else if (t === TAG_START) {
-            if (spEnd - pos < 8) throw new WireError('truncated fixed64');
-            const ms = startMs(buf, pos);
+            if (spEnd - c.pos < 8) throw new WireError('truncated fixed-size field');
+            const ms = startMs(buf, c.pos);
             if (ms < earliest) earliest = ms;
-            pos += 8;
-          } else skip(buf, t & 7, spEnd);
+            c.pos += 8;
+          } else c.skip(t & 7, spEnd);
         }
         if (!hasParent) rootSpans++;
-        pos = spEnd;
+        c.pos = spEnd;
       }
-      pos = ssEnd;
+      c.pos = ssEnd;
     }
-    pos = rsEnd;
+    c.pos = rsEnd;
   }
   return {
     traceId: traceStart < 0 ? '' : toHex(buf.subarray(traceStart, traceStart + 16)),

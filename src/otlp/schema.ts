@@ -15,6 +15,11 @@ root.loadSync(
 );
 root.resolveAll();
 
+/** A message type of the OTLP schema, by its full name (`opentelemetry.proto.trace.v1.Span`). */
+export function otlpType(fullName: string): protobuf.Type {
+  return root.lookupType(fullName);
+}
+
 export const ExportTraceServiceRequest = root.lookupType(
   'opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest',
 );

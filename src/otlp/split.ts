@@ -8,10 +8,12 @@
  * invalid is rejected alone, and the spans of a resource or scope so refused with it
  * (the OTLP partial-success rules).
  */
-import { TraceIdHex, isAllZero, toHex } from './hex.ts';
-import { ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
+import { TraceIdHex, isAllZero } from './hex.ts';
+import { REQUEST_TAGS, ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
 import { scanPart, type PartScan } from './scan.ts';
-import { WIRE_LEN, WireError, WireReader, checkMessage, isUtf8Range, locateFault, releaseUtf8View, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
+import { WIRE_LEN, WireCursor, WireError, checkMessage, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 /** One trace's share of a request: an ExportTraceServiceRequest holding only its spans. */
 export interface TracePart {
@@ -48,70 +50,64 @@ export interface SplitOptions {
 }
 
 /**
- * Splits `request` by trace id. A request whose framing is malformed yields
- * `{ ok: false }`, the error naming the field; faulty spans are rejected span by span.
+ * Splits `request` by trace id (a splitter made for the call: a hot caller keeps a
+ * TraceSplitter, whose columns are reused from request to request).
  */
 export function splitByTrace(request: Uint8Array, options: SplitOptions = {}): SplitResult {
-  try {
-    return split(Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength), options);
-  } catch (err) {
-    if (!(err instanceof WireError)) throw err;
-    if (walkLevel === 2) err.within(`scope_spans[${walkSs}]`);
-    if (walkLevel >= 1) err.within(`resource_spans[${walkRs}]`);
-    return { ok: false, error: err.message };
-  } finally {
-    if (rowCapacity > KEPT_ROWS) allocateRows(KEPT_ROWS);
-    releaseUtf8View();
-  }
+  return new TraceSplitter().split(request, options);
 }
 
-/*
+/** Rows a splitter keeps between requests; a larger request's are let go after it. */
+const KEPT_ROWS = 1 << 16;
+
+/**
  * The accepted spans of the request being split, one row each, in columns reused
  * from request to request (a split runs start to end without yielding): no object
  * per span. A trace's rows are linked in arrival order, which is resource then
  * scope order, so a trace's spans of one scope are consecutive rows of its list.
  */
-const KEPT_ROWS = 1 << 16;
-let rowCapacity = 0;
-/** The span's content: [rowStart, rowEnd). */
-let rowStart = new Int32Array(0);
-let rowEnd = new Int32Array(0);
-/**
- * Where a part can copy the span field from as it arrived: its tag when the tag and
- * length are the bytes a part writes for it (one-byte tag, shortest length), else
- * its content (a part writes the tag and length itself).
- */
-let rowField = new Int32Array(0);
-/** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
-let rowStartHi = new Uint32Array(0);
-let rowStartLo = new Uint32Array(0);
-/** The request-wide index of the span's scope (ScopeSpans). */
-let rowScope = new Int32Array(0);
-/** The trace's next row; -1 after its last. */
-let rowNext = new Int32Array(0);
-/** A part's rows, then per resource and per scope of the part the size of its message. */
-let partRows = new Int32Array(0);
-let resourceSizes = new Int32Array(0);
-let scopeSizes = new Int32Array(0);
+class Rows {
+  capacity = 0;
+  /** The span's content: [start, end). */
+  start = new Int32Array(0);
+  end = new Int32Array(0);
+  /**
+   * Where a part can copy the span field from as it arrived: its tag when the tag and
+   * length are the bytes a part writes for it (one-byte tag, shortest length), else
+   * its content (a part writes the tag and length itself).
+   */
+  field = new Int32Array(0);
+  /** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
+  startHi = new Uint32Array(0);
+  startLo = new Uint32Array(0);
+  /** The request-wide index of the span's scope (ScopeSpans); -1: taken back. */
+  scope = new Int32Array(0);
+  /** The trace's next row; -1 after its last. */
+  next = new Int32Array(0);
+  /** A part's rows, then per resource and per scope of the part the size of its message. */
+  partRows = new Int32Array(0);
+  resourceSizes = new Int32Array(0);
+  scopeSizes = new Int32Array(0);
 
-function allocateRows(capacity: number): void {
-  const grow = <T extends Int32Array | Uint32Array>(old: T, make: (n: number) => T): T => {
-    const next = make(capacity);
-    next.set(old.subarray(0, Math.min(old.length, capacity)));
-    return next;
-  };
-  const int32 = (n: number) => new Int32Array(n);
-  rowStart = grow(rowStart, int32);
-  rowEnd = grow(rowEnd, int32);
-  rowField = grow(rowField, int32);
-  rowStartHi = grow(rowStartHi, (n) => new Uint32Array(n));
-  rowStartLo = grow(rowStartLo, (n) => new Uint32Array(n));
-  rowScope = grow(rowScope, int32);
-  rowNext = grow(rowNext, int32);
-  partRows = new Int32Array(capacity);
-  resourceSizes = new Int32Array(capacity);
-  scopeSizes = new Int32Array(capacity);
-  rowCapacity = capacity;
+  allocate(capacity: number): void {
+    const grow = <T extends Int32Array | Uint32Array>(old: T, make: (n: number) => T): T => {
+      const next = make(capacity);
+      next.set(old.subarray(0, Math.min(old.length, capacity)));
+      return next;
+    };
+    const int32 = (n: number) => new Int32Array(n);
+    this.start = grow(this.start, int32);
+    this.end = grow(this.end, int32);
+    this.field = grow(this.field, int32);
+    this.startHi = grow(this.startHi, (n) => new Uint32Array(n));
+    this.startLo = grow(this.startLo, (n) => new Uint32Array(n));
+    this.scope = grow(this.scope, int32);
+    this.next = grow(this.next, int32);
+    this.partRows = new Int32Array(capacity);
+    this.resourceSizes = new Int32Array(capacity);
+    this.scopeSizes = new Int32Array(capacity);
+    this.capacity = capacity;
+  }
 }
 
 /** A resource's or a scope's fields other than its scopes or spans, kept verbatim: [start, end) pairs. */
@@ -121,19 +117,14 @@ interface Header {
   bytes: number;
 }
 
-/** Where split is, for the path of a WireError: 0 the request, 1 resource_spans[walkRs], 2 and its scope_spans[walkSs]. */
-let walkLevel = 0;
-let walkRs = 0;
-let walkSs = 0;
-
-/** The fault of a Resource or InstrumentationScope [start, end), as a path from `name`; '' when none. */
-function headerFault(buf: Uint8Array, start: number, end: number, schema: MessageSchema, name: string): string {
+/** The fault of a Resource or InstrumentationScope [start, end), as a path from `name`; '' when none. The cursor ends anywhere. */
+function headerFault(c: WireCursor, start: number, end: number, schema: MessageSchema, name: string): string {
   try {
-    checkMessage(buf, start, end, schema);
+    checkMessage(c, start, end, schema);
     return '';
   } catch (err) {
     if (!(err instanceof WireError)) throw err;
-    const located = locateFault(buf, start, end, schema, err);
+    const located = locateFault(c.buf, start, end, schema, err);
     return `${name}${located.path.length === 0 ? ': ' : '.'}${located.message}`;
   }
 }
@@ -150,217 +141,6 @@ function containerField(tag: number, header: string, children: string, index: nu
   if (field <= 3 && (tag & 7) !== WIRE_LEN) {
     throw new WireError(wrongWireType(tag & 7, WIRE_LEN)).within(field === 1 ? header : field === 2 ? `${children}[${index}]` : 'schema_url');
   }
-}
-
-function split(buf: Buffer, options: SplitOptions): SplitResult {
-  /** Per trace: its first and last row. */
-  const traces = new Map<string, number>();
-  const traceIdOf: string[] = [];
-  const firstRow: number[] = [];
-  const lastRow: number[] = [];
-  const resourceHeaders: Header[] = [];
-  const scopeHeaders: Header[] = [];
-  /** Per scope: its resource's index. */
-  const scopeResource: number[] = [];
-  let rows = 0;
-  let accepted = 0;
-  let rejected = 0;
-  const reasons = new Set<string>();
-  /** Spans rejected as a decoder would refuse them (malformed, invalid UTF-8): how many, the first's fault. */
-  let malformed = 0;
-  let firstMalformed = '';
-  const refuse = (spans: number, where: string) => {
-    if (spans === 0) return;
-    rejected += spans;
-    malformed += spans;
-    if (firstMalformed === '') firstMalformed = where;
-  };
-  /** Rows from `from` on (a resource's or scope's, found at fault after its spans were read) taken back. */
-  const retract = (from: number, where: string) => {
-    for (let row = from; row < rows; row++) rowScope[row] = -1;
-    accepted -= rows - from;
-    refuse(rows - from, where);
-  };
-
-  const top = new WireReader(buf);
-  walkLevel = 0;
-  let rsIndex = 0;
-  while (!top.done()) {
-    const tag = top.varint();
-    if (tag !== ((1 << 3) | WIRE_LEN)) {
-      if (tag < 8) throw new WireError('field number 0');
-      if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
-      if (Math.floor(tag / 8) === 1) throw new WireError(wrongWireType(tag & 7, WIRE_LEN)).within(`resource_spans[${rsIndex}]`);
-      top.skip(tag & 7);
-      continue;
-    }
-    const [rsStart, rsEnd] = top.lenRange();
-    walkLevel = 1;
-    walkRs = rsIndex++;
-    const resourceIndex = resourceHeaders.length;
-    const rHeader: Header = { ranges: [], bytes: 0 };
-    resourceHeaders.push(rHeader);
-    const rsFirstRow = rows;
-    let resourceFault = '';
-
-    const rs = new WireReader(buf, rsStart, rsEnd);
-    let ssIndex = 0;
-    while (!rs.done()) {
-      const fieldStart = rs.pos;
-      const rtag = rs.varint();
-      if (rtag !== ((2 << 3) | WIRE_LEN)) {
-        containerField(rtag, 'resource', 'scope_spans', ssIndex);
-        if (rtag === ((1 << 3) | WIRE_LEN)) {
-          const [s, e] = rs.lenRange();
-          if (resourceFault === '') resourceFault = headerFault(buf, s, e, ResourceSchema, 'resource');
-        } else if (rtag === ((3 << 3) | WIRE_LEN)) {
-          const [s, e] = rs.lenRange();
-          if (resourceFault === '' && !isUtf8Range(buf, s, e)) resourceFault = 'schema_url: invalid UTF-8';
-        } else if (Math.floor(rtag / 8) === 1000) {
-          // The deprecated instrumentation_library_spans: its spans would travel as part of the
-          // resource, uncounted and unevaluated, and a decoder that has scope_spans ignores them.
-          throw new WireError('field 1000 (the deprecated instrumentation_library_spans) is not accepted: send spans in scope_spans (field 2)').within(
-            `resource_spans[${walkRs}]`,
-          );
-        }
-        else rs.skip(rtag & 7);
-        rHeader.ranges.push(fieldStart, rs.pos);
-        rHeader.bytes += rs.pos - fieldStart;
-        continue;
-      }
-      const [ssStart, ssEnd] = rs.lenRange();
-      walkLevel = 2;
-      walkSs = ssIndex++;
-      const scopeIndex = scopeHeaders.length;
-      const sHeader: Header = { ranges: [], bytes: 0 };
-      scopeHeaders.push(sHeader);
-      scopeResource.push(resourceIndex);
-      const ssFirstRow = rows;
-      let scopeFault = '';
-      const ss = new WireReader(buf, ssStart, ssEnd);
-      let spIndex = 0;
-      while (!ss.done()) {
-        const sFieldStart = ss.pos;
-        const stag = ss.varint();
-        if (stag === ((2 << 3) | WIRE_LEN)) {
-          const [spStart, spEnd] = ss.lenRange();
-          spIndex++;
-          const reason = readSpan(buf, spStart, spEnd);
-          if (reason !== undefined) {
-            if (readSpanMalformed) refuse(1, `resource_spans[${walkRs}].scope_spans[${walkSs}].spans[${spIndex - 1}]${reason}`);
-            else {
-              rejected++;
-              reasons.add(reason);
-            }
-            continue;
-          }
-          accepted++;
-          if (rows === rowCapacity) allocateRows(Math.max(1024, rowCapacity * 2));
-          const row = rows++;
-          rowStart[row] = spStart;
-          rowEnd[row] = spEnd;
-          rowField[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
-          rowStartHi[row] = readStartHi;
-          rowStartLo[row] = readStartLo;
-          rowScope[row] = scopeIndex;
-          rowNext[row] = -1;
-          const traceId = traceIds.get(buf, readTraceAt);
-          const trace = traces.get(traceId);
-          if (trace === undefined) {
-            traces.set(traceId, traceIdOf.length);
-            traceIdOf.push(traceId);
-            firstRow.push(row);
-            lastRow.push(row);
-          } else {
-            rowNext[lastRow[trace]!] = row;
-            lastRow[trace] = row;
-          }
-        } else {
-          containerField(stag, 'scope', 'spans', spIndex);
-          if (stag === ((1 << 3) | WIRE_LEN)) {
-            const [s, e] = ss.lenRange();
-            if (scopeFault === '') scopeFault = headerFault(buf, s, e, ScopeSchema, 'scope');
-          } else if (stag === ((3 << 3) | WIRE_LEN)) {
-            const [s, e] = ss.lenRange();
-            if (scopeFault === '' && !isUtf8Range(buf, s, e)) scopeFault = 'schema_url: invalid UTF-8';
-          } else ss.skip(stag & 7);
-          sHeader.ranges.push(sFieldStart, ss.pos);
-          sHeader.bytes += ss.pos - sFieldStart;
-        }
-      }
-      // The scope (or the resource) is every span's of it: its spans go with it.
-      if (scopeFault !== '') retract(ssFirstRow, `resource_spans[${walkRs}].scope_spans[${walkSs}].${scopeFault}`);
-      walkLevel = 1;
-    }
-    if (resourceFault !== '') retract(rsFirstRow, `resource_spans[${walkRs}].${resourceFault}`);
-    walkLevel = 0;
-  }
-
-  const parts: TracePart[] = [];
-  const maxBytes = options.maxPartBytes ?? Infinity;
-  const request: Request = { buf, resourceHeaders, scopeHeaders, scopeResource };
-  for (let trace = 0; trace < traceIdOf.length; trace++) {
-    // The trace's spans in arrival order, packed into parts of at most maxBytes
-    // (a part's size estimated as before encoding: 6 bytes of framing per span, 12 per header).
-    let count = 0;
-    let partBytes = 0;
-    let lastScope = -1;
-    let startHi = 0;
-    let startLo = 0; // the earliest start of the part (0, 0: none)
-    const flush = () => {
-      if (count === 0) return;
-      const earliestStartNs = startHi === 0 && startLo === 0 ? 0n : (BigInt(startHi) << 32n) | BigInt(startLo);
-      parts.push({ traceId: traceIdOf[trace]!, payload: encodePart(request, count), spanCount: count, earliestStartNs });
-      count = 0;
-      partBytes = 0;
-      lastScope = -1;
-      startHi = 0;
-      startLo = 0;
-    };
-    for (let row = firstRow[trace]!; row !== -1; row = rowNext[row]!) {
-      const scope = rowScope[row]!;
-      if (scope === -1) continue; // taken back
-      const resource = scopeResource[scope]!;
-      const spanBytes = rowEnd[row]! - rowStart[row]! + 6;
-      const resourceBytes = resourceHeaders[resource]!.bytes + 12;
-      const scopeBytes = scopeHeaders[scope]!.bytes + 12;
-      if (spanBytes + resourceBytes + scopeBytes > maxBytes) {
-        accepted--;
-        rejected++;
-        reasons.add(`span larger than the ${maxBytes}-byte record limit`);
-        continue;
-      }
-      let need = spanBytes;
-      if (scope !== lastScope) {
-        need += scopeBytes;
-        if (lastScope === -1 || resource !== scopeResource[lastScope]) need += resourceBytes;
-      }
-      if (partBytes + need > maxBytes) {
-        flush();
-        need = spanBytes + resourceBytes + scopeBytes;
-      }
-      partRows[count++] = row;
-      partBytes += need;
-      lastScope = scope;
-      const hi = rowStartHi[row]!;
-      const lo = rowStartLo[row]!;
-      if ((hi !== 0 || lo !== 0) && ((startHi === 0 && startLo === 0) || hi < startHi || (hi === startHi && lo < startLo))) {
-        startHi = hi;
-        startLo = lo;
-      }
-    }
-    flush();
-  }
-  const messages = [...reasons];
-  if (malformed > 0) messages.unshift(malformed === 1 ? firstMalformed : `${firstMalformed} (${malformed} spans rejected as malformed)`);
-  return {
-    ok: true,
-    traces: parts,
-    acceptedSpans: accepted,
-    rejectedSpans: rejected,
-    malformedSpans: malformed,
-    errorMessage: messages.join('; '),
-  };
 }
 
 interface Request {
@@ -388,207 +168,411 @@ function writeVarint(out: Buffer, at: number, n: number): number {
   return at;
 }
 
-const RESOURCE_SPANS_TAG = (1 << 3) | WIRE_LEN;
-const SCOPE_SPANS_TAG = (2 << 3) | WIRE_LEN;
-const SPAN_TAG = (2 << 3) | WIRE_LEN;
+const RESOURCE_SPANS_TAG = REQUEST_TAGS.resourceSpans;
+const SCOPE_SPANS_TAG = REQUEST_TAGS.scopeSpans;
+const SPAN_TAG = REQUEST_TAGS.spans;
 
 /**
- * One ExportTraceServiceRequest for the part's rows (partRows[0, count), in
- * resource then scope order): sized first, then written into a single buffer.
- * Spans adjacent in the request with their framing as a part writes it are
- * copied together, in one copy.
+ * Splits requests by trace id; long-lived where requests arrive (the receiver's
+ * ingest), its row columns and cursor reused by each split.
  */
-function encodePart(request: Request, count: number): Buffer {
-  const { buf, resourceHeaders, scopeHeaders, scopeResource } = request;
-  // Sizes of the part's ScopeSpans and ResourceSpans, in order.
-  let resources = 0;
-  let scopes = 0;
-  let total = 0;
-  let resource = -1;
-  let scope = -1;
-  let resourceSize = 0;
-  let scopeSize = 0;
-  for (let k = 0; k < count; k++) {
-    const row = partRows[k]!;
-    if (rowScope[row] !== scope) {
-      if (scope !== -1) {
-        scopeSizes[scopes++] = scopeSize;
-        resourceSize += 1 + varintSize(scopeSize) + scopeSize;
+export class TraceSplitter {
+  readonly #rows = new Rows();
+  readonly #cursor = new WireCursor();
+  readonly #traceIds = new TraceIdHex();
+  /** Where the walk is, for the path of a WireError: 0 the request, 1 resource_spans[#rs], 2 and its scope_spans[#ss]. */
+  #level = 0;
+  #rs = 0;
+  #ss = 0;
+  /** Field positions of the span being read (fields 1, 2 and 7 are used). */
+  readonly #spanFields = new Int32Array(16);
+  /** Where #readSpan found the trace id, and the span's start as high and low 32 bits. */
+  #traceAt = 0;
+  #startHi = 0;
+  #startLo = 0;
+  /** #readSpan's reason is a fault a decoder refuses the span for: the faulty field's path, from '.' or ':'. */
+  #malformed = false;
+
+  /**
+   * Splits `request` by trace id. A request whose framing is malformed yields
+   * `{ ok: false }`, the error naming the field; faulty spans are rejected span by span.
+   */
+  split(request: Uint8Array, options: SplitOptions = {}): SplitResult {
+    try {
+      return this.#split(Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength), options);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+      if (this.#level === 2) err.within(`scope_spans[${this.#ss}]`);
+      if (this.#level >= 1) err.within(`resource_spans[${this.#rs}]`);
+      return { ok: false, error: err.message };
+    } finally {
+      if (this.#rows.capacity > KEPT_ROWS) this.#rows.allocate(KEPT_ROWS);
+      this.#cursor.reset(EMPTY); // the request is its parts' to keep alive, not the splitter's
+    }
+  }
+
+  #split(buf: Buffer, options: SplitOptions): SplitResult {
+    const rows = this.#rows;
+    const c = this.#cursor;
+    c.reset(buf);
+    /** Per trace: its first and last row. */
+    const traces = new Map<string, number>();
+    const traceIdOf: string[] = [];
+    const firstRow: number[] = [];
+    const lastRow: number[] = [];
+    const resourceHeaders: Header[] = [];
+    const scopeHeaders: Header[] = [];
+    /** Per scope: its resource's index. */
+    const scopeResource: number[] = [];
+    let used = 0;
+    let accepted = 0;
+    let rejected = 0;
+    const reasons = new Set<string>();
+    /** Spans rejected as a decoder would refuse them (malformed, invalid UTF-8): how many, the first's fault. */
+    let malformed = 0;
+    let firstMalformed = '';
+    const refuse = (spans: number, where: string) => {
+      if (spans === 0) return;
+      rejected += spans;
+      malformed += spans;
+      if (firstMalformed === '') firstMalformed = where;
+    };
+    /** Rows from `from` on (a resource's or scope's, found at fault after its spans were read) taken back. */
+    const retract = (from: number, where: string) => {
+      for (let row = from; row < used; row++) rows.scope[row] = -1;
+      accepted -= used - from;
+      refuse(used - from, where);
+    };
+
+    const end = buf.length;
+    this.#level = 0;
+    let rsIndex = 0;
+    while (c.pos < end) {
+      const tag = c.varint(end);
+      if (tag !== RESOURCE_SPANS_TAG) {
+        if (tag < 8) throw new WireError('field number 0');
+        if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
+        if (Math.floor(tag / 8) === RESOURCE_SPANS_TAG >>> 3) throw new WireError(wrongWireType(tag & 7, WIRE_LEN)).within(`resource_spans[${rsIndex}]`);
+        c.skip(tag & 7, end);
+        continue;
       }
-      scope = rowScope[row]!;
-      if (scopeResource[scope] !== resource) {
-        if (resource !== -1) {
-          resourceSizes[resources++] = resourceSize;
-          total += 1 + varintSize(resourceSize) + resourceSize;
+      const rsStart = c.len(end);
+      const rsEnd = c.pos;
+      c.pos = rsStart;
+      this.#level = 1;
+      this.#rs = rsIndex++;
+      const resourceIndex = resourceHeaders.length;
+      const rHeader: Header = { ranges: [], bytes: 0 };
+      resourceHeaders.push(rHeader);
+      const rsFirstRow = used;
+      let resourceFault = '';
+
+      let ssIndex = 0;
+      while (c.pos < rsEnd) {
+        const fieldStart = c.pos;
+        const rtag = c.varint(rsEnd);
+        if (rtag !== SCOPE_SPANS_TAG) {
+          containerField(rtag, 'resource', 'scope_spans', ssIndex);
+          if (rtag === REQUEST_TAGS.resource) {
+            const s = c.len(rsEnd);
+            const e = c.pos;
+            if (resourceFault === '') resourceFault = headerFault(c, s, e, ResourceSchema, 'resource');
+            c.pos = e;
+          } else if (rtag === REQUEST_TAGS.resourceSchemaUrl) {
+            const s = c.len(rsEnd);
+            if (resourceFault === '' && !c.isUtf8(s, c.pos)) resourceFault = 'schema_url: invalid UTF-8';
+          } else if (Math.floor(rtag / 8) === 1000) {
+            // The deprecated instrumentation_library_spans (field 1000, no longer in the .proto): its spans would
+            // travel as part of the resource, uncounted and unevaluated, and a decoder that has scope_spans ignores them.
+            throw new WireError('field 1000 (the deprecated instrumentation_library_spans) is not accepted: send spans in scope_spans (field 2)').within(
+              `resource_spans[${this.#rs}]`,
+            );
+          } else c.skip(rtag & 7, rsEnd);
+          rHeader.ranges.push(fieldStart, c.pos);
+          rHeader.bytes += c.pos - fieldStart;
+          continue;
         }
-        resource = scopeResource[scope]!;
-        resourceSize = resourceHeaders[resource]!.bytes;
+        const ssStart = c.len(rsEnd);
+        const ssEnd = c.pos;
+        c.pos = ssStart;
+        this.#level = 2;
+        this.#ss = ssIndex++;
+        const scopeIndex = scopeHeaders.length;
+        const sHeader: Header = { ranges: [], bytes: 0 };
+        scopeHeaders.push(sHeader);
+        scopeResource.push(resourceIndex);
+        const ssFirstRow = used;
+        let scopeFault = '';
+        let spIndex = 0;
+        while (c.pos < ssEnd) {
+          const sFieldStart = c.pos;
+          const stag = c.varint(ssEnd);
+          if (stag === SPAN_TAG) {
+            const spStart = c.len(ssEnd);
+            const spEnd = c.pos;
+            spIndex++;
+            const reason = this.#readSpan(spStart, spEnd);
+            c.pos = spEnd;
+            if (reason !== undefined) {
+              if (this.#malformed) refuse(1, `resource_spans[${this.#rs}].scope_spans[${this.#ss}].spans[${spIndex - 1}]${reason}`);
+              else {
+                rejected++;
+                reasons.add(reason);
+              }
+              continue;
+            }
+            accepted++;
+            if (used === rows.capacity) rows.allocate(Math.max(1024, rows.capacity * 2));
+            const row = used++;
+            rows.start[row] = spStart;
+            rows.end[row] = spEnd;
+            rows.field[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
+            rows.startHi[row] = this.#startHi;
+            rows.startLo[row] = this.#startLo;
+            rows.scope[row] = scopeIndex;
+            rows.next[row] = -1;
+            const traceId = this.#traceIds.get(buf, this.#traceAt);
+            const trace = traces.get(traceId);
+            if (trace === undefined) {
+              traces.set(traceId, traceIdOf.length);
+              traceIdOf.push(traceId);
+              firstRow.push(row);
+              lastRow.push(row);
+            } else {
+              rows.next[lastRow[trace]!] = row;
+              lastRow[trace] = row;
+            }
+          } else {
+            containerField(stag, 'scope', 'spans', spIndex);
+            if (stag === REQUEST_TAGS.scope) {
+              const s = c.len(ssEnd);
+              const e = c.pos;
+              if (scopeFault === '') scopeFault = headerFault(c, s, e, ScopeSchema, 'scope');
+              c.pos = e;
+            } else if (stag === REQUEST_TAGS.scopeSchemaUrl) {
+              const s = c.len(ssEnd);
+              if (scopeFault === '' && !c.isUtf8(s, c.pos)) scopeFault = 'schema_url: invalid UTF-8';
+            } else c.skip(stag & 7, ssEnd);
+            sHeader.ranges.push(sFieldStart, c.pos);
+            sHeader.bytes += c.pos - sFieldStart;
+          }
+        }
+        // The scope (or the resource) is every span's of it: its spans go with it.
+        if (scopeFault !== '') retract(ssFirstRow, `resource_spans[${this.#rs}].scope_spans[${this.#ss}].${scopeFault}`);
+        this.#level = 1;
+        c.pos = ssEnd;
       }
-      scopeSize = scopeHeaders[scope]!.bytes;
+      if (resourceFault !== '') retract(rsFirstRow, `resource_spans[${this.#rs}].${resourceFault}`);
+      this.#level = 0;
+      c.pos = rsEnd;
     }
-    const length = rowEnd[row]! - rowStart[row]!;
-    scopeSize += 1 + varintSize(length) + length;
-  }
-  scopeSizes[scopes] = scopeSize;
-  resourceSize += 1 + varintSize(scopeSize) + scopeSize;
-  resourceSizes[resources] = resourceSize;
-  total += 1 + varintSize(resourceSize) + resourceSize;
 
-  const out = Buffer.allocUnsafe(total);
-  let at = 0;
-  // Bytes of the request waiting to be copied: [from, to), none while to is -1.
-  let from = -1;
-  let to = -1;
-  const copyWaiting = () => {
-    if (to !== -1) at += buf.copy(out, at, from, to);
-  };
-  const copyHeader = (header: Header) => {
-    const ranges = header.ranges;
-    for (let i = 0; i < ranges.length; i += 2) at += buf.copy(out, at, ranges[i], ranges[i + 1]);
-  };
-  resources = 0;
-  scopes = 0;
-  resource = -1;
-  scope = -1;
-  for (let k = 0; k < count; k++) {
-    const row = partRows[k]!;
-    if (rowScope[row] !== scope) {
-      copyWaiting();
-      to = -1;
-      scope = rowScope[row]!;
-      if (scopeResource[scope] !== resource) {
-        resource = scopeResource[scope]!;
-        out[at++] = RESOURCE_SPANS_TAG;
-        at = writeVarint(out, at, resourceSizes[resources++]!);
-        copyHeader(resourceHeaders[resource]!);
+
+    const parts: TracePart[] = [];
+    const maxBytes = options.maxPartBytes ?? Infinity;
+    const request: Request = { buf, resourceHeaders, scopeHeaders, scopeResource };
+    for (let trace = 0; trace < traceIdOf.length; trace++) {
+      // The trace's spans in arrival order, packed into parts of at most maxBytes
+      // (a part's size estimated as before encoding: 6 bytes of framing per span, 12 per header).
+      let count = 0;
+      let partBytes = 0;
+      let lastScope = -1;
+      let startHi = 0;
+      let startLo = 0; // the earliest start of the part (0, 0: none)
+      const flush = () => {
+        if (count === 0) return;
+        const earliestStartNs = startHi === 0 && startLo === 0 ? 0n : (BigInt(startHi) << 32n) | BigInt(startLo);
+        parts.push({ traceId: traceIdOf[trace]!, payload: this.#encodePart(request, count), spanCount: count, earliestStartNs });
+        count = 0;
+        partBytes = 0;
+        lastScope = -1;
+        startHi = 0;
+        startLo = 0;
+      };
+      for (let row = firstRow[trace]!; row !== -1; row = rows.next[row]!) {
+        const scope = rows.scope[row]!;
+        if (scope === -1) continue; // taken back
+        const resource = scopeResource[scope]!;
+        const spanBytes = rows.end[row]! - rows.start[row]! + 6;
+        const resourceBytes = resourceHeaders[resource]!.bytes + 12;
+        const scopeBytes = scopeHeaders[scope]!.bytes + 12;
+        if (spanBytes + resourceBytes + scopeBytes > maxBytes) {
+          accepted--;
+          rejected++;
+          reasons.add(`span larger than the ${maxBytes}-byte record limit`);
+          continue;
+        }
+        let need = spanBytes;
+        if (scope !== lastScope) {
+          need += scopeBytes;
+          if (lastScope === -1 || resource !== scopeResource[lastScope]) need += resourceBytes;
+        }
+        if (partBytes + need > maxBytes) {
+          flush();
+          need = spanBytes + resourceBytes + scopeBytes;
+        }
+        rows.partRows[count++] = row;
+        partBytes += need;
+        lastScope = scope;
+        const hi = rows.startHi[row]!;
+        const lo = rows.startLo[row]!;
+        if ((hi !== 0 || lo !== 0) && ((startHi === 0 && startLo === 0) || hi < startHi || (hi === startHi && lo < startLo))) {
+          startHi = hi;
+          startLo = lo;
+        }
       }
-      out[at++] = SCOPE_SPANS_TAG;
-      at = writeVarint(out, at, scopeSizes[scopes++]!);
-      copyHeader(scopeHeaders[scope]!);
+      flush();
     }
-    const field = rowField[row]!;
-    const content = rowStart[row]!;
-    if (field === content) {
-      // Framing written here, the content copied.
-      copyWaiting();
-      out[at++] = SPAN_TAG;
-      at = writeVarint(out, at, rowEnd[row]! - content);
-      from = content;
-    } else if (field !== to) {
-      copyWaiting();
-      from = field;
+    const messages = [...reasons];
+    if (malformed > 0) messages.unshift(malformed === 1 ? firstMalformed : `${firstMalformed} (${malformed} spans rejected as malformed)`);
+    return {
+      ok: true,
+      traces: parts,
+      acceptedSpans: accepted,
+      rejectedSpans: rejected,
+      malformedSpans: malformed,
+      errorMessage: messages.join('; '),
+    };
+  }
+
+  /**
+   * One ExportTraceServiceRequest for the part's rows (rows.partRows[0, count), in
+   * resource then scope order): sized first, then written into a single buffer.
+   * Spans adjacent in the request with their framing as a part writes it are
+   * copied together, in one copy.
+   */
+  #encodePart(request: Request, count: number): Buffer {
+    const rows = this.#rows;
+    const { buf, resourceHeaders, scopeHeaders, scopeResource } = request;
+    // Sizes of the part's ScopeSpans and ResourceSpans, in order.
+    let resources = 0;
+    let scopes = 0;
+    let total = 0;
+    let resource = -1;
+    let scope = -1;
+    let resourceSize = 0;
+    let scopeSize = 0;
+    for (let k = 0; k < count; k++) {
+      const row = rows.partRows[k]!;
+      if (rows.scope[row] !== scope) {
+        if (scope !== -1) {
+          rows.scopeSizes[scopes++] = scopeSize;
+          resourceSize += 1 + varintSize(scopeSize) + scopeSize;
+        }
+        scope = rows.scope[row]!;
+        if (scopeResource[scope] !== resource) {
+          if (resource !== -1) {
+            rows.resourceSizes[resources++] = resourceSize;
+            total += 1 + varintSize(resourceSize) + resourceSize;
+          }
+          resource = scopeResource[scope]!;
+          resourceSize = resourceHeaders[resource]!.bytes;
+        }
+        scopeSize = scopeHeaders[scope]!.bytes;
+      }
+      const length = rows.end[row]! - rows.start[row]!;
+      scopeSize += 1 + varintSize(length) + length;
     }
-    to = rowEnd[row]!;
-  }
-  copyWaiting();
-  if (at !== total) throw new Error(`split: wrote ${at} of ${total} bytes`);
-  return out;
-}
+    rows.scopeSizes[scopes] = scopeSize;
+    resourceSize += 1 + varintSize(scopeSize) + scopeSize;
+    rows.resourceSizes[resources] = resourceSize;
+    total += 1 + varintSize(resourceSize) + resourceSize;
 
-const traceIds = new TraceIdHex();
-
-/** Field positions of the span being read (fields 1, 2 and 7 are used). */
-const spanFields = new Int32Array(16);
-/** Where readSpan found the trace id, and the span's start as high and low 32 bits. */
-let readTraceAt = 0;
-/** readSpan's reason is a fault a decoder refuses the span for: the faulty field's path, from '.' or ':'. */
-let readSpanMalformed = false;
-let readStartHi = 0;
-let readStartLo = 0;
-
-/**
- * Why the span is rejected, or undefined (readTraceAt and readStart* then say where
- * its trace id is, and its start). A span whose bytes a decoder refuses (its own
- * framing intact) is rejected alone: readSpanMalformed is then true.
- */
-function readSpan(buf: Uint8Array, start: number, end: number): string | undefined {
-  // One pass: the whole span checked against the schema, nested messages walked,
-  // unknown fields skipped; where the trace id, span id and start are comes with it.
-  spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[14] = -1;
-  readSpanMalformed = false;
-  try {
-    checkMessage(buf, start, end, SpanSchema, 0, spanFields);
-  } catch (err) {
-    if (!(err instanceof WireError)) throw err;
-    readSpanMalformed = true;
-    const located = locateFault(buf, start, end, SpanSchema, err);
-    return located.path.length === 0 ? `: ${located.message}` : `.${located.message}`;
+    const out = Buffer.allocUnsafe(total);
+    let at = 0;
+    // Bytes of the request waiting to be copied: [from, to), none while to is -1.
+    let from = -1;
+    let to = -1;
+    const copyWaiting = () => {
+      if (to !== -1) at += buf.copy(out, at, from, to);
+    };
+    const copyHeader = (header: Header) => {
+      const ranges = header.ranges;
+      for (let i = 0; i < ranges.length; i += 2) at += buf.copy(out, at, ranges[i], ranges[i + 1]);
+    };
+    resources = 0;
+    scopes = 0;
+    resource = -1;
+    scope = -1;
+    for (let k = 0; k < count; k++) {
+      const row = rows.partRows[k]!;
+      if (rows.scope[row] !== scope) {
+        copyWaiting();
+        to = -1;
+        scope = rows.scope[row]!;
+        if (scopeResource[scope] !== resource) {
+          resource = scopeResource[scope]!;
+          out[at++] = RESOURCE_SPANS_TAG;
+          at = writeVarint(out, at, rows.resourceSizes[resources++]!);
+          copyHeader(resourceHeaders[resource]!);
+        }
+        out[at++] = SCOPE_SPANS_TAG;
+        at = writeVarint(out, at, rows.scopeSizes[scopes++]!);
+        copyHeader(scopeHeaders[scope]!);
+      }
+      const field = rows.field[row]!;
+      const content = rows.start[row]!;
+      if (field === content) {
+        // Framing written here, the content copied.
+        copyWaiting();
+        out[at++] = SPAN_TAG;
+        at = writeVarint(out, at, rows.end[row]! - content);
+        from = content;
+      } else if (field !== to) {
+        copyWaiting();
+        from = field;
+      }
+      to = rows.end[row]!;
+    }
+    copyWaiting();
+    if (at !== total) throw new Error(`split: wrote ${at} of ${total} bytes`);
+    return out;
   }
-  const traceStart = spanFields[2];
-  const traceEnd = spanFields[3];
-  const spanStart = spanFields[4];
-  const spanEnd = spanFields[5];
-  if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
-  if (isAllZero(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
-  if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
-  if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
-  readStartHi = 0;
-  readStartLo = 0;
-  const at = spanFields[14];
-  if (at >= 0) {
-    readStartLo = uint32LE(buf, at);
-    readStartHi = uint32LE(buf, at + 4);
+
+  /**
+   * Why the span is rejected, or undefined (#traceAt and #start* then say where
+   * its trace id is, and its start). A span whose bytes a decoder refuses (its own
+   * framing intact) is rejected alone: #malformed is then true. The cursor ends anywhere.
+   */
+  #readSpan(start: number, end: number): string | undefined {
+    const c = this.#cursor;
+    const buf = c.buf;
+    const spanFields = this.#spanFields;
+    // One pass: the whole span checked against the schema, nested messages walked,
+    // unknown fields skipped; where the trace id, span id and start are comes with it.
+    spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[14] = -1;
+    this.#malformed = false;
+    try {
+      checkMessage(c, start, end, SpanSchema, 0, spanFields);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+      this.#malformed = true;
+      const located = locateFault(buf, start, end, SpanSchema, err);
+      return located.path.length === 0 ? `: ${located.message}` : `.${located.message}`;
+    }
+    const traceStart = spanFields[2];
+    const traceEnd = spanFields[3];
+    const spanStart = spanFields[4];
+    const spanEnd = spanFields[5];
+    if (traceEnd - traceStart !== 16) return 'trace id must be 16 bytes';
+    if (isAllZero(buf, traceStart, traceEnd)) return 'trace id must not be all zero';
+    if (spanEnd - spanStart !== 8) return 'span id must be 8 bytes';
+    if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
+    this.#startHi = 0;
+    this.#startLo = 0;
+    const at = spanFields[14];
+    if (at >= 0) {
+      this.#startLo = uint32LE(buf, at);
+      this.#startHi = uint32LE(buf, at + 4);
+    }
+    this.#traceAt = traceStart;
+    return undefined;
   }
-  readTraceAt = traceStart;
-  return undefined;
 }
 
 /** Concatenated ExportTraceServiceRequest messages are one request holding all their resource spans. */
 export function mergeRequests(payloads: readonly Uint8Array[]): Uint8Array {
   return Buffer.concat(payloads);
-}
-
-/**
- * The span count, trace ids and parentless (root) spans of an
- * ExportTraceServiceRequest, read from the wire without decoding the spans.
- * Throws WireError on a malformed message.
- */
-export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string>; rootSpans: number } {
-  const traceIds = new Set<string>();
-  let spanCount = 0;
-  let rootSpans = 0;
-  const top = new WireReader(buf);
-  while (!top.done()) {
-    const tag = top.varint();
-    if (tag !== ((1 << 3) | WIRE_LEN)) {
-      top.skip(tag & 7);
-      continue;
-    }
-    const [rsStart, rsEnd] = top.lenRange();
-    const rs = new WireReader(buf, rsStart, rsEnd);
-    while (!rs.done()) {
-      const rtag = rs.varint();
-      if (rtag !== ((2 << 3) | WIRE_LEN)) {
-        rs.skip(rtag & 7);
-        continue;
-      }
-      const [ssStart, ssEnd] = rs.lenRange();
-      const ss = new WireReader(buf, ssStart, ssEnd);
-      while (!ss.done()) {
-        const stag = ss.varint();
-        if (stag !== ((2 << 3) | WIRE_LEN)) {
-          ss.skip(stag & 7);
-          continue;
-        }
-        const [spStart, spEnd] = ss.lenRange();
-        spanCount++;
-        const sp = new WireReader(buf, spStart, spEnd);
-        let hasParent = false;
-        while (!sp.done()) {
-          const t = sp.varint();
-          if (t === ((1 << 3) | WIRE_LEN)) {
-            const [s, e] = sp.lenRange();
-            traceIds.add(toHex(buf.subarray(s, e)));
-          } else if (t === ((4 << 3) | WIRE_LEN)) {
-            const [s, e] = sp.lenRange();
-            hasParent = e - s === 8;
-          } else sp.skip(t & 7);
-        }
-        if (!hasParent) rootSpans++;
-      }
-    }
-  }
-  return { spanCount, traceIds, rootSpans };
 }
 
 /**

@@ -1,8 +1,12 @@
 /**
- * Protobuf wire-format framing, for reading and writing OTLP requests without
- * decoding them into objects: the receiver splits a request by trace id by moving
- * byte ranges, so every field it does not look at (including ones it does not know)
- * passes through unchanged.
+ * The protobuf wire reader: one cursor (WireCursor) over a message's bytes that
+ * the splitter, the scanner, the checker and the span decoder all read with, so
+ * varints, lengths, skips and their faults are read and named one way. A cursor
+ * is an object its user owns (a call's own, or a long-lived reader's): nothing
+ * here is module state, so any number of readers, nested or in turn, share none.
+ *
+ * Also the schema checker (checkMessage): whether bytes are a message a
+ * conformant protobuf decoder accepts, with the field at fault named.
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -38,37 +42,147 @@ export class WireError extends Error {
   }
 }
 
-/** A view of the buffer isUtf8Range last read, for reading it eight bytes at a time. */
-let asciiBuf: Uint8Array | undefined;
+const EMPTY = new Uint8Array(0);
 const NO_VIEW = new DataView(new ArrayBuffer(0));
-let asciiView: DataView = NO_VIEW;
-
-/** Lets go of the buffer isUtf8Range last read (a whole request), once a walk of it is done. */
-export function releaseUtf8View(): void {
-  asciiBuf = undefined;
-  asciiView = NO_VIEW;
-}
 
 /**
- * Whether buf[start, end) is valid UTF-8: ASCII checked here eight bytes at a
- * time (nearly every OTLP string is ASCII, and a call into Node per string costs
- * more than reading it), the rest, from the first byte that is not ASCII, by
- * Node's validator.
+ * A position in a buffer of protobuf bytes. Every read takes the end of the
+ * message it is in (the cursor walks nested messages without a reader per
+ * message) and throws WireError when a field runs past it. `lo` and `hi` hold
+ * the words of the last fixed64 read (no BigInt per time stamp).
  */
-export function isUtf8Range(buf: Uint8Array, start: number, end: number): boolean {
-  if (buf !== asciiBuf) {
-    asciiBuf = buf;
-    asciiView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+export class WireCursor {
+  buf: Uint8Array;
+  pos: number;
+  /** The low and the high unsigned 32 bits of the last fixed64Words read. */
+  lo = 0;
+  hi = 0;
+  /** A view of buf for isUtf8 (made once per buffer, when first needed), and the buffer it views. */
+  #view: DataView = NO_VIEW;
+  #viewOf: Uint8Array | undefined;
+
+  constructor(buf: Uint8Array = EMPTY, pos = 0) {
+    this.buf = buf;
+    this.pos = pos;
   }
-  const view = asciiView;
-  let k = start;
-  while (k + 8 <= end && ((view.getInt32(k) | view.getInt32(k + 4)) & 0x80808080) === 0) k += 8;
-  if (k + 4 <= end && (view.getInt32(k) & 0x80808080) === 0) k += 4;
-  while (k < end) {
-    if ((buf[k] as number) >= 0x80) return isUtf8(buf.subarray(k, end));
-    k++;
+
+  /** Points the cursor at `buf`, at `pos`. */
+  reset(buf: Uint8Array, pos = 0): void {
+    this.buf = buf;
+    this.pos = pos;
+    this.#view = NO_VIEW;
+    this.#viewOf = undefined;
   }
-  return true;
+
+  /** A varint of at most 64 bits, as a number (exact below 2^53: tags, lengths, counts). */
+  varint(end: number): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    if (pos < end && (buf[pos] as number) < 0x80) {
+      this.pos = pos + 1;
+      return buf[pos] as number;
+    }
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= end) throw new WireError('truncated varint');
+      const b = buf[pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        this.pos = pos;
+        return result;
+      }
+      mul *= 128;
+    }
+    throw new WireError('varint longer than 10 bytes');
+  }
+
+  /** A varint as a signed 64-bit integer, as a number (rounded as Number(bigint) rounds). */
+  int64(end: number): number {
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    let shift = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= end) throw new WireError('truncated varint');
+      const b = buf[this.pos++]!;
+      if (shift < 28) lo |= (b & 0x7f) << shift;
+      else if (shift === 28) {
+        lo |= (b & 0x0f) << 28;
+        hi |= (b & 0x7f) >> 4;
+      } else hi |= (b & 0x7f) << (shift - 32);
+      if (b < 0x80) return Number(BigInt.asIntN(64, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)));
+      shift += 7;
+    }
+    throw new WireError('varint longer than 10 bytes');
+  }
+
+  /** The content start of a length-delimited field; the cursor moves to its content's end. */
+  len(end: number): number {
+    const n = this.varint(end);
+    const start = this.pos;
+    if (n > end - start) throw new WireError('length-delimited field runs past the end of its message');
+    this.pos = start + n;
+    return start;
+  }
+
+  /** The fixed64 at the cursor into lo and hi; the cursor moves past it. */
+  fixed64Words(end: number): void {
+    const b = this.buf;
+    const p = this.pos;
+    if (end - p < 8) throw new WireError('truncated fixed-size field');
+    this.lo = (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+    this.hi = (b[p + 4]! | (b[p + 5]! << 8) | (b[p + 6]! << 16) | (b[p + 7]! << 24)) >>> 0;
+    this.pos = p + 8;
+  }
+
+  /** Moves past the value of a field of this wire type. */
+  skip(wireType: number, end: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        this.varint(end);
+        return;
+      case WIRE_FIXED64:
+        this.advance(8, end);
+        return;
+      case WIRE_LEN:
+        this.len(end);
+        return;
+      case WIRE_FIXED32:
+        this.advance(4, end);
+        return;
+      default:
+        throw new WireError(`unsupported wire type ${wireType}`);
+    }
+  }
+
+  private advance(n: number, end: number): void {
+    if (end - this.pos < n) throw new WireError('truncated fixed-size field');
+    this.pos += n;
+  }
+
+  /**
+   * Whether buf[start, end) is valid UTF-8: ASCII checked here eight bytes at a
+   * time (nearly every OTLP string is ASCII, and a call into Node per string costs
+   * more than reading it), the rest, from the first byte that is not ASCII, by
+   * Node's validator.
+   */
+  isUtf8(start: number, end: number): boolean {
+    const buf = this.buf;
+    if (this.#viewOf !== buf) {
+      this.#viewOf = buf;
+      this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    const view = this.#view;
+    let k = start;
+    while (k + 8 <= end && ((view.getInt32(k) | view.getInt32(k + 4)) & 0x80808080) === 0) k += 8;
+    if (k + 4 <= end && (view.getInt32(k) & 0x80808080) === 0) k += 4;
+    while (k < end) {
+      if ((buf[k] as number) >= 0x80) return isUtf8(buf.subarray(k, end));
+      k++;
+    }
+    return true;
+  }
 }
 
 const WIRE_TYPE_NAMES = ['varint', 'fixed64', 'length-delimited', 'group start', 'group end', 'fixed32', '6', '7'];
@@ -76,77 +190,6 @@ const WIRE_TYPE_NAMES = ['varint', 'fixed64', 'length-delimited', 'group start',
 /** The reason for a known field of the wrong wire type. */
 export function wrongWireType(got: number, expected: number): string {
   return `wire type ${got} (${WIRE_TYPE_NAMES[got]}), expected ${expected} (${WIRE_TYPE_NAMES[expected]})`;
-}
-
-/** Sequential reader over one message's bytes. */
-export class WireReader {
-  readonly buf: Uint8Array;
-  pos: number;
-  readonly end: number;
-
-  constructor(buf: Uint8Array, start = 0, end = buf.length) {
-    this.buf = buf;
-    this.pos = start;
-    this.end = end;
-  }
-
-  done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  /** A varint of at most 64 bits, as a number (exact below 2^53; callers use it for tags and lengths). */
-  varint(): number {
-    let result = 0;
-    let shift = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new WireError('truncated varint');
-      const b = this.buf[this.pos++]!;
-      result += (b & 0x7f) * shift;
-      if (b < 0x80) return result;
-      shift *= 128;
-    }
-    throw new WireError('varint longer than 10 bytes');
-  }
-
-  /** The content range of a length-delimited field, advancing past it. */
-  lenRange(): [number, number] {
-    const len = this.varint();
-    const start = this.pos;
-    if (len > this.end - start) throw new WireError('length-delimited field runs past the end of its message');
-    this.pos = start + len;
-    return [start, start + len];
-  }
-
-  fixed64BigInt(): bigint {
-    if (this.end - this.pos < 8) throw new WireError('truncated fixed64');
-    const view = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8);
-    this.pos += 8;
-    return view.getBigUint64(0, true);
-  }
-
-  skip(wireType: number): void {
-    switch (wireType) {
-      case WIRE_VARINT:
-        this.varint();
-        return;
-      case WIRE_FIXED64:
-        this.advance(8);
-        return;
-      case WIRE_LEN:
-        this.lenRange();
-        return;
-      case WIRE_FIXED32:
-        this.advance(4);
-        return;
-      default:
-        throw new WireError(`unsupported wire type ${wireType}`);
-    }
-  }
-
-  private advance(n: number): void {
-    if (this.end - this.pos < n) throw new WireError('truncated fixed-size field');
-    this.pos += n;
-  }
 }
 
 /** The unsigned 32-bit little-endian integer at buf[at, at + 4) (the halves of a fixed64, low first). */
@@ -166,80 +209,88 @@ export function varintBytes(value: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** A proto3 `string`: length-delimited, and UTF-8 (a field kind of its own; on the wire it is WIRE_LEN). */
-export const WIRE_STRING = 8;
-/** An OTLP span id / trace id: length-delimited, empty or 8 / 16 bytes (what the Collector decodes). */
-export const WIRE_ID8 = 9;
-export const WIRE_ID16 = 10;
-
-/** What a known field holds: a scalar wire type (or WIRE_STRING) or a nested message's schema. */
-export type FieldKind = number | MessageSchema;
-export interface MessageSchema {
-  readonly name: string;
-  readonly fields: Readonly<Record<number, FieldKind>>;
-  /** Field names as in the .proto, for error messages; a repeated field's ends with `[]`. */
-  readonly names: Readonly<Record<number, string>>;
-}
-
-/** A schema as checkMessage reads it: per field number, the wire type expected or a nested schema. */
-interface CompiledSchema {
-  readonly name: string;
-  /** Per field number below its length: the wire type expected, NESTED, or UNKNOWN. */
-  readonly kinds: Int8Array;
-  /** Per field number below its length: 1 for a string field (UTF-8 checked), 8 or 16 for an id of that many bytes (or none). */
-  readonly strings: Uint8Array;
-  /** Per field number: the nested schema where kinds says NESTED. */
-  readonly nested: (CompiledSchema | undefined)[];
-  readonly names: Readonly<Record<number, string>>;
-  /** A KeyValue's shape: field 1 a string, field 2 an AnyValue (1 a string and 7 bytes, 2 and 3 varints, 4 a fixed64). */
-  keyValue: boolean;
-}
+/** What a length-delimited field's content must be, beyond fitting its message (MessageSchema.define). */
+export const CONTENT_ANY = 0;
+/** A proto3 `string`: UTF-8 (a conformant decoder refuses one that is not). */
+export const CONTENT_UTF8 = 1;
+/** An OTLP span id or trace id: empty or of this many bytes (what the Collector decodes). */
+export const CONTENT_ID8 = 8;
+export const CONTENT_ID16 = 16;
 
 const UNKNOWN = -1;
 const NESTED = -2;
 
-const compiledSchemas = new WeakMap<MessageSchema, CompiledSchema>();
+/**
+ * A message's fields as checkMessage reads them: per field number, the wire type
+ * expected or a nested message's schema, in dense tables (this walks every
+ * attribute of every received span). Built once, from the .proto (otlp-schemas.ts).
+ */
+export class MessageSchema {
+  readonly name: string;
+  /** Per field number below its length: the wire type expected, NESTED, or UNKNOWN. */
+  kinds = new Int8Array(0);
+  /** Per field number below its length: a CONTENT_* rule for a length-delimited field. */
+  contents = new Uint8Array(0);
+  /** Per field number: the nested schema where kinds says NESTED. */
+  nested: (MessageSchema | undefined)[] = [];
+  /** Field names as in the .proto, for error messages; a repeated field's ends with `[]`. */
+  readonly names: Record<number, string> = {};
+  /** A KeyValue's shape (key a string, value an AnyValue of the usual scalars): checked by simpleKeyValue. */
+  keyValue = false;
 
-/** Dense per-field tables (schemas refer to each other in cycles: AnyValue holds an ArrayValue of AnyValues). */
-function compileSchema(schema: MessageSchema): CompiledSchema {
-  const known = compiledSchemas.get(schema);
-  if (known !== undefined) return known;
-  const numbers = Object.keys(schema.fields).map(Number);
-  const size = numbers.length === 0 ? 0 : Math.max(...numbers) + 1;
-  const compiled: CompiledSchema = {
-    name: schema.name,
-    kinds: new Int8Array(size).fill(UNKNOWN),
-    strings: new Uint8Array(size),
-    nested: new Array<CompiledSchema | undefined>(size).fill(undefined),
-    names: schema.names,
-    keyValue: false,
-  };
-  compiledSchemas.set(schema, compiled);
-  for (const f of numbers) {
-    const kind = schema.fields[f] as FieldKind;
-    if (kind === WIRE_STRING || kind === WIRE_ID8 || kind === WIRE_ID16) {
-      compiled.kinds[f] = WIRE_LEN;
-      compiled.strings[f] = kind === WIRE_STRING ? 1 : kind === WIRE_ID8 ? 8 : 16;
-    } else if (typeof kind === 'number') compiled.kinds[f] = kind;
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** Field `number` holds a value of this wire type (or a nested message), and its content is `content`. */
+  define(number: number, name: string, kind: number | MessageSchema, content = CONTENT_ANY): void {
+    if (number >= this.kinds.length) {
+      const kinds = new Int8Array(number + 1).fill(UNKNOWN);
+      kinds.set(this.kinds);
+      const contents = new Uint8Array(number + 1);
+      contents.set(this.contents);
+      this.kinds = kinds;
+      this.contents = contents;
+      while (this.nested.length <= number) this.nested.push(undefined);
+    }
+    this.names[number] = name;
+    this.contents[number] = content;
+    if (typeof kind === 'number') this.kinds[number] = kind;
     else {
-      compiled.kinds[f] = NESTED;
-      compiled.nested[f] = compileSchema(kind);
+      this.kinds[number] = NESTED;
+      this.nested[number] = kind;
     }
   }
-  const value = schema.fields[2];
-  compiled.keyValue =
-    schema.fields[1] === WIRE_STRING &&
-    typeof value === 'object' &&
-    value.fields[1] === WIRE_STRING &&
-    value.fields[2] === WIRE_VARINT &&
-    value.fields[3] === WIRE_VARINT &&
-    value.fields[4] === WIRE_FIXED64 &&
-    value.fields[7] === WIRE_LEN;
-  return compiled;
+
+  /** The wire type field `number` expects (WIRE_LEN for a nested message); -1 when unknown. */
+  wireType(number: number): number {
+    const kind = number < this.kinds.length ? (this.kinds[number] as number) : UNKNOWN;
+    return kind === NESTED ? WIRE_LEN : kind;
+  }
+
+  /** The tag (number << 3 | wire type) of the field named `name` (without `[]`). */
+  tag(name: string): number {
+    for (const [number, n] of Object.entries(this.names)) if (n === name || n === `${name}[]`) return (Number(number) << 3) | this.wireType(Number(number));
+    throw new Error(`${this.name} has no field ${name}`);
+  }
 }
 
-/** For tests: checkMessage with and without the KeyValue fast path must agree. */
-export const checkFastPaths = { keyValue: true };
+/** Whether the schema is a KeyValue as simpleKeyValue reads one: a string key, an AnyValue of its usual scalar fields. */
+export function hasKeyValueShape(schema: MessageSchema): boolean {
+  const value = schema.nested[2];
+  return (
+    schema.wireType(1) === WIRE_LEN &&
+    schema.contents[1] === CONTENT_UTF8 &&
+    value !== undefined &&
+    value.wireType(1) === WIRE_LEN &&
+    value.contents[1] === CONTENT_UTF8 &&
+    value.wireType(2) === WIRE_VARINT &&
+    value.wireType(3) === WIRE_VARINT &&
+    value.wireType(4) === WIRE_FIXED64 &&
+    value.wireType(7) === WIRE_LEN &&
+    value.contents[7] === CONTENT_ANY
+  );
+}
 
 /**
  * Whether [s, e) is a KeyValue of the commonest shape, well-formed: a short UTF-8 key
@@ -247,7 +298,8 @@ export const checkFastPaths = { keyValue: true };
  * and length one byte. Checked in place, without the field loop; false for anything else
  * (which the field loop then checks, or rejects with its own message and path).
  */
-function simpleKeyValue(buf: Uint8Array, s: number, e: number): boolean {
+function simpleKeyValue(c: WireCursor, s: number, e: number): boolean {
+  const buf = c.buf;
   if (e - s < 4 || buf[s] !== ((1 << 3) | WIRE_LEN)) return false;
   const keyLength = buf[s + 1] as number;
   if (keyLength >= 0x80) return false;
@@ -283,28 +335,66 @@ function simpleKeyValue(buf: Uint8Array, s: number, e: number): boolean {
         return false;
     }
   }
-  return isUtf8Range(buf, s + 2, textEnd);
+  return c.isUtf8(s + 2, textEnd);
 }
 
-let lastSchema: MessageSchema | undefined;
-let lastCompiled: CompiledSchema | undefined;
-
 /**
- * Checks that bytes [start, end) are a message of the schema as a conformant
+ * Checks that c.buf[start, end) is a message of the schema as a conformant
  * protobuf decoder reads it: every tag and length consistent, no field number 0,
  * known fields of the right wire type, string fields UTF-8, nesting bounded.
  * Unknown fields are skipped (they pass through unchanged). Throws WireError
- * (locateFault then names the field at fault). `seen`: where each scalar field of the message
+ * (locateFault then names the field at fault); the cursor ends anywhere. `seen`: where each scalar field of the message
  * itself was (the last occurrence): seen[2f] and seen[2f + 1] bound field f's
  * content (a fixed64's 8 bytes, a string's bytes), for fields below
  * seen.length / 2; untouched for absent fields.
  */
-export function checkMessage(buf: Uint8Array, start: number, end: number, schema: MessageSchema, depth = 0, seen?: Int32Array): void {
-  if (schema !== lastSchema) {
-    lastCompiled = compileSchema(schema);
-    lastSchema = schema;
+export function checkMessage(c: WireCursor, start: number, end: number, schema: MessageSchema, depth = 0, seen?: Int32Array): void {
+  // A fault throws a WireError without a path (locateFault finds it).
+  if (depth > 32) throw new WireError(`${schema.name} nested deeper than 32`);
+  const kinds = schema.kinds;
+  c.pos = start;
+  while (c.pos < end) {
+    const tag = c.varint(end);
+    // Field numbers end at 2^29 - 1: larger tags are not protobuf.
+    if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    if (field === 0) throw new WireError('field number 0');
+    const kind = field < kinds.length ? (kinds[field] as number) : UNKNOWN;
+    if (kind === NESTED) {
+      if (wireType !== WIRE_LEN) throw new WireError(wrongWireType(wireType, WIRE_LEN));
+      const s = c.len(end);
+      const e = c.pos;
+      const nested = schema.nested[field] as MessageSchema;
+      // Attributes are most of a span: the common ones without two nested field loops.
+      if (!(nested.keyValue && depth + 2 <= 32 && simpleKeyValue(c, s, e))) checkMessage(c, s, e, nested, depth + 1, undefined);
+      c.pos = e;
+      continue;
+    }
+    if (kind !== UNKNOWN && wireType !== kind) {
+      // Packed repeated scalars are not used by these messages.
+      throw new WireError(wrongWireType(wireType, kind));
+    }
+    let valueStart = c.pos;
+    if (wireType === WIRE_LEN) {
+      valueStart = c.len(end);
+      const rule = field < kinds.length ? (schema.contents[field] as number) : CONTENT_ANY;
+      if (rule !== CONTENT_ANY) {
+        const fault = contentFault(c, valueStart, c.pos, rule);
+        if (fault !== '') throw new WireError(fault, rule === CONTENT_UTF8);
+      }
+    } else c.skip(wireType, end);
+    if (seen !== undefined && field * 2 + 1 < seen.length) {
+      seen[field * 2] = valueStart;
+      seen[field * 2 + 1] = c.pos;
+    }
   }
-  check(buf, start, end, lastCompiled as CompiledSchema, depth, seen);
+}
+
+/** What is wrong with a string (CONTENT_UTF8) or an id (CONTENT_ID8, CONTENT_ID16) at [s, e); '' when nothing. */
+function contentFault(c: WireCursor, s: number, e: number, rule: number): string {
+  if (rule === CONTENT_UTF8) return c.isUtf8(s, e) ? '' : 'invalid UTF-8';
+  return e - s === 0 || e - s === rule ? '' : `must be empty or ${rule} bytes, not ${e - s}`;
 }
 
 /**
@@ -312,40 +402,42 @@ export function checkMessage(buf: Uint8Array, start: number, end: number, schema
  * walk that finds the path is only done then). Returns `err` when it finds none.
  */
 export function locateFault(buf: Uint8Array, start: number, end: number, schema: MessageSchema, err: WireError, depth = 0): WireError {
-  return locate(buf, start, end, compileSchema(schema), depth) ?? err;
+  return locate(new WireCursor(buf), start, end, schema, depth) ?? err;
 }
 
 /**
  * A field's name in a path: its .proto name, with the occurrence's index for a
  * repeated field (counted from the message's start).
  */
-function segment(buf: Uint8Array, start: number, at: number, schema: CompiledSchema, field: number): string {
+function segment(buf: Uint8Array, start: number, at: number, schema: MessageSchema, field: number): string {
   const name = schema.names[field];
   if (name === undefined) return `field ${field}`;
   if (!name.endsWith('[]')) return name;
   let index = 0;
-  const reader = new WireReader(buf, start, at);
-  while (!reader.done()) {
-    const tag = reader.varint();
+  const c = new WireCursor(buf, start);
+  while (c.pos < at) {
+    const tag = c.varint(at);
     if (tag >>> 3 === field) index++;
-    reader.skip(tag & 7);
+    c.skip(tag & 7, at);
   }
   return `${name.slice(0, -2)}[${index}]`;
 }
 
 /**
- * The first fault check finds in [start, end), its path naming the field: the
- * message walked again field by field, check run on each nested message to find
- * the one at fault. Only run once check failed, so it can take its time.
+ * The first fault checkMessage finds in [start, end), its path naming the field: the
+ * message walked again field by field, checkMessage run on each nested message to find
+ * the one at fault. Only run once checkMessage failed, so it can take its time.
  */
-function locate(buf: Uint8Array, start: number, end: number, schema: CompiledSchema, depth: number): WireError | undefined {
+function locate(c: WireCursor, start: number, end: number, schema: MessageSchema, depth: number): WireError | undefined {
   if (depth > 32) return new WireError(`${schema.name} nested deeper than 32`);
-  const reader = new WireReader(buf, start, end);
-  while (!reader.done()) {
-    const fieldStart = reader.pos;
+  const buf = c.buf;
+  let pos = start;
+  while (pos < end) {
+    const fieldStart = pos;
+    c.pos = pos;
     let tag: number;
     try {
-      tag = reader.varint();
+      tag = c.varint(end);
     } catch (err) {
       return err as WireError;
     }
@@ -354,132 +446,38 @@ function locate(buf: Uint8Array, start: number, end: number, schema: CompiledSch
     const wireType = tag & 7;
     if (field === 0) return new WireError('field number 0');
     const at = () => segment(buf, start, fieldStart, schema, field);
-    const kind = field < schema.kinds.length ? (schema.kinds[field] as number) : UNKNOWN;
-    const expected = kind === NESTED ? WIRE_LEN : kind;
+    const expected = schema.wireType(field);
     if (expected !== UNKNOWN && wireType !== expected) return new WireError(wrongWireType(wireType, expected)).within(at());
     if (wireType !== WIRE_LEN) {
       try {
-        reader.skip(wireType);
+        c.skip(wireType, end);
       } catch (err) {
         return (err as WireError).within(at());
       }
+      pos = c.pos;
       continue;
     }
     let s: number;
-    let e: number;
     try {
-      [s, e] = reader.lenRange();
+      s = c.len(end);
     } catch (err) {
       return (err as WireError).within(at());
     }
-    if (kind === NESTED) {
-      const nested = schema.nested[field] as CompiledSchema;
+    const e = c.pos;
+    pos = e;
+    const nested = field < schema.nested.length ? schema.nested[field] : undefined;
+    if (nested !== undefined) {
       try {
-        check(buf, s, e, nested, depth + 1, undefined);
+        checkMessage(c, s, e, nested, depth + 1, undefined);
       } catch (err) {
         if (!(err instanceof WireError)) throw err;
-        return (locate(buf, s, e, nested, depth + 1) ?? err).within(at());
+        return (locate(c, s, e, nested, depth + 1) ?? err).within(at());
       }
-    } else if (field < schema.strings.length && schema.strings[field] !== 0) {
-      const fault = lengthFault(buf, s, e, schema.strings[field] as number);
-      if (fault !== '') return new WireError(fault, fault === 'invalid UTF-8').within(at());
+    } else if (field < schema.contents.length && schema.contents[field] !== CONTENT_ANY) {
+      const rule = schema.contents[field] as number;
+      const fault = contentFault(c, s, e, rule);
+      if (fault !== '') return new WireError(fault, rule === CONTENT_UTF8).within(at());
     }
   }
   return undefined;
-}
-
-/** What is wrong with a string (rule 1) or an id (rule 8, 16) at [s, e); '' when nothing. */
-function lengthFault(buf: Uint8Array, s: number, e: number, rule: number): string {
-  if (rule === 1) return isUtf8Range(buf, s, e) ? '' : 'invalid UTF-8';
-  return e - s === 0 || e - s === rule ? '' : `must be empty or ${rule} bytes, not ${e - s}`;
-}
-
-function check(buf: Uint8Array, start: number, end: number, schema: CompiledSchema, depth: number, seen: Int32Array | undefined): void {
-  // A module-level cursor, no reader objects and dense per-field tables: this walks
-  // every attribute of every received span (a quarter of the receiver's time).
-  // A fault throws a WireError without a path (locate finds it).
-  if (depth > 32) throw new WireError(`${schema.name} nested deeper than 32`);
-  const kinds = schema.kinds;
-  checkPos = start;
-  while (checkPos < end) {
-    const first = buf[checkPos] as number;
-    let tag: number;
-    if (first < 0x80) {
-      tag = first;
-      checkPos++;
-    } else {
-      tag = checkVarint(buf, end);
-      // Field numbers end at 2^29 - 1: larger tags are not protobuf.
-      if (tag > 0xffffffff) throw new WireError('field number above 2^29 - 1');
-    }
-    const field = tag >>> 3;
-    const wireType = tag & 7;
-    if (field === 0) throw new WireError('field number 0');
-    const kind = field < kinds.length ? (kinds[field] as number) : UNKNOWN;
-    if (kind === NESTED) {
-      if (wireType !== WIRE_LEN) throw new WireError(wrongWireType(wireType, WIRE_LEN));
-      const n = checkVarint(buf, end);
-      const s = checkPos;
-      if (n > end - s) throw new WireError('length-delimited field runs past the end of its message');
-      const nested = schema.nested[field] as CompiledSchema;
-      // Attributes are most of a span: the common ones without two nested field loops.
-      if (!(nested.keyValue && depth + 2 <= 32 && checkFastPaths.keyValue && simpleKeyValue(buf, s, s + n))) check(buf, s, s + n, nested, depth + 1, undefined);
-      checkPos = s + n;
-      continue;
-    }
-    if (kind !== UNKNOWN && wireType !== kind) {
-      // Packed repeated scalars are not used by these messages.
-      throw new WireError(wrongWireType(wireType, kind));
-    }
-    const valueStart = checkPos;
-    switch (wireType) {
-      case WIRE_VARINT:
-        checkVarint(buf, end);
-        break;
-      case WIRE_FIXED64:
-        if (end - checkPos < 8) throw new WireError('truncated fixed-size field');
-        checkPos += 8;
-        break;
-      case WIRE_LEN: {
-        const n = checkVarint(buf, end);
-        if (n > end - checkPos) throw new WireError('length-delimited field runs past the end of its message');
-        if (field < kinds.length && schema.strings[field] !== 0) {
-          const rule = schema.strings[field] as number;
-          if (rule === 1 ? !isUtf8Range(buf, checkPos, checkPos + n) : n !== 0 && n !== rule) throw new WireError(lengthFault(buf, checkPos, checkPos + n, rule));
-        }
-        if (seen !== undefined && field * 2 + 1 < seen.length) {
-          seen[field * 2] = checkPos;
-          seen[field * 2 + 1] = checkPos + n;
-        }
-        checkPos += n;
-        break;
-      }
-      case WIRE_FIXED32:
-        if (end - checkPos < 4) throw new WireError('truncated fixed-size field');
-        checkPos += 4;
-        break;
-      default:
-        throw new WireError(`unsupported wire type ${wireType}`);
-    }
-    if (seen !== undefined && wireType !== WIRE_LEN && field * 2 + 1 < seen.length) {
-      seen[field * 2] = valueStart;
-      seen[field * 2 + 1] = checkPos;
-    }
-  }
-}
-
-let checkPos = 0;
-
-function checkVarint(buf: Uint8Array, end: number): number {
-  if (checkPos < end && (buf[checkPos] as number) < 0x80) return buf[checkPos++] as number;
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (checkPos >= end) throw new WireError('truncated varint');
-    const b = buf[checkPos++]!;
-    result += (b & 0x7f) * mul;
-    if (b < 0x80) return result;
-    mul *= 128;
-  }
-  throw new WireError('varint longer than 10 bytes');
 }

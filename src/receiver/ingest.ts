@@ -4,7 +4,7 @@
  * say how to answer. Outcomes are values; the protocol adapters map them to
  * gRPC status codes and HTTP statuses.
  */
-import { splitByTrace } from '../otlp/index.ts';
+import { TraceSplitter } from '../otlp/index.ts';
 import type { TlsConfig } from '../config/index.ts';
 import type { AuthResult } from '../server/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -47,6 +47,8 @@ export interface ReceiverOptions {
 
 export class Ingest {
   readonly #options: IngestOptions;
+  /** Splits each request (synchronously: requests in flight share it). */
+  readonly #splitter = new TraceSplitter();
   #inFlightBytes = 0;
 
   constructor(options: IngestOptions) {
@@ -65,7 +67,7 @@ export class Ingest {
    */
   async ingest(body: Uint8Array, protocol: Protocol, rejected?: { readonly spans: number; readonly message: string }, deadlineMs?: number): Promise<IngestOutcome> {
     const { metrics } = this.#options;
-    const splitOnly = splitByTrace(body, { maxPartBytes: this.#options.maxPartBytes });
+    const splitOnly = this.#splitter.split(body, { maxPartBytes: this.#options.maxPartBytes });
     if (!splitOnly.ok) {
       metrics.receiverSpansRejected.inc({ protocol, reason: 'malformed' });
       return { kind: 'invalid', message: `malformed ExportTraceServiceRequest: ${splitOnly.error}` };

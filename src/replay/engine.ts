@@ -24,10 +24,10 @@
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
  */
-import { NameMatcher, scanPart, splitByTrace, type DecodeOptions } from '../otlp/index.ts';
+import { NameMatcher, scanPart, splitByTrace, type SpanDecoder } from '../otlp/index.ts';
 import { createRuleSet, type CompiledRule, type RuleSet } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
-import { decodeAndEvaluate, decodeOptionsFor } from '../worker/evaluate-trace.ts';
+import { decodeAndEvaluate, decoderFor } from '../worker/evaluate-trace.ts';
 import { LiveTraces, isPartialCut, type LiveTrace } from '../worker/live-traces.ts';
 import { EventClock } from '../worker/trace-clock.ts';
 import { Tombstones } from '../worker/tombstones.ts';
@@ -110,7 +110,7 @@ export class ReplayEngine {
   readonly #o: ReplayEngineOptions;
   readonly #ruleSet: RuleSet;
   /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
-  readonly #decode: DecodeOptions;
+  readonly #decoder: SpanDecoder;
   /** Non-null when traces without trigger names may be skipped. */
   readonly #matcher: NameMatcher | null;
   readonly #maxLiveSpans: number;
@@ -128,7 +128,7 @@ export class ReplayEngine {
     const enabled = options.rules.filter((r) => r.definition.enabled);
     this.ruleIds = enabled.map((r) => r.definition.id);
     this.#ruleSet = createRuleSet(enabled);
-    this.#decode = decodeOptionsFor(enabled);
+    this.#decoder = decoderFor(enabled);
     const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
     this.#matcher =
       skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
@@ -222,7 +222,7 @@ export class ReplayEngine {
       c.tracesSkipped++;
       return;
     }
-    const { result, undecodable } = decodeAndEvaluate(trace.value.payloads, this.#ruleSet, this.#decode, this.#o.budgetMs);
+    const { result, undecodable } = decodeAndEvaluate(trace.value.payloads, this.#ruleSet, this.#decoder, this.#o.budgetMs);
     c.undecodableRecords += undecodable;
     if (result.budgetExceeded === true) c.budgetExceededTraces++;
     if (result.violations.length === 0) return;

@@ -1,16 +1,16 @@
 /**
- * Decode and evaluate one trace: its OTLP payloads → spans (with the decode
- * limits in force in this thread, setDecodeLimits) → every rule of a rule set →
+ * Decode and evaluate one trace: its OTLP payloads → spans (by a decoder made for
+ * the rule set, decoderFor, with the attribute limits in force) → every rule of a rule set →
  * violations and counts. The one path from bytes to verdicts, used by the
  * evaluation threads and by replay, so both give the same verdicts and
  * violation ids for the same spans.
  */
-import { AttributeKeyFilter, decodeSpans, takeLimitCounts, type DecodeOptions } from '../otlp/index.ts';
+import { AttributeKeyFilter, SpanDecoder, type DecodeLimits } from '../otlp/index.ts';
 import { DEFAULT_BUDGET_MS, attributeKeys, type CompiledRule, type EvaluationResult, type RuleSet, type SpanRecord } from '../rules/index.ts';
 
-/** Decoding for these rules: only the attributes they name, each when a rule reads it. */
-export function decodeOptionsFor(rules: readonly CompiledRule[]): DecodeOptions {
-  return { attributes: new AttributeKeyFilter(attributeKeys(rules)), lazyAttributes: true };
+/** A decoder for these rules: only the attributes they name, each when a rule reads it, under `limits`. */
+export function decoderFor(rules: readonly CompiledRule[], limits?: DecodeLimits): SpanDecoder {
+  return new SpanDecoder({ attributes: new AttributeKeyFilter(attributeKeys(rules)), lazyAttributes: true, limits });
 }
 
 export interface TraceEvaluation {
@@ -29,14 +29,14 @@ export interface TraceEvaluation {
 export function decodeAndEvaluate(
   payloads: readonly Uint8Array[],
   ruleSet: RuleSet,
-  decode: DecodeOptions,
+  decoder: SpanDecoder,
   budgetMs: number = DEFAULT_BUDGET_MS,
 ): TraceEvaluation {
   const spans: SpanRecord[] = [];
   let undecodable = 0;
   for (const payload of payloads) {
     try {
-      for (const s of decodeSpans(payload, decode)) spans.push(s);
+      for (const s of decoder.decode(payload)) spans.push(s);
     } catch {
       undecodable++;
     }
@@ -44,6 +44,6 @@ export function decodeAndEvaluate(
   const started = performance.now();
   const result = ruleSet.evaluate(spans, { budgetMs });
   const seconds = (performance.now() - started) / 1000;
-  const { droppedAttributes, truncatedValues } = takeLimitCounts();
+  const { droppedAttributes, truncatedValues } = decoder.takeLimitCounts();
   return { result, spansIn: spans.length, undecodable, seconds, droppedAttributes, truncatedValues };
 }

@@ -7,9 +7,9 @@
  * thread that stopped answering is stuck in, and stop it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { setDecodeLimits, type DecodeOptions } from '../otlp/index.ts';
+import type { DecodeLimits, SpanDecoder } from '../otlp/index.ts';
 import { compileRule, createRuleSet, type CompiledRule, type RuleDefinition, type RuleSet } from '../rules/index.ts';
-import { decodeAndEvaluate, decodeOptionsFor } from './evaluate-trace.ts';
+import { decodeAndEvaluate, decoderFor } from './evaluate-trace.ts';
 import { Progress, RuleTable, packViolations, type EvalBatch, type EvalResponseWire, type EvalResults, type ThreadData, type ThreadMessage } from './evaluator-protocol.ts';
 
 const progress = new Progress((workerData as ThreadData).progress);
@@ -20,8 +20,10 @@ let reducedSets = new Map<string, RuleSet>();
 let ruleIds: string[] = [];
 /** Per rule (index in ruleIds), its evaluation time in the current trace, ms. */
 let ruleTime = new Float64Array(0);
+/** The attribute limits (the pool sends them before any batch). */
+let limits: DecodeLimits | undefined;
 /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
-let decodeOptions: DecodeOptions = decodeOptionsFor([]);
+let decoder: SpanDecoder = decoderFor([], limits);
 
 /** The rule being evaluated (its index in ruleIds; -1: none) and since when. */
 let current = -1;
@@ -75,7 +77,7 @@ function setRules(definitions: readonly RuleDefinition[]): void {
   compiledRules = compiled;
   ruleSet = createRuleSet(compiled);
   reducedSets = new Map();
-  decodeOptions = decodeOptionsFor(compiled);
+  decoder = decoderFor(compiled, limits);
 }
 
 /**
@@ -129,7 +131,7 @@ function evaluate(batch: EvalBatch, at: number, table: RuleTable): EvalResponseW
   }
   ruleTime.fill(0);
   const excluded = batch.excluded?.[id];
-  const e = decodeAndEvaluate(payloads, excluded === undefined ? ruleSet : ruleSetWithout(excluded), decodeOptions, budgetMs);
+  const e = decodeAndEvaluate(payloads, excluded === undefined ? ruleSet : ruleSetWithout(excluded), decoder, budgetMs);
   leave();
   const { result } = e;
   return {
@@ -161,6 +163,9 @@ function evaluateBatch(batch: EvalBatch): EvalResults {
 
 parentPort?.on('message', (msg: ThreadMessage) => {
   if (msg.type === 'rules') setRules(msg.definitions);
-  else if (msg.type === 'limits') setDecodeLimits(msg);
+  else if (msg.type === 'limits') {
+    limits = { maxAttributesPerSpan: msg.maxAttributesPerSpan, maxAttributeValueLength: msg.maxAttributeValueLength };
+    decoder = decoderFor(compiledRules, limits);
+  }
   else if (msg.type === 'eval') parentPort!.postMessage(evaluateBatch(msg));
 });

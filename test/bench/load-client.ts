@@ -6,7 +6,7 @@
  * Prints one JSON line: { sentRequests, ackedSpans, refused, seconds, sendTimes? }.
  */
 import { readFileSync } from 'node:fs';
-import { scanRequest } from '../../src/otlp/index.ts';
+import { scanRequest } from '../helpers/otlp-oracle.ts';
 import { rawTraceClient } from '../helpers/grpc-client.ts';
 import { unpackRequests } from './workload.ts';
 

@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { ExportTraceServiceRequest, ExportTraceServiceResponse, RpcStatus } from '../../src/otlp/index.ts';
-import { WireReader, varintBytes } from '../../src/otlp/wire.ts';
+import { WireCursor, varintBytes } from '../../src/otlp/wire.ts';
 import { rawTraceClient, type RawTraceClient } from '../helpers/grpc-client.ts';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink.ts';
 import { startTestPipeline, metricValue, type TestPipeline } from '../helpers/pipeline.ts';
@@ -45,9 +45,10 @@ function poison(bytes: Buffer, marker: string): Buffer {
 /** A request of one ResourceSpans holding `scopeSpans`, then the bytes `extra`. */
 function requestWithResourceSpansBytes(scopeSpans: object, extra: Buffer): Buffer {
   const request = encode([{ resource: resource('framing'), scopeSpans: [scopeSpans] }]);
-  const reader = new WireReader(request);
-  assert.equal(reader.varint(), 0x0a);
-  const [start, end] = reader.lenRange();
+  const reader = new WireCursor(request);
+  assert.equal(reader.varint(request.length), 0x0a);
+  const start = reader.len(request.length);
+  const end = reader.pos;
   return frame(0x0a, Buffer.concat([request.subarray(start, end), extra]));
 }
 
@@ -141,12 +142,14 @@ describe('refusing protobuf a conformant decoder refuses', () => {
 
   it('spans in the deprecated field 1000 of a ResourceSpans: the request refused, not acknowledged and lost', async () => {
     // A ScopeSpans message's bytes, taken from an encoded request, framed as field 1000.
-    const reader = new WireReader(encode([{ scopeSpans: [{ spans: [span('field1000.span')] }] }]));
-    assert.equal(reader.varint(), 0x0a);
-    const [rsStart, rsEnd] = reader.lenRange();
-    const rs = new WireReader(reader.buf, rsStart, rsEnd);
-    assert.equal(rs.varint(), 0x12);
-    const [ssStart, ssEnd] = rs.lenRange();
+    const reader = new WireCursor(encode([{ scopeSpans: [{ spans: [span('field1000.span')] }] }]));
+    assert.equal(reader.varint(reader.buf.length), 0x0a);
+    const rsStart = reader.len(reader.buf.length);
+    const rsEnd = reader.pos;
+    reader.pos = rsStart;
+    assert.equal(reader.varint(rsEnd), 0x12);
+    const ssStart = reader.len(rsEnd);
+    const ssEnd = reader.pos;
     const old = frame((1000 << 3) | 2, Buffer.from(reader.buf.subarray(ssStart, ssEnd)));
     const body = requestWithResourceSpansBytes({ spans: [span('field1000.sibling')] }, old);
     const { err } = await client.export(body);

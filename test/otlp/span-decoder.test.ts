@@ -1,7 +1,8 @@
 /** The fast wire decoder gives exactly the SpanRecords of the schema-driven one. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { AttributeKeyFilter, ExportTraceServiceRequest, decodeSpans, decodeSpansWithSchema, setDecodeLimits, takeLimitCounts } from '../../src/otlp/index.ts';
+import { AttributeKeyFilter, ExportTraceServiceRequest, SpanDecoder, decodeSpans, type DecodeLimits } from '../../src/otlp/index.ts';
+import { decodeSpansWithSchema } from '../helpers/otlp-oracle.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attributeKeys, createRuleSet, parseRuleFile } from '../../src/rules/index.ts';
@@ -266,16 +267,12 @@ describe('span decoder', () => {
   });
 
   it('counts skipped attributes under the attributes-per-span limit, as if decoded', () => {
-    setDecodeLimits({ maxAttributesPerSpan: 2, maxAttributeValueLength: Infinity });
-    try {
-      takeLimitCounts();
-      const req = request(['a', 'b', 'c', 'd'].map((key) => ({ key, value: { stringValue: key } })));
-      const [span] = decodeSpans(req, { attributes: new AttributeKeyFilter(['b', 'c']) });
-      assert.deepEqual(span!.attributes, { b: 'b' }); // c is the third attribute: past the limit
-      assert.deepEqual(takeLimitCounts(), { droppedAttributes: 2, truncatedValues: 0 });
-    } finally {
-      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
-    }
+    const decoder = new SpanDecoder({ attributes: new AttributeKeyFilter(['b', 'c']), limits: { maxAttributesPerSpan: 2, maxAttributeValueLength: Infinity } });
+    const req = request(['a', 'b', 'c', 'd'].map((key) => ({ key, value: { stringValue: key } })));
+    const [span] = decoder.decode(req);
+    assert.deepEqual(span!.attributes, { b: 'b' }); // c is the third attribute: past the limit
+    assert.deepEqual(decoder.takeLimitCounts(), { droppedAttributes: 2, truncatedValues: 0 });
+    assert.deepEqual(decoder.takeLimitCounts(), { droppedAttributes: 0, truncatedValues: 0 }); // taken
   });
 
   it('keeps a __proto__ attribute as an own property', () => {
@@ -337,28 +334,28 @@ describe('span decoder', () => {
 
   it('decodes attributes when first read with lazyAttributes, to the same values and limit counts', () => {
     const w = buildWorkload(40, { seed: 12 });
-    setDecodeLimits({ maxAttributesPerSpan: 6, maxAttributeValueLength: 8 });
-    try {
-      for (const req of w.requests) {
-        takeLimitCounts();
-        const eager = decodeSpans(req);
-        const eagerCounts = takeLimitCounts();
-        const lazy = decodeSpans(req, { lazyAttributes: true });
-        const atDecode = takeLimitCounts(); // drops (and the resource's cut values) are counted at decode time
-        assert.equal(atDecode.droppedAttributes, eagerCounts.droppedAttributes);
-        assert.equal(lazy.length, eager.length);
-        // Reads interleaved with other decoding: each span's own bytes, whatever was decoded since.
-        decodeSpans(w.requests[0]!);
-        takeLimitCounts();
-        for (let i = lazy.length - 1; i >= 0; i--) {
-          assert.deepEqual(lazy[i]!.attributes, eager[i]!.attributes);
-          assert.deepEqual(JSON.parse(JSON.stringify(lazy[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))), JSON.parse(JSON.stringify(eager[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
-        }
-        assert.equal(atDecode.truncatedValues + takeLimitCounts().truncatedValues, eagerCounts.truncatedValues); // the spans' when read
+    const limits: DecodeLimits = { maxAttributesPerSpan: 6, maxAttributeValueLength: 8 };
+    const eagerDecoder = new SpanDecoder({ limits });
+    const lazyDecoder = new SpanDecoder({ limits, lazyAttributes: true });
+    let truncated = 0;
+    for (const req of w.requests) {
+      const eager = eagerDecoder.decode(req);
+      const eagerCounts = eagerDecoder.takeLimitCounts();
+      const lazy = lazyDecoder.decode(req);
+      const atDecode = lazyDecoder.takeLimitCounts(); // drops (and the resource's cut values) are counted at decode time
+      assert.equal(atDecode.droppedAttributes, eagerCounts.droppedAttributes);
+      assert.equal(lazy.length, eager.length);
+      // Reads interleaved with other decoding by the same decoder: each span's own bytes, whatever was decoded since.
+      lazyDecoder.decode(w.requests[0]!);
+      lazyDecoder.takeLimitCounts();
+      for (let i = lazy.length - 1; i >= 0; i--) {
+        assert.deepEqual(lazy[i]!.attributes, eager[i]!.attributes);
+        assert.deepEqual(JSON.parse(JSON.stringify(lazy[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))), JSON.parse(JSON.stringify(eager[i], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
       }
-    } finally {
-      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
+      assert.equal(atDecode.truncatedValues + lazyDecoder.takeLimitCounts().truncatedValues, eagerCounts.truncatedValues); // the spans' when read
+      truncated += eagerCounts.truncatedValues;
     }
+    assert.ok(truncated > 0, 'the limits cut values');
   });
 
   it('finds one attribute on the wire as the attributes object holds it: framing, repeats, filter, limits, damage', () => {
@@ -392,13 +389,14 @@ describe('span decoder', () => {
     };
     const own = (o: Record<string, unknown>, k: string) => (Object.hasOwn(o, k) ? o[k] : undefined);
     const agree = (req: Buffer, options: Parameters<typeof decodeSpans>[1], why: string) => {
-      takeLimitCounts();
-      const [byKey] = decodeSpans(req, options);
+      const byKeyDecoder = new SpanDecoder(options);
+      const [byKey] = byKeyDecoder.decode(req);
       const found = keys.map((k) => lookup(byKey!, k));
-      const keyCounts = takeLimitCounts();
-      const [whole] = decodeSpans(req, options);
+      const keyCounts = byKeyDecoder.takeLimitCounts();
+      const wholeDecoder = new SpanDecoder(options);
+      const [whole] = wholeDecoder.decode(req);
       const object = whole!.attributes;
-      const objectCounts = takeLimitCounts();
+      const objectCounts = wholeDecoder.takeLimitCounts();
       assert.deepEqual(found, keys.map((k) => own(object, k)), why);
       assert.deepEqual(keyCounts, objectCounts, `${why}: limit counts`);
       assert.deepEqual({ ...byKey!.attributes }, { ...object }, `${why}: the object afterwards`); // and the lookup after it
@@ -416,25 +414,17 @@ describe('span decoder', () => {
     assert.deepEqual(filtered.slice(0, 3), [undefined, undefined, '2']);
     // Past the limits: the object decides (drops by position, cut values counted once).
     for (const [maxAttributesPerSpan, maxAttributeValueLength] of [[4, Infinity], [Infinity, 4], [14, 200], [13, Infinity], [Infinity, 10], [1, 10]] as const) {
-      setDecodeLimits({ maxAttributesPerSpan, maxAttributeValueLength });
-      try {
-        agree(req, { lazyAttributes: true }, `limits ${maxAttributesPerSpan}/${maxAttributeValueLength}`);
-      } finally {
-        setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
-      }
+      agree(req, { lazyAttributes: true, limits: { maxAttributesPerSpan, maxAttributeValueLength } }, `limits ${maxAttributesPerSpan}/${maxAttributeValueLength}`);
     }
     // A kvlist's strings are cut by the limits too: counted once, however often it is read.
-    setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: 10 });
-    try {
-      takeLimitCounts();
-      const [span] = decodeSpans(req, { lazyAttributes: true });
+    {
+      const decoder = new SpanDecoder({ lazyAttributes: true, limits: { maxAttributesPerSpan: Infinity, maxAttributeValueLength: 10 } });
+      const [span] = decoder.decode(req);
       for (let i = 0; i < 3; i++) assert.deepEqual(lookup(span!, 'map'), { inner: 'z'.repeat(10), i2: 1 });
-      const counts = takeLimitCounts();
-      void decodeSpans(req, { lazyAttributes: true })[0]!.attributes;
-      assert.deepEqual(counts, takeLimitCounts());
+      const counts = decoder.takeLimitCounts();
+      void decoder.decode(req)[0]!.attributes;
+      assert.deepEqual(counts, decoder.takeLimitCounts());
       assert.equal(counts.truncatedValues, 2);
-    } finally {
-      setDecodeLimits({ maxAttributesPerSpan: Infinity, maxAttributeValueLength: Infinity });
     }
     // Damaged after 'n' (a key longer than its KeyValue): what comes before it is found, as the object holds it.
     const damaged = Buffer.from(req);

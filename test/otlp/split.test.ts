@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, scanPart, scanRequest, splitByTrace, mergeRequests, type TracePart } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, decodeSpans, scanPart, splitByTrace, mergeRequests, type TracePart } from '../../src/otlp/index.ts';
+import { scanRequest } from '../helpers/otlp-oracle.ts';
 import { WireError } from '../../src/otlp/wire.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
 import { prng } from '../helpers/prng.ts';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AnyValueSchema, KeyValueSchema, SpanSchema } from '../../src/otlp/otlp-schemas.ts';
-import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireError, checkMessage, varintBytes } from '../../src/otlp/wire.ts';
+import { WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, WireCursor, WireError, checkMessage, varintBytes } from '../../src/otlp/wire.ts';
 
 const tag = (field: number, wire: number): Uint8Array => varintBytes(field * 8 + wire);
 const len = (field: number, body: Uint8Array): Buffer => Buffer.concat([tag(field, WIRE_LEN), varintBytes(body.length), body]);
-const check = (b: Uint8Array, schema = AnyValueSchema, seen?: Int32Array): void => checkMessage(b, 0, b.length, schema, 0, seen);
+const check = (b: Uint8Array, schema = AnyValueSchema, seen?: Int32Array): void => checkMessage(new WireCursor(b), 0, b.length, schema, 0, seen);
 const fails = (b: Uint8Array, message: RegExp, schema = AnyValueSchema): void => assert.throws(() => check(b, schema), (e: unknown) => e instanceof WireError && message.test(e.message));
 
 test('checkMessage walks nested messages, cycles included (AnyValue → ArrayValue → AnyValue)', () => {

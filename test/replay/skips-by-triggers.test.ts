@@ -6,7 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { decodeSpans, decodeSpans as decodeSpansFast, decodeSpansWithSchema, ExportTraceServiceRequest, mergeRequests } from '../../src/otlp/index.ts';
+import { decodeSpans, decodeSpans as decodeSpansFast, ExportTraceServiceRequest, mergeRequests } from '../../src/otlp/index.ts';
+import { decodeSpansWithSchema } from '../helpers/otlp-oracle.ts';
 import { createReplayEngine, scanPart, NameMatcher, type ReplayViolation } from '../../src/replay/index.ts';
 import { compileRule, loadRuleFile, type CompiledRule } from '../../src/rules/index.ts';
 import { BASE_MS, DAY_MS, noiseTrace, recordsOf, shopTrace, type Breaks, type SimRecord, type SimTrace } from './history.ts';

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { stringify } from 'yaml';
-import { TRACE_SERVICE_DEFINITION, scanRequest } from '../../src/otlp/index.ts';
+import { TRACE_SERVICE_DEFINITION } from '../../src/otlp/index.ts';
+import { scanRequest } from '../helpers/otlp-oracle.ts';
 import { rssBytes } from '../bench/pipeline-bench.ts';
 import { buildWorkload } from '../bench/workload.ts';
 

@@ -1,17 +1,14 @@
 /**
- * OTLP protobuf to the rule language's SpanRecord. Used by workers on each
- * trace's payload, by replay and by `rules test`.
+ * Test oracles for src/otlp's wire readers: a span decoder through protobufjs (the
+ * schema, the reference the span decoder must agree with), and a span count and
+ * trace ids read without either (sinks and load clients count with it).
  */
-import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../rules/span.ts';
-import { toHex } from './hex.ts';
-import { decodeSpansFast, type DecodeOptions } from './span-decoder.ts';
-import {
-  ExportTraceServiceRequest,
-  longToBigInt,
-  type PbAnyValue,
-  type PbExportRequest,
-  type PbKeyValue,
-} from './schema.ts';
+import { putAttribute, type AttributeValue, type Attributes, type SpanRecord } from '../../src/rules/span.ts';
+import { toHex } from '../../src/otlp/hex.ts';
+import { ExportTraceServiceRequest, longToBigInt, type PbAnyValue, type PbExportRequest, type PbKeyValue } from '../../src/otlp/schema.ts';
+import { WIRE_LEN, WireCursor } from '../../src/otlp/wire.ts';
+
+const LEN = (field: number): number => (field << 3) | WIRE_LEN;
 
 function anyValue(v: PbAnyValue | undefined): AttributeValue | undefined {
   if (v === undefined || v === null) return undefined;
@@ -39,7 +36,7 @@ function longToSigned(value: PbAnyValue['intValue']): bigint {
   return u >= 1n << 63n ? u - (1n << 64n) : u;
 }
 
-export function attributes(list: readonly PbKeyValue[] | undefined): Attributes {
+function attributes(list: readonly PbKeyValue[] | undefined): Attributes {
   const out: Record<string, AttributeValue> = {};
   if (list === undefined) return out;
   for (const kv of list) {
@@ -83,5 +80,48 @@ export function decodeSpansWithSchema(payload: Uint8Array): SpanRecord[] {
   return requestToSpans(ExportTraceServiceRequest.decode(payload) as unknown as PbExportRequest);
 }
 
-/** Spans of an ExportTraceServiceRequest in protobuf. Throws on a malformed message. */
-export const decodeSpans: (payload: Uint8Array, options?: DecodeOptions) => SpanRecord[] = decodeSpansFast;
+/**
+ * The span count, trace ids and parentless (root) spans of an
+ * ExportTraceServiceRequest, read from the wire without decoding the spans.
+ * Throws WireError on a malformed message.
+ */
+export function scanRequest(buf: Uint8Array): { spanCount: number; traceIds: Set<string>; rootSpans: number } {
+  const traceIds = new Set<string>();
+  let spanCount = 0;
+  let rootSpans = 0;
+  const c = new WireCursor(buf);
+  const messages = (end: number, tag: number, each: (start: number, end: number) => void): void => {
+    while (c.pos < end) {
+      const t = c.varint(end);
+      if (t !== tag) {
+        c.skip(t & 7, end);
+        continue;
+      }
+      const s = c.len(end);
+      const e = c.pos;
+      c.pos = s;
+      each(s, e);
+      c.pos = e;
+    }
+  };
+  messages(buf.length, LEN(1), (_rs, rsEnd) => {
+    messages(rsEnd, LEN(2), (_ss, ssEnd) => {
+      messages(ssEnd, LEN(2), (_span, spEnd) => {
+        spanCount++;
+        let hasParent = false;
+        while (c.pos < spEnd) {
+          const t = c.varint(spEnd);
+          if (t === LEN(1)) {
+            const s = c.len(spEnd);
+            traceIds.add(toHex(buf.subarray(s, c.pos)));
+          } else if (t === LEN(4)) {
+            const s = c.len(spEnd);
+            hasParent = c.pos - s === 8;
+          } else c.skip(t & 7, spEnd);
+        }
+        if (!hasParent) rootSpans++;
+      });
+    });
+  });
+  return { spanCount, traceIds, rootSpans };
+}
