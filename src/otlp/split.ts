@@ -24,7 +24,7 @@ export interface TracePart {
   readonly spanCount: number;
   /** Earliest span start in the part (0n when no span has a start time). */
   readonly earliestStartNs: bigint;
-  /** Parentless spans in the part, when the reader counted them. */
+  /** Parentless spans in the part (spans without an 8-byte parent span id), when the reader counted them. */
   readonly rootSpans?: number;
 }
 
@@ -80,6 +80,8 @@ class Rows {
   /** start_time_unix_nano as its high and low 32 bits (no BigInt per span). */
   startHi = new Uint32Array(0);
   startLo = new Uint32Array(0);
+  /** 1 for a span without an 8-byte parent span id (a root). */
+  root = new Uint8Array(0);
   /** The request-wide index of the span's scope (ScopeSpans); -1: taken back. */
   scope = new Int32Array(0);
   /** The trace's next row; -1 after its last. */
@@ -90,7 +92,7 @@ class Rows {
   scopeSizes = new Int32Array(0);
 
   allocate(capacity: number): void {
-    const grow = <T extends Int32Array | Uint32Array>(old: T, make: (n: number) => T): T => {
+    const grow = <T extends Int32Array | Uint32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
       const next = make(capacity);
       next.set(old.subarray(0, Math.min(old.length, capacity)));
       return next;
@@ -101,6 +103,7 @@ class Rows {
     this.field = grow(this.field, int32);
     this.startHi = grow(this.startHi, (n) => new Uint32Array(n));
     this.startLo = grow(this.startLo, (n) => new Uint32Array(n));
+    this.root = grow(this.root, (n) => new Uint8Array(n));
     this.scope = grow(this.scope, int32);
     this.next = grow(this.next, int32);
     this.partRows = new Int32Array(capacity);
@@ -184,12 +187,13 @@ export class TraceSplitter {
   #level = 0;
   #rs = 0;
   #ss = 0;
-  /** Field positions of the span being read (fields 1, 2 and 7 are used). */
+  /** Field positions of the span being read (fields 1, 2, 4 and 7 are used). */
   readonly #spanFields = new Int32Array(16);
   /** Where #readSpan found the trace id, and the span's start as high and low 32 bits. */
   #traceAt = 0;
   #startHi = 0;
   #startLo = 0;
+  #root = false;
   /** #readSpan's reason is a fault a decoder refuses the span for: the faulty field's path, from '.' or ':'. */
   #malformed = false;
 
@@ -329,6 +333,7 @@ export class TraceSplitter {
             rows.field[row] = spStart - sFieldStart === 1 + varintSize(spEnd - spStart) ? sFieldStart : spStart;
             rows.startHi[row] = this.#startHi;
             rows.startLo[row] = this.#startLo;
+            rows.root[row] = this.#root ? 1 : 0;
             rows.scope[row] = scopeIndex;
             rows.next[row] = -1;
             const traceId = this.#traceIds.get(buf, this.#traceAt);
@@ -379,15 +384,17 @@ export class TraceSplitter {
       let lastScope = -1;
       let startHi = 0;
       let startLo = 0; // the earliest start of the part (0, 0: none)
+      let roots = 0;
       const flush = () => {
         if (count === 0) return;
         const earliestStartNs = startHi === 0 && startLo === 0 ? 0n : (BigInt(startHi) << 32n) | BigInt(startLo);
-        parts.push({ traceId: traceIdOf[trace]!, payload: this.#encodePart(request, count), spanCount: count, earliestStartNs });
+        parts.push({ traceId: traceIdOf[trace]!, payload: this.#encodePart(request, count), spanCount: count, earliestStartNs, rootSpans: roots });
         count = 0;
         partBytes = 0;
         lastScope = -1;
         startHi = 0;
         startLo = 0;
+        roots = 0;
       };
       for (let row = firstRow[trace]!; row !== -1; row = rows.next[row]!) {
         const scope = rows.scope[row]!;
@@ -412,6 +419,7 @@ export class TraceSplitter {
           need = spanBytes + resourceBytes + scopeBytes;
         }
         rows.partRows[count++] = row;
+        roots += rows.root[row]!;
         partBytes += need;
         lastScope = scope;
         const hi = rows.startHi[row]!;
@@ -540,7 +548,7 @@ export class TraceSplitter {
     const spanFields = this.#spanFields;
     // One pass: the whole span checked against the schema, nested messages walked,
     // unknown fields skipped; where the trace id, span id and start are comes with it.
-    spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[14] = -1;
+    spanFields[2] = spanFields[3] = spanFields[4] = spanFields[5] = spanFields[8] = spanFields[9] = spanFields[14] = -1;
     this.#malformed = false;
     try {
       checkMessage(c, start, end, SpanSchema, 0, spanFields);
@@ -560,6 +568,7 @@ export class TraceSplitter {
     if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
     this.#startHi = 0;
     this.#startLo = 0;
+    this.#root = spanFields[9]! - spanFields[8]! !== 8;
     const at = spanFields[14];
     if (at >= 0) {
       this.#startLo = uint32LE(buf, at);

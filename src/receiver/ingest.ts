@@ -106,6 +106,7 @@ export class Ingest {
       traceId: t.traceId,
       payload: t.payload,
       spanCount: t.spanCount,
+      rootSpans: t.rootSpans,
       timestampMs: t.earliestStartNs > 0n ? Number(t.earliestStartNs / 1_000_000n) : Date.now(),
     }));
     this.#inFlightBytes += bytes;

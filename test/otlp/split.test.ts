@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ExportTraceServiceRequest, decodeSpans, scanPart, splitByTrace, mergeRequests, type TracePart } from '../../src/otlp/index.ts';
+import { ExportTraceServiceRequest, TraceSplitter, decodeSpans, scanPart, splitByTrace, mergeRequests, type TracePart } from '../../src/otlp/index.ts';
 import { scanRequest } from '../helpers/otlp-oracle.ts';
 import { WireError } from '../../src/otlp/wire.ts';
 import { varintBytes } from '../../src/otlp/wire.ts';
 import { prng } from '../helpers/prng.ts';
+import { buildWorkload } from '../bench/workload.ts';
 
 const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const traceB = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
@@ -33,6 +34,25 @@ describe('splitting a request by trace id', () => {
         scopeSpans: [{ scope: { name: 's3' }, spans: [spanObj(traceB, '0000000000000004', 'b2', '50')] }],
       },
     ],
+  });
+
+  it('counts each part\'s root spans as a scan of the part does, one splitter over many requests', () => {
+    const splitter = new TraceSplitter();
+    let parts = 0;
+    let withRoot = 0;
+    let withoutRoot = 0;
+    for (const req of buildWorkload(200, { seed: 9, batchSpans: 64 }).requests) {
+      const r = splitter.split(req, { maxPartBytes: 4096 });
+      assert.ok(r.ok);
+      for (const part of r.traces) {
+        const roots = scanPart(part.payload, null).rootSpans;
+        assert.equal(part.rootSpans, roots, part.traceId);
+        parts++;
+        if (roots > 0) withRoot++;
+        else withoutRoot++;
+      }
+    }
+    assert.ok(parts > 200 && withRoot > 0 && withoutRoot > 0, `${parts} parts, ${withRoot} with a root, ${withoutRoot} without`);
   });
 
   it('gives one request per trace with its resources and scopes', () => {
