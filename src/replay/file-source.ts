@@ -1,9 +1,12 @@
 /**
  * Replay source: OTLP trace files (JSON, JSON lines, protobuf, the Collector
- * file exporter's length-prefixed stream), globs allowed. The files, sorted by
- * name, form one lane: a trace may span files (rotated exporter files), and
- * files written over time are roughly in event-time order. One file is held in
- * memory at a time.
+ * file exporter's length-prefixed stream), globs allowed. The files form one
+ * lane, fed in event time whatever their names: a trace may span files (rotated
+ * exporter files) and several writers' files may cover the same hours (two
+ * Collectors, each with some of every trace's spans), so the requests of all files
+ * are merged by their earliest span start. A first pass reads when each file
+ * starts; then a file is loaded when the merge reaches its start and let go once
+ * read, so only the files that overlap in time are held in memory at once.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
@@ -84,36 +87,97 @@ export interface FileSourceOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Feeds every request of the files to one lane of `engine`, then ends it. */
+/** A file's requests in event-time order: each with its earliest span start (unix ms). */
+interface LoadedFile {
+  readonly requests: Uint8Array[];
+  readonly times: number[];
+  next: number;
+  readonly bytes: number;
+}
+
+/**
+ * The file's requests sorted by earliest span start (stable: a request without
+ * span times keeps its place after the request before it).
+ */
+async function loadFile(file: string, bytes: number): Promise<LoadedFile> {
+  const read = await readRequests(file);
+  const at: number[] = [];
+  let last = -Infinity;
+  for (const request of read) {
+    let ms = Infinity;
+    try {
+      ms = scanPart(request, null).earliestStartMs;
+    } catch {
+      // Malformed: counted by the engine when it is read; placed after the request before it.
+    }
+    if (Number.isFinite(ms)) last = ms;
+    at.push(last);
+  }
+  const order = read.map((_r, i) => i).sort((x, y) => at[x]! - at[y]! || x - y);
+  return { requests: order.map((i) => read[i]!), times: order.map((i) => at[i]!), next: 0, bytes };
+}
+
+/** Feeds every request of the files to one lane of `engine`, merged in event time, then ends it. */
 export async function readFileSource(engine: ReplayEngine, options: FileSourceOptions): Promise<SourceResult> {
   const sizes = await Promise.all(options.files.map(async (f) => (await stat(f)).size));
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
-  let doneBytes = 0;
-  const lane = engine.lane();
+  const progress = (bytes: number) => options.onProgress?.({ fraction: totalBytes === 0 ? 1 : Math.min(1, bytes / totalBytes) });
+  const fail = (err: unknown): SourceResult => ({ ok: false, error: (err as Error).message.split('\n')[0] ?? String(err) });
+  // Pass 1: when each file starts (its earliest request).
+  const starts: { file: string; bytes: number; startMs: number }[] = [];
   for (let i = 0; i < options.files.length; i++) {
-    const file = options.files[i]!;
     if (isAborted(options.signal)) return { ok: false, error: 'replay cancelled' };
-    let requests: Uint8Array[];
+    let loaded: LoadedFile;
     try {
-      requests = await readRequests(file);
+      loaded = await loadFile(options.files[i]!, sizes[i]!);
     } catch (err) {
-      return { ok: false, error: (err as Error).message.split('\n')[0] ?? String(err) };
+      return fail(err);
     }
-    const fileBytes = sizes[i]!;
-    for (let r = 0; r < requests.length; r++) {
-      lane.addRecord(requests[r]!);
-      if ((r & 255) === 255) {
-        // Let timers (progress, cancellation) run during a long file.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (isAborted(options.signal)) return { ok: false, error: 'replay cancelled' };
-        options.onProgress?.({ fraction: totalBytes === 0 ? 1 : (doneBytes + (fileBytes * r) / requests.length) / totalBytes });
-      }
-    }
-    doneBytes += fileBytes;
-    options.onProgress?.({ fraction: totalBytes === 0 ? 1 : doneBytes / totalBytes });
+    starts.push({ file: options.files[i]!, bytes: sizes[i]!, startMs: loaded.times[0] ?? Infinity });
+    await yieldToTimers();
   }
+  starts.sort((a, b) => a.startMs - b.startMs); // stable: by name among equal starts
+  // Pass 2: merge the loaded files' requests by time, loading each file when the merge reaches its start.
+  const lane = engine.lane();
+  const open: LoadedFile[] = [];
+  let waiting = 0;
+  let doneBytes = 0;
+  let fed = 0;
+  for (;;) {
+    let head: LoadedFile | undefined;
+    for (const f of open) if (head === undefined || f.times[f.next]! < head.times[head.next]!) head = f;
+    if (waiting < starts.length && (head === undefined || starts[waiting]!.startMs <= head.times[head.next]!)) {
+      const { file, bytes } = starts[waiting++]!;
+      try {
+        const loaded = await loadFile(file, bytes);
+        if (loaded.requests.length > 0) open.push(loaded);
+        else doneBytes += bytes;
+      } catch (err) {
+        return fail(err);
+      }
+      continue;
+    }
+    if (head === undefined) break;
+    lane.addRecord(head.requests[head.next]!);
+    head.next++;
+    if (head.next === head.requests.length) {
+      open.splice(open.indexOf(head), 1);
+      doneBytes += head.bytes;
+    }
+    if ((++fed & 255) === 0) {
+      // Let timers (progress, cancellation) run during a long merge.
+      await yieldToTimers();
+      if (isAborted(options.signal)) return { ok: false, error: 'replay cancelled' };
+      progress(doneBytes + open.reduce((n, f) => n + (f.bytes * f.next) / f.requests.length, 0));
+    }
+  }
+  progress(totalBytes);
   lane.end();
   return { ok: true, description: `${options.files.length} file${options.files.length === 1 ? '' : 's'}` };
+}
+
+function yieldToTimers(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 function isAborted(signal: AbortSignal | undefined): boolean {
