@@ -13,4 +13,4 @@ export {
 } from './schema.ts';
 export { AttributeKeyFilter, SpanDecoder, decodeSpans, type DecodeLimits, type DecodeOptions } from './span-decoder.ts';
 export { TRACE_SERVICE_DEFINITION } from './grpc-service.ts';
-export { NameMatcher, scanPart, type PartScan } from './scan.ts';
+export { NameMatcher, PLAUSIBLE_FROM_MS, PLAUSIBLE_TO_MS, isPlausibleTimeMs, scanPart, type PartScan } from './scan.ts';

@@ -27,8 +27,10 @@ export interface PartScan {
   readonly spanCount: number;
   /** Spans without an 8-byte parent span id. */
   readonly rootSpans: number;
-  /** Earliest span start, unix ms (floor); Infinity when no span has a start time. */
+  /** Earliest plausible span start, unix ms (floor); Infinity when no span has one (see isPlausibleTimeMs). */
   readonly earliestStartMs: number;
+  /** Spans whose start time is 0 or not plausible: left out of earliestStartMs. */
+  readonly untimedSpans: number;
   /** Some span's name is one of the matcher's names (false without a matcher). */
   readonly triggered: boolean;
 }
@@ -42,14 +44,25 @@ const TAG_PARENT = SpanSchema.tag('parent_span_id');
 const TAG_NAME = SpanSchema.tag('name');
 const TAG_START = SpanSchema.tag('start_time_unix_nano');
 
+/** Span times before 2000-01-01 or from 2100-01-01 on are not placed in time (a clock unset, a unit mistaken). */
+export const PLAUSIBLE_FROM_MS = Date.UTC(2000, 0, 1);
+export const PLAUSIBLE_TO_MS = Date.UTC(2100, 0, 1);
+
+/** Whether a span time (unix ms) is one to place a trace by: in [2000-01-01, 2100-01-01). */
+export function isPlausibleTimeMs(ms: number): boolean {
+  return ms >= PLAUSIBLE_FROM_MS && ms < PLAUSIBLE_TO_MS;
+}
+
 /**
  * Unix ms (floor) of a fixed64 nanosecond time at `at`, exact: ns = hi·2^32 + lo
  * is split as hi·4294·10^6 + (hi·967296 + lo), both parts exact in a double.
  */
 function startMs(buf: Uint8Array, at: number): number {
-  const lo = uint32LE(buf, at);
-  const hi = uint32LE(buf, at + 4);
-  if (lo === 0 && hi === 0) return Infinity;
+  return wordsToMs(uint32LE(buf, at + 4), uint32LE(buf, at));
+}
+
+/** Unix ms (floor) of the nanosecond time whose high and low 32 bits are hi, lo. */
+export function wordsToMs(hi: number, lo: number): number {
   return hi * 4294 + Math.floor((hi * 967296 + lo) / 1_000_000);
 }
 
@@ -60,6 +73,7 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
   let spanCount = 0;
   let rootSpans = 0;
   let earliest = Infinity;
+  let timed = 0;
   let triggered = false;
   const useNames = matcher !== null && matcher.size > 0;
   const c = new WireCursor(buf);
@@ -93,6 +107,7 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
         c.pos = spStart;
         spanCount++;
         let hasParent = false;
+        let spanMs = 0;
         while (c.pos < spEnd) {
           const t = c.varint(spEnd);
           if ((t & 7) === WIRE_LEN) {
@@ -113,12 +128,15 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
             else if (t === TAG_NAME && useNames && !triggered && matcher.matches(buf, s, c.pos)) triggered = true;
           } else if (t === TAG_START) {
             if (spEnd - c.pos < 8) throw new WireError('truncated fixed-size field');
-            const ms = startMs(buf, c.pos);
-            if (ms < earliest) earliest = ms;
+            spanMs = startMs(buf, c.pos); // the last occurrence, as a decoder reads it
             c.pos += 8;
           } else c.skip(t & 7, spEnd);
         }
         if (!hasParent) rootSpans++;
+        if (spanMs >= PLAUSIBLE_FROM_MS && spanMs < PLAUSIBLE_TO_MS) {
+          timed++;
+          if (spanMs < earliest) earliest = spanMs;
+        }
         c.pos = spEnd;
       }
       c.pos = ssEnd;
@@ -131,6 +149,7 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
     spanCount,
     rootSpans,
     earliestStartMs: earliest,
+    untimedSpans: spanCount - timed,
     triggered,
   };
 }

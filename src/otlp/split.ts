@@ -10,7 +10,7 @@
  */
 import { TraceIdHex, isAllZero } from './hex.ts';
 import { REQUEST_TAGS, ResourceSchema, ScopeSchema, SpanSchema } from './otlp-schemas.ts';
-import { scanPart, type PartScan } from './scan.ts';
+import { isPlausibleTimeMs, scanPart, wordsToMs, type PartScan } from './scan.ts';
 import { WIRE_LEN, WireCursor, WireError, checkMessage, locateFault, uint32LE, wrongWireType, type MessageSchema } from './wire.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -22,7 +22,7 @@ export interface TracePart {
   /** ExportTraceServiceRequest protobuf; resources and scopes kept. */
   readonly payload: Uint8Array;
   readonly spanCount: number;
-  /** Earliest span start in the part (0n when no span has a start time). */
+  /** Earliest plausible span start in the part (0n when no span has one: see isPlausibleTimeMs). */
   readonly earliestStartNs: bigint;
   /** Parentless spans in the part (spans without an 8-byte parent span id), when the reader counted them. */
   readonly rootSpans?: number;
@@ -424,7 +424,7 @@ export class TraceSplitter {
         lastScope = scope;
         const hi = rows.startHi[row]!;
         const lo = rows.startLo[row]!;
-        if ((hi !== 0 || lo !== 0) && ((startHi === 0 && startLo === 0) || hi < startHi || (hi === startHi && lo < startLo))) {
+        if (isPlausibleTimeMs(wordsToMs(hi, lo)) && ((startHi === 0 && startLo === 0) || hi < startHi || (hi === startHi && lo < startLo))) {
           startHi = hi;
           startLo = lo;
         }
@@ -568,7 +568,7 @@ export class TraceSplitter {
     if (isAllZero(buf, spanStart, spanEnd)) return 'span id must not be all zero';
     this.#startHi = 0;
     this.#startLo = 0;
-    this.#root = spanFields[9]! - spanFields[8]! !== 8;
+    this.#root = spanFields[9] - spanFields[8] !== 8;
     const at = spanFields[14];
     if (at >= 0) {
       this.#startLo = uint32LE(buf, at);

@@ -24,7 +24,7 @@
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
  */
-import { NameMatcher, scanPart, splitByTrace, type SpanDecoder } from '../otlp/index.ts';
+import { NameMatcher, isPlausibleTimeMs, scanPart, splitByTrace, type SpanDecoder } from '../otlp/index.ts';
 import { createRuleSet, type CompiledRule, type RuleSet } from '../rules/index.ts';
 import { toViolationRecord, type ViolationRecord } from '../violations/violation-record.ts';
 import { decodeAndEvaluate, decoderFor } from '../worker/evaluate-trace.ts';
@@ -74,6 +74,12 @@ export interface ReplayCounters {
   tracesPartial: number;
   /** Traces outside [from, to) (read for the margins, not evaluated). */
   tracesOutside: number;
+  /** Spans whose start time is 0 or not plausible (src/otlp isPlausibleTimeMs): a trace is placed by its other spans. */
+  spansWithoutTime: number;
+  /** Traces none of whose spans has a plausible start: not placed in any day, not evaluated (reported apart). */
+  tracesWithoutTime: number;
+  /** The earliest plausible record time read (unix ms; Infinity when none): where the history read starts. */
+  firstRecordMs: number;
   lateRecords: number;
   undecodableRecords: number;
   budgetExceededTraces: number;
@@ -89,6 +95,9 @@ interface Assembling {
 
 type ReplayTrace = LiveTrace<Assembling>;
 
+/** Ids of traces without a plausible start time kept for the report. */
+const UNTIMED_IDS_KEPT = 10;
+
 export class ReplayEngine {
   readonly counters: ReplayCounters = {
     records: 0,
@@ -98,6 +107,9 @@ export class ReplayEngine {
     tracesSkipped: 0,
     tracesPartial: 0,
     tracesOutside: 0,
+    spansWithoutTime: 0,
+    tracesWithoutTime: 0,
+    firstRecordMs: Infinity,
     lateRecords: 0,
     undecodableRecords: 0,
     budgetExceededTraces: 0,
@@ -118,6 +130,8 @@ export class ReplayEngine {
   readonly #completed: Tombstones;
   readonly #lanes = new Set<ReplayLane>();
   readonly #violations = new Map<string, ReplayViolation>();
+  /** The first traces without a plausible start time (ids, for the report). */
+  readonly untimedTraceIds: string[] = [];
   #liveSpans = 0;
 
   constructor(options: ReplayEngineOptions) {
@@ -211,6 +225,11 @@ export class ReplayEngine {
     this.#completed.mark(trace.id);
     const c = this.counters;
     const { earliestStartMs } = trace.value;
+    if (earliestStartMs === Infinity) {
+      c.tracesWithoutTime++;
+      if (this.untimedTraceIds.length < UNTIMED_IDS_KEPT) this.untimedTraceIds.push(trace.id);
+      return;
+    }
     if (!(earliestStartMs >= this.fromMs && earliestStartMs < this.toMs)) {
       c.tracesOutside++;
       return;
@@ -297,9 +316,13 @@ export class ReplayLane {
   #addPart(traceId: string, payload: Uint8Array, scan: NonNullable<ReturnType<ReplayEngine['scan']>>, timestampMs: number | undefined): void {
     const engine = this.#engine;
     if (traceId === '') return;
-    engine.counters.spansRead += scan.spanCount;
-    let ts = timestampMs ?? scan.earliestStartMs;
-    if (!Number.isFinite(ts)) ts = Number.isFinite(this.positionMs) ? this.positionMs : 0;
+    const c = engine.counters;
+    c.spansRead += scan.spanCount;
+    c.spansWithoutTime += scan.untimedSpans;
+    let ts = timestampMs !== undefined && isPlausibleTimeMs(timestampMs) ? timestampMs : scan.earliestStartMs;
+    if (Number.isFinite(ts)) {
+      if (ts < c.firstRecordMs) c.firstRecordMs = ts;
+    } else ts = Number.isFinite(this.positionMs) ? this.positionMs : 0;
     this.#clock.observe(ts);
     let trace = this.#traces.get(traceId);
     if (trace === undefined) {

@@ -173,7 +173,7 @@ export async function readFileSource(engine: ReplayEngine, options: FileSourceOp
   }
   progress(totalBytes);
   lane.end();
-  return { ok: true, description: `${options.files.length} file${options.files.length === 1 ? '' : 's'}` };
+  return { ok: true, description: `${options.files.length} file${options.files.length === 1 ? '' : 's'}`, fromHistoryStart: true };
 }
 
 function yieldToTimers(): Promise<void> {

@@ -35,6 +35,8 @@ interface PartitionRange {
   readonly start: bigint;
   /** Exclusive. */
   readonly end: bigint;
+  /** The range starts at the partition's first retained record (or the partition holds none). */
+  readonly fromLogStart: boolean;
   lane?: ReplayLane;
   read: bigint;
   done: boolean;
@@ -75,7 +77,7 @@ export async function readKafkaSource(engine: ReplayEngine, options: KafkaSource
         lane.end();
       }),
     );
-    return { ok: true, description: describe };
+    return { ok: true, description: describe, fromHistoryStart: ranges.some((r) => r.fromLogStart) };
   } catch (err) {
     if (options.signal?.aborted === true) return { ok: false, error: 'replay cancelled' };
     return { ok: false, error: `cannot read Kafka topic ${topic} (brokers ${config.brokers.join(',')}): ${describeKafkaError(err)}` };
@@ -121,7 +123,7 @@ async function plan(
     const e = ends.get(partition) ?? -1n;
     const start = s < 0n ? high : s < low ? low : s;
     const end = e < 0n || e > high ? high : e;
-    ranges.push({ partition, start, end: end < start ? start : end, read: start, done: false });
+    ranges.push({ partition, start, end: end < start ? start : end, fromLogStart: start <= low || low === high, read: start, done: false });
   }
   return { ok: true, ranges, partitions, all };
 }

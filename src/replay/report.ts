@@ -31,6 +31,18 @@ export interface ReplayReport {
   readonly late_records: number;
   readonly undecodable_records: number;
   readonly budget_exceeded_traces: number;
+  /** Spans whose start time is 0 or implausible (before 2000, from 2100): their traces are placed by their other spans. */
+  readonly spans_without_time: number;
+  /** Traces without any plausible span start: in no day, not evaluated; the first ten's ids. */
+  readonly traces_without_time: number;
+  readonly untimed_trace_ids: readonly string[];
+  /**
+   * Where the source's history starts, when it starts after the range's start (RFC 3339;
+   * null when the history read reaches back to the range's start, or holds nothing).
+   */
+  readonly history_start: string | null;
+  /** The history does not cover the whole range: it starts after the range's start, or holds no spans. */
+  readonly incomplete: boolean;
   readonly violations: readonly ReplayViolation[];
   readonly per_day: Record<string, ReplayDay>;
   readonly per_rule: Record<string, number>;
@@ -48,8 +60,13 @@ export function buildReport(input: {
   counters: ReplayCounters;
   violations: readonly ReplayViolation[];
   elapsedMs: number;
+  /** The source read from the start of its history (SourceResult.fromHistoryStart). */
+  fromHistoryStart: boolean;
+  untimedTraceIds: readonly string[];
 }): ReplayReport {
   const { counters: c, violations } = input;
+  const empty = c.firstRecordMs === Infinity;
+  const startsLater = input.fromHistoryStart && !empty && c.firstRecordMs > input.fromMs;
   const perDay: Record<string, { violations: number; trace_ids: string[]; by_rule: Record<string, number> }> = {};
   const perRule: Record<string, number> = {};
   for (const id of input.rules) perRule[id] = 0;
@@ -78,6 +95,11 @@ export function buildReport(input: {
     late_records: c.lateRecords,
     undecodable_records: c.undecodableRecords,
     budget_exceeded_traces: c.budgetExceededTraces,
+    spans_without_time: c.spansWithoutTime,
+    traces_without_time: c.tracesWithoutTime,
+    untimed_trace_ids: input.untimedTraceIds,
+    history_start: startsLater ? new Date(c.firstRecordMs).toISOString() : null,
+    incomplete: startsLater || (input.fromHistoryStart && empty),
     violations,
     per_day: sortedDays,
     per_rule: perRule,
@@ -117,6 +139,18 @@ export function formatTable(r: ReplayReport): string {
   for (const [rule, n] of Object.entries(r.per_rule)) lines.push(`  ${rule.padEnd(width)}  ${n}`);
   lines.push(`Total: ${plural(r.total, 'historical violation')}`);
   const notes: string[] = [];
+  if (r.incomplete) {
+    notes.push(
+      r.history_start === null
+        ? `the source holds no spans with a plausible time: the report covers nothing (incomplete)`
+        : `history in the source starts at ${r.history_start}, after the range's start: the report covers ${r.history_start} .. ${r.to} only (incomplete)`,
+    );
+  }
+  if (r.traces_without_time > 0) {
+    const more = r.traces_without_time > r.untimed_trace_ids.length ? `, … ${r.traces_without_time - r.untimed_trace_ids.length} more` : '';
+    notes.push(`${plural(r.traces_without_time, 'trace')} without a plausible start time (0, before 2000 or from 2100) placed in no day, not evaluated (trace ${r.untimed_trace_ids.join(', ')}${more})`);
+  }
+  if (r.spans_without_time > 0) notes.push(`${plural(r.spans_without_time, 'span')} without a plausible start time (a trace with other spans is placed by them)`);
   if (r.traces_partial > 0) notes.push(`${plural(r.traces_partial, 'trace')} evaluated early at the live-span bound (violations marked partial)`);
   if (r.late_records > 0) notes.push(`${plural(r.late_records, 'record')} of traces already evaluated not evaluated`);
   if (r.undecodable_records > 0) notes.push(`${plural(r.undecodable_records, 'record')} could not be decoded`);

@@ -117,6 +117,8 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
       counters: engine.counters,
       violations: engine.violations(),
       elapsedMs: performance.now() - startedAt,
+      fromHistoryStart: source.fromHistoryStart,
+      untimedTraceIds: engine.untimedTraceIds,
     }),
   };
 }

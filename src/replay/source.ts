@@ -5,6 +5,13 @@ export type SourceResult =
       readonly ok: true;
       /** What was read, for the report (e.g. `betrace.spans partitions 0-3, 12000 records`). */
       readonly description: string;
+      /**
+       * The read began where the source's history begins (files: always; Kafka: a
+       * partition read from its first retained record, or nothing retained): then the
+       * first record read is where history starts, and a range starting before it is
+       * reported incomplete.
+       */
+      readonly fromHistoryStart: boolean;
     }
   | { readonly ok: false; readonly error: string };
 

@@ -10,8 +10,11 @@ import { buildWorkload } from '../bench/workload.ts';
 const traceA = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 const traceB = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
 
+/** Span times: `start` ns after T0 (2023-11-14), a plausible time (an earliest start only counts those). */
+const T0 = 1_700_000_000_000_000_000n;
 function spanObj(trace: string, span: string, name: string, start: string) {
-  return { traceId: Buffer.from(trace, 'hex'), spanId: Buffer.from(span, 'hex'), name, startTimeUnixNano: start, endTimeUnixNano: start };
+  const at = String(T0 + BigInt(start));
+  return { traceId: Buffer.from(trace, 'hex'), spanId: Buffer.from(span, 'hex'), name, startTimeUnixNano: at, endTimeUnixNano: at };
 }
 
 function encode(obj: object): Uint8Array {
@@ -34,6 +37,30 @@ describe('splitting a request by trace id', () => {
         scopeSpans: [{ scope: { name: 's3' }, spans: [spanObj(traceB, '0000000000000004', 'b2', '50')] }],
       },
     ],
+  });
+
+  it('takes a part\'s earliest start from its plausible span times only (not 0, not 1970)', () => {
+    const at = (ns: bigint) => String(ns - T0); // spanObj adds T0
+    const r = splitByTrace(
+      encode({
+        resourceSpans: [
+          {
+            scopeSpans: [
+              {
+                spans: [
+                  spanObj(traceA, '0000000000000001', 'skewed', at(5_000_000n)),
+                  spanObj(traceA, '0000000000000002', 'fine', '10'),
+                  spanObj(traceB, '0000000000000003', 'zero', at(0n)),
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    assert.ok(r.ok);
+    assert.deepEqual(r.traces.map((t) => [t.traceId, t.earliestStartNs]), [[traceA, T0 + 10n], [traceB, 0n]]);
+    assert.deepEqual(r.traces.map((t) => scanPart(t.payload, null).untimedSpans), [1, 1]);
   });
 
   it('counts each part\'s root spans as a scan of the part does, one splitter over many requests', () => {
@@ -64,8 +91,8 @@ describe('splitting a request by trace id', () => {
     const a = byTrace.get(traceA)!;
     const b = byTrace.get(traceB)!;
     assert.equal(a.spanCount, 2);
-    assert.equal(a.earliestStartNs, 200n);
-    assert.equal(b.earliestStartNs, 50n);
+    assert.equal(a.earliestStartNs, T0 + 200n);
+    assert.equal(b.earliestStartNs, T0 + 50n);
     const aSpans = decodeSpans(a.payload);
     assert.deepEqual(aSpans.map((s) => s.name), ['a1', 'a2']);
     assert.ok(aSpans.every((s) => s.resource['service.name'] === 'one'));
@@ -162,7 +189,7 @@ describe('splitting a request by trace id', () => {
     const spans = Array.from({ length: many }, (_, i) => spanObj([traceA, traceB][i % 2]!, (i + 1).toString(16).padStart(16, '0'), '', String(1000 + i)));
     const big = splitByTrace(encode({ resourceSpans: [{ scopeSpans: [{ spans }] }] }));
     assert.ok(big.ok);
-    assert.deepEqual(big.traces.map((t) => [t.traceId, t.spanCount, t.earliestStartNs]), [[traceA, many / 2, 1000n], [traceB, many / 2, 1001n]]);
+    assert.deepEqual(big.traces.map((t) => [t.traceId, t.spanCount, t.earliestStartNs]), [[traceA, many / 2, T0 + 1000n], [traceB, many / 2, T0 + 1001n]]);
     assert.equal(decodeSpans(big.traces[1]!.payload).at(-1)!.spanId, many.toString(16).padStart(16, '0'));
     const small = splitByTrace(request);
     assert.ok(small.ok);
@@ -282,8 +309,8 @@ describe('scanning a request without decoding it', () => {
   it('reads span fields with tags and lengths of one byte or more, and throws on a span cut short', () => {
     const attrs = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: { stringValue: 'v'.repeat(i * 40) } })); // lengths past 127: two-byte varints
     const spans = [
-      { ...spanObj(traceA, '0000000000000001', 'root', '1700000000123456789'), attributes: attrs(6), droppedAttributesCount: 3, events: [{ name: 'e', timeUnixNano: '5' }] },
-      { ...spanObj(traceA, '0000000000000002', 'n'.repeat(200), '1700000000000000001'), parentSpanId: Buffer.from('0000000000000001', 'hex'), attributes: attrs(3), flags: 257 }, // flags: field 16, a two-byte tag
+      { ...spanObj(traceA, '0000000000000001', 'root', '123456789'), attributes: attrs(6), droppedAttributesCount: 3, events: [{ name: 'e', timeUnixNano: '5' }] },
+      { ...spanObj(traceA, '0000000000000002', 'n'.repeat(200), '1'), parentSpanId: Buffer.from('0000000000000001', 'hex'), attributes: attrs(3), flags: 257 }, // flags: field 16, a two-byte tag
     ];
     const req = encode({ resourceSpans: [{ scopeSpans: [{ spans }] }] });
     const scan = scanPart(req, null);
