@@ -119,7 +119,12 @@ const ReplayRequest = {
     rules_yaml: { type: 'string', minLength: 1, description: "A rule file's text (YAML)." },
     from: { type: 'string', minLength: 1, description: 'Start, inclusive: RFC 3339, unix seconds, 30d/2h/15m ago, or now.' },
     to: { type: 'string', minLength: 1, description: 'End, exclusive (same forms).' },
-    source: { type: 'string', enum: ['kafka', 'files'], default: 'kafka', description: 'kafka: the spans topic; files: the trace files of files, under api.replay_dir.' },
+    source: {
+      type: 'string',
+      enum: ['kafka', 'history', 'files'],
+      description:
+        'kafka: the spans topic; history: the embedded transport\'s local history (transport.history); files: the trace files of files, under api.replay_dir. Default: the running transport\'s history (kafka with transport.kind kafka, else history); kafka when partitions are given, files when files are.',
+    },
     files: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'With source files: paths or globs under api.replay_dir.' },
     partitions: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: 'With source kafka: the partitions to read.' },
   },

@@ -1,11 +1,12 @@
 /**
  * `betrace replay (--rules FILE | --rule ID…) --from TIME --to TIME
- *   [--source kafka | --source FILE…] [--format table|json] [--emit]
+ *   [--source kafka | --source history | --source FILE…] [--format table|json] [--emit]
  *   [--fail-on-violation] [--config FILE] [--partitions LIST]`
  *
  * Evaluates rules on past traces (the BeTrace Method's "Rule Replay"): the
  * traces whose earliest span start lies in [from, to), read from the spans
- * topic or from OTLP files, reported per UTC day. Exit 0; 1 on a usage or input
+ * topic, the embedded transport's local history or OTLP files (by default the
+ * running transport's history: Kafka's topic or the local history), reported per UTC day. Exit 0; 1 on a usage or input
  * error (one line on stderr); 2 with --fail-on-violation when violations were
  * found. A progress line goes to stderr only when it is a terminal.
  */
@@ -85,7 +86,11 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
 
   const sources = list(opts.source);
   let source: ReplaySource;
-  if (sources.length === 0 || (sources.length === 1 && sources[0] === 'kafka')) {
+  if (sources.length === 0 && opts.partitions === undefined) source = { kind: 'default' };
+  else if (sources.length === 1 && sources[0] === 'history') {
+    if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
+    source = { kind: 'history' };
+  } else if (sources.length === 0 || (sources.length === 1 && sources[0] === 'kafka')) {
     let partitions: number[] | undefined;
     if (opts.partitions !== undefined) {
       const parts = list(opts.partitions);
@@ -94,7 +99,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     }
     source = partitions === undefined ? { kind: 'kafka' } : { kind: 'kafka', partitions };
   } else {
-    if (sources.includes('kafka')) return fail('--source is either kafka or trace files, not both');
+    if (sources.includes('kafka') || sources.includes('history')) return fail('--source is one of kafka, history or trace files');
     if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
     source = { kind: 'files', patterns: sources };
   }

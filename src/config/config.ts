@@ -49,6 +49,18 @@ export interface KafkaConfig {
   readonly sasl: { readonly mechanism: 'none' | 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string };
 }
 
+/** transport.history: the embedded transport's local history. */
+export interface HistoryConfig {
+  /** False with transport.kind kafka, whatever the file says. */
+  readonly enabled: boolean;
+  /** Absolute. */
+  readonly dir: string;
+  /** 0: no age limit. */
+  readonly maxAgeMs: number;
+  readonly maxBytes: number;
+  readonly segmentBytes: number;
+}
+
 /** receiver.spool: the disk spool in front of Kafka. */
 export interface SpoolConfig {
   readonly enabled: boolean;
@@ -82,6 +94,7 @@ export interface Config {
     readonly partitions: number;
     readonly partitioner: 'sarama' | 'murmur2';
     readonly maxQueuedBytes: number;
+    readonly history: HistoryConfig;
     readonly kafka: KafkaConfig;
   };
   readonly downstream: DownstreamConfig;

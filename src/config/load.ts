@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { schemaErrorMessages, shown as show } from '../expected.ts';
-import type { Config, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
+import type { Config, HistoryConfig, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, schemaKeys, type SchemaNode } from './schema.ts';
 import { DOWNSTREAM_ENDPOINT_VARIABLES } from './self-loop.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
@@ -280,6 +280,7 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       partitions: transport.partitions as number,
       partitioner: transport.partitioner as 'sarama' | 'murmur2',
       maxQueuedBytes: size(transport.max_queued_bytes),
+      history: historyConfig(fail, transport.history as Raw, transport.kind as string, baseDir, dataDir),
       kafka: kafkaConfig(fail, transport.kafka as Raw, baseDir),
     },
     downstream: {
@@ -322,6 +323,23 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
     dataDir,
     shutdownTimeoutMs: dur('shutdown_timeout', raw.shutdown_timeout),
     log: { level: (r.log!.level as string) },
+  };
+}
+
+function historyConfig(fail: Fail, raw: Raw, transportKind: string, baseDir: string, dataDir: string): HistoryConfig {
+  const maxBytes = parseSizeBytes(raw.max_bytes as string | number)!;
+  const segmentBytes = parseSizeBytes(raw.segment_bytes as string | number)!;
+  if (segmentBytes < 64 * 1024) fail('transport.history.segment_bytes', `transport.history.segment_bytes must be at least 64KiB, got ${show(raw.segment_bytes)}`);
+  if (segmentBytes * 4 > maxBytes) {
+    fail('transport.history.max_bytes', `transport.history.max_bytes must be at least 4 × transport.history.segment_bytes (${segmentBytes * 4} bytes), got ${show(raw.max_bytes)}`);
+  }
+  const dir = raw.dir as string;
+  return {
+    enabled: (raw.enabled as boolean) && transportKind === 'embedded',
+    dir: dir === '' ? join(dataDir, 'history') : resolve(baseDir, dir),
+    maxAgeMs: positiveDuration(fail, 'transport.history.max_age', raw.max_age as string, true),
+    maxBytes,
+    segmentBytes,
   };
 }
 

@@ -150,6 +150,23 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'Embedded transport: bytes of records waiting per partition before producers are refused (backpressure).',
       '64MiB',
     ),
+    history: obj(
+      'Embedded transport: the local history, every record received appended to files on local disk (the same records as the Kafka spans topic), so `betrace replay` and API replay jobs have the days before a rule existed without Kafka. Written in batches every half second (a crash loses at most that, and a torn tail is cut at start); a failed write (a full disk) is counted and logged and never slows live traffic. Ignored with transport.kind kafka: the spans topic is the history there. See "Local history" in src/transport/README.md.',
+      {
+        enabled: bool('Keep the local history (embedded transport).', true),
+        dir: {
+          type: 'string',
+          default: '',
+          description: 'Directory of the history files, relative to the config file. Empty: <data_dir>/history.',
+        },
+        max_age: duration('Files whose newest record is older than this are deleted ("0s": no age limit). 30 days: the BeTrace Method replays days 1-29.', '30d'),
+        max_bytes: size(
+          'Bound of the history files on disk: past it the oldest files are deleted. About 400 bytes per span (the OTLP payload with its resource and scope, and the framing; measured on the benchmark workload): 10GiB keeps 30 days of about 10 spans/s.',
+          '10GiB',
+        ),
+        segment_bytes: size('Size at which a history file is closed and a new one begun (retention deletes whole files). At most max_bytes / 4.', '64MiB'),
+      },
+    ),
     kafka: obj('Kafka transport (transport.kind: kafka).', {
       brokers: {
         type: 'array',

@@ -32,7 +32,7 @@ export interface ReplayJobRequest {
   readonly rules_yaml?: string;
   readonly from: string;
   readonly to: string;
-  readonly source?: 'kafka' | 'files';
+  readonly source?: 'kafka' | 'history' | 'files';
   readonly files?: readonly string[];
   readonly partitions?: readonly number[];
 }
@@ -94,7 +94,13 @@ export function validateReplayRequest(body: unknown, nowMs: number): Validated {
   const range = parseRange(b.from, b.to, nowMs);
   if (!range.ok) return { ok: false, error: range.error.replace(/^--/, '') };
   let source: ReplaySource;
-  if ((b.source ?? 'kafka') === 'kafka') {
+  const kind = b.source ?? (b.files !== undefined ? 'files' : b.partitions !== undefined ? 'kafka' : 'default');
+  if (kind === 'default') source = { kind: 'default' };
+  else if (kind === 'history') {
+    if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
+    if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
+    source = { kind: 'history' };
+  } else if (kind === 'kafka') {
     if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
     source = b.partitions === undefined ? { kind: 'kafka' } : { kind: 'kafka', partitions: [...b.partitions] };
   } else {

@@ -8,11 +8,15 @@ import type { CompiledRule } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createReplayEngine, type ReplayEngine } from './engine.ts';
 import { readFileSource, resolveTraceFiles, resolveTraceFilesUnder } from './file-source.ts';
+import { readHistorySource } from './history-source.ts';
 import { readKafkaSource } from './kafka-source.ts';
 import { buildReport, type ReplayReport } from './report.ts';
 import type { SourceResult } from './source.ts';
 
 export type ReplaySource =
+  /** The running transport's history: the spans topic with Kafka, the local history with the embedded transport. */
+  | { readonly kind: 'default' }
+  | { readonly kind: 'history' }
   | { readonly kind: 'kafka'; readonly partitions?: readonly number[] }
   | { readonly kind: 'files'; readonly patterns: readonly string[]; /** Only files inside this directory (API replays). */ readonly root?: string };
 
@@ -87,8 +91,16 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
     o.onProgress(progressOf(engine, startedAt, fraction));
   };
   let source: SourceResult;
-  if (o.source.kind === 'files') {
-    const files = o.source.root === undefined ? await resolveTraceFiles(o.source.patterns) : await resolveTraceFilesUnder(o.source.root, o.source.patterns);
+  const requested = o.source.kind === 'default' ? (o.config.transport.kind === 'kafka' ? { kind: 'kafka' as const } : { kind: 'history' as const }) : o.source;
+  if (requested.kind === 'history') {
+    source = await readHistorySource(engine, {
+      dir: o.config.transport.history.dir,
+      marginMs: o.config.worker.traceMaxDurationMs,
+      onProgress: (p) => onProgress(p.fraction),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  } else if (requested.kind === 'files') {
+    const files = requested.root === undefined ? await resolveTraceFiles(requested.patterns) : await resolveTraceFilesUnder(requested.root, requested.patterns);
     if (!files.ok) return files;
     source = await readFileSource(engine, {
       files: files.files,
@@ -101,7 +113,7 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
       logger: o.logger,
       marginMs: o.config.worker.traceMaxDurationMs,
       onProgress: (p) => onProgress(p.fraction),
-      ...(o.source.partitions === undefined ? {} : { partitions: o.source.partitions }),
+      ...(requested.partitions === undefined ? {} : { partitions: requested.partitions }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });
   }

@@ -28,6 +28,11 @@ export interface Metrics {
   readonly transportQueuedBytes: Gauge<'partition'>;
   readonly transportKafkaReachable: Gauge;
   readonly transportRecordsProduced: Counter;
+  readonly historyBytes: Gauge;
+  readonly historyRecords: Gauge;
+  readonly historyOldestTimestamp: Gauge;
+  readonly historyDroppedRecords: Counter;
+  readonly historyDeletedSegments: Counter<'reason'>;
   readonly transportProduceRefused: Counter<'reason'>;
   readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
@@ -187,6 +192,32 @@ export function createMetrics(): Metrics {
     transportRecordsProduced: new Counter({
       name: 'betrace_transport_records_produced_total',
       help: 'Records (one per request and trace) written to the transport.',
+      registers,
+    }),
+    historyBytes: new Gauge({
+      name: 'betrace_history_bytes',
+      help: 'transport.history: bytes of the local history files (embedded transport), counted against transport.history.max_bytes.',
+      registers,
+    }),
+    historyRecords: new Gauge({
+      name: 'betrace_history_records',
+      help: 'transport.history: records (one per request and trace) the local history holds.',
+      registers,
+    }),
+    historyOldestTimestamp: new Gauge({
+      name: 'betrace_history_oldest_timestamp_seconds',
+      help: 'transport.history: event time (unix seconds) of the oldest record kept: replay reaches back to it (0 when empty).',
+      registers,
+    }),
+    historyDroppedRecords: new Counter({
+      name: 'betrace_history_dropped_records_total',
+      help: 'transport.history: records not kept because writing them failed (a full disk; logged). Live evaluation is not affected.',
+      registers,
+    }),
+    historyDeletedSegments: new Counter({
+      name: 'betrace_history_deleted_segments_total',
+      help: 'transport.history: segments deleted by retention, by reason (max_age, max_bytes, empty).',
+      labelNames: ['reason'],
       registers,
     }),
     transportProduceRefused: new Counter({

@@ -4,9 +4,12 @@
  * a record is freed once every group has been handed it (there is no
  * redelivery in one process, so commits only matter to Kafka). A producer is
  * refused (retryable) when a partition would exceed its byte bound, which is the
- * backpressure the receiver turns into UNAVAILABLE.
+ * backpressure the receiver turns into UNAVAILABLE. Accepted records are also
+ * appended to the local history when there is one (local-history.ts), which
+ * replay reads.
  */
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { LocalHistory } from './local-history.ts';
 import { partitionerFor, type PartitionerName } from './partitioner.ts';
 import type {
   ConsumedRecord,
@@ -27,6 +30,8 @@ export interface EmbeddedTransportOptions {
   readonly retryAfterMs: number;
   /** Most records handed to a consumer in one batch. */
   readonly maxBatchRecords?: number;
+  /** Where every accepted record is also appended, for replay (transport.history). */
+  readonly history?: LocalHistory;
   readonly metrics?: Metrics;
 }
 
@@ -204,6 +209,7 @@ export class EmbeddedTransport implements Transport {
         };
       }
     }
+    this.#options.history?.append(records);
     if (this.consumers.size === 0) return { status: 'success' };
     for (let i = 0; i < records.length; i++) this.logs[partitions[i]!]!.append(records[i]!, partitions[i]!);
     this.#options.metrics?.transportRecordsProduced.inc(records.length);

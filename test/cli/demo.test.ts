@@ -16,7 +16,7 @@ import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
 import { requestToSpans } from '../helpers/otlp-oracle.ts';
 import type { PbExportRequest } from '../../src/otlp/schema.ts';
 import { createRuleSet, loadRuleFile } from '../../src/rules/index.ts';
-import { spawnBetrace, type BetraceProcess } from '../helpers/process.ts';
+import { startExampleBetrace, type BetraceProcess } from '../helpers/process.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const seedRules = join(root, 'config', 'rules', 'seed-invariants.yaml');
@@ -49,15 +49,7 @@ describe('betrace demo', () => {
     let api = '';
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), 'betrace-demo-'));
-      b = spawnBetrace('demo', ['run', '--config', join(root, 'config', 'betrace.yaml')], {
-        BETRACE_RECEIVER_GRPC_ENDPOINT: '127.0.0.1:0',
-        BETRACE_RECEIVER_HTTP_ENDPOINT: '127.0.0.1:0',
-        BETRACE_API_ENDPOINT: '127.0.0.1:0',
-        BETRACE_DATA_DIR: dataDir,
-      });
-      grpc = await b.waitFor(/"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/);
-      api = await b.waitFor(/"address":"([^"]+)","msg":"admin API listening"/);
-      await b.waitFor(/betrace started/);
+      ({ b, grpc, api } = await startExampleBetrace('demo', dataDir));
     });
     after(async () => {
       await b.stop();

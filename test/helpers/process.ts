@@ -46,3 +46,20 @@ export function spawnBetrace(name: string, args: string[], env: Record<string, s
     },
   };
 }
+
+/**
+ * `betrace run` on the README's example config (config/betrace.yaml), on free loopback
+ * ports and its own data directory; resolves once it has started.
+ */
+export async function startExampleBetrace(name: string, dataDir: string): Promise<{ b: BetraceProcess; grpc: string; api: string }> {
+  const b = spawnBetrace(name, ['run', '--config', join(import.meta.dirname, '..', '..', 'config', 'betrace.yaml')], {
+    BETRACE_RECEIVER_GRPC_ENDPOINT: '127.0.0.1:0',
+    BETRACE_RECEIVER_HTTP_ENDPOINT: '127.0.0.1:0',
+    BETRACE_API_ENDPOINT: '127.0.0.1:0',
+    BETRACE_DATA_DIR: dataDir,
+  });
+  const grpc = await b.waitFor(/"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/);
+  const api = await b.waitFor(/"address":"([^"]+)","msg":"admin API listening"/);
+  await b.waitFor(/betrace started/);
+  return { b, grpc, api };
+}

@@ -45,10 +45,11 @@ describe('shutdown order', () => {
         'stores: violation store',
         'stores: rule store',
         'stores: rule files',
+        'stores: local history',
         'api: admin api',
       ]);
       await p.pipeline.shutdown();
-      assert.equal(stopped(p.logs).length, 13, 'a second shutdown stops nothing again');
+      assert.equal(stopped(p.logs).length, 14, 'a second shutdown stops nothing again');
     } finally {
       await sink.close();
     }
@@ -77,6 +78,7 @@ describe('shutdown order', () => {
         'stores: violation store',
         'stores: rule store',
         'stores: rule files',
+        'stores: local history',
       ]);
     } finally {
       taken.close();

@@ -21,7 +21,7 @@ describe('replay requests', () => {
     assert.equal(schema.additionalProperties, false);
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', extra: 1 }), `unknown key extra (allowed: ${Object.keys(schema.properties).join(', ')})`);
     assert.equal(error({}), 'from is required: a non-empty string; to is required: a non-empty string');
-    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 's3' }), 'source must be one of kafka, files, got "s3"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 's3' }), 'source must be one of kafka, history, files, got "s3"');
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', partitions: [-1] }), 'partitions[0] must be an integer >= 0, got -1');
     assert.equal(error({ rule_ids: 'a', from: '2d', to: 'now' }), 'rule_ids must be a list of non-empty strings, got "a"');
   });
@@ -29,7 +29,17 @@ describe('replay requests', () => {
   it('then what the schema does not say', () => {
     assert.equal(error({ rule_ids: ['a'], rules_yaml: 'rules: []', from: '2d', to: 'now' }), 'give exactly one of rule_ids and rules_yaml');
     assert.match(error({ rule_ids: ['a'], from: 'last tuesday', to: 'now' }) ?? '', /^from: cannot read "last tuesday" as a time/);
-    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', files: ['x.json'] }), 'files is for source "files"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'kafka', files: ['x.json'] }), 'files is for source "files"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'history', partitions: [0] }), 'partitions is for source "kafka"');
+    const source = (body: Record<string, unknown>) => {
+      const v = validateReplayRequest({ rule_ids: ['a'], from: '2d', to: 'now', ...body }, NOW);
+      assert.ok(v.ok);
+      return v.source;
+    };
+    assert.deepEqual(source({}), { kind: 'default' }, "without a source: the running transport's history");
+    assert.deepEqual(source({ source: 'history' }), { kind: 'history' });
+    assert.deepEqual(source({ files: ['x.json'] }), { kind: 'files', patterns: ['x.json'] });
+    assert.deepEqual(source({ partitions: [1] }), { kind: 'kafka', partitions: [1] });
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files' }), 'source "files" needs files: a non-empty array of paths or globs');
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files', files: ['x.json'], partitions: [0] }), 'partitions is for source "kafka"');
     const ok = validateReplayRequest({ rule_ids: ['a'], from: '2d', to: 'now', source: 'kafka', partitions: [0, 2] }, NOW);

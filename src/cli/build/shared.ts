@@ -13,6 +13,7 @@ import { RuleFiles, RuleRegistry } from '../../ruleset/index.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { createMetrics, type Metrics } from '../../telemetry/metrics.ts';
 import { createEmbeddedTransport } from '../../transport/embedded.ts';
+import { LocalHistory } from '../../transport/local-history.ts';
 import { KafkaTransport } from '../../transport/kafka.ts';
 import type { Transport } from '../../transport/transport.ts';
 import { Lifecycle } from '../lifecycle.ts';
@@ -73,7 +74,12 @@ export function buildShared(config: Config, roles: readonly Role[], logger: Logg
       shutdown: () => k.kafkaHealth.stop(),
     });
   } else {
+    const { history: h } = config.transport;
+    const history = h.enabled ? new LocalHistory({ dir: h.dir, maxAgeMs: h.maxAgeMs, maxBytes: h.maxBytes, segmentBytes: h.segmentBytes, metrics, logger }) : undefined;
+    // Opened before anything is received; closed once intake and consumers stopped.
+    if (history !== undefined) lifecycle.add('local history', 'stores', { start: () => history.start(), shutdown: () => history.stop() });
     transport = createEmbeddedTransport({
+      ...(history === undefined ? {} : { history }),
       partitions: config.transport.partitions,
       partitioner: config.transport.partitioner,
       maxQueuedBytes: config.transport.maxQueuedBytes,
