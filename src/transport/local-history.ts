@@ -20,7 +20,7 @@
  * refuses live traffic. Readers (`readLocalHistory`) may read while a writer appends:
  * they stop at the last whole frame.
  */
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -376,11 +376,4 @@ export async function readLocalHistory(
     }
   }
   return { segments, records, empty: seqs.length === 0, damaged };
-}
-
-/** Bytes of the files in `dir` (for tests and the CLI). */
-export async function historyBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const seq of await listSegments(dir)) total += (await stat(join(dir, segmentName(seq)))).size;
-  return total;
 }
