@@ -121,12 +121,13 @@ const ReplayRequest = {
     to: { type: 'string', minLength: 1, description: 'End, exclusive (same forms).' },
     source: {
       type: 'string',
-      enum: ['kafka', 'history', 'files'],
+      enum: ['kafka', 'history', 'files', 'jaeger'],
       description:
-        'kafka: the spans topic; history: the embedded transport\'s local history (transport.history); files: the trace files of files, under api.replay_dir. Default: the running transport\'s history (kafka with transport.kind kafka, else history); kafka when partitions are given, files when files are.',
+        'kafka: the spans topic; history: the embedded transport\'s local history (transport.history); files: the trace files of files, under api.replay_dir; jaeger: the Jaeger whose query gRPC API is at jaeger. Default: the running transport\'s history (kafka with transport.kind kafka, else history); kafka when partitions are given, files when files are, jaeger when jaeger is.',
     },
     files: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'With source files: paths or globs under api.replay_dir.' },
     partitions: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: 'With source kafka: the partitions to read.' },
+    jaeger: { type: 'string', pattern: '^jaeger://', description: 'With source jaeger: jaeger://HOST:PORT[?search_depth=N], the query service\'s gRPC API (16685 by default).' },
   },
 };
 

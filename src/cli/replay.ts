@@ -1,11 +1,11 @@
 /**
  * `betrace replay (--rules FILE | --rule ID…) --from TIME --to TIME
- *   [--source kafka | --source history | --source FILE…] [--format table|json] [--emit]
+ *   [--source kafka | --source history | --source jaeger://HOST:PORT | --source FILE…] [--format table|json] [--emit]
  *   [--fail-on-violation] [--config FILE] [--partitions LIST]`
  *
  * Evaluates rules on past traces (the BeTrace Method's "Rule Replay"): the
  * traces whose earliest span start lies in [from, to), read from the spans
- * topic, the embedded transport's local history or OTLP files (by default the
+ * topic, the embedded transport's local history, a Jaeger's query API or OTLP files (by default the
  * running transport's history: Kafka's topic or the local history), reported per UTC day. Exit 0; 1 on a usage or input
  * error (one line on stderr); 2 with --fail-on-violation when violations were
  * found. A progress line goes to stderr only when it is a terminal.
@@ -14,6 +14,7 @@ import { Writable } from 'node:stream';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { emitViolations } from '../replay/emit.ts';
 import { formatJson, formatTable } from '../replay/report.ts';
+import { parseJaegerSource } from '../replay/jaeger-source.ts';
 import { resolveRules, type RuleSpec } from '../replay/rules.ts';
 import { runReplay, type ReplayProgress, type ReplaySource } from '../replay/run.ts';
 import { parseRange } from '../replay/time.ts';
@@ -27,7 +28,7 @@ export interface ReplayCommandOptions {
   rule?: string | string[];
   from?: string;
   to?: string;
-  /** `kafka` (default) or trace files / globs. */
+  /** `kafka`, `history`, `jaeger://HOST:PORT` or trace files / globs (default: the running transport's history). */
   source?: string | string[];
   format?: string;
   emit?: boolean;
@@ -90,6 +91,11 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
   else if (sources.length === 1 && sources[0] === 'history') {
     if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
     source = { kind: 'history' };
+  } else if (sources.length === 1 && sources[0]!.startsWith('jaeger://')) {
+    if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
+    const endpoint = parseJaegerSource(sources[0]!);
+    if (typeof endpoint !== 'object') return fail(endpoint ?? `--source ${sources[0]}: not a jaeger URL`);
+    source = { kind: 'jaeger', endpoint };
   } else if (sources.length === 0 || (sources.length === 1 && sources[0] === 'kafka')) {
     let partitions: number[] | undefined;
     if (opts.partitions !== undefined) {
@@ -99,7 +105,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     }
     source = partitions === undefined ? { kind: 'kafka' } : { kind: 'kafka', partitions };
   } else {
-    if (sources.includes('kafka') || sources.includes('history')) return fail('--source is one of kafka, history or trace files');
+    if (sources.some((s) => s === 'kafka' || s === 'history' || s.startsWith('jaeger://'))) return fail('--source is one of kafka, history, jaeger://HOST:PORT or trace files');
     if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
     source = { kind: 'files', patterns: sources };
   }

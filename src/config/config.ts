@@ -122,6 +122,8 @@ export interface Config {
     readonly allowUnauthenticated: boolean;
     /** Absolute; '' when file replays through the API are off. */
     readonly replayDir: string;
+    /** host:port of the Jaegers API replays may read; empty: none. */
+    readonly replayJaeger: readonly string[];
     readonly tls: TlsConfig | undefined;
     readonly maxConnections: number;
     readonly readTimeoutMs: number;

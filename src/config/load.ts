@@ -316,6 +316,7 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       token,
       allowUnauthenticated: api.allow_unauthenticated as boolean,
       replayDir: (api.replay_dir as string) === '' ? '' : resolve(baseDir, api.replay_dir as string),
+      replayJaeger: api.replay_jaeger as string[],
       tls: tlsConfig(fail, 'api.tls', api.tls as Raw, baseDir),
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),

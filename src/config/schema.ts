@@ -333,6 +333,13 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       description:
         'Directory that replays started through the API (POST /v1/replay, source "files") may read, relative to the config file; files are named relative to it. Empty: file replays through the API are refused.',
     },
+    replay_jaeger: {
+      type: 'array',
+      items: { type: 'string', format: 'endpoint' },
+      default: [],
+      description:
+        'The Jaegers (host:port of the query gRPC API) that replays started through the API (POST /v1/replay, source "jaeger") may read. Empty: Jaeger replays through the API are refused (the CLI reads any Jaeger its user names).',
+    },
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   data_dir: {

@@ -25,6 +25,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { ReplayReport } from './report.ts';
 import { resolveRules, type RulesResult } from './rules.ts';
 import { runReplay, type ReplayProgress, type ReplaySource } from './run.ts';
+import { parseJaegerSource } from './jaeger-source.ts';
 import { parseRange } from './time.ts';
 
 export interface ReplayJobRequest {
@@ -32,8 +33,10 @@ export interface ReplayJobRequest {
   readonly rules_yaml?: string;
   readonly from: string;
   readonly to: string;
-  readonly source?: 'kafka' | 'history' | 'files';
+  readonly source?: 'kafka' | 'history' | 'files' | 'jaeger';
   readonly files?: readonly string[];
+  /** With source jaeger: `jaeger://HOST:PORT[?search_depth=N]`. */
+  readonly jaeger?: string;
   readonly partitions?: readonly number[];
 }
 
@@ -94,8 +97,17 @@ export function validateReplayRequest(body: unknown, nowMs: number): Validated {
   const range = parseRange(b.from, b.to, nowMs);
   if (!range.ok) return { ok: false, error: range.error.replace(/^--/, '') };
   let source: ReplaySource;
-  const kind = b.source ?? (b.files !== undefined ? 'files' : b.partitions !== undefined ? 'kafka' : 'default');
+  const kind = b.source ?? (b.files !== undefined ? 'files' : b.partitions !== undefined ? 'kafka' : b.jaeger !== undefined ? 'jaeger' : 'default');
+  if (b.jaeger !== undefined && kind !== 'jaeger') return { ok: false, error: 'jaeger is for source "jaeger"' };
   if (kind === 'default') source = { kind: 'default' };
+  else if (kind === 'jaeger') {
+    if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
+    if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
+    if (b.jaeger === undefined) return { ok: false, error: 'source "jaeger" needs jaeger: the URL of its query gRPC API (jaeger://HOST:PORT)' };
+    const endpoint = parseJaegerSource(b.jaeger);
+    if (typeof endpoint !== 'object') return { ok: false, error: (endpoint ?? `jaeger ${b.jaeger}: not a jaeger URL (jaeger://HOST:PORT)`).replace(/^--source /, 'jaeger ') };
+    source = { kind: 'jaeger', endpoint };
+  }
   else if (kind === 'history') {
     if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
     if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
@@ -137,6 +149,14 @@ export class ReplayJobs {
       const root = this.#o.config.api.replayDir;
       if (root === '') return { ok: false, status: 400, error: 'replay from files through the API is off: set api.replay_dir to the directory it may read' };
       v = { ...v, source: { ...v.source, root } };
+    }
+    if (v.source.kind === 'jaeger') {
+      // The API connects only to the Jaegers the configuration names (the CLI to any its user names).
+      const allowed = this.#o.config.api.replayJaeger;
+      if (allowed.length === 0) return { ok: false, status: 400, error: 'replay from Jaeger through the API is off: list the Jaegers it may read in api.replay_jaeger' };
+      if (!allowed.includes(v.source.endpoint.address)) {
+        return { ok: false, status: 400, error: `jaeger ${v.source.endpoint.address} is not one of api.replay_jaeger (${allowed.join(', ')})` };
+      }
     }
     if (this.#stopping) return { ok: false, status: 429, error: 'shutting down' };
     const maxRunning = this.#o.maxRunning ?? 2;

@@ -9,6 +9,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import { createReplayEngine, type ReplayEngine } from './engine.ts';
 import { readFileSource, resolveTraceFiles, resolveTraceFilesUnder } from './file-source.ts';
 import { readHistorySource } from './history-source.ts';
+import { readJaegerSource, type JaegerEndpoint } from './jaeger-source.ts';
 import { readKafkaSource } from './kafka-source.ts';
 import { buildReport, type ReplayReport } from './report.ts';
 import type { SourceResult } from './source.ts';
@@ -18,7 +19,9 @@ export type ReplaySource =
   | { readonly kind: 'default' }
   | { readonly kind: 'history' }
   | { readonly kind: 'kafka'; readonly partitions?: readonly number[] }
-  | { readonly kind: 'files'; readonly patterns: readonly string[]; /** Only files inside this directory (API replays). */ readonly root?: string };
+  | { readonly kind: 'files'; readonly patterns: readonly string[]; /** Only files inside this directory (API replays). */ readonly root?: string }
+  /** A Jaeger's stored traces, through its query API v3 (jaeger-source.ts). */
+  | { readonly kind: 'jaeger'; readonly endpoint: JaegerEndpoint };
 
 export interface ReplayProgress {
   readonly records: number;
@@ -104,6 +107,14 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
     if (!files.ok) return files;
     source = await readFileSource(engine, {
       files: files.files,
+      onProgress: (p) => onProgress(p.fraction),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+  } else if (requested.kind === 'jaeger') {
+    source = await readJaegerSource(engine, {
+      endpoint: requested.endpoint,
+      rules: o.rules,
+      marginMs: o.config.worker.traceMaxDurationMs,
       onProgress: (p) => onProgress(p.fraction),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });

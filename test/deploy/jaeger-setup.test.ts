@@ -1,5 +1,5 @@
 /**
- * The README's Jaeger setup, run for real: Jaeger all-in-one (built from the Go module
+ * The README's Jaeger setup, run for real: Jaeger v2 (built from the Go module
  * proxy, test/helpers/jaeger.ts) as betrace's downstream, betrace as a child process on
  * the example configuration (config/betrace.yaml with `downstream.endpoint` at Jaeger's
  * OTLP/gRPC port), an application instrumented with the OpenTelemetry SDK exporting

@@ -1,29 +1,33 @@
 /**
- * A real Jaeger as betrace's downstream in tests: the all-in-one of
- * github.com/jaegertracing/jaeger (what the `jaegertracing/all-in-one` image runs:
- * its Dockerfile's entrypoint is cmd/all-in-one), in-memory storage, built from the
- * Go module proxy into the tool cache once per version.
+ * A real Jaeger in tests: Jaeger v2 (`cmd/jaeger` of github.com/jaegertracing/jaeger,
+ * an OpenTelemetry Collector distribution: what the `jaegertracing/jaeger` image runs),
+ * with in-memory storage, built from the Go module proxy into the tool cache once per
+ * version. It is betrace's downstream in the Jaeger setup test and a replay source in the
+ * replay tests.
  *
  * `go install` refuses the module (its go.mod has a replace directive), so the build
  * runs in a scratch module under the cache: `go get -tool <pkg>@<version>`, then
  * `go build`. The module zip has no UI assets (they are built separately for the
- * image): the binary serves Jaeger's HTTP API and a placeholder page instead of the UI.
+ * image): the binary serves Jaeger's HTTP and gRPC query APIs and a placeholder page
+ * instead of the UI.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePorts } from './kafka.ts';
 import { betraceCacheDir, runTool } from './tools.ts';
 
-export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/all-in-one';
+export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
 export const JAEGER_VERSION = 'v1.75.0';
-const BINARY_NAME = 'jaeger-all-in-one';
+const BINARY_NAME = 'jaeger';
 
 let building: Promise<string> | undefined;
 
 /**
- * Path of the Jaeger all-in-one binary, built the first time (several minutes with a
+ * Path of the Jaeger binary, built the first time (several minutes with a
  * cold Go module and build cache). Concurrent calls share one build; a failed build is
  * tried again by the next call.
  */
@@ -49,7 +53,7 @@ async function build(): Promise<string> {
         throw new Error(
           `ensureJaeger: the \`go\` command was not found on PATH. Install Go (https://go.dev/dl/) so the test ` +
             `suite can build ${JAEGER_PACKAGE}@${JAEGER_VERSION} from the Go module proxy, or put a Jaeger ` +
-            `all-in-one ${JAEGER_VERSION.slice(1)} binary at ${binary} and write "${JAEGER_VERSION}" to ${marker}.`,
+            `${JAEGER_VERSION} \`cmd/jaeger\` binary at ${binary} and write "${JAEGER_VERSION}" to ${marker}.`,
           { cause: err },
         );
       }
@@ -64,7 +68,7 @@ async function build(): Promise<string> {
   };
   await go(['get', '-tool', `${JAEGER_PACKAGE}@${JAEGER_VERSION}`]);
   const built = path.join(work, BINARY_NAME);
-  // The version `jaeger-all-in-one version` reports, as Jaeger's release build sets it.
+  // The version `jaeger version` reports, as Jaeger's release build sets it.
   const ldflags = `-X github.com/jaegertracing/jaeger/internal/version.latestVersion=${JAEGER_VERSION}`;
   await go(['build', '-trimpath', `-ldflags=${ldflags}`, '-o', built, JAEGER_PACKAGE]);
   await mkdir(binDir, { recursive: true });
@@ -80,44 +84,89 @@ export interface Jaeger {
   readonly otlpGrpcUrl: string;
   /** Query service: the HTTP API (`/api/traces/{id}`, `/api/services`) and UI, `http://127.0.0.1:PORT`. */
   readonly queryUrl: string;
+  /** Query service's gRPC API (api_v3 QueryService), `127.0.0.1:PORT`. */
+  readonly queryGrpcAddress: string;
   output(): string;
   close(): Promise<void>;
 }
 
+export interface JaegerOptions {
+  /** The memory storage's max_traces (default 100,000, Jaeger's all-in-one setting); a search's depth may not exceed it. */
+  readonly maxTraces?: number;
+}
+
 /**
- * Starts Jaeger with in-memory storage, every listener on a free loopback port (its
- * OTLP/gRPC receiver off 4317, where betrace's receiver is by default), and waits until
- * its admin health check answers "Server available" and the query API answers.
+ * Starts Jaeger v2 with in-memory storage from a configuration of its own (the
+ * all-in-one's pipeline: OTLP receiver to the storage exporter, without the batch
+ * processor, so an export the SDK saw acknowledged is stored), every listener on a free
+ * loopback port (its OTLP/gRPC receiver off 4317, where betrace's receiver is by default),
+ * its own telemetry off, and waits until the query APIs answer.
  */
-export async function startJaeger(): Promise<Jaeger> {
+export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> {
   const binary = await ensureJaeger();
-  const listeners = ['collector.otlp.grpc', 'collector.otlp.http', 'collector.grpc-server', 'collector.http-server', 'query.http-server', 'query.grpc-server', 'admin.http'] as const;
-  const ports = await freePorts(listeners.length);
-  const at = new Map(listeners.map((name, i) => [name, `127.0.0.1:${ports[i]}`]));
-  const address = (name: (typeof listeners)[number]): string => at.get(name)!;
-  const args = listeners.map((name) => `--${name}.host-port=${address(name)}`);
+  const [otlpGrpc, otlpHttp, queryHttp, queryGrpc] = (await freePorts(4)).map((p) => `127.0.0.1:${p}`) as [string, string, string, string];
+  const dir = await mkdtemp(path.join(tmpdir(), 'betrace-jaeger-'));
+  const configFile = path.join(dir, 'jaeger.yaml');
+  await writeFile(
+    configFile,
+    [
+      'service:',
+      '  extensions: [jaeger_storage, jaeger_query]',
+      '  pipelines:',
+      '    traces:',
+      '      receivers: [otlp]',
+      '      exporters: [jaeger_storage_exporter]',
+      '  telemetry:',
+      '    metrics:',
+      '      level: none',
+      '    logs:',
+      '      level: warn',
+      'extensions:',
+      '  jaeger_query:',
+      '    storage:',
+      '      traces: memstore',
+      '    grpc:',
+      `      endpoint: ${queryGrpc}`,
+      '    http:',
+      `      endpoint: ${queryHttp}`,
+      '  jaeger_storage:',
+      '    backends:',
+      '      memstore:',
+      '        memory:',
+      `          max_traces: ${options.maxTraces ?? 100_000}`,
+      'receivers:',
+      '  otlp:',
+      '    protocols:',
+      '      grpc:',
+      `        endpoint: ${otlpGrpc}`,
+      '      http:',
+      `        endpoint: ${otlpHttp}`,
+      'exporters:',
+      '  jaeger_storage_exporter:',
+      '    trace_storage: memstore',
+      '',
+    ].join('\n'),
+  );
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    SPAN_STORAGE_TYPE: 'memory',
     // Jaeger traces itself with the OpenTelemetry SDK's defaults (OTLP to localhost:4317):
     // off, so it never sends its own spans to a betrace on the default port.
     OTEL_TRACES_SAMPLER: 'always_off',
   };
-  const child: ChildProcess = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(binary, ['--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const answers = async (url: string): Promise<string | undefined> => {
+  const answers = async (url: string): Promise<boolean> => {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-    return res?.ok ? res.text() : undefined;
+    return res?.ok === true;
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`Jaeger exited (${child.exitCode}) at start:\n${out.slice(-3000)}`);
-    const health = await answers(`http://${address('admin.http')}/`);
-    if (health?.includes('Server available') && (await answers(`http://${address('query.http-server')}/api/services`)) !== undefined) break;
+    if ((await answers(`http://${queryHttp}/api/services`)) && (await reachable(queryGrpc)) && (await reachable(otlpGrpc))) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       await exited;
@@ -126,14 +175,29 @@ export async function startJaeger(): Promise<Jaeger> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    otlpGrpcUrl: `http://${address('collector.otlp.grpc')}`,
-    queryUrl: `http://${address('query.http-server')}`,
+    otlpGrpcUrl: `http://${otlpGrpc}`,
+    queryUrl: `http://${queryHttp}`,
+    queryGrpcAddress: queryGrpc,
     output: () => out,
     async close() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
+      await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A TCP listener accepts at `host:port`. */
+function reachable(address: string): Promise<boolean> {
+  const [host, port] = address.split(':') as [string, string];
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** A span as Jaeger's HTTP API (`/api/traces/{id}`) returns it. */

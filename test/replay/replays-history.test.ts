@@ -4,18 +4,22 @@
  * writes them) and to trace files. Replaying days 1–29 reports exactly those
  * violations, per day, with their trace ids; day 30 and today are outside.
  * Replay's verdicts and violation ids are those of live evaluation, and traces
- * straddling the range's edges are evaluated whole.
+ * straddling the range's edges are evaluated whole. The same traces, sent by the
+ * OpenTelemetry SDK to a real Jaeger v2, replayed through Jaeger's query API with a search
+ * depth under the corpus (so the searches are sliced), give the report of Kafka.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { replayCommand } from '../../src/cli/replay.ts';
 import { decodeSpans } from '../../src/otlp/index.ts';
 import type { ReplayReport } from '../../src/replay/index.ts';
 import { createRuleSet, loadRuleFile, type SpanRecord } from '../../src/rules/index.ts';
+import { startJaeger, type Jaeger } from '../helpers/jaeger.ts';
 import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
+import { startTestPipeline, waitUntil } from '../helpers/pipeline.ts';
 import {
   BASE_MS,
   DAY_MS,
@@ -30,6 +34,7 @@ import {
   type SimRecord,
   type SimTrace,
 } from './history.ts';
+import { sendWithSdk } from './sdk-history.ts';
 
 const RULES = resolve('config/rules/seed-invariants.yaml');
 const PARTITIONS = 4;
@@ -113,6 +118,16 @@ function capture(): { out: { stdout(s: string): void; stderr(s: string): void };
 
 const notTTY = { isTTY: false, write: () => true };
 
+/** A cold build of Jaeger takes minutes (test/helpers/jaeger.ts); a file's watchdog still bounds it. */
+const JAEGER_BUILD_TIMEOUT_MS = 14 * 60_000;
+/** Under the traces of one search (about 750 hold payment.charge): Jaeger's answers are capped, so replay must slice. */
+const SEARCH_DEPTH = 40;
+
+/** A report's answer: what does not depend on the source (not the evaluation times, the elapsed time, what was read). */
+function answerOf(r: ReplayReport) {
+  return { violations: r.violations.map(({ evaluated_at_ms: _e, ...v }) => v), per_day: r.per_day, per_rule: r.per_rule };
+}
+
 function violationsByDay(report: ReplayReport): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const v of report.violations) out.set(v.day, [...(out.get(v.day) ?? []), `${v.rule_id} ${v.trace_id}`].sort());
@@ -177,7 +192,7 @@ describe('replay over 30 days of history', () => {
     assert.equal(kafkaReport.per_day[dayName(5)]!.violations, 3);
     assert.equal(kafkaReport.per_day[dayName(12)]!.violations, 7);
     assert.equal(kafkaReport.per_day[dayName(18)]!.violations, 2);
-    assert.deepEqual(kafkaReport.per_day[dayName(5)]!.trace_ids.sort(), expected.filter((e) => e.day === dayName(5)).map((e) => e.traceId).sort());
+    assert.deepEqual([...kafkaReport.per_day[dayName(5)]!.trace_ids].sort(), expected.filter((e) => e.day === dayName(5)).map((e) => e.traceId).sort());
     assert.equal(kafkaReport.per_rule['payment-idempotency'], 7);
     assert.equal(kafkaReport.late_records, 0);
     assert.equal(kafkaReport.traces_partial, 0);
@@ -254,5 +269,105 @@ describe('replay over 30 days of history', () => {
       for (const v of (JSON.parse(c.stdout.join('\n')) as ReplayReport).violations) ids.push(v.violation_id);
     }
     assert.deepEqual(ids.sort(), kafkaReport.violations.map((v) => v.violation_id).sort());
+  });
+
+  describe('from a real Jaeger v2 (query API v3), loaded with the OpenTelemetry SDK', { timeout: JAEGER_BUILD_TIMEOUT_MS + 300_000 }, () => {
+    let jaeger: Jaeger;
+    let source = '';
+
+    before(
+      async () => {
+        jaeger = await startJaeger({ maxTraces: 10_000 });
+        await sendWithSdk(traces, jaeger.otlpGrpcUrl);
+        source = `jaeger://${jaeger.queryGrpcAddress}?search_depth=${SEARCH_DEPTH}`;
+      },
+      { timeout: JAEGER_BUILD_TIMEOUT_MS + 120_000 },
+    );
+
+    after(async () => {
+      await jaeger?.close();
+    });
+
+    it('gives-the-per-day-report-of-kafka-over-days-1-29', async () => {
+      const c = capture();
+      const status = await replayCommand({ rules: RULES, ...ranges, source, format: 'json', env: {} }, c.out, notTTY);
+      assert.equal(status, 0, c.stderr.join('\n'));
+      const report = JSON.parse(c.stdout.join('\n')) as ReplayReport;
+      assert.deepEqual(answerOf(report), answerOf(kafkaReport));
+      assert.deepEqual(violationsByDay(report), expectedByDay(expected));
+      // Searched by the rules' trigger span names, in slices: more searches than (service, operation) pairs.
+      const m = /trigger spans searched in (\d+) service\/operation pairs, (\d+) searches of depth 40, (\d+) traces fetched/.exec(report.source);
+      assert.ok(m, report.source);
+      assert.ok(Number(m[2]) > Number(m[1]) * 4, report.source);
+      // Only the traces holding a trigger are fetched (not the noise traces), and every trace of the range holding one is evaluated.
+      const triggered = traces.filter((t) => t.spans.some((s) => s.name !== 'http.request' && s.name !== 'GET /health' && s.name !== 'cache.get'));
+      assert.ok(Number(m[3]) <= triggered.length, report.source);
+      assert.equal(report.traces_scanned, triggered.filter((t) => t.startMs >= FROM_MS && t.startMs < TO_MS).length);
+    });
+
+    it('reads-every-trace-when-a-rule-has-no-triggers-and-says-how-long-it-took', async () => {
+      // A bare trace.has fails without its span: every trace must be read (the noise traces break it).
+      const rulesFile = join(dir, 'no-triggers.yaml');
+      await writeFile(
+        rulesFile,
+        ['rules:', '  - id: has-http-request', '    name: A request is traced', '    severity: low', '    condition: trace.has(http.request)', ''].join('\n'),
+      );
+      const j = capture();
+      assert.equal(await replayCommand({ rules: rulesFile, ...ranges, source, format: 'json', env: {} }, j.out, notTTY), 0, j.stderr.join('\n'));
+      const fromJaeger = JSON.parse(j.stdout.join('\n')) as ReplayReport;
+      const k = capture();
+      assert.equal(await replayCommand({ rules: rulesFile, ...ranges, source: 'kafka', format: 'json', config: configFile, env: {} }, k.out, notTTY), 0, k.stderr.join('\n'));
+      const fromKafka = JSON.parse(k.stdout.join('\n')) as ReplayReport;
+      assert.deepEqual(answerOf(fromJaeger), answerOf(fromKafka));
+      assert.equal(fromJaeger.traces_scanned, fromKafka.traces_scanned);
+      assert.equal(fromJaeger.spans_scanned, fromKafka.spans_scanned);
+      const noise = traces.filter((t) => t.startMs >= FROM_MS && t.startMs < TO_MS && !t.spans.some((s) => s.name === 'http.request'));
+      assert.equal(fromJaeger.total, noise.length);
+      assert.ok(noise.length >= 29 * 8);
+      assert.match(fromJaeger.source, /a full scan \(some rule has no triggers\): every trace of \d+ services read, in \d+\.\d s/);
+    });
+
+    it('runs-as-an-api-job-on-the-jaegers-the-configuration-names', async () => {
+      const betrace = await startTestPipeline({ api: { token: 't', replay_jaeger: [jaeger.queryGrpcAddress] } });
+      const auth = { Authorization: 'Bearer t', 'Content-Type': 'application/json' };
+      try {
+        const body = { rules_yaml: await readFile(RULES, 'utf8'), ...ranges, source: 'jaeger', jaeger: source };
+        const started = await fetch(`${betrace.apiUrl}/v1/replay`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+        assert.equal(started.status, 202, await started.clone().text());
+        const { id } = (await started.json()) as { id: string };
+        let job: { status: string; result?: ReplayReport; error?: string } = { status: 'running' };
+        await waitUntil(async () => {
+          job = (await (await fetch(`${betrace.apiUrl}/v1/replay/${id}`)).json()) as typeof job;
+          return job.status !== 'running';
+        }, 60_000, 'replay job done');
+        assert.equal(job.status, 'done', JSON.stringify(job));
+        assert.deepEqual(answerOf(job.result!), answerOf(kafkaReport));
+        const elsewhere = await fetch(`${betrace.apiUrl}/v1/replay`, { method: 'POST', headers: auth, body: JSON.stringify({ ...body, jaeger: 'jaeger://127.0.0.1:1' }) });
+        assert.equal(elsewhere.status, 400);
+        assert.match(((await elsewhere.json()) as { error: { message: string } }).error.message, /^jaeger 127\.0\.0\.1:1 is not one of api\.replay_jaeger/);
+      } finally {
+        await betrace.stop();
+      }
+    });
+
+    it('says-clearly-when-jaeger-cannot-be-reached-or-the-url-is-wrong', async () => {
+      const down = capture();
+      const status = await replayCommand({ rules: RULES, ...ranges, source: 'jaeger://127.0.0.1:1', env: {} }, down.out, notTTY);
+      assert.equal(status, 1);
+      assert.match(down.stderr.join('\n'), /^betrace replay: cannot reach Jaeger's query API at 127\.0\.0\.1:1: UNAVAILABLE /);
+      for (const [url, message] of [
+        ['jaeger://127.0.0.1', /give the host and port/],
+        [`jaeger://${jaeger.queryGrpcAddress}?depth=3`, /unknown parameter depth/],
+        [`jaeger://${jaeger.queryGrpcAddress}?search_depth=0`, /search_depth must be a positive integer/],
+      ] as const) {
+        const c = capture();
+        assert.equal(await replayCommand({ rules: RULES, ...ranges, source: url, env: {} }, c.out, notTTY), 1, url);
+        assert.match(c.stderr.join('\n'), message, url);
+      }
+      // A depth Jaeger refuses (above its memory storage's max_traces): Jaeger's own words.
+      const deep = capture();
+      assert.equal(await replayCommand({ rules: RULES, ...ranges, source: `jaeger://${jaeger.queryGrpcAddress}?search_depth=20000`, env: {} }, deep.out, notTTY), 1);
+      assert.match(deep.stderr.join('\n'), /^betrace replay: Jaeger FindTraces failed: .*search depth/);
+    });
   });
 });

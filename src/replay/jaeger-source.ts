@@ -1,0 +1,288 @@
+/**
+ * Replay source: a Jaeger's stored traces, read through its query API v3 over gRPC
+ * (`jaeger://HOST:PORT`, the query service's gRPC port, 16685 by default).
+ *
+ * Jaeger's trace search needs a service and caps its results (search_depth; the memory
+ * storage refuses a depth above its max_traces), so the candidates are found by search,
+ * then each is fetched whole:
+ *
+ * - the services are listed; when every rule has triggers and passes on a trace without
+ *   them (as the engine skips by triggers), each service's operations are listed and
+ *   each (service, trigger span name) pair the backend knows is searched over
+ *   [from, to + trace_max_duration] (a trigger span starts at most that long after its
+ *   trace's earliest span); otherwise every service is searched without an operation over
+ *   [from, to] (every trace of the range has a span starting in it), and the report says
+ *   it was a full scan and how long it took;
+ * - a search walks its range in time slices: a slice that returns search_depth traces
+ *   may have been cut, so it is halved and searched again; a slice that returns few
+ *   doubles the next one. A single millisecond with search_depth traces is an error
+ *   (raise search_depth), never a silently short answer;
+ * - each distinct trace id found is fetched with GetTrace (raw, without Jaeger's clock
+ *   skew adjustment, so the span times are the stored ones) and given to the engine as
+ *   one record on a lane of its own: a trace fetched whole is complete, whatever order
+ *   the traces come in. The engine keeps those whose earliest span start is in range.
+ *
+ * Plaintext gRPC only. A trace removed between its search and its fetch (retention) is
+ * counted in the description.
+ */
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import { scanPart, splitByTrace } from '../otlp/index.ts';
+import type { CompiledRule } from '../rules/index.ts';
+import type { ReplayEngine } from './engine.ts';
+import type { SourceProgress, SourceResult } from './source.ts';
+
+/** Search depth when the URL gives none: within the default max_traces of Jaeger's memory storage and Elasticsearch's 10,000. */
+export const DEFAULT_JAEGER_SEARCH_DEPTH = 1000;
+
+const root = protobuf.loadSync(join(dirname(fileURLToPath(import.meta.url)), 'jaeger-query.proto'));
+const types = {
+  GetTraceRequest: root.lookupType('jaeger.api_v3.GetTraceRequest'),
+  FindTracesRequest: root.lookupType('jaeger.api_v3.FindTracesRequest'),
+  GetServicesRequest: root.lookupType('jaeger.api_v3.GetServicesRequest'),
+  GetServicesResponse: root.lookupType('jaeger.api_v3.GetServicesResponse'),
+  GetOperationsRequest: root.lookupType('jaeger.api_v3.GetOperationsRequest'),
+  GetOperationsResponse: root.lookupType('jaeger.api_v3.GetOperationsResponse'),
+};
+const SERVICE = '/jaeger.api_v3.QueryService';
+
+export interface JaegerEndpoint {
+  /** host:port of the query service's gRPC listener. */
+  readonly address: string;
+  readonly searchDepth: number;
+}
+
+/**
+ * Parses `jaeger://HOST:PORT[?search_depth=N]`. Undefined when `source` is not a
+ * jaeger URL; an error string when it is one but malformed.
+ */
+export function parseJaegerSource(source: string): JaegerEndpoint | string | undefined {
+  if (!source.startsWith('jaeger://')) return undefined;
+  let url: URL;
+  try {
+    url = new URL(source);
+  } catch {
+    return `--source ${source}: not a URL (jaeger://HOST:PORT)`;
+  }
+  if (url.hostname === '' || url.port === '') return `--source ${source}: give the host and port of Jaeger's query gRPC API (jaeger://HOST:PORT, 16685 by default)`;
+  if (url.pathname !== '' && url.pathname !== '/') return `--source ${source}: a jaeger URL has no path`;
+  let searchDepth = DEFAULT_JAEGER_SEARCH_DEPTH;
+  for (const [key, value] of url.searchParams) {
+    if (key !== 'search_depth') return `--source ${source}: unknown parameter ${key} (search_depth is the one parameter)`;
+    if (!/^[1-9][0-9]{0,8}$/.test(value)) return `--source ${source}: search_depth must be a positive integer`;
+    searchDepth = Number(value);
+  }
+  return { address: url.host, searchDepth };
+}
+
+export interface JaegerSourceOptions {
+  readonly endpoint: JaegerEndpoint;
+  readonly rules: readonly CompiledRule[];
+  /** worker.trace_max_duration: how long after a trace's first span a trigger span may start. */
+  readonly marginMs: number;
+  /** Traces fetched at once (default 8). */
+  readonly concurrency?: number;
+  readonly onProgress?: (p: SourceProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+class SourceError extends Error {}
+
+const bytes = (b: Buffer): Buffer => b;
+const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
+
+/** The query API's calls, each message encoded and decoded here. */
+class QueryClient {
+  readonly #client: Client;
+  readonly #address: string;
+
+  constructor(address: string) {
+    this.#address = address;
+    this.#client = new Client(address, credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  #error(call: string, err: ServiceError): SourceError {
+    const reason = err.code === status.UNAVAILABLE ? `cannot reach Jaeger's query API at ${this.#address}` : `Jaeger ${call} failed`;
+    return new SourceError(`${reason}: ${status[err.code] ?? err.code} ${err.details || err.message}`);
+  }
+
+  #unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.#client.makeUnaryRequest(`${SERVICE}/${method}`, bytes, bytes, Buffer.from(request), new Metadata(), { deadline: Date.now() + 30_000 }, (err, value) => {
+        if (err) reject(this.#error(method, err));
+        else resolve(decode(value ?? Buffer.alloc(0)));
+      });
+    });
+  }
+
+  /** The stream's messages (TracesData bytes), in order. */
+  #stream(method: string, request: Uint8Array, signal: AbortSignal | undefined): Promise<Buffer[]> {
+    return new Promise((resolve, reject) => {
+      const call = this.#client.makeServerStreamRequest(`${SERVICE}/${method}`, bytes, bytes, Buffer.from(request), new Metadata(), { deadline: Date.now() + 120_000 });
+      const chunks: Buffer[] = [];
+      const abort = () => call.cancel();
+      signal?.addEventListener('abort', abort, { once: true });
+      call.on('data', (chunk: Buffer) => chunks.push(chunk));
+      call.on('error', (err: ServiceError) => {
+        signal?.removeEventListener('abort', abort);
+        reject(err.code === status.NOT_FOUND ? err : this.#error(method, err));
+      });
+      call.on('end', () => {
+        signal?.removeEventListener('abort', abort);
+        resolve(chunks);
+      });
+    });
+  }
+
+  async services(): Promise<string[]> {
+    return this.#unary('GetServices', types.GetServicesRequest.encode({}).finish(), (b) => (types.GetServicesResponse.decode(b) as unknown as { services: string[] }).services);
+  }
+
+  async operations(service: string): Promise<string[]> {
+    const request = types.GetOperationsRequest.encode(types.GetOperationsRequest.fromObject({ service })).finish();
+    const response = await this.#unary('GetOperations', request, (b) => types.GetOperationsResponse.decode(b) as unknown as { operations: Array<{ name: string }> });
+    return response.operations.map((o) => o.name);
+  }
+
+  /** Trace ids of one search (at most `depth`). */
+  async find(service: string, operation: string, fromMs: number, toMs: number, depth: number, signal: AbortSignal | undefined): Promise<string[]> {
+    const query = { serviceName: service, operationName: operation, startTimeMin: timestamp(fromMs), startTimeMax: timestamp(toMs), searchDepth: depth, rawTraces: true };
+    const request = types.FindTracesRequest.encode(types.FindTracesRequest.fromObject({ query })).finish();
+    const ids = new Set<string>();
+    for (const chunk of await this.#stream('FindTraces', request, signal)) for (const id of traceIdsOf(chunk)) ids.add(id);
+    return [...ids];
+  }
+
+  /** The trace's stored spans as one TracesData (the stream's messages concatenated: their resource_spans add up); undefined when Jaeger no longer has it. */
+  async trace(traceId: string, signal: AbortSignal | undefined): Promise<Buffer | undefined> {
+    const request = types.GetTraceRequest.encode(types.GetTraceRequest.fromObject({ traceId, rawTraces: true })).finish();
+    try {
+      const chunks = await this.#stream('GetTrace', request, signal);
+      return chunks.length === 0 ? undefined : Buffer.concat(chunks);
+    } catch (err) {
+      if ((err as ServiceError).code === status.NOT_FOUND) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** The trace ids of a TracesData message (one trace per message from Jaeger, but not assumed). */
+function traceIdsOf(chunk: Buffer): string[] {
+  const scan = scanPart(chunk, null);
+  if (scan.spanCount === 0) return [];
+  if (!scan.multipleTraces) return scan.traceId === '' ? [] : [scan.traceId];
+  const split = splitByTrace(chunk);
+  if (!split.ok) throw new SourceError('Jaeger returned a search result that is not an OTLP TracesData message');
+  return split.traces.map((t) => t.traceId).filter((id) => id !== '');
+}
+
+interface Search {
+  readonly service: string;
+  /** '' for every operation. */
+  readonly operation: string;
+}
+
+/** Reads the candidates of the rules from Jaeger into `engine`. */
+export async function readJaegerSource(engine: ReplayEngine, options: JaegerSourceOptions): Promise<SourceResult> {
+  const { endpoint, signal } = options;
+  const client = new QueryClient(endpoint.address);
+  const started = performance.now();
+  const cancelled = () => {
+    if (signal?.aborted === true) throw new SourceError('replay cancelled');
+  };
+  try {
+    const services = await client.services();
+    const byTriggers = engine.skipsByTriggers;
+    const searches: Search[] = [];
+    const fromMs = engine.fromMs;
+    let toMs = engine.toMs;
+    if (byTriggers) {
+      const triggers = new Set(options.rules.filter((r) => r.definition.enabled).flatMap((r) => [...(r.triggers ?? [])]));
+      for (const service of services) {
+        for (const operation of await client.operations(service)) if (triggers.has(operation)) searches.push({ service, operation });
+      }
+      toMs += options.marginMs;
+    } else {
+      for (const service of services) searches.push({ service, operation: '' });
+    }
+
+    const ids = new Set<string>();
+    let queries = 0;
+    for (const [i, search] of searches.entries()) {
+      queries += await searchRange(client, search, fromMs, toMs, endpoint.searchDepth, ids, signal);
+      cancelled();
+      options.onProgress?.({ fraction: ((i + 1) / searches.length) * 0.5 });
+    }
+
+    const queue = [...ids];
+    let fetched = 0;
+    let missing = 0;
+    const fetchOne = async (): Promise<void> => {
+      for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+        cancelled();
+        const trace = await client.trace(id, signal);
+        if (trace === undefined) missing++;
+        else {
+          const lane = engine.lane();
+          lane.addRecord(trace);
+          lane.end();
+        }
+        fetched++;
+        if ((fetched & 63) === 0) options.onProgress?.({ fraction: 0.5 + (fetched / ids.size) * 0.5 });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, Math.max(1, ids.size)) }, fetchOne));
+    cancelled();
+
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const how = byTriggers
+      ? `the rules' trigger spans searched in ${searches.length} service/operation pair${searches.length === 1 ? '' : 's'}`
+      : `a full scan (some rule has no triggers): every trace of ${services.length} service${services.length === 1 ? '' : 's'} read, in ${seconds} s`;
+    const gone = missing === 0 ? '' : `, ${missing} gone before they were fetched`;
+    return {
+      ok: true,
+      description: `Jaeger at ${endpoint.address}: ${how}, ${queries} searches of depth ${endpoint.searchDepth}, ${ids.size} traces fetched${gone}`,
+      fromHistoryStart: false,
+    };
+  } catch (err) {
+    if (err instanceof SourceError) return { ok: false, error: err.message };
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Searches [fromMs, toMs] in slices that stay under the cap: a slice answered with
+ * `depth` traces is halved and searched again; a slice answered with under a quarter of
+ * it doubles the next slice. Adds the ids found to `ids`; returns the searches made.
+ */
+async function searchRange(client: QueryClient, search: Search, fromMs: number, toMs: number, depth: number, ids: Set<string>, signal: AbortSignal | undefined): Promise<number> {
+  let queries = 0;
+  let width = Math.max(1, toMs - fromMs);
+  for (let lo = fromMs; lo < toMs; ) {
+    const hi = Math.min(toMs, lo + width);
+    const found = await client.find(search.service, search.operation, lo, hi, depth, signal);
+    queries++;
+    if (found.length >= depth) {
+      if (hi - lo <= 1) {
+        throw new SourceError(
+          `Jaeger holds ${depth} or more traces of service ${search.service}${search.operation === '' ? '' : ` with span ${search.operation}`} in the millisecond at ${new Date(lo).toISOString()}: raise search_depth (jaeger://HOST:PORT?search_depth=N)`,
+        );
+      }
+      width = Math.max(1, Math.floor((hi - lo) / 2));
+      continue;
+    }
+    for (const id of found) ids.add(id);
+    lo = hi;
+    if (found.length < depth / 4) width *= 2;
+  }
+  return queries;
+}
+
