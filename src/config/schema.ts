@@ -188,7 +188,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       forwarder_group: { type: 'string', minLength: 1, default: 'betrace-forwarder', description: 'Consumer group of the forwarders.' },
       create_topics: bool('Create missing topics at start (else a missing topic is an error).', true),
       replication_factor: int('Replication factor of topics betrace creates.', 1, 1, 16),
-      retention: duration('retention.ms of the spans topic when betrace creates it ("0s": unlimited). Replay reads history from it.', '7d'),
+      retention: duration(
+        'retention.ms of the spans topic when betrace creates it ("0s": unlimited). Replay reads history from it: 30 days lets a rule written on day 30 be replayed over days 1-29. About 400 bytes per span (uncompressed records), so each million spans a day keeps about 12 GB per replica at 30d.',
+        '30d',
+      ),
       max_record_bytes: int(
         "Largest record produced; a trace's spans that would make a larger one are split over several records. Checked against the topic's max.message.bytes at start.",
         1_000_000,

@@ -140,6 +140,28 @@ describe('helm chart', () => {
     assert.deepEqual(Object.keys(rules.data as object).sort(), ['audit.yaml', 'payments.yaml']);
   });
 
+  it('all-in-one: the local history on a persistent volume by default, its bound under the volume size', async () => {
+    const objects = await renderChart({ set: { 'auth.token': 't' } });
+    const [d] = ofKind(objects, 'Deployment');
+    const cm = ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-config'))!;
+    const { config } = parseChartConfig(cm.data['betrace.yaml'] as string);
+    assert.equal(config.transport.kind, 'embedded');
+    assert.equal(config.transport.history.dir, `${config.dataDir}/history`);
+    assert.equal(config.transport.history.maxAgeMs, 30 * 86_400_000, '30 days: a rule of day 30 replays days 1-29');
+    const spec = d!.spec.template.spec;
+    const volume = mountAt(spec.containers[0], spec, config.transport.history.dir)?.volume;
+    const [claim] = ofKind(objects, 'PersistentVolumeClaim');
+    assert.equal(volume?.persistentVolumeClaim?.claimName, claim!.metadata.name, 'the history directory is on the claim');
+    const gib = (s: string) => Number(/^(\d+)Gi/.exec(s)![1]) * 2 ** 30;
+    assert.ok(config.transport.history.maxBytes < gib(claim!.spec.resources.requests.storage as string), 'the history bound fits the claim');
+
+    const ephemeral = await renderChart({ set: { 'auth.token': 't', 'allInOne.persistence.enabled': 'false' } });
+    assert.equal(ofKind(ephemeral, 'PersistentVolumeClaim').length, 0);
+    const eSpec = ofKind(ephemeral, 'Deployment')[0]!.spec.template.spec;
+    const data = mountAt(eSpec.containers[0], eSpec, config.transport.history.dir)?.volume;
+    assert.equal(data?.emptyDir?.sizeLimit, '10Gi', 'without a claim, an emptyDir the size the claim would have had');
+  });
+
   it('split roles: a Deployment per role on Kafka with TLS and SASL, worker HPA, a PodDisruptionBudget each', async () => {
     const objects = await renderChart({ files: ['ci/split-kafka-tls-sasl.yaml'] });
     const roles = new Map(

@@ -90,8 +90,8 @@ app.kubernetes.io/part-of: betrace
 
 {{/*
 The betrace configuration file. The chart manages the listen addresses (all interfaces,
-default ports), the transport, rules.paths, api.token_file, data_dir and shutdown_timeout; .Values.config
-supplies every other key.
+default ports), the transport (all-in-one: with its history's max_age and max_bytes), rules.paths,
+api.token_file, data_dir and shutdown_timeout; .Values.config supplies every other key.
 */}}
 {{- define "betrace.config" -}}
 {{- $managed := dict
@@ -105,7 +105,7 @@ supplies every other key.
   "data_dir" "/var/lib/betrace"
   "shutdown_timeout" .Values.shutdownTimeout -}}
 {{- if .Values.allInOne.enabled -}}
-{{- $_ := set $managed "transport" (dict "kind" "embedded") -}}
+{{- $_ := set $managed "transport" (dict "kind" "embedded" "history" (dict "max_age" .Values.allInOne.history.maxAge "max_bytes" .Values.allInOne.history.maxBytes)) -}}
 {{- else -}}
 {{- $tls := dict "enabled" .Values.kafka.tls.enabled -}}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret -}}
@@ -267,7 +267,12 @@ spec:
             claimName: {{ .pvc }}
         {{- else }}
         - name: data
-          emptyDir: {}
+          emptyDir:
+            {{- if eq .component "allinone" }}
+            sizeLimit: {{ $root.Values.allInOne.persistence.size }}
+            {{- else }}
+            {}
+            {{- end }}
         {{- end }}
         - name: tmp
           emptyDir:
