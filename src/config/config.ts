@@ -128,6 +128,8 @@ export interface Config {
     readonly maxConnections: number;
     readonly readTimeoutMs: number;
   };
+  /** Retention of data_dir/violations.jsonl (embedded mode). */
+  readonly violations: { readonly maxAgeMs: number; readonly maxBytes: number };
   readonly dataDir: string;
   /** shutdown_timeout: from SIGTERM to stopping regardless. */
   readonly shutdownTimeoutMs: number;

@@ -321,6 +321,10 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
     },
+    violations: {
+      maxAgeMs: positiveDuration(fail, 'violations.max_age', r.violations!.max_age as string, true),
+      maxBytes: parseSizeBytes(r.violations!.max_bytes as string | number)!,
+    },
     dataDir,
     shutdownTimeoutMs: dur('shutdown_timeout', raw.shutdown_timeout),
     log: { level: (r.log!.level as string) },

@@ -345,6 +345,13 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
     },
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
+  violations: obj('Embedded mode: the violation file data_dir/violations.jsonl, read back at start and served by GET /v1/violations (in Kafka mode the violations topic keeps them, by its retention).', {
+    max_age: duration('Violations evaluated longer ago than this are removed from the file ("0s": no age limit).', '90d'),
+    max_bytes: size(
+      'Bound of the file: past it the oldest violations are removed, down to three quarters of it (about 1 KiB per violation: 256MiB holds about 250,000).',
+      '256MiB',
+    ),
+  }),
   data_dir: {
     type: 'string',
     default: './data',

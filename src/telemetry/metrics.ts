@@ -62,6 +62,7 @@ export interface Metrics {
   readonly violationWritesFailed: Counter<'kind'>;
   readonly violationsEmitted: Counter;
   readonly violationStoreWritten: Counter;
+  readonly violationStoreRemoved: Counter;
   readonly violationStoreWriteErrors: Counter<'code'>;
   readonly violationStorePending: Gauge;
   readonly violationStoreDegraded: Gauge;
@@ -374,6 +375,11 @@ export function createMetrics(): Metrics {
     violationStoreWritten: new Counter({
       name: 'betrace_violation_store_written_total',
       help: 'Embedded mode: violation records written to data_dir/violations.jsonl (served by the API from then on).',
+      registers,
+    }),
+    violationStoreRemoved: new Counter({
+      name: 'betrace_violation_store_removed_total',
+      help: 'Embedded mode: lines removed from data_dir/violations.jsonl by its retention (violations.max_age, violations.max_bytes).',
       registers,
     }),
     violationStoreWriteErrors: new Counter({

@@ -13,9 +13,17 @@
  * At start a torn last line (a crash mid-write) is cut off, so the next line
  * starts on a line of its own; lines that are not violation records are skipped,
  * logged and counted, never served.
+ *
+ * Retention (`violations.max_age`, `violations.max_bytes`): when the file grows past
+ * max_bytes, or its oldest violation was evaluated more than max_age ago (checked at start,
+ * after writes and every few minutes), the file is rewritten without its oldest lines —
+ * down to three quarters of max_bytes and nothing older than max_age — into a temporary
+ * file renamed over it (a crash leaves the old file or the new one, never half of one),
+ * and what the store serves drops the same violations. A rewrite that fails (a full disk)
+ * leaves the file as it was, is logged and tried again later.
  */
 import { mkdirSync, readFileSync, existsSync, statSync, truncateSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Component } from '../component.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
@@ -56,6 +64,8 @@ export const DEFAULT_MAX_PENDING = 10_000;
 const BATCH_RECORDS = 512;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/** How often the age bound is checked when nothing is written. */
+const AGE_CHECK_MS = 5 * 60_000;
 
 interface Pending {
   readonly record: ViolationRecord;
@@ -87,14 +97,35 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
   #lost = 0;
   #closing = false;
   #wake: (() => void) | undefined;
+  readonly #maxAgeMs: number;
+  readonly #maxBytes: number;
+  readonly #now: () => number;
+  /** evaluated_at_ms of the file's first record (Infinity when it holds none). */
+  #oldestMs = Infinity;
+  #ageTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: { dataDir: string; logger: Logger; metrics?: Metrics; maxInMemory?: number; maxPending?: number }) {
+  constructor(options: {
+    dataDir: string;
+    logger: Logger;
+    metrics?: Metrics;
+    maxInMemory?: number;
+    maxPending?: number;
+    /** violations.max_age (0: no age bound; default 0). */
+    maxAgeMs?: number;
+    /** violations.max_bytes (0: no size bound; default 0). */
+    maxBytes?: number;
+    /** Tests: the clock retention compares with (default Date.now). */
+    now?: () => number;
+  }) {
     this.#path = join(options.dataDir, 'violations.jsonl');
     this.#logger = options.logger;
     this.#rateLimited = new RateLimitedLog(options.logger);
     this.#metrics = options.metrics;
     this.#maxInMemory = options.maxInMemory ?? 200_000;
     this.#maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    this.#maxAgeMs = options.maxAgeMs ?? 0;
+    this.#maxBytes = options.maxBytes ?? 0;
+    this.#now = options.now ?? Date.now;
     mkdirSync(options.dataDir, { recursive: true });
   }
 
@@ -107,6 +138,78 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
     this.#fh = await open(this.#path, 'a');
     this.#metrics?.violationStoreDegraded.set(0);
     this.#metrics?.violationStorePending.set(0);
+    await this.#applyRetention();
+    if (this.#maxAgeMs > 0) {
+      this.#ageTimer = setInterval(() => {
+        if (this.#retentionDue()) this.#pump ??= this.#drain().finally(() => (this.#pump = undefined));
+      }, Math.min(AGE_CHECK_MS, this.#maxAgeMs));
+      this.#ageTimer.unref();
+    }
+  }
+
+  #retentionDue(): boolean {
+    if (this.#maxBytes > 0 && this.#size > this.#maxBytes) return true;
+    return this.#maxAgeMs > 0 && this.#oldestMs < this.#now() - this.#maxAgeMs;
+  }
+
+  /**
+   * Rewrites the file without its oldest lines when a bound is passed: the lines kept are
+   * the newest, within three quarters of max_bytes and evaluated within max_age. Runs only
+   * between writes (from start and the drain loop), so no append is in flight.
+   */
+  async #applyRetention(): Promise<void> {
+    if (!this.#retentionDue() || this.#fh === undefined) return;
+    const tmp = `${this.#path}.compact`;
+    try {
+      const data = (await readFile(this.#path)).subarray(0, this.#size);
+      const lines = data.toString('utf8').split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      const cutoff = this.#maxAgeMs > 0 ? this.#now() - this.#maxAgeMs : -Infinity;
+      const budget = this.#maxBytes > 0 ? Math.floor(this.#maxBytes * 0.75) : Infinity;
+      let bytes = 0;
+      let first = lines.length;
+      const kept = new Set<string>();
+      let oldest = Infinity;
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const line = lines[i]!;
+        const lineBytes = Buffer.byteLength(line) + 1;
+        const record = line.trim() === '' ? undefined : parseRecord(line).record;
+        if (record !== undefined && record.evaluated_at_ms < cutoff) break;
+        if (bytes + lineBytes > budget) break;
+        bytes += lineBytes;
+        first = i;
+        if (record !== undefined) {
+          kept.add(record.violation_id);
+          oldest = record.evaluated_at_ms;
+        }
+      }
+      const removed = first;
+      const text = lines.slice(first).map((l) => `${l}\n`).join('');
+      const out = await open(tmp, 'w');
+      try {
+        await out.writeFile(text);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      await rename(tmp, this.#path);
+      const fh = this.#fh;
+      this.#fh = await open(this.#path, 'a');
+      await fh.close();
+      this.#size = Buffer.byteLength(text);
+      this.#prefix = '';
+      this.#oldestMs = oldest;
+      // Serve what the file holds: the stored records are its newest, so the dropped ones are at the front.
+      let dropped = 0;
+      while (dropped < this.#records.length && !kept.has(this.#records[dropped]!.violation_id)) dropped++;
+      for (const r of this.#records.splice(0, dropped)) this.#ids.delete(r.violation_id);
+      this.#firstSeq += dropped;
+      this.#metrics?.violationStoreRemoved.inc(removed);
+      this.#logger.info({ file: this.#path, removed, kept: lines.length - removed, bytes: this.#size }, 'violation store: the oldest violations were removed (violations.max_age, violations.max_bytes)');
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      this.#rateLimited.warn('retention', { file: this.#path, err: String(err) }, 'violation store: the file could not be rewritten without its oldest violations; tried again later');
+    }
   }
 
   /** Reads the file back: a torn tail is cut off, lines that are not records are skipped and counted. */
@@ -142,6 +245,7 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
         this.#metrics?.violationStoreDamagedLines.inc({ reason: parsed.reason });
         continue;
       }
+      if (this.#oldestMs === Infinity) this.#oldestMs = parsed.record.evaluated_at_ms;
       if (this.#ids.has(parsed.record.violation_id)) continue;
       this.#ids.add(parsed.record.violation_id);
       this.#stored(parsed.record);
@@ -156,6 +260,11 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
 
   get size(): number {
     return this.#records.length;
+  }
+
+  /** Resolves once nothing is being written (the queue written out, retention applied), or the writes are failing. */
+  async settled(): Promise<void> {
+    while (this.#pump !== undefined && this.#failures === 0) await this.#pump;
   }
 
   /** Records accepted but not yet in the file. */
@@ -209,6 +318,7 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
 
   /** Writes the queue out, batch by batch; on a failure waits and retries until it succeeds or the store closes. */
   async #drain(): Promise<void> {
+    await this.#applyRetention();
     while (this.#pending.length > 0 && this.#fh !== undefined) {
       const batch = this.#pending.splice(0, BATCH_RECORDS);
       this.#inFlight = batch.length;
@@ -216,7 +326,9 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
       this.#inFlight = 0;
       if (ok) {
         for (const p of batch) this.#stored(p.record);
+        if (this.#oldestMs === Infinity) this.#oldestMs = batch[0]!.record.evaluated_at_ms;
         this.#metrics?.violationStoreWritten.inc(batch.length);
+        await this.#applyRetention();
       } else {
         this.#pending.unshift(...batch);
         if (this.#pending.length > this.#maxPending) this.#loseRecords(this.#pending.splice(0, this.#pending.length - this.#maxPending), 'queue_full');
@@ -298,11 +410,12 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
 
   /** Writes what is waiting (one more attempt if the file refuses), counts the rest as lost, closes. */
   async shutdown(): Promise<void> {
-    const fh = this.#fh;
-    if (fh === undefined) return;
+    if (this.#fh === undefined) return;
     this.#closing = true;
+    clearInterval(this.#ageTimer);
     this.#wake?.();
     await this.#pump;
+    const fh = this.#fh;
     if (this.#pending.length > 0) {
       const batch = this.#pending.splice(0);
       if (await this.#write(batch)) for (const p of batch) this.#stored(p.record);

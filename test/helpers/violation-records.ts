@@ -16,7 +16,8 @@ export function violationRecord(n: number, fields: Record<string, unknown> = {})
     root_missing: false,
     start_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n)),
     end_time_unix_nano: String(1_700_000_000_000_000_000n + BigInt(n) + 10n),
-    evaluated_at_ms: 1_700_000_000_000,
+    // Recent: within the violation file's retention (violations.max_age).
+    evaluated_at_ms: Date.now() - 60_000,
     ...fields,
   };
 }

@@ -27,7 +27,7 @@ export function buildWorker(s: Shared, ruleStore: RuleStore, evaluatorThreadModu
   let violations: ViolationStore | undefined;
   const checks: NamedCheck[] = [];
   if (ledger === undefined) {
-    const store = new ViolationStore({ dataDir: config.dataDir, logger, metrics });
+    const store = new ViolationStore({ dataDir: config.dataDir, logger, metrics, maxAgeMs: config.violations.maxAgeMs, maxBytes: config.violations.maxBytes });
     lifecycle.add('violation store', 'stores', store);
     sinks.push(store);
     violations = store;
