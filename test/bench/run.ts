@@ -44,6 +44,8 @@ process.stderr.write('pipeline…\n');
 Object.assign(figures, await part('pipeline-bench.ts'));
 process.stderr.write('replay…\n');
 Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-bench.ts')).map(([k, v]) => [`replay_${k}`, v])));
+process.stderr.write('replay at scale…\n');
+Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-scale-bench.ts')).map(([k, v]) => [`replay_scale_${k}`, v])));
 
 const f = (k: string, digits = 0) => (figures[k] === undefined ? 'n/a' : figures[k].toLocaleString('en-US', { maximumFractionDigits: digits }));
 const rows: Row[] = [
@@ -57,6 +59,9 @@ const rows: Row[] = [
   ['RSS per buffered span', `${f('rss_bytes_per_buffered_span')} bytes at ${f('buffered_spans')} spans`, '<= 1.5 KB'],
   ['replay from files (4 rules / 1 rule)', `${f('replay_files_all_rules_spans_per_s')} / ${f('replay_files_one_rule_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
   ['replay from Kafka (4 rules / 1 rule)', `${f('replay_kafka_all_rules_spans_per_s')} / ${f('replay_kafka_one_rule_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
+  ['replay cost per trace, 5M / 50k traces (files; local log)', `full scan x${f('replay_scale_files_full_cost_ratio', 2)}; x${f('replay_scale_history_full_cost_ratio', 2)} (trigger scan x${f('replay_scale_files_trigger_cost_ratio', 2)}; x${f('replay_scale_history_trigger_cost_ratio', 2)})`, '<= 1.2x'],
+  ['replay full scan at 5M traces (files; local log)', `${f('replay_scale_files_5000000_full_spans_per_s')}; ${f('replay_scale_history_5000000_full_spans_per_s')} spans/s per process`, '>= 500k spans/s'],
+  ['replay from files, 2 processes', `x${f('replay_scale_files_two_processes_speedup', 2)} of 1 process`, '>= 1.8x'],
 ];
 const table = [
   `betrace benchmarks, ${started.toISOString().slice(0, 10)}, ${cpus().length} cores, Node ${process.version}`,
