@@ -244,7 +244,9 @@ export class LocalHistory {
       if (fh === undefined || segment === undefined) throw new Error('the history is not open');
       const bytes = buffers.reduce((n, b) => n + b.length, 0);
       try {
-        await fh.writev(buffers);
+        // A disk filling up may take part of the frames without an error (a short write): a failure too.
+        const { bytesWritten } = await fh.writev(buffers);
+        if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes (is the disk full?)`);
       } catch (err) {
         // Cut back to the last whole frame, so what follows is readable.
         await fh.truncate(segment.bytes).catch(() => undefined);
