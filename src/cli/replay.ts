@@ -94,7 +94,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
   } else if (sources.length === 1 && sources[0]!.startsWith('jaeger://')) {
     if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
     const endpoint = parseJaegerSource(sources[0]!);
-    if (typeof endpoint !== 'object') return fail(endpoint ?? `--source ${sources[0]}: not a jaeger URL`);
+    if (typeof endpoint === 'string') return fail(endpoint);
     source = { kind: 'jaeger', endpoint };
   } else if (sources.length === 0 || (sources.length === 1 && sources[0] === 'kafka')) {
     let partitions: number[] | undefined;

@@ -119,6 +119,8 @@ export class ReplayEngine {
   readonly fromMs: number;
   readonly toMs: number;
   readonly traceMaxDurationMs: number;
+  /** The rules' trigger span names when traces without them are skipped (a pass for every rule); null when every trace is evaluated. */
+  readonly triggerNames: ReadonlySet<string> | null;
   readonly #o: ReplayEngineOptions;
   readonly #ruleSet: RuleSet;
   /** Only the attributes the rules name are decoded, and only of the spans whose attributes they read. */
@@ -144,8 +146,8 @@ export class ReplayEngine {
     this.#ruleSet = createRuleSet(enabled);
     this.#decoder = decoderFor(enabled);
     const skippable = enabled.length > 0 && enabled.every((r) => r.triggers !== null && r.passesWithoutTriggers);
-    this.#matcher =
-      skippable && options.skipByTriggers !== false ? new NameMatcher(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
+    this.triggerNames = skippable && options.skipByTriggers !== false ? new Set(enabled.flatMap((r) => [...(r.triggers ?? [])])) : null;
+    this.#matcher = this.triggerNames === null ? null : new NameMatcher(this.triggerNames);
     this.#maxLiveSpans = options.maxLiveSpans ?? DEFAULT_MAX_LIVE_SPANS;
     this.#completed = new Tombstones(options.completedMemory ?? DEFAULT_COMPLETED_MEMORY);
   }

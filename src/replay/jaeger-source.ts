@@ -30,7 +30,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { scanPart, splitByTrace } from '../otlp/index.ts';
-import type { CompiledRule } from '../rules/index.ts';
 import type { ReplayEngine } from './engine.ts';
 import type { SourceProgress, SourceResult } from './source.ts';
 
@@ -54,17 +53,16 @@ export interface JaegerEndpoint {
   readonly searchDepth: number;
 }
 
-/**
- * Parses `jaeger://HOST:PORT[?search_depth=N]`. Undefined when `source` is not a
- * jaeger URL; an error string when it is one but malformed.
- */
-export function parseJaegerSource(source: string): JaegerEndpoint | string | undefined {
-  if (!source.startsWith('jaeger://')) return undefined;
+/** Parses `jaeger://HOST:PORT[?search_depth=N]`; an error string when it is malformed. */
+export function parseJaegerSource(source: string): JaegerEndpoint | string {
   let url: URL;
   try {
     url = new URL(source);
   } catch {
     return `--source ${source}: not a URL (jaeger://HOST:PORT)`;
+  }
+  if (url.protocol !== 'jaeger:') {
+    return `--source ${source}: not a jaeger URL (jaeger://HOST:PORT)`;
   }
   if (url.hostname === '' || url.port === '') return `--source ${source}: give the host and port of Jaeger's query gRPC API (jaeger://HOST:PORT, 16685 by default)`;
   if (url.pathname !== '' && url.pathname !== '/') return `--source ${source}: a jaeger URL has no path`;
@@ -79,7 +77,6 @@ export function parseJaegerSource(source: string): JaegerEndpoint | string | und
 
 export interface JaegerSourceOptions {
   readonly endpoint: JaegerEndpoint;
-  readonly rules: readonly CompiledRule[];
   /** worker.trace_max_duration: how long after a trace's first span a trigger span may start. */
   readonly marginMs: number;
   /** Traces fetched at once (default 8). */
@@ -88,7 +85,14 @@ export interface JaegerSourceOptions {
   readonly signal?: AbortSignal;
 }
 
-class SourceError extends Error {}
+/** An expected failure, reported as the replay's error; `code` is the gRPC status when Jaeger answered with one. */
+class SourceError extends Error {
+  readonly code: status | undefined;
+  constructor(message: string, code?: status) {
+    super(message);
+    this.code = code;
+  }
+}
 
 const bytes = (b: Buffer): Buffer => b;
 const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
@@ -109,14 +113,18 @@ class QueryClient {
 
   #error(call: string, err: ServiceError): SourceError {
     const reason = err.code === status.UNAVAILABLE ? `cannot reach Jaeger's query API at ${this.#address}` : `Jaeger ${call} failed`;
-    return new SourceError(`${reason}: ${status[err.code] ?? err.code} ${err.details || err.message}`);
+    return new SourceError(`${reason}: ${status[err.code] ?? err.code} ${err.details || err.message}`, err.code);
   }
 
   #unary<T>(method: string, request: Uint8Array, decode: (b: Buffer) => T): Promise<T> {
     return new Promise((resolve, reject) => {
       this.#client.makeUnaryRequest(`${SERVICE}/${method}`, bytes, bytes, Buffer.from(request), new Metadata(), { deadline: Date.now() + 30_000 }, (err, value) => {
-        if (err) reject(this.#error(method, err));
-        else resolve(decode(value ?? Buffer.alloc(0)));
+        if (err) return reject(this.#error(method, err));
+        try {
+          resolve(decode(value ?? Buffer.alloc(0)));
+        } catch (e) {
+          reject(new SourceError(`Jaeger ${method} answered with something that is not its response message: ${(e as Error).message}`));
+        }
       });
     });
   }
@@ -131,7 +139,7 @@ class QueryClient {
       call.on('data', (chunk: Buffer) => chunks.push(chunk));
       call.on('error', (err: ServiceError) => {
         signal?.removeEventListener('abort', abort);
-        reject(err.code === status.NOT_FOUND ? err : this.#error(method, err));
+        reject(this.#error(method, err));
       });
       call.on('end', () => {
         signal?.removeEventListener('abort', abort);
@@ -166,7 +174,7 @@ class QueryClient {
       const chunks = await this.#stream('GetTrace', request, signal);
       return chunks.length === 0 ? undefined : Buffer.concat(chunks);
     } catch (err) {
-      if ((err as ServiceError).code === status.NOT_FOUND) return undefined;
+      if (err instanceof SourceError && err.code === status.NOT_FOUND) return undefined;
       throw err;
     }
   }
@@ -198,12 +206,11 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
   };
   try {
     const services = await client.services();
-    const byTriggers = engine.skipsByTriggers;
+    const triggers = engine.triggerNames;
     const searches: Search[] = [];
     const fromMs = engine.fromMs;
     let toMs = engine.toMs;
-    if (byTriggers) {
-      const triggers = new Set(options.rules.filter((r) => r.definition.enabled).flatMap((r) => [...(r.triggers ?? [])]));
+    if (triggers !== null) {
       for (const service of services) {
         for (const operation of await client.operations(service)) if (triggers.has(operation)) searches.push({ service, operation });
       }
@@ -241,7 +248,7 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
     cancelled();
 
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    const how = byTriggers
+    const how = triggers !== null
       ? `the rules' trigger spans searched in ${searches.length} service/operation pair${searches.length === 1 ? '' : 's'}`
       : `a full scan (some rule has no triggers): every trace of ${services.length} service${services.length === 1 ? '' : 's'} read, in ${seconds} s`;
     const gone = missing === 0 ? '' : `, ${missing} gone before they were fetched`;
@@ -252,7 +259,8 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
     };
   } catch (err) {
     if (err instanceof SourceError) return { ok: false, error: err.message };
-    throw err;
+    // An answer that does not decode as the API's messages.
+    return { ok: false, error: `reading from Jaeger at ${endpoint.address} failed: ${(err as Error).message}` };
   } finally {
     client.close();
   }

@@ -105,7 +105,7 @@ export function validateReplayRequest(body: unknown, nowMs: number): Validated {
     if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
     if (b.jaeger === undefined) return { ok: false, error: 'source "jaeger" needs jaeger: the URL of its query gRPC API (jaeger://HOST:PORT)' };
     const endpoint = parseJaegerSource(b.jaeger);
-    if (typeof endpoint !== 'object') return { ok: false, error: (endpoint ?? `jaeger ${b.jaeger}: not a jaeger URL (jaeger://HOST:PORT)`).replace(/^--source /, 'jaeger ') };
+    if (typeof endpoint === 'string') return { ok: false, error: endpoint.replace(/^--source /, 'jaeger ') };
     source = { kind: 'jaeger', endpoint };
   }
   else if (kind === 'history') {

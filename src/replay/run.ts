@@ -113,7 +113,6 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
   } else if (requested.kind === 'jaeger') {
     source = await readJaegerSource(engine, {
       endpoint: requested.endpoint,
-      rules: o.rules,
       marginMs: o.config.worker.traceMaxDurationMs,
       onProgress: (p) => onProgress(p.fraction),
       ...(o.signal === undefined ? {} : { signal: o.signal }),

@@ -141,7 +141,7 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
     await this.#applyRetention();
     if (this.#maxAgeMs > 0) {
       this.#ageTimer = setInterval(() => {
-        if (this.#retentionDue()) this.#pump ??= this.#drain().finally(() => (this.#pump = undefined));
+        if (this.#retentionDue()) this.#kick();
       }, Math.min(AGE_CHECK_MS, this.#maxAgeMs));
       this.#ageTimer.unref();
     }
@@ -301,6 +301,11 @@ export class ViolationStore implements Component, ViolationReader, ViolationSink
     this.#pending.push({ record, line: `${JSON.stringify(record)}\n` });
     if (this.#pending.length > this.#maxPending) this.#loseRecords(this.#pending.splice(0, this.#pending.length - this.#maxPending), 'queue_full');
     this.#metrics?.violationStorePending.set(this.pending);
+    this.#kick();
+  }
+
+  /** Starts the writer (queue, then retention) unless it runs. */
+  #kick(): void {
     this.#pump ??= this.#drain().finally(() => (this.#pump = undefined));
   }
 

@@ -27,7 +27,7 @@ import { runReplay, type ReplaySource } from '../../src/replay/index.ts';
 import { compileRule, type CompiledRule } from '../../src/rules/index.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { LocalHistory } from '../../src/transport/local-history.ts';
-import { requestOf } from '../replay/history.ts';
+import { patchedRecords } from '../replay/history.ts';
 
 const START_MS = Date.UTC(2026, 0, 1);
 const SPANS_PER_TRACE = 3;
@@ -36,19 +36,11 @@ const quiet = createLogger('silent', new Writable({ write: (_c, _e, cb) => cb() 
 
 const hex = (n: number, bytes: number) => n.toString(16).padStart(bytes * 2, '0');
 
-function offsetsOf(buf: Buffer, needle: Buffer): number[] {
-  const out: number[] = [];
-  for (let i = buf.indexOf(needle); i >= 0; i = buf.indexOf(needle, i + 1)) out.push(i);
-  return out;
-}
-
-/** Records of trace i (starting at START_MS + i) patched from a template; `refund` names the grandchild. */
+/** Trace i (starting at START_MS + i), patched from one encoded template; `refund` names the grandchild. */
 function recordMaker(refund: boolean): (i: number) => Buffer {
-  const id = 'f'.repeat(32);
   const names = ['http.request', 'checkout.process', refund ? 'refund' : 'database.query'];
-  const template = requestOf(
+  const patched = patchedRecords(
     names.map((name, k) => ({
-      traceId: id,
       service: 'shop',
       spanId: `${k + 1}`.repeat(16),
       parentSpanId: k === 0 ? '' : `${k}`.repeat(16),
@@ -58,24 +50,7 @@ function recordMaker(refund: boolean): (i: number) => Buffer {
       attributes: { 'order.id': 'order-000000' },
     })),
   );
-  const idAt = offsetsOf(template, Buffer.from(id, 'hex'));
-  const times: Array<{ at: number; ns: bigint }> = [];
-  for (let k = 0; k < names.length; k++) {
-    for (const ms of [START_MS + k, START_MS + 10]) {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt(ms) * 1_000_000n);
-      for (const at of offsetsOf(template, b)) if (!times.some((t) => t.at === at)) times.push({ at, ns: BigInt(ms) * 1_000_000n });
-    }
-  }
-  if (idAt.length !== names.length || times.length !== names.length * 2) throw new Error('template: ids or times not found');
-  return (i) => {
-    const b = Buffer.from(template);
-    const tid = Buffer.from(hex(i + 1, 16), 'hex');
-    for (const at of idAt) tid.copy(b, at);
-    const delta = BigInt(i) * 1_000_000n;
-    for (const t of times) b.writeBigUInt64LE(t.ns + delta, t.at);
-    return b;
-  };
+  return (i) => patched(hex(i + 1, 16), i);
 }
 
 const ok = recordMaker(false);

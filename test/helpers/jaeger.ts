@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { stringify } from 'yaml';
 import path from 'node:path';
 import { freePorts } from './kafka.ts';
 import { betraceCacheDir, runTool } from './tools.ts';
@@ -107,46 +108,20 @@ export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> 
   const [otlpGrpc, otlpHttp, queryHttp, queryGrpc] = (await freePorts(4)).map((p) => `127.0.0.1:${p}`) as [string, string, string, string];
   const dir = await mkdtemp(path.join(tmpdir(), 'betrace-jaeger-'));
   const configFile = path.join(dir, 'jaeger.yaml');
-  await writeFile(
-    configFile,
-    [
-      'service:',
-      '  extensions: [jaeger_storage, jaeger_query]',
-      '  pipelines:',
-      '    traces:',
-      '      receivers: [otlp]',
-      '      exporters: [jaeger_storage_exporter]',
-      '  telemetry:',
-      '    metrics:',
-      '      level: none',
-      '    logs:',
-      '      level: warn',
-      'extensions:',
-      '  jaeger_query:',
-      '    storage:',
-      '      traces: memstore',
-      '    grpc:',
-      `      endpoint: ${queryGrpc}`,
-      '    http:',
-      `      endpoint: ${queryHttp}`,
-      '  jaeger_storage:',
-      '    backends:',
-      '      memstore:',
-      '        memory:',
-      `          max_traces: ${options.maxTraces ?? 100_000}`,
-      'receivers:',
-      '  otlp:',
-      '    protocols:',
-      '      grpc:',
-      `        endpoint: ${otlpGrpc}`,
-      '      http:',
-      `        endpoint: ${otlpHttp}`,
-      'exporters:',
-      '  jaeger_storage_exporter:',
-      '    trace_storage: memstore',
-      '',
-    ].join('\n'),
-  );
+  const config = {
+    service: {
+      extensions: ['jaeger_storage', 'jaeger_query'],
+      pipelines: { traces: { receivers: ['otlp'], exporters: ['jaeger_storage_exporter'] } },
+      telemetry: { metrics: { level: 'none' }, logs: { level: 'warn' } },
+    },
+    extensions: {
+      jaeger_query: { storage: { traces: 'memstore' }, grpc: { endpoint: queryGrpc }, http: { endpoint: queryHttp } },
+      jaeger_storage: { backends: { memstore: { memory: { max_traces: options.maxTraces ?? 100_000 } } } },
+    },
+    receivers: { otlp: { protocols: { grpc: { endpoint: otlpGrpc }, http: { endpoint: otlpHttp } } } },
+    exporters: { jaeger_storage_exporter: { trace_storage: 'memstore' } },
+  };
+  await writeFile(configFile, stringify(config));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

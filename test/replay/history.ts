@@ -127,6 +127,40 @@ export function requestOf(spans: readonly (SimSpan & { traceId: string })[]): Bu
   return Buffer.from(ExportTraceServiceRequest.encode(msg).finish());
 }
 
+/**
+ * Records patched from one encoded request of `spans` (their trace id is replaced): each
+ * call copies it with another trace id and every span time moved by `deltaMs`, so
+ * millions of records cost no encoding.
+ */
+export function patchedRecords(spans: readonly SimSpan[]): (traceId: string, deltaMs: number) => Buffer {
+  const templateId = 'f'.repeat(32);
+  const template = requestOf(spans.map((s) => ({ ...s, traceId: templateId })));
+  const offsetsOf = (needle: Buffer): number[] => {
+    const out: number[] = [];
+    for (let i = template.indexOf(needle); i >= 0; i = template.indexOf(needle, i + 1)) out.push(i);
+    return out;
+  };
+  const idAt = offsetsOf(Buffer.from(templateId, 'hex'));
+  const times = new Map<number, bigint>();
+  for (const s of spans) {
+    for (const ms of [s.startMs, s.startMs + s.durationMs]) {
+      const ns = BigInt(ms) * 1_000_000n;
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(ns);
+      for (const at of offsetsOf(b)) times.set(at, ns);
+    }
+  }
+  if (idAt.length !== spans.length || times.size !== spans.length * 2) throw new Error('patchedRecords: the trace ids or span times are not where expected');
+  return (traceId, deltaMs) => {
+    const b = Buffer.from(template);
+    const id = Buffer.from(traceId, 'hex');
+    for (const at of idAt) id.copy(b, at);
+    const delta = BigInt(deltaMs) * 1_000_000n;
+    for (const [at, ns] of times) b.writeBigUInt64LE(ns + delta, at);
+    return b;
+  };
+}
+
 /** The receiver's records of a trace: one per service, in export (arrival) order. */
 export function traceRecords(trace: SimTrace): SimRecord[] {
   const byService = new Map<string, SimSpan[]>();

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReplayEngine, DEFAULT_MAX_LIVE_SPANS } from '../../src/replay/index.ts';
 import { compileRule } from '../../src/rules/index.ts';
-import { requestOf } from './history.ts';
+import { patchedRecords } from './history.ts';
 
 const TRACES = 400_000;
 const START_MS = Date.UTC(2026, 0, 1);
@@ -19,31 +19,10 @@ const COMPLETED_MEMORY = 250_000;
 
 const hex = (n: number, bytes: number) => n.toString(16).padStart(bytes * 2, '0');
 
-/**
- * One-span requests made from one encoded template by patching its trace id and start
- * time (encoding 400,000 requests through protobufjs would take most of the test's time).
- */
-function recordMaker(name: string) {
-  const templateId = 'f'.repeat(32);
-  const templateStart = START_MS;
-  const template = requestOf([
-    { traceId: templateId, service: 'svc', spanId: 'e'.repeat(16), parentSpanId: '', name, startMs: templateStart, durationMs: 1, attributes: {} },
-  ]);
-  const idAt = template.indexOf(Buffer.from(templateId, 'hex'));
-  const ns = Buffer.alloc(8);
-  ns.writeBigUInt64LE(BigInt(templateStart) * 1_000_000n);
-  const startAt = template.indexOf(ns);
-  const endNs = Buffer.alloc(8);
-  endNs.writeBigUInt64LE(BigInt(templateStart + 1) * 1_000_000n);
-  const endAt = template.indexOf(endNs);
-  assert.ok(idAt > 0 && startAt > 0 && endAt > 0);
-  return (i: number, startMs: number): Buffer => {
-    const b = Buffer.from(template);
-    Buffer.from(hex(i, 16), 'hex').copy(b, idAt);
-    b.writeBigUInt64LE(BigInt(startMs) * 1_000_000n, startAt);
-    b.writeBigUInt64LE(BigInt(startMs + 1) * 1_000_000n, endAt);
-    return b;
-  };
+/** One-span records (encoding 400,000 requests through protobufjs would take most of the test's time). */
+function recordMaker(name: string): (i: number, startMs: number) => Buffer {
+  const patched = patchedRecords([{ service: 'svc', spanId: 'e'.repeat(16), parentSpanId: '', name, startMs: START_MS, durationMs: 1, attributes: {} }]);
+  return (i, startMs) => patched(hex(i, 16), startMs - START_MS);
 }
 
 describe('a replay of more traces than the engine remembers', () => {
