@@ -1,7 +1,7 @@
 /**
  * `betrace replay (--rules FILE | --rule ID…) --from TIME --to TIME
  *   [--source kafka | --source history | --source jaeger://HOST:PORT | --source FILE…] [--format table|json] [--emit]
- *   [--fail-on-violation] [--config FILE] [--partitions LIST]`
+ *   [--fail-on-violation] [--config FILE] [--partitions LIST] [--full-scan]`
  *
  * Evaluates rules on past traces (the BeTrace Method's "Rule Replay"): the
  * traces whose earliest span start lies in [from, to), read from the spans
@@ -44,6 +44,8 @@ export interface ReplayCommandOptions {
   progressAfterMs?: number;
   /** Tests: skip traces without triggers (default true). */
   skipByTriggers?: boolean;
+  /** Read every record, not the history's trace index. */
+  fullScan?: boolean;
 }
 
 export interface ReplayOutput {
@@ -145,6 +147,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     config,
     logger,
     ...(opts.skipByTriggers === undefined ? {} : { skipByTriggers: opts.skipByTriggers }),
+    ...(opts.fullScan === true ? { fullScan: true } : {}),
     ...(tty
       ? {
           onProgress: (p: ReplayProgress) => {

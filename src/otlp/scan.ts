@@ -44,6 +44,8 @@ const TAG_PARENT = SpanSchema.tag('parent_span_id');
 const TAG_NAME = SpanSchema.tag('name');
 const TAG_START = SpanSchema.tag('start_time_unix_nano');
 
+const utf8 = new TextDecoder();
+
 /** Span times before 2000-01-01 or from 2100-01-01 on are not placed in time (a clock unset, a unit mistaken). */
 export const PLAUSIBLE_FROM_MS = Date.UTC(2000, 0, 1);
 export const PLAUSIBLE_TO_MS = Date.UTC(2100, 0, 1);
@@ -66,8 +68,11 @@ export function wordsToMs(hi: number, lo: number): number {
   return hi * 4294 + Math.floor((hi * 967296 + lo) / 1_000_000);
 }
 
-/** Scans one ExportTraceServiceRequest. Throws WireError when it is malformed. */
-export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
+/**
+ * Scans one ExportTraceServiceRequest. Throws WireError when it is malformed.
+ * With `names`, every span name (UTF-8, as on the wire) is added to it (the trace index's names).
+ */
+export function scanPart(buf: Uint8Array, matcher: Utf8Set | null, names?: Set<string>): PartScan {
   let traceStart = -1;
   let multiple = false;
   let spanCount = 0;
@@ -125,7 +130,10 @@ export function scanPart(buf: Uint8Array, matcher: Utf8Set | null): PartScan {
                 }
               }
             } else if (t === TAG_PARENT) hasParent = n === 8;
-            else if (t === TAG_NAME && useNames && !triggered && matcher.matches(buf, s, c.pos)) triggered = true;
+            else if (t === TAG_NAME) {
+              if (useNames && !triggered && matcher.matches(buf, s, c.pos)) triggered = true;
+              if (names !== undefined) names.add(utf8.decode(buf.subarray(s, c.pos)));
+            }
           } else if (t === TAG_START) {
             if (spEnd - c.pos < 8) throw new WireError('truncated fixed-size field');
             spanMs = startMs(buf, c.pos); // the last occurrence, as a decoder reads it

@@ -23,6 +23,12 @@
  * holds none of them, a trace none of whose spans is named like a trigger is
  * skipped whole, never decoded: its verdict is a pass for every rule. The span
  * names come from a byte-level scan (scan.ts), so skipping is never partial.
+ *
+ * Index. A source with a trace index (the local history's, the Kafka index topic) feeds
+ * summaries instead of records (ReplayLane.addSummary: a record's trace, times, span count,
+ * whether it holds a trigger, and where the record is). They are assembled exactly as the
+ * records would be; a trace that must be evaluated is held until the source fetches its
+ * records by location (fetchPending), every other one is counted and never read.
  */
 import { NameMatcher, isPlausibleTimeMs, scanPart, splitByTrace, type SpanDecoder } from '../otlp/index.ts';
 import { createRuleSet, type CompiledRule, type RuleSet } from '../rules/index.ts';
@@ -81,17 +87,48 @@ export interface ReplayCounters {
   /** The earliest plausible record time read (unix ms; Infinity when none): where the history read starts. */
   firstRecordMs: number;
   lateRecords: number;
+  /** Records known from an index only (never read). */
+  indexedRecords: number;
+  /** Records read by their location in the index (of the traces that had to be evaluated). */
+  fetchedRecords: number;
   undecodableRecords: number;
   budgetExceededTraces: number;
   violations: number;
 }
 
+/** A record known from an index: fetched by its location when the trace must be evaluated. */
+class Located {
+  readonly location: unknown;
+  constructor(location: unknown) {
+    this.location = location;
+  }
+}
+
 /** What a lane keeps of a live trace besides its counts. */
 interface Assembling {
-  readonly payloads: Uint8Array[];
+  /** The trace's records in the order read: payloads, or the locations of those known from an index. */
+  readonly payloads: Array<Uint8Array | Located>;
+  located: number;
   earliestStartMs: number;
   triggered: boolean;
 }
+
+/** One record as an index describes it (ReplayLane.addSummary). */
+export interface RecordSummary {
+  readonly traceId: string;
+  /** The record's event-time timestamp, unix ms. */
+  readonly timestampMs: number;
+  readonly earliestStartMs: number;
+  readonly spanCount: number;
+  readonly untimedSpans: number;
+  /** Some span in the record is named like a trigger of the engine's rules (triggerNames). */
+  readonly triggered: boolean;
+  /** Where the record is, for the source's fetch (fetchPending). */
+  readonly location: unknown;
+}
+
+/** Reads records by their locations, in the order given (verifying them). */
+export type RecordFetcher = (locations: readonly unknown[]) => Promise<Uint8Array[]>;
 
 type ReplayTrace = LiveTrace<Assembling>;
 
@@ -111,6 +148,8 @@ export class ReplayEngine {
     tracesWithoutTime: 0,
     firstRecordMs: Infinity,
     lateRecords: 0,
+    indexedRecords: 0,
+    fetchedRecords: 0,
     undecodableRecords: 0,
     budgetExceededTraces: 0,
     violations: 0,
@@ -134,6 +173,8 @@ export class ReplayEngine {
   readonly #violations = new Map<string, ReplayViolation>();
   /** The first traces without a plausible start time (ids, for the report). */
   readonly untimedTraceIds: string[] = [];
+  /** Complete traces waiting for their records to be fetched (fetchPending). */
+  #pending: Array<{ trace: ReplayTrace; partial: boolean }> = [];
   #liveSpans = 0;
 
   constructor(options: ReplayEngineOptions) {
@@ -179,9 +220,10 @@ export class ReplayEngine {
     );
   }
 
-  /** Ends every lane still open (evaluates what they hold). */
+  /** Ends every lane still open (evaluates what they hold). A source with an index fetches what is pending first. */
   finish(): void {
     for (const lane of this.#lanes) lane.end();
+    if (this.#pending.length > 0) throw new Error('replay: traces known from an index were not fetched');
   }
 
   // ---- used by ReplayLane
@@ -243,7 +285,38 @@ export class ReplayEngine {
       c.tracesSkipped++;
       return;
     }
-    const { result, undecodable } = decodeAndEvaluate(trace.value.payloads, this.#ruleSet, this.#decoder, this.#o.budgetMs);
+    if (trace.value.located > 0) {
+      this.#pending.push({ trace, partial });
+      return;
+    }
+    this.#evaluate(trace.value.payloads as Uint8Array[], earliestStartMs, partial);
+  }
+
+  /** Traces waiting for fetchPending. */
+  get pendingFetches(): number {
+    return this.#pending.length;
+  }
+
+  /** Fetches the records of the complete traces known from an index, and evaluates them. */
+  async fetchPending(fetch: RecordFetcher): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending;
+      this.#pending = [];
+      const locations: unknown[] = [];
+      for (const { trace } of batch) for (const p of trace.value.payloads) if (p instanceof Located) locations.push(p.location);
+      const fetched = await fetch(locations);
+      this.counters.fetchedRecords += fetched.length;
+      let k = 0;
+      for (const { trace, partial } of batch) {
+        const payloads = trace.value.payloads.map((p) => (p instanceof Located ? fetched[k++]! : p));
+        this.#evaluate(payloads, trace.value.earliestStartMs, partial);
+      }
+    }
+  }
+
+  #evaluate(payloads: readonly Uint8Array[], earliestStartMs: number, partial: boolean): void {
+    const c = this.counters;
+    const { result, undecodable } = decodeAndEvaluate(payloads, this.#ruleSet, this.#decoder, this.#o.budgetMs);
     c.undecodableRecords += undecodable;
     if (result.budgetExceeded === true) c.budgetExceededTraces++;
     if (result.violations.length === 0) return;
@@ -332,7 +405,7 @@ export class ReplayLane {
         engine.counters.lateRecords++;
         return;
       }
-      trace = this.#traces.open(traceId, { payloads: [], earliestStartMs: Infinity, triggered: false }, 0, 0, ts);
+      trace = this.#traces.open(traceId, { payloads: [], located: 0, earliestStartMs: Infinity, triggered: false }, 0, 0, ts);
     }
     const value = trace.value;
     value.payloads.push(payload);
@@ -340,6 +413,42 @@ export class ReplayLane {
     if (scan.triggered) value.triggered = true;
     this.#traces.append(trace, scan.spanCount, payload.length, false, ts);
     engine.addLive(scan.spanCount);
+  }
+
+  /**
+   * One record known from an index: assembled exactly as addRecord would assemble the record
+   * (same clock, same late records), read only if its trace must be evaluated (fetchPending).
+   */
+  addSummary(s: RecordSummary): void {
+    if (this.#ended) throw new Error('replay lane already ended');
+    const engine = this.#engine;
+    const c = engine.counters;
+    c.records++;
+    c.indexedRecords++;
+    if (s.spanCount === 0 || s.traceId === '') return;
+    c.spansRead += s.spanCount;
+    c.spansWithoutTime += s.untimedSpans;
+    let ts = isPlausibleTimeMs(s.timestampMs) ? s.timestampMs : s.earliestStartMs;
+    if (Number.isFinite(ts)) {
+      if (ts < c.firstRecordMs) c.firstRecordMs = ts;
+    } else ts = Number.isFinite(this.positionMs) ? this.positionMs : 0;
+    this.#clock.observe(ts);
+    let trace = this.#traces.get(s.traceId);
+    if (trace === undefined) {
+      if (engine.isCompleted(s.traceId)) {
+        c.lateRecords++;
+        return;
+      }
+      trace = this.#traces.open(s.traceId, { payloads: [], located: 0, earliestStartMs: Infinity, triggered: false }, 0, 0, ts);
+    }
+    const value = trace.value;
+    value.payloads.push(new Located(s.location));
+    value.located++;
+    if (s.earliestStartMs < value.earliestStartMs) value.earliestStartMs = s.earliestStartMs;
+    if (s.triggered) value.triggered = true;
+    this.#traces.append(trace, s.spanCount, 0, false, ts);
+    engine.addLive(s.spanCount);
+    for (const t of this.#traces.cut()) engine.complete(t);
   }
 
   /** @internal Evaluates the live trace appended to longest ago early (partial). False when none is live. */

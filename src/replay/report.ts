@@ -27,6 +27,10 @@ export interface ReplayReport {
   /** Traces evaluated early at the live-span bound; their violations have partial = true. */
   readonly traces_partial: number;
   readonly records_read: number;
+  /** Of records_read, those known from a trace index only: their payloads were never read. */
+  readonly records_indexed: number;
+  /** Records read by their location in a trace index (the traces that had to be evaluated). */
+  readonly records_fetched: number;
   readonly spans_read: number;
   readonly late_records: number;
   readonly undecodable_records: number;
@@ -91,6 +95,8 @@ export function buildReport(input: {
     traces_skipped: c.tracesSkipped,
     traces_partial: c.tracesPartial,
     records_read: c.records,
+    records_indexed: c.indexedRecords,
+    records_fetched: c.fetchedRecords,
     spans_read: c.spansRead,
     late_records: c.lateRecords,
     undecodable_records: c.undecodableRecords,

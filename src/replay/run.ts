@@ -47,6 +47,8 @@ export interface ReplayRunOptions {
   readonly logger: Logger;
   /** Default true (false: decode and evaluate every trace). */
   readonly skipByTriggers?: boolean;
+  /** Read every record of the history, not its trace index (default false). */
+  readonly fullScan?: boolean;
   readonly maxLiveSpans?: number;
   readonly signal?: AbortSignal;
   /** Called as the input is read (at most a few times a second). */
@@ -99,6 +101,7 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
     source = await readHistorySource(engine, {
       dir: o.config.transport.history.dir,
       marginMs: o.config.worker.traceMaxDurationMs,
+      ...(o.fullScan === true ? { fullScan: true } : {}),
       onProgress: (p) => onProgress(p.fraction),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
     });

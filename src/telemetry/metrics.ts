@@ -33,6 +33,7 @@ export interface Metrics {
   readonly historyOldestTimestamp: Gauge;
   readonly historyDroppedRecords: Counter;
   readonly historyDeletedSegments: Counter<'reason'>;
+  readonly historyIndexGaps: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
   readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
@@ -219,6 +220,11 @@ export function createMetrics(): Metrics {
       name: 'betrace_history_deleted_segments_total',
       help: 'transport.history: segments deleted by retention, by reason (max_age, max_bytes, empty).',
       labelNames: ['reason'],
+      registers,
+    }),
+    historyIndexGaps: new Counter({
+      name: 'betrace_history_index_gaps_total',
+      help: 'transport.history: index chunks that could not be written (logged): replay reads those records in full (slower, same answer).',
       registers,
     }),
     transportProduceRefused: new Counter({

@@ -11,6 +11,9 @@
  * - `<sequence>.range`: written when a segment is closed: the earliest and latest
  *   record timestamp in it, its records and bytes (JSON), so a replay of a range skips
  *   the segments outside it without reading them.
+ * - `<sequence>.idx`: the segment's trace index (history-index.ts), a chunk appended after
+ *   each write of frames: each record's trace, times, span count and names, and where its
+ *   payload is. A chunk that cannot be written leaves a gap replay reads as frames.
  *
  * Retention: closed segments are deleted oldest first while the files pass `maxBytes`,
  * or once their latest record is older than `maxAgeMs`. Appends are written in batches
@@ -20,10 +23,13 @@
  * refuses live traffic. Readers (`readLocalHistory`) may read while a writer appends:
  * they stop at the last whole frame.
  */
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { crc32c } from '@node-rs/crc32';
+import { scanPart } from '../otlp/index.ts';
+import { encodeIndexChunk, readIndexChunks, type IndexChunk, type IndexEntry } from './history-index.ts';
 import { decodeFrame, encodeFrame } from './record-frames.ts';
 import type { TraceRecord } from './transport.ts';
 
@@ -61,6 +67,8 @@ interface Segment {
   firstMs: number;
   lastMs: number;
   records: number;
+  /** Bytes of the segment's index file. */
+  indexBytes: number;
 }
 
 function segmentName(seq: number): string {
@@ -69,6 +77,10 @@ function segmentName(seq: number): string {
 
 function rangeName(seq: number): string {
   return `${String(seq).padStart(20, '0')}.range`;
+}
+
+export function indexName(seq: number): string {
+  return `${String(seq).padStart(20, '0')}.idx`;
 }
 
 function errorText(err: unknown): string {
@@ -126,6 +138,9 @@ export class LocalHistory {
   /** Segments, oldest first; the last is the one appended to. */
   #segments: Segment[] = [];
   #active: FileHandle | undefined;
+  /** The index file of the segment appended to, and its name table (name → number). */
+  #activeIndex: FileHandle | undefined;
+  #names = new Map<string, number>();
   #pending: Buffer[] = [];
   #pendingRecords: TraceRecord[][] = [];
   #pendingBytes = 0;
@@ -141,9 +156,9 @@ export class LocalHistory {
     this.#rateLimited = new RateLimitedLog(options.logger, 60_000);
   }
 
-  /** Bytes of the history's files. */
+  /** Bytes of the history's files (segments and their indexes). */
   get bytes(): number {
-    return this.#segments.reduce((n, s) => n + s.bytes, 0);
+    return this.#segments.reduce((n, s) => n + s.bytes + s.indexBytes, 0);
   }
 
   /** Opens the directory: the last segment's torn tail cut, closed segments' ranges read, retention applied. */
@@ -156,7 +171,8 @@ export class LocalHistory {
       const isLast = i === seqs.length - 1;
       const range = isLast ? undefined : await readRange(dir, seq);
       if (range !== undefined) {
-        this.#segments.push({ seq, bytes: range.bytes, firstMs: range.first_ms, lastMs: range.last_ms, records: range.records });
+        const indexBytes = await stat(join(dir, indexName(seq))).then((st) => st.size, () => 0);
+        this.#segments.push({ seq, bytes: range.bytes, firstMs: range.first_ms, lastMs: range.last_ms, records: range.records, indexBytes });
         continue;
       }
       const file = join(dir, segmentName(seq));
@@ -173,23 +189,60 @@ export class LocalHistory {
         }
         this.#o.logger.warn({ file, offset: scan.end, bytes: cut, reason: scan.stopped }, 'history: a torn tail (a write interrupted by a crash) was cut off a segment');
       }
-      const segment: Segment = { seq, bytes: scan.end, firstMs: scan.firstMs, lastMs: scan.lastMs, records: scan.records };
+      const segment: Segment = { seq, bytes: scan.end, firstMs: scan.firstMs, lastMs: scan.lastMs, records: scan.records, indexBytes: 0 };
+      segment.indexBytes = await this.#recoverIndex(segment, isLast);
       this.#segments.push(segment);
       if (!isLast) await this.#writeRange(segment);
     }
     const last = this.#segments.at(-1);
     if (last === undefined || last.bytes >= this.#o.segmentBytes) await this.#roll();
-    else this.#active = await open(join(dir, segmentName(last.seq)), 'a');
+    else {
+      this.#active = await open(join(dir, segmentName(last.seq)), 'a');
+      this.#activeIndex = await open(join(dir, indexName(last.seq)), 'a');
+    }
     await this.#retain();
     this.#updateMetrics();
+  }
+
+  /**
+   * The index of a segment found at start: cut back to its last whole chunk that covers only
+   * frames the segment holds (the segment's torn tail may have been cut); the name table of the
+   * segment appended to rebuilt from it. Returns the index file's bytes.
+   */
+  async #recoverIndex(segment: Segment, isLast: boolean): Promise<number> {
+    const file = join(this.#o.dir, indexName(segment.seq));
+    let data: Buffer;
+    try {
+      data = await readFile(file);
+    } catch {
+      return 0;
+    }
+    const { chunks, ends } = readIndexChunks(data);
+    let end = 0;
+    const names: string[] = [];
+    for (let i = 0; i < chunks.length && chunks[i]!.coveredEnd <= segment.bytes; i++) {
+      end = ends[i]!;
+      names.push(...chunks[i]!.newNames);
+    }
+    if (end < data.length) {
+      const fh = await open(file, 'r+');
+      try {
+        await fh.truncate(end);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    }
+    if (isLast) this.#names = new Map(names.map((n, i) => [n, i]));
+    return end;
   }
 
   /** Appends the records (written within flushIntervalMs; see the top of this file). */
   append(records: readonly TraceRecord[]): void {
     if (this.#stopped || records.length === 0) return;
-    const { buf } = encodeFrame(records, this.#now());
+    const { buf, records: views } = encodeFrame(records, this.#now());
     this.#pending.push(buf);
-    this.#pendingRecords.push(records as TraceRecord[]);
+    this.#pendingRecords.push(views);
     this.#pendingBytes += buf.length;
     if (this.#pendingBytes >= FLUSH_BYTES) void this.flush();
     else this.#timer ??= setTimeout(() => void this.flush(), this.#flushIntervalMs);
@@ -260,12 +313,73 @@ export class LocalHistory {
           if (r.timestampMs > segment.lastMs) segment.lastMs = r.timestampMs;
         }
       }
+      await this.#writeIndex(segment, segment.bytes - bytes, buffers, batches);
       if (segment.bytes >= this.#o.segmentBytes) await this.#roll();
       return true;
     } catch (err) {
       this.#o.metrics?.historyDroppedRecords.inc(records);
       this.#rateLimited.warn('write', { dir: this.#o.dir, records, error: errorText(err) }, 'history: writing to the local history failed: these records are not kept for replay (live evaluation is not affected)');
       return false;
+    }
+  }
+
+  /**
+   * Appends the index chunk of frames just written at `start` of the segment. A chunk that
+   * cannot be written is cut off again and its names forgotten: replay reads those frames as a gap.
+   */
+  async #writeIndex(segment: Segment, start: number, buffers: Buffer[], batches: TraceRecord[][]): Promise<void> {
+    const fh = this.#activeIndex;
+    if (fh === undefined) return;
+    const table = this.#names;
+    const newNames: string[] = [];
+    const entries: IndexEntry[] = [];
+    const names = new Set<string>();
+    let frameAt = start;
+    for (let i = 0; i < buffers.length; i++) {
+      const buf = buffers[i]!;
+      for (const r of batches[i]!) {
+        names.clear();
+        let scan: ReturnType<typeof scanPart>;
+        try {
+          scan = scanPart(r.payload, null, names);
+        } catch {
+          continue; // not OTLP: left out of the index, as replay leaves it out of every trace
+        }
+        const numbers: number[] = [];
+        for (const n of names) {
+          let k = table.get(n);
+          if (k === undefined) {
+            k = table.size;
+            table.set(n, k);
+            newNames.push(n);
+          }
+          numbers.push(k);
+        }
+        entries.push({
+          traceId: r.traceId,
+          timestampMs: r.timestampMs,
+          earliestStartMs: scan.earliestStartMs,
+          spanCount: scan.spanCount,
+          untimedSpans: scan.untimedSpans,
+          position: frameAt + (r.payload.byteOffset - buf.byteOffset),
+          length: r.payload.length,
+          crc: crc32c(r.payload),
+          names: numbers,
+        });
+      }
+      frameAt += buf.length;
+    }
+    const chunk: IndexChunk = { coveredStart: start, coveredEnd: frameAt, newNames, entries };
+    const data = encodeIndexChunk(chunk);
+    try {
+      const { bytesWritten } = await fh.write(data);
+      if (bytesWritten !== data.length) throw new Error(`short write: ${bytesWritten} of ${data.length} bytes (is the disk full?)`);
+      segment.indexBytes += data.length;
+    } catch (err) {
+      await fh.truncate(segment.indexBytes).catch(() => undefined);
+      for (const n of newNames) table.delete(n);
+      this.#o.metrics?.historyIndexGaps.inc();
+      this.#rateLimited.warn('index', { dir: this.#o.dir, error: errorText(err) }, 'history: writing the trace index failed: replay reads these records in full (slower, same answer)');
     }
   }
 
@@ -277,10 +391,16 @@ export class LocalHistory {
       await this.#active.close();
       this.#active = undefined;
     }
+    if (this.#activeIndex !== undefined) {
+      await this.#activeIndex.close().catch(() => undefined);
+      this.#activeIndex = undefined;
+    }
     if (previous !== undefined) await this.#writeRange(previous);
     const seq = previous === undefined ? 0 : previous.seq + 1;
     this.#active = await open(join(this.#o.dir, segmentName(seq)), 'a');
-    this.#segments.push({ seq, bytes: 0, firstMs: Infinity, lastMs: -Infinity, records: 0 });
+    this.#activeIndex = await open(join(this.#o.dir, indexName(seq)), 'a');
+    this.#names = new Map();
+    this.#segments.push({ seq, bytes: 0, firstMs: Infinity, lastMs: -Infinity, records: 0, indexBytes: 0 });
   }
 
   async #writeRange(segment: Segment): Promise<void> {
@@ -300,8 +420,9 @@ export class LocalHistory {
       const tooOld = oldest.records > 0 && oldest.lastMs < oldestKept;
       if (total <= maxBytes && !tooOld && oldest.records > 0) break;
       this.#segments.shift();
-      total -= oldest.bytes;
+      total -= oldest.bytes + oldest.indexBytes;
       await unlink(join(this.#o.dir, rangeName(oldest.seq))).catch(() => undefined);
+      await unlink(join(this.#o.dir, indexName(oldest.seq))).catch(() => undefined);
       await unlink(join(this.#o.dir, segmentName(oldest.seq))).catch(() => undefined);
       this.#o.metrics?.historyDeletedSegments.inc({ reason: tooOld ? 'max_age' : oldest.records === 0 ? 'empty' : 'max_bytes' });
     }
@@ -327,6 +448,8 @@ export class LocalHistory {
       await this.#active.close();
       this.#active = undefined;
     }
+    await this.#activeIndex?.close().catch(() => undefined);
+    this.#activeIndex = undefined;
   }
 }
 
@@ -379,3 +502,137 @@ export async function readLocalHistory(
   }
   return { segments, records, empty: seqs.length === 0, damaged };
 }
+
+/** Where a record's payload is in the local history (from its index). */
+export interface HistoryLocation {
+  readonly seq: number;
+  readonly position: number;
+  readonly length: number;
+  readonly crc: number;
+}
+
+export interface IndexedHistoryRead extends LocalHistoryRead {
+  /** Records known from the segments' indexes. */
+  readonly indexed: number;
+  /** Records read as frames because no index chunk covers them (a segment's unindexed tail, a chunk lost). */
+  readonly gapRecords: number;
+}
+
+export interface IndexedHistoryHandlers {
+  /** Records the index describes, in append order; `names` is the segment's name table (IndexEntry.names are numbers into it). */
+  readonly onEntries: (seq: number, entries: readonly IndexEntry[], names: readonly string[]) => Promise<void> | void;
+  /** Records of the parts no index chunk covers, read as frames, in append order with the entries. */
+  readonly onRecords: (records: readonly TraceRecord[]) => Promise<void> | void;
+}
+
+/**
+ * Reads the history in `dir` through its index, in append order: for each segment
+ * overlapping [fromMs, toMs), the records its index describes (onEntries) and, read as frames,
+ * those of the bytes no index chunk covers (onRecords). Payloads of indexed records are read
+ * later, by location (fetchHistoryPayloads). Safe while a writer appends.
+ */
+export async function readLocalHistoryIndexed(dir: string, fromMs: number, toMs: number, handlers: IndexedHistoryHandlers): Promise<IndexedHistoryRead> {
+  const seqs = await listSegments(dir);
+  let segments = 0;
+  let records = 0;
+  let indexed = 0;
+  let gapRecords = 0;
+  let damaged = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    const seq = seqs[i]!;
+    const isLast = i === seqs.length - 1;
+    const range = isLast ? undefined : await readRange(dir, seq);
+    if (range !== undefined && (range.records === 0 || range.last_ms < fromMs || range.first_ms >= toMs)) continue;
+    // The index first: what it covers was in the segment before it was written.
+    const index = await readFile(join(dir, indexName(seq))).catch(() => Buffer.alloc(0));
+    let fh: FileHandle;
+    try {
+      fh = await open(join(dir, segmentName(seq)), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    try {
+      segments++;
+      const size = range?.bytes ?? (await fh.stat()).size;
+      const { chunks } = readIndexChunks(index);
+      const names: string[] = [];
+      let cursor = 0;
+      const gap = async (start: number, end: number): Promise<void> => {
+        if (end <= start) return;
+        const data = Buffer.allocUnsafe(end - start);
+        const { bytesRead } = await fh.read(data, 0, data.length, start);
+        const batches: (readonly TraceRecord[])[] = [];
+        const scan = scanFrames(data.subarray(0, bytesRead), (r) => batches.push(r));
+        if (scan.stopped !== undefined && !(isLast && end === size && scan.stopped === 'a frame ends past the end of the file')) damaged++;
+        for (const batch of batches) {
+          records += batch.length;
+          gapRecords += batch.length;
+          await handlers.onRecords(batch);
+        }
+      };
+      for (const chunk of chunks) {
+        if (chunk.coveredStart < cursor || chunk.coveredEnd > size) break; // not this segment's frames: the rest is read as frames
+        await gap(cursor, chunk.coveredStart);
+        names.push(...chunk.newNames);
+        records += chunk.entries.length;
+        indexed += chunk.entries.length;
+        await handlers.onEntries(seq, chunk.entries, names);
+        cursor = chunk.coveredEnd;
+      }
+      await gap(cursor, size);
+    } finally {
+      await fh.close();
+    }
+  }
+  return { segments, records, indexed, gapRecords, empty: seqs.length === 0, damaged };
+}
+
+/**
+ * The payloads at `locations` (in their order), each checked against its index CRC. Nearby
+ * payloads of a segment are read together. Throws when a segment is gone (retention) or a payload
+ * does not match its index.
+ */
+export async function fetchHistoryPayloads(dir: string, locations: readonly HistoryLocation[]): Promise<Uint8Array[]> {
+  const out = new Array<Uint8Array>(locations.length);
+  const bySegment = new Map<number, number[]>();
+  locations.forEach((l, i) => {
+    const list = bySegment.get(l.seq);
+    if (list === undefined) bySegment.set(l.seq, [i]);
+    else list.push(i);
+  });
+  for (const [seq, indexes] of bySegment) {
+    indexes.sort((a, b) => locations[a]!.position - locations[b]!.position);
+    const fh = await open(join(dir, segmentName(seq)), 'r');
+    try {
+      let k = 0;
+      while (k < indexes.length) {
+        // One read for payloads less than READ_GAP apart.
+        const start = locations[indexes[k]!]!.position;
+        let end = start + locations[indexes[k]!]!.length;
+        let j = k + 1;
+        while (j < indexes.length && locations[indexes[j]!]!.position - end < READ_GAP && end - start < READ_MAX) {
+          end = Math.max(end, locations[indexes[j]!]!.position + locations[indexes[j]!]!.length);
+          j++;
+        }
+        const data = Buffer.allocUnsafe(end - start);
+        const { bytesRead } = await fh.read(data, 0, data.length, start);
+        for (; k < j; k++) {
+          const l = locations[indexes[k]!]!;
+          const payload = data.subarray(l.position - start, l.position - start + l.length);
+          if (l.position - start + l.length > bytesRead || crc32c(payload) !== l.crc) {
+            throw new Error(`segment ${segmentName(seq)} does not hold the record its index places at byte ${l.position} (replay with --full-scan)`);
+          }
+          out[indexes[k]!] = payload;
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return out;
+}
+
+/** Payloads of a segment this close are read in one read, up to READ_MAX bytes. */
+const READ_GAP = 64 * 1024;
+const READ_MAX = 4 * 1024 * 1024;
