@@ -31,6 +31,8 @@ export interface KafkaConfig {
   readonly spansTopic: string;
   readonly rulesTopic: string;
   readonly violationsTopic: string;
+  /** The trace index (kafka-index.ts). */
+  readonly indexTopic: string;
   readonly workerGroup: string;
   readonly forwarderGroup: string;
   readonly createTopics: boolean;

@@ -412,6 +412,7 @@ function kafkaConfig(fail: Fail, k: Raw, baseDir: string): KafkaConfig {
     spansTopic: k.spans_topic as string,
     rulesTopic: k.rules_topic as string,
     violationsTopic: k.violations_topic as string,
+    indexTopic: k.index_topic as string,
     workerGroup: k.worker_group as string,
     forwarderGroup: k.forwarder_group as string,
     createTopics: k.create_topics as boolean,

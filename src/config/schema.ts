@@ -184,6 +184,13 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
         default: 'betrace.violations',
         description: 'Topic of violations (key: violation id), read by the API.',
       },
+      index_topic: {
+        type: 'string',
+        minLength: 1,
+        default: 'betrace.index',
+        description:
+          "The trace index: one record per trace a worker evaluated (which spans records hold it, their times and span names; key: trace id, timestamp: the trace's earliest span start). Created with the spans topic's partitions and retention; a worker acknowledges a trace's records once its index record is written. Replay reads it to read only the traces some rule can fail on.",
+      },
       worker_group: { type: 'string', minLength: 1, default: 'betrace-workers', description: 'Consumer group of the workers.' },
       forwarder_group: { type: 'string', minLength: 1, default: 'betrace-forwarder', description: 'Consumer group of the forwarders.' },
       create_topics: bool('Create missing topics at start (else a missing topic is an error).', true),

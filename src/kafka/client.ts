@@ -214,3 +214,22 @@ export async function withAdmin<T>(config: KafkaConfig, call: (admin: Admin) => 
     }
   }
 }
+
+/** Splits `items` into runs of at most `maxBytes` (by `size`; an item larger than that is a run of its own), in order. */
+export function chunkBySize<T>(items: readonly T[], size: (item: T) => number, maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (chunk.length > 0 && bytes + n > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += n;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}

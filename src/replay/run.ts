@@ -125,6 +125,7 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
       kafka: o.config.transport.kafka,
       logger: o.logger,
       marginMs: o.config.worker.traceMaxDurationMs,
+      ...(o.fullScan === true ? { fullScan: true } : {}),
       onProgress: (p) => onProgress(p.fraction),
       ...(requested.partitions === undefined ? {} : { partitions: requested.partitions }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),

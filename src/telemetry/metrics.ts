@@ -34,6 +34,8 @@ export interface Metrics {
   readonly historyDroppedRecords: Counter;
   readonly historyDeletedSegments: Counter<'reason'>;
   readonly historyIndexGaps: Counter;
+  readonly indexRecordsWritten: Counter;
+  readonly indexWritesFailed: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
   readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
@@ -225,6 +227,16 @@ export function createMetrics(): Metrics {
     historyIndexGaps: new Counter({
       name: 'betrace_history_index_gaps_total',
       help: 'transport.history: index chunks that could not be written (logged): replay reads those records in full (slower, same answer).',
+      registers,
+    }),
+    indexRecordsWritten: new Counter({
+      name: 'betrace_index_records_written_total',
+      help: 'Kafka mode: trace index records written to transport.kafka.index_topic (one per trace evaluated).',
+      registers,
+    }),
+    indexWritesFailed: new Counter({
+      name: 'betrace_index_writes_failed_total',
+      help: 'Kafka mode: failed writes to the index topic (retried; the traces\' records are acknowledged only once written).',
       registers,
     }),
     transportProduceRefused: new Counter({

@@ -79,6 +79,8 @@ export async function ensureTopics(admin: Admin, config: KafkaConfig, partitions
     { topic: config.rulesTopic, partitions: 1, configs: [{ name: 'cleanup.policy', value: 'compact' }] },
     // As many partitions as the spans topic: a worker writes a trace's violations to its spans partition (kafka-ledger.ts).
     { topic: config.violationsTopic, partitions, configs: [] },
+    // As many partitions as the spans topic, and its retention: a trace's index record goes to its spans partition's number (kafka-index.ts).
+    { topic: config.indexTopic, partitions, configs: [{ name: 'retention.ms', value: config.retentionMs === 0 ? '-1' : String(config.retentionMs) }] },
   ].filter((t) => !existing.has(t.topic));
   if (wanted.length > 0) {
     if (!config.createTopics) {
@@ -568,7 +570,7 @@ class KafkaConsumer implements TransportConsumer {
     this.#acks.hold(partition, offset, traces.length);
     const timestampMs = Number(m.timestamp);
     for (const t of traces) {
-      part.pending.push({ traceId: t.traceId, payload: t.payload, spanCount: t.spanCount, timestampMs, rootSpans: t.rootSpans, partition, offset });
+      part.pending.push({ traceId: t.traceId, payload: t.payload, spanCount: t.spanCount, timestampMs, rootSpans: t.rootSpans, partition, offset, parts: traces.length });
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;

@@ -23,6 +23,8 @@ export interface ConsumedRecord extends TraceRecord {
   readonly partition: number;
   /** Position in its partition (a Kafka offset); acknowledge it with TransportConsumer.ack once done. */
   readonly offset: bigint;
+  /** Traces the transport's record at `offset` holds (a Kafka record split into several records shares its offset); 1 when not set. */
+  readonly parts?: number;
 }
 
 /** Expected failures are values. */

@@ -25,7 +25,7 @@ import type { KafkaConfig } from '../config/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ViolationRecord } from './violation-record.ts';
-import { Consumer, Producer, describeKafkaError, hasKafkaErrorCode, kafkaClientOptions } from '../kafka/client.ts';
+import { Consumer, Producer, chunkBySize, describeKafkaError, hasKafkaErrorCode, kafkaClientOptions } from '../kafka/client.ts';
 import { KIND_HEADER } from '../transport/kafka-follow.ts';
 import { readPartitionRange } from '../transport/kafka-read.ts';
 
@@ -240,22 +240,11 @@ export class ViolationLedger implements Component {
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
-    let chunk: Queued[] = [];
-    let bytes = 0;
-    const send = () => {
+    for (const chunk of chunkBySize(batch, (q) => q.key.length + q.value.length + 64, CALL_BYTES)) {
       const p = this.#send(chunk);
       this.#inFlight.add(p);
       void p.finally(() => this.#inFlight.delete(p));
-      chunk = [];
-      bytes = 0;
-    };
-    for (const q of batch) {
-      const size = q.key.length + q.value.length + 64;
-      if (chunk.length > 0 && bytes + size > CALL_BYTES) send();
-      chunk.push(q);
-      bytes += size;
     }
-    if (chunk.length > 0) send();
   }
 
   async #send(batch: Queued[]): Promise<void> {

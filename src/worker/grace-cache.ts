@@ -26,6 +26,8 @@ export interface AssembledTrace {
   readonly bytes: number;
   /** The records this trace holds (released when its grace period ends), as OffsetPairs. */
   readonly offsets: number[];
+  /** Per record (in the order of offsets): its timestamp and the parts of its transport record (ConsumedRecord.parts), as pairs. */
+  readonly times: number[];
   /** Cut before it was complete (a bound, not idle time). */
   readonly partial: boolean;
 }
@@ -38,6 +40,7 @@ export interface GraceEntry {
   readonly spanCount: number;
   readonly bytes: number;
   offsets: number[];
+  times: number[];
   readonly emitted: Set<string>;
   readonly expiresAtMs: number;
   readonly overflow: boolean;
@@ -119,6 +122,7 @@ export class GraceCache {
       spanCount: trace.spanCount,
       bytes: trace.bytes,
       offsets: trace.offsets,
+      times: trace.times,
       emitted,
       expiresAtMs,
       overflow,
@@ -134,6 +138,7 @@ export class GraceCache {
   /** A late span re-opens the trace: its payloads and records now belong to the live trace. */
   reopen(entry: GraceEntry): void {
     entry.offsets = [];
+    entry.times = [];
     entry.payloads = [];
     entry.expired = true;
     this.#entries.delete(entry.traceId);

@@ -57,6 +57,8 @@ interface Assembling {
   readonly partition: number;
   readonly payloads: Uint8Array[];
   readonly offsets: number[];
+  /** Per record: timestamp, parts (AssembledTrace.times). */
+  readonly times: number[];
   readonly emitted: Set<string>;
   readonly reevaluation: boolean;
   /** Re-opened after a partial cut: stays partial. */
@@ -158,6 +160,7 @@ export class TraceWindows {
           partition: record.partition,
           payloads: [],
           offsets: [],
+          times: [],
           emitted: new Set(),
           reevaluation: false,
           partial: false,
@@ -168,6 +171,7 @@ export class TraceWindows {
           partition: record.partition,
           payloads: grace.payloads,
           offsets: grace.offsets,
+          times: grace.times,
           emitted: grace.emitted,
           reevaluation: true,
           partial: grace.partial,
@@ -179,6 +183,7 @@ export class TraceWindows {
     }
     trace.value.payloads.push(record.payload);
     trace.value.offsets.push(record.partition, offset);
+    trace.value.times.push(record.timestampMs, record.parts ?? 1);
     const cut = this.#live.append(trace, record.spanCount, record.payload.length, hasRoot);
     return cut === undefined ? outcome : { kind: 'cut', trace: this.#complete(trace, cut) };
   }
@@ -193,6 +198,7 @@ export class TraceWindows {
       spanCount: t.spans,
       bytes: t.bytes,
       offsets: v.offsets,
+      times: v.times,
       reason,
       partial: v.partial || isPartialCut(reason),
       emitted: v.emitted,

@@ -21,6 +21,7 @@ import type { Violation } from '../rules/index.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { ViolationLedger } from '../violations/kafka-ledger.ts';
+import type { IndexedRecord, TraceIndexWriter } from '../transport/kafka-index.ts';
 import type { ConsumedRecord, Transport, TransportConsumer } from '../transport/transport.ts';
 import type { EvaluatorPool } from './evaluator-pool.ts';
 import { PayloadArena } from './payload-arena.ts';
@@ -58,6 +59,11 @@ export interface WorkerOptions {
    * Started before the worker; a trace's violations are written to it before its spans go downstream.
    */
   readonly ledger?: ViolationLedger | undefined;
+  /**
+   * Kafka mode: the trace index. A completed trace's index record is queued at once; its
+   * records are acknowledged only once it is written.
+   */
+  readonly index?: TraceIndexWriter | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Evaluate what is still assembling at shutdown (embedded: nothing would see it again). */
@@ -87,6 +93,7 @@ export class Worker implements Component {
   #tick: NodeJS.Timeout | undefined;
   #running = false;
   #owned: ReadonlySet<number> | undefined;
+  #lastAssigned: ReadonlySet<number> = new Set();
   /** Partitions whose violation ledger was asked for since they were assigned. */
   readonly #prepared = new Set<number>();
   #backpressured = false;
@@ -97,9 +104,11 @@ export class Worker implements Component {
   constructor(options: WorkerOptions) {
     this.#o = options;
     this.#windows = new TraceWindows(options.windows);
-    this.#windows.onRelease = (offsets) => {
+    const ack = (offsets: readonly number[]) => {
       for (let i = 0; i < offsets.length; i += 2) this.#consumer.ack(offsets[i]!, BigInt(offsets[i + 1]!));
     };
+    const index = options.index;
+    this.#windows.onRelease = index === undefined ? ack : (offsets) => index.afterWritten(offsets, () => ack(offsets));
     this.#windows.onDiscard = (payloads) => {
       for (const payload of payloads) this.#arena.release(payload);
     };
@@ -128,6 +137,8 @@ export class Worker implements Component {
       this.#prepared.delete(p);
       this.#o.ledger?.forget(p);
     }
+    if (this.#o.index !== undefined) for (const p of this.#lastAssigned) if (!owned.has(p)) this.#o.index.forget(p);
+    this.#lastAssigned = owned;
     if (dropped > 0) this.#o.logger.info({ dropped, partitions }, 'partitions reassigned: traces of lost partitions dropped');
   }
 
@@ -232,11 +243,35 @@ export class Worker implements Component {
   }
 
   #evaluate(trace: CompletedTrace): void {
+    if (this.#o.index !== undefined) this.#index(this.#o.index, trace);
     const p = this.#evaluateNow(trace).catch((err: unknown) => {
       this.#rateLimited.warn('evaluation_failed', { err, traceId: trace.traceId }, 'trace evaluation failed');
     });
     this.#inFlight.add(p);
     void p.finally(() => this.#inFlight.delete(p));
+  }
+
+  /** Queues the trace's index record: its records, their times, its span names (read from the wire). */
+  #index(index: TraceIndexWriter, trace: CompletedTrace): void {
+    const names = new Set<string>();
+    const records: IndexedRecord[] = [];
+    for (let i = 0; i < trace.payloads.length; i++) {
+      let scan: ReturnType<typeof scanPart>;
+      try {
+        scan = scanPart(trace.payloads[i]!, null, names);
+      } catch {
+        continue; // not OTLP: not indexed, so replay reads the record in full
+      }
+      records.push({
+        offset: trace.offsets[2 * i + 1]!,
+        timestampMs: trace.times[2 * i]!,
+        parts: trace.times[2 * i + 1]!,
+        earliestStartMs: scan.earliestStartMs,
+        spanCount: scan.spanCount,
+        untimedSpans: scan.untimedSpans,
+      });
+    }
+    index.write(trace.partition, { traceId: trace.traceId, names: [...names], records });
   }
 
   async #evaluateNow(trace: CompletedTrace): Promise<void> {

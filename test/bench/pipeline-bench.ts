@@ -293,7 +293,7 @@ export async function benchWorkers(kafka: KafkaBroker, ws: WorkerWorkloads, proc
     transport: {
       kind: 'kafka',
       partitions,
-      kafka: { brokers: kafka.brokers, spans_topic: topic, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, worker_group: `${prefix}-w`, session_timeout: '10s' },
+      kafka: { brokers: kafka.brokers, spans_topic: topic, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`, worker_group: `${prefix}-w`, session_timeout: '10s' },
     },
     worker: { trace_idle_timeout: '1s' },
   });

@@ -23,7 +23,7 @@ const logger = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }
 let producer: TransportProducer;
 if (kind === 'kafka') {
   const config = parseConfig(
-    JSON.stringify({ transport: { kind: 'kafka', partitions: 4, kafka: { brokers: brokers!.split(','), spans_topic: topic, rules_topic: `${topic}.rules`, violations_topic: `${topic}.violations` } } }),
+    JSON.stringify({ transport: { kind: 'kafka', partitions: 4, kafka: { brokers: brokers!.split(','), spans_topic: topic, rules_topic: `${topic}.rules`, violations_topic: `${topic}.violations`, index_topic: `${topic}.index` } } }),
     { env: {} },
   );
   const transport = new KafkaTransport({ config: config.transport.kafka, partitions: 4, partitioner: 'sarama', retryAfterMs: 1000, metrics, logger });

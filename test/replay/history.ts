@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { ExportTraceServiceRequest } from '../../src/otlp/index.ts';
+import type { ReplayReport } from '../../src/replay/index.ts';
 import { saramaPartition } from '../../src/transport/partitioner.ts';
 
 export const DAY_MS = 86_400_000;
@@ -42,6 +43,23 @@ export interface SimRecord {
   timestampMs: number;
   /** When the service exported it (records are produced in this order). */
   arrivalMs: number;
+}
+
+/** What a replay through an index must share with the full scan of the same history. */
+export function replayAnswer(r: ReplayReport): unknown {
+  return {
+    violations: r.violations.map((v) => [v.violation_id, v.rule_id, v.trace_id, v.day, v.partial]),
+    per_day: r.per_day,
+    per_rule: r.per_rule,
+    total: r.total,
+    traces_scanned: r.traces_scanned,
+    spans_scanned: r.spans_scanned,
+    traces_skipped: r.traces_skipped,
+    traces_partial: r.traces_partial,
+    late_records: r.late_records,
+    spans_without_time: r.spans_without_time,
+    traces_without_time: r.traces_without_time,
+  };
 }
 
 /** Deterministic ids from a seed. */
@@ -182,16 +200,19 @@ export function recordsOf(traces: readonly SimTrace[]): SimRecord[] {
   return traces.flatMap(traceRecords).sort((a, b) => a.arrivalMs - b.arrivalMs || (a.key < b.key ? -1 : 1));
 }
 
-/** Creates the topic (unlimited retention) and produces the records as the receiver would. */
+/** Creates the topic (unlimited retention) unless it exists, and produces the records as the receiver would. */
 export async function produceHistory(brokers: string[], topic: string, partitions: number, records: readonly SimRecord[]): Promise<void> {
   const kafka = new Kafka({ clientId: 'replay-test', brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] }],
-    });
+    // Created once: a later call appends to it.
+    if (!(await admin.listTopics()).includes(topic)) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '-1' }] }],
+      });
+    }
   } finally {
     await admin.disconnect();
   }

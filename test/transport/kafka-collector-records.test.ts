@@ -57,7 +57,7 @@ describe('Collector-written records', () => {
       brokers,
       spans_topic: `${prefix}.spans`,
       rules_topic: `${prefix}.rules`,
-      violations_topic: `${prefix}.violations`,
+      violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`,
       worker_group: `${prefix}-w`,
       forwarder_group: `${prefix}-f`,
       session_timeout: '6s',

@@ -46,7 +46,7 @@ describe('Kafka outage', () => {
           brokers: kafka.brokers,
           spans_topic: `${prefix}.spans`,
           rules_topic: `${prefix}.rules`,
-          violations_topic: `${prefix}.violations`,
+          violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`,
           worker_group: `${prefix}-w`,
           forwarder_group: `${prefix}-f`,
           request_timeout: '3s',

@@ -36,7 +36,7 @@ function kafkaConfig(brokers: string[], sinkUrl: string, prefix: string): string
           brokers,
           spans_topic: `${prefix}.spans`,
           rules_topic: `${prefix}.rules`,
-          violations_topic: `${prefix}.violations`,
+          violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`,
           worker_group: `${prefix}-workers`,
           forwarder_group: `${prefix}-forwarder`,
           session_timeout: '6s',

@@ -78,7 +78,7 @@ describe('Kafka over TLS and SASL', () => {
         brokers: [kafka.listeners[listener]!],
         spans_topic: `${prefix}.spans`,
         rules_topic: `${prefix}.rules`,
-        violations_topic: `${prefix}.violations`,
+        violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`,
         worker_group: `${prefix}-w`,
         forwarder_group: `${prefix}-f`,
         request_timeout: '5s',

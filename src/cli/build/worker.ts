@@ -7,6 +7,7 @@
 import { QueuedExporter, createOtlpGrpcSender } from '../../exporter/index.ts';
 import { RuleQuarantine } from '../../ruleset/rule-quarantine.ts';
 import type { RuleStore } from '../../ruleset/rule-store.ts';
+import { TraceIndexWriter } from '../../transport/kafka-index.ts';
 import { ViolationLedger } from '../../violations/kafka-ledger.ts';
 import { ViolationStore, type ViolationSink } from '../../violations/index.ts';
 import { EvaluatorPool, Worker } from '../../worker/index.ts';
@@ -81,6 +82,14 @@ export function buildWorker(s: Shared, ruleStore: RuleStore, evaluatorThreadModu
     stopLedger = stop;
     lifecycle.add('violation ledger', 'stores', { start: () => ledger.start(), shutdown: stop });
   }
+  // Kafka: the trace index (written before a trace's records are acknowledged).
+  let stopIndex: (() => Promise<void>) | undefined;
+  const index = kafkaMode ? new TraceIndexWriter({ config: config.transport.kafka, metrics, logger }) : undefined;
+  if (index !== undefined) {
+    const stop = once(() => index.shutdown());
+    stopIndex = stop;
+    lifecycle.add('trace index', 'stores', { start: () => index.start(), shutdown: stop });
+  }
   const w = config.worker;
   const worker = new Worker({
     transport: s.transport,
@@ -99,6 +108,7 @@ export function buildWorker(s: Shared, ruleStore: RuleStore, evaluatorThreadModu
     exporter,
     sinks,
     ledger,
+    index,
     metrics,
     logger,
     evaluateOnShutdown: !kafkaMode,
@@ -108,6 +118,7 @@ export function buildWorker(s: Shared, ruleStore: RuleStore, evaluatorThreadModu
     beforeFinalCommit: async () => {
       await exporter?.shutdown();
       await stopLedger?.();
+      await stopIndex?.();
     },
   });
   lifecycle.add('worker', 'consumers', worker);
