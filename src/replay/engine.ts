@@ -127,6 +127,20 @@ export interface RecordSummary {
   readonly location: unknown;
 }
 
+/** What a source counted from an index alone (ReplayEngine.countIndexed). */
+export interface IndexedCounts {
+  readonly records: number;
+  readonly spansRead: number;
+  readonly spansWithoutTime: number;
+  readonly tracesInRange: number;
+  readonly spansInRange: number;
+  readonly tracesOutside: number;
+  /** Traces without any plausible span start: the first ids, and how many more. */
+  readonly untimedTraceIds: readonly string[];
+  readonly moreUntimedTraces: number;
+  readonly firstRecordMs: number;
+}
+
 /** Reads records by their locations, in the order given (verifying them). */
 export type RecordFetcher = (locations: readonly unknown[]) => Promise<Uint8Array[]>;
 
@@ -290,6 +304,25 @@ export class ReplayEngine {
       return;
     }
     this.#evaluate(trace.value.payloads as Uint8Array[], earliestStartMs, partial);
+  }
+
+  /**
+   * Counts what a source learnt from an index without assembling it (traces holding no
+   * trigger: a pass for every rule): records, spans and traces, as complete() would count them.
+   */
+  countIndexed(delta: IndexedCounts): void {
+    const c = this.counters;
+    c.records += delta.records;
+    c.indexedRecords += delta.records;
+    c.spansRead += delta.spansRead;
+    c.spansWithoutTime += delta.spansWithoutTime;
+    c.tracesScanned += delta.tracesInRange;
+    c.spansScanned += delta.spansInRange;
+    c.tracesSkipped += delta.tracesInRange;
+    c.tracesOutside += delta.tracesOutside;
+    c.tracesWithoutTime += delta.untimedTraceIds.length + delta.moreUntimedTraces;
+    if (delta.firstRecordMs < c.firstRecordMs) c.firstRecordMs = delta.firstRecordMs;
+    for (const id of delta.untimedTraceIds) if (this.untimedTraceIds.length < UNTIMED_IDS_KEPT) this.untimedTraceIds.push(id);
   }
 
   /** Traces waiting for fetchPending. */

@@ -5,14 +5,19 @@
  * partition of the spans topic would be. Readable while `betrace run` writes it.
  *
  * Through the segments' trace index (history-index.ts) when the rules let replay skip
- * traces (each has triggers and passes without them): the lane assembles the index's
- * summaries, and only the traces holding a trigger are read, by location. Parts of a
- * segment no index chunk covers are read as frames, so the answer is the full scan's.
+ * traces (each has triggers and passes without them), in two passes over the index: the
+ * first finds the traces holding a trigger (and those with records no index chunk covers);
+ * the second assembles those in the lane from the index's summaries, reading their records
+ * by location once complete, and counts every other trace from the index alone
+ * (IndexCounter). Parts of a segment no index chunk covers are read as frames, so the
+ * answer is the full scan's.
  * `fullScan` (or a rule without triggers) reads every record.
  */
 import { fetchHistoryPayloads, readLocalHistory, readLocalHistoryIndexed, type HistoryLocation } from '../transport/local-history.ts';
 import type { TraceRecord } from '../transport/transport.ts';
-import type { ReplayEngine, ReplayLane } from './engine.ts';
+import { entryTraceId, traceIdHash, visitEntries } from '../transport/history-index.ts';
+import type { ReplayEngine } from './engine.ts';
+import { IndexCounter } from './index-counter.ts';
 import type { SourceProgress, SourceResult } from './source.ts';
 
 export interface HistorySourceOptions {
@@ -59,15 +64,47 @@ export async function readHistorySource(engine: ReplayEngine, options: HistorySo
       return { ok: true, description: `the local history ${dir} (${plural(result.segments, 'segment')}, ${result.records} records, ${why}${damagedText(result.damaged)})`, fromHistoryStart: true };
     }
     const fetch = (locations: readonly unknown[]) => fetchHistoryPayloads(dir, locations as HistoryLocation[]);
+    const triggerNumbers = (names: readonly string[]) => {
+      const wanted = names.map((n) => triggers.has(n));
+      return (k: number) => wanted[k] === true;
+    };
+    const inWindow = (ts: number) => ts >= lower && ts < upper;
+    // Pass 1: the traces to assemble from their records: those holding a trigger, and those with records no index chunk covers.
+    const assembled = new Set<number>();
+    await readLocalHistoryIndexed(dir, lower, upper, {
+      onChunk: async (_seq, chunk, names) => {
+        visitEntries(chunk, triggerNumbers(names), (e) => {
+          if (e.wanted && inWindow(e.timestampMs)) assembled.add(e.idHash);
+        });
+        await breathe(chunk.count);
+      },
+      onRecords: (records) => {
+        for (const r of records) assembled.add(traceIdHash(Buffer.from(r.traceId, 'latin1'), 0, r.traceId.length));
+      },
+    });
+    // Pass 2: those through the lane (fetched when complete), every other trace counted from the index.
+    read = 0;
+    const counter = new IndexCounter(engine.fromMs, engine.toMs, options.marginMs);
     const result = await readLocalHistoryIndexed(dir, lower, upper, {
-      onEntries: async (seq, entries, names) => {
-        const isTrigger = names.map((n) => triggers.has(n));
-        for (const e of entries) {
-          if (!(e.timestampMs >= lower && e.timestampMs < upper)) continue;
-          addSummary(lane, e.names.some((k) => isTrigger[k] === true), e, { seq, position: e.position, length: e.length, crc: e.crc });
-        }
+      onChunk: async (seq, chunk, names) => {
+        visitEntries(chunk, triggerNumbers(names), (e) => {
+          if (!inWindow(e.timestampMs)) return;
+          if (!assembled.has(e.idHash)) {
+            counter.add(e.idHash, e.timestampMs, e.earliestStartMs, e.spanCount, e.untimedSpans, () => entryTraceId(chunk, e));
+            return;
+          }
+          lane.addSummary({
+            traceId: entryTraceId(chunk, e),
+            timestampMs: e.timestampMs,
+            earliestStartMs: e.earliestStartMs,
+            spanCount: e.spanCount,
+            untimedSpans: e.untimedSpans,
+            triggered: e.wanted,
+            location: { seq, position: e.position, length: e.length, crc: e.crc } satisfies HistoryLocation,
+          });
+        });
         await engine.fetchPending(fetch);
-        await breathe(entries.length);
+        await breathe(chunk.count);
       },
       onRecords: async (records) => {
         addRecords(records);
@@ -75,6 +112,7 @@ export async function readHistorySource(engine: ReplayEngine, options: HistorySo
         await breathe(records.length);
       },
     });
+    engine.countIndexed(counter.finish());
     lane.end();
     await engine.fetchPending(fetch);
     const c = engine.counters;
@@ -89,15 +127,6 @@ export async function readHistorySource(engine: ReplayEngine, options: HistorySo
     if (err instanceof Cancelled) return { ok: false, error: 'replay cancelled' };
     return { ok: false, error: `cannot read the local history ${dir}: ${(err as Error).message}` };
   }
-}
-
-function addSummary(
-  lane: ReplayLane,
-  triggered: boolean,
-  e: { traceId: string; timestampMs: number; earliestStartMs: number; spanCount: number; untimedSpans: number },
-  location: HistoryLocation,
-): void {
-  lane.addSummary({ traceId: e.traceId, timestampMs: e.timestampMs, earliestStartMs: e.earliestStartMs, spanCount: e.spanCount, untimedSpans: e.untimedSpans, triggered, location });
 }
 
 function plural(n: number, word: string): string {

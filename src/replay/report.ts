@@ -75,10 +75,16 @@ export function buildReport(input: {
   const perRule: Record<string, number> = {};
   for (const id of input.rules) perRule[id] = 0;
   const traces = new Set<string>();
+  const dayTraces = new Map<string, Set<string>>();
   for (const v of violations) {
     const day = (perDay[v.day] ??= { violations: 0, trace_ids: [], by_rule: {} });
     day.violations++;
-    if (!day.trace_ids.includes(v.trace_id)) day.trace_ids.push(v.trace_id);
+    let seen = dayTraces.get(v.day);
+    if (seen === undefined) dayTraces.set(v.day, (seen = new Set()));
+    if (!seen.has(v.trace_id)) {
+      seen.add(v.trace_id);
+      day.trace_ids.push(v.trace_id);
+    }
     day.by_rule[v.rule_id] = (day.by_rule[v.rule_id] ?? 0) + 1;
     perRule[v.rule_id] = (perRule[v.rule_id] ?? 0) + 1;
     traces.add(v.trace_id);

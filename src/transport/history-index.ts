@@ -97,10 +97,86 @@ export function encodeIndexChunk(chunk: IndexChunk): Buffer {
   return buf;
 }
 
-export type DecodedIndexChunk = { readonly kind: 'chunk'; readonly size: number; readonly chunk: IndexChunk } | { readonly kind: 'end' } | { readonly kind: 'bad'; readonly reason: string };
+/** A chunk whose header and names are read; its entries are read by visitEntries (no object per entry). */
+export interface ChunkView {
+  readonly coveredStart: number;
+  readonly coveredEnd: number;
+  readonly newNames: readonly string[];
+  readonly count: number;
+  readonly buf: Buffer;
+  /** Where the entries start in buf, and where the chunk ends. */
+  readonly entriesAt: number;
+  readonly end: number;
+}
 
-/** Decodes the chunk at `at` ('end' when the file ends there or a chunk is cut short: a write in progress or torn). */
-export function decodeIndexChunk(buf: Buffer, at: number): DecodedIndexChunk {
+/** An entry as visitEntries passes it: a reused object, valid during the call only. */
+export interface EntryScratch {
+  /** Trace id bytes in the chunk's buffer (ASCII). */
+  idStart: number;
+  idLength: number;
+  /** traceIdHash of the trace id. */
+  idHash: number;
+  timestampMs: number;
+  earliestStartMs: number;
+  spanCount: number;
+  untimedSpans: number;
+  position: number;
+  length: number;
+  crc: number;
+  /** Some span name of the record is one `isWanted` accepts. */
+  wanted: boolean;
+}
+
+/**
+ * A 53-bit number from a trace id's bytes (FNV-1a and a second multiplicative hash over
+ * every byte): equal ids give equal numbers; different ids rarely the same, and a collision
+ * only costs a trace being assembled though it need not be.
+ */
+export function traceIdHash(buf: Uint8Array, start: number, length: number): number {
+  let a = 0x811c9dc5;
+  let b = 0;
+  for (let i = start; i < start + length; i++) {
+    const c = buf[i]!;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = (Math.imul(b, 31) + c) | 0;
+  }
+  return (a >>> 0) * 2097152 + ((b >>> 0) & 0x1fffff);
+}
+
+/** Calls `visit` for each entry of the chunk; `isWanted(k)`: name number k is wanted. */
+export function visitEntries(view: ChunkView, isWanted: (k: number) => boolean, visit: (e: EntryScratch) => void): void {
+  const buf = view.buf;
+  const e: EntryScratch = { idStart: 0, idLength: 0, idHash: 0, timestampMs: 0, earliestStartMs: 0, spanCount: 0, untimedSpans: 0, position: 0, length: 0, crc: 0, wanted: false };
+  let p = view.entriesAt;
+  for (let i = 0; i < view.count; i++) {
+    const id = buf[p]!;
+    e.idStart = p + 1;
+    e.idLength = id;
+    e.idHash = traceIdHash(buf, p + 1, id);
+    p += 1 + id;
+    e.timestampMs = buf.readDoubleLE(p);
+    e.earliestStartMs = buf.readDoubleLE(p + 8);
+    e.spanCount = buf.readUInt32LE(p + 16);
+    e.untimedSpans = buf.readUInt32LE(p + 20);
+    e.position = buf.readDoubleLE(p + 24);
+    e.length = buf.readUInt32LE(p + 32);
+    e.crc = buf.readUInt32LE(p + 36);
+    const n = buf.readUInt16LE(p + 40);
+    let wanted = false;
+    for (let k = 0; k < n && !wanted; k++) wanted = isWanted(buf.readUInt32LE(p + 42 + 4 * k));
+    e.wanted = wanted;
+    p += 42 + 4 * n;
+    visit(e);
+  }
+}
+
+/** The trace id of the entry visitEntries passes. */
+export function entryTraceId(view: ChunkView, e: EntryScratch): string {
+  return view.buf.toString('latin1', e.idStart, e.idStart + e.idLength);
+}
+
+/** Reads the chunk at `at` up to its entries ('end' when the file ends there or the chunk is cut short). */
+export function viewIndexChunk(buf: Buffer, at: number): { kind: 'chunk'; view: ChunkView } | { kind: 'end' } | { kind: 'bad'; reason: string } {
   if (buf.length - at < HEADER_BYTES) return { kind: 'end' };
   if (buf.compare(MAGIC, 0, 4, at, at + 4) !== 0) return { kind: 'bad', reason: 'no index chunk header' };
   if (buf.readUInt8(at + 4) !== VERSION) return { kind: 'bad', reason: `unknown index version ${buf.readUInt8(at + 4)}` };
@@ -122,9 +198,36 @@ export function decodeIndexChunk(buf: Buffer, at: number): DecodedIndexChunk {
       p += 2 + len;
     }
     const count = buf.readUInt32LE(p);
-    p += 4;
+    return { kind: 'chunk', view: { coveredStart, coveredEnd, newNames, count, buf, entriesAt: p + 4, end } };
+  } catch {
+    return { kind: 'bad', reason: 'index chunk names past its end' };
+  }
+}
+
+/** The whole chunks of an index file as views, in order, up to the first bad or cut one. */
+export function viewIndexChunks(buf: Buffer): { views: ChunkView[]; stopped?: string } {
+  const views: ChunkView[] = [];
+  let at = 0;
+  for (;;) {
+    const d = viewIndexChunk(buf, at);
+    if (d.kind === 'end') return at === buf.length ? { views } : { views, stopped: 'a chunk ends past the end of the file' };
+    if (d.kind === 'bad') return { views, stopped: d.reason };
+    views.push(d.view);
+    at = d.view.end;
+  }
+}
+
+export type DecodedIndexChunk = { readonly kind: 'chunk'; readonly size: number; readonly chunk: IndexChunk } | { readonly kind: 'end' } | { readonly kind: 'bad'; readonly reason: string };
+
+/** Decodes the chunk at `at`, entries as objects ('end' when the file ends there or a chunk is cut short: a write in progress or torn). */
+export function decodeIndexChunk(buf: Buffer, at: number): DecodedIndexChunk {
+  const d = viewIndexChunk(buf, at);
+  if (d.kind !== 'chunk') return d;
+  const v = d.view;
+  try {
+    let p = v.entriesAt;
     const entries: IndexEntry[] = [];
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; i < v.count; i++) {
       const id = buf.readUInt8(p);
       const traceId = buf.toString('latin1', p + 1, p + 1 + id);
       p += 1 + id;
@@ -144,8 +247,8 @@ export function decodeIndexChunk(buf: Buffer, at: number): DecodedIndexChunk {
       });
       p += 42 + 4 * n;
     }
-    if (p !== end) return { kind: 'bad', reason: 'index chunk longer than its entries' };
-    return { kind: 'chunk', size: end - at, chunk: { coveredStart, coveredEnd, newNames, entries } };
+    if (p !== v.end) return { kind: 'bad', reason: 'index chunk longer than its entries' };
+    return { kind: 'chunk', size: v.end - at, chunk: { coveredStart: v.coveredStart, coveredEnd: v.coveredEnd, newNames: v.newNames, entries } };
   } catch {
     return { kind: 'bad', reason: 'index chunk entry past its end' };
   }

@@ -29,7 +29,7 @@ import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { crc32c } from '@node-rs/crc32';
 import { scanPart } from '../otlp/index.ts';
-import { encodeIndexChunk, readIndexChunks, type IndexChunk, type IndexEntry } from './history-index.ts';
+import { encodeIndexChunk, viewIndexChunks, type ChunkView, type IndexChunk, type IndexEntry } from './history-index.ts';
 import { decodeFrame, encodeFrame } from './record-frames.ts';
 import type { TraceRecord } from './transport.ts';
 
@@ -217,12 +217,12 @@ export class LocalHistory {
     } catch {
       return 0;
     }
-    const { chunks, ends } = readIndexChunks(data);
     let end = 0;
     const names: string[] = [];
-    for (let i = 0; i < chunks.length && chunks[i]!.coveredEnd <= segment.bytes; i++) {
-      end = ends[i]!;
-      names.push(...chunks[i]!.newNames);
+    for (const view of viewIndexChunks(data).views) {
+      if (view.coveredEnd > segment.bytes) break;
+      end = view.end;
+      names.push(...view.newNames);
     }
     if (end < data.length) {
       const fh = await open(file, 'r+');
@@ -519,8 +519,8 @@ export interface IndexedHistoryRead extends LocalHistoryRead {
 }
 
 export interface IndexedHistoryHandlers {
-  /** Records the index describes, in append order; `names` is the segment's name table (IndexEntry.names are numbers into it). */
-  readonly onEntries: (seq: number, entries: readonly IndexEntry[], names: readonly string[]) => Promise<void> | void;
+  /** Records the index describes, a chunk at a time in append order (visitEntries); `names` is the segment's name table so far (entries name numbers into it). */
+  readonly onChunk: (seq: number, chunk: ChunkView, names: readonly string[]) => Promise<void> | void;
   /** Records of the parts no index chunk covers, read as frames, in append order with the entries. */
   readonly onRecords: (records: readonly TraceRecord[]) => Promise<void> | void;
 }
@@ -555,7 +555,7 @@ export async function readLocalHistoryIndexed(dir: string, fromMs: number, toMs:
     try {
       segments++;
       const size = range?.bytes ?? (await fh.stat()).size;
-      const { chunks } = readIndexChunks(index);
+      const { views: chunks } = viewIndexChunks(index);
       const names: string[] = [];
       let cursor = 0;
       const gap = async (start: number, end: number): Promise<void> => {
@@ -575,9 +575,9 @@ export async function readLocalHistoryIndexed(dir: string, fromMs: number, toMs:
         if (chunk.coveredStart < cursor || chunk.coveredEnd > size) break; // not this segment's frames: the rest is read as frames
         await gap(cursor, chunk.coveredStart);
         names.push(...chunk.newNames);
-        records += chunk.entries.length;
-        indexed += chunk.entries.length;
-        await handlers.onEntries(seq, chunk.entries, names);
+        records += chunk.count;
+        indexed += chunk.count;
+        await handlers.onChunk(seq, chunk, names);
         cursor = chunk.coveredEnd;
       }
       await gap(cursor, size);

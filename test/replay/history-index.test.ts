@@ -144,7 +144,7 @@ describe('replay through the local history\'s trace index', () => {
     h.append(records.slice(100));
     await h.stop();
     let entries = 0;
-    const read = await readLocalHistoryIndexed(d, 0, Date.UTC(2100, 0, 1), { onEntries: (_s, e) => void (entries += e.length), onRecords: () => undefined });
+    const read = await readLocalHistoryIndexed(d, 0, Date.UTC(2100, 0, 1), { onChunk: (_s, chunk) => void (entries += chunk.count), onRecords: () => undefined });
     assert.equal(read.gapRecords, 0);
     assert.equal(entries, records.length);
   });
