@@ -1,7 +1,8 @@
 /**
  * Every betrace pod serves the admin API on all interfaces, so the chart refuses to
  * render without a bearer token (auth.token or auth.existingSecret), and refuses split
- * roles without Kafka brokers or a SASL password Secret.
+ * roles without Kafka brokers or a SASL password Secret, and an all-in-one history larger
+ * than the volume that holds it.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,5 +46,14 @@ describe('helm chart refuses unsafe or incomplete values', () => {
     });
     assert.notEqual(result.code, 0);
     assert.match(result.stderr, /kafka\.sasl\.passwordSecret/);
+  });
+
+  it('fails when the all-in-one history does not fit its volume, and accepts one that does', async () => {
+    const result = await helmTemplate({ set: { 'auth.token': 't', 'allInOne.history.maxBytes': '12GiB', 'allInOne.persistence.size': '10Gi' } });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /allInOne\.history\.maxBytes \(12GiB\) does not fit allInOne\.persistence\.size \(10Gi\)/);
+    const bad = await helmTemplate({ set: { 'auth.token': 't', 'allInOne.persistence.size': 'lots' } });
+    assert.match(bad.stderr, /"lots" is not a size/);
+    await renderChart({ set: { 'auth.token': 't', 'allInOne.history.maxBytes': '40GiB', 'allInOne.persistence.size': '50G' } });
   });
 });

@@ -64,8 +64,27 @@ app.kubernetes.io/part-of: betrace
 {{- default (printf "%s-rules" (include "betrace.fullname" .)) .Values.rulesExistingConfigMap -}}
 {{- end -}}
 
+{{/* Bytes of a size, a Kubernetes quantity (10Gi, 500M) or betrace's unit (8GiB, 512MiB, 1GB), as a decimal string. */}}
+{{- define "betrace.bytes" -}}
+{{- $s := toString . | trim -}}
+{{- $n := regexFind "^[0-9]+([.][0-9]+)?" $s -}}
+{{- $unit := trimPrefix $n $s | trim | trimSuffix "B" | lower -}}
+{{- $scale := dict "" 1.0 "k" 1e3 "m" 1e6 "g" 1e9 "t" 1e12 "ki" 1024.0 "mi" 1048576.0 "gi" 1073741824.0 "ti" 1099511627776.0 -}}
+{{- if or (eq $n "") (not (hasKey $scale $unit)) -}}
+{{- fail (printf "betrace: %q is not a size (e.g. 10Gi or 8GiB)" $s) -}}
+{{- end -}}
+{{- printf "%.0f" (mulf (float64 $n) (get $scale $unit)) -}}
+{{- end -}}
+
 {{/* Values that cannot work: fail the render with the key to set. */}}
 {{- define "betrace.validate" -}}
+{{- if .Values.allInOne.enabled -}}
+{{- $history := include "betrace.bytes" .Values.allInOne.history.maxBytes | float64 -}}
+{{- $volume := include "betrace.bytes" .Values.allInOne.persistence.size | float64 -}}
+{{- if ge $history $volume -}}
+{{- fail (printf "betrace: allInOne.history.maxBytes (%s) does not fit allInOne.persistence.size (%s), which also holds violations.jsonl and the API's rules: set maxBytes below the volume's size (about 80%% of it)" (toString .Values.allInOne.history.maxBytes) (toString .Values.allInOne.persistence.size)) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not .Values.auth.token) (not .Values.auth.existingSecret) -}}
 {{- fail "betrace: the admin API listens on every pod (port 12011) and needs a bearer token: set auth.token or auth.existingSecret" -}}
 {{- end -}}
