@@ -325,11 +325,6 @@ export class ReplayEngine {
     for (const id of delta.untimedTraceIds) if (this.untimedTraceIds.length < UNTIMED_IDS_KEPT) this.untimedTraceIds.push(id);
   }
 
-  /** Traces waiting for fetchPending. */
-  get pendingFetches(): number {
-    return this.#pending.length;
-  }
-
   /** Fetches the records of the complete traces known from an index, and evaluates them. */
   async fetchPending(fetch: RecordFetcher): Promise<void> {
     while (this.#pending.length > 0) {

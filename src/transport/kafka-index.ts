@@ -106,7 +106,7 @@ const CALL_BYTES = 512 * 1024;
 
 interface Waiter {
   readonly partition: number;
-  readonly offsets: number[];
+  readonly offset: number;
   readonly resolve: () => void;
 }
 
@@ -170,10 +170,9 @@ export class TraceIndexWriter implements Component {
    * waiting to be written: at once when none is.
    */
   afterWritten(offsets: readonly number[], then: () => void): void {
-    const waiting: Array<{ partition: number; offsets: number[] }> = [];
+    const waiting: Array<{ partition: number; offset: number }> = [];
     for (let i = 0; i < offsets.length; i += 2) {
-      const pending = this.#pending.get(offsets[i]!);
-      if (pending?.has(offsets[i + 1]!) === true) waiting.push({ partition: offsets[i]!, offsets: [offsets[i + 1]!] });
+      if (this.#pending.get(offsets[i]!)?.has(offsets[i + 1]!) === true) waiting.push({ partition: offsets[i]!, offset: offsets[i + 1]! });
     }
     if (waiting.length === 0) {
       then();
@@ -253,7 +252,7 @@ export class TraceIndexWriter implements Component {
   #wake(): void {
     const still: Waiter[] = [];
     for (const w of this.#waiters) {
-      if (this.#pending.get(w.partition)?.has(w.offsets[0]!) === true) still.push(w);
+      if (this.#pending.get(w.partition)?.has(w.offset) === true) still.push(w);
       else w.resolve();
     }
     this.#waiters = still;

@@ -79,7 +79,7 @@ function rangeName(seq: number): string {
   return `${String(seq).padStart(20, '0')}.range`;
 }
 
-export function indexName(seq: number): string {
+function indexName(seq: number): string {
   return `${String(seq).padStart(20, '0')}.idx`;
 }
 

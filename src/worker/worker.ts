@@ -93,7 +93,6 @@ export class Worker implements Component {
   #tick: NodeJS.Timeout | undefined;
   #running = false;
   #owned: ReadonlySet<number> | undefined;
-  #lastAssigned: ReadonlySet<number> = new Set();
   /** Partitions whose violation ledger was asked for since they were assigned. */
   readonly #prepared = new Set<number>();
   #backpressured = false;
@@ -130,6 +129,7 @@ export class Worker implements Component {
 
   #onAssigned(partitions: readonly number[]): void {
     const owned = new Set(partitions);
+    const before = this.#owned ?? new Set<number>();
     this.#owned = owned;
     const dropped = this.#windows.dropPartitions((p) => owned.has(p));
     for (const p of [...this.#prepared]) {
@@ -137,8 +137,7 @@ export class Worker implements Component {
       this.#prepared.delete(p);
       this.#o.ledger?.forget(p);
     }
-    if (this.#o.index !== undefined) for (const p of this.#lastAssigned) if (!owned.has(p)) this.#o.index.forget(p);
-    this.#lastAssigned = owned;
+    for (const p of before) if (!owned.has(p)) this.#o.index?.forget(p);
     if (dropped > 0) this.#o.logger.info({ dropped, partitions }, 'partitions reassigned: traces of lost partitions dropped');
   }
 
