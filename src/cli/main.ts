@@ -65,6 +65,7 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
     .option('--fail-on-violation', 'exit 2 when any violation is found')
     .option('-c, --config <file>', 'configuration file (YAML); built-in defaults when omitted')
     .option('--partitions <list>', 'Kafka partitions to read, comma-separated (to split a replay over processes)')
+    .option('--group <name>', 'share the spans topic\'s partitions with the other replays of this job name through a Kafka consumer group (a Kubernetes Job with parallelism N); each reports the partitions it replayed')
     .option('--full-scan', 'read every record of the history, not its trace index (the index gives the same answer, faster)')
     .action((opts: ReplayCommandOptions) => {
       setStatus(replayCommand(opts, out));

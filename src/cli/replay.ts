@@ -1,7 +1,7 @@
 /**
  * `betrace replay (--rules FILE | --rule ID…) --from TIME --to TIME
  *   [--source kafka | --source history | --source jaeger://HOST:PORT | --source FILE…] [--format table|json] [--emit]
- *   [--fail-on-violation] [--config FILE] [--partitions LIST] [--full-scan]`
+ *   [--fail-on-violation] [--config FILE] [--partitions LIST | --group NAME] [--full-scan]`
  *
  * Evaluates rules on past traces (the BeTrace Method's "Rule Replay"): the
  * traces whose earliest span start lies in [from, to), read from the spans
@@ -12,6 +12,7 @@
  */
 import { Writable } from 'node:stream';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
+import type { ReplayViolation } from '../replay/engine.ts';
 import { emitViolations } from '../replay/emit.ts';
 import { formatJson, formatTable } from '../replay/report.ts';
 import { parseJaegerSource } from '../replay/jaeger-source.ts';
@@ -36,6 +37,8 @@ export interface ReplayCommandOptions {
   config?: string;
   /** Comma-separated partition numbers (Kafka source). */
   partitions?: string;
+  /** A job name: share the partitions with its other replays through a consumer group (Kafka source). */
+  group?: string;
   /** Tests: the environment for config overrides (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Tests: "now" for relative times (default Date.now()). */
@@ -89,12 +92,16 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
 
   const sources = list(opts.source);
   let source: ReplaySource;
-  if (sources.length === 0 && opts.partitions === undefined) source = { kind: 'default' };
+  if (opts.group !== undefined && (opts.partitions !== undefined || !/^[A-Za-z0-9._-]{1,100}$/.test(opts.group))) {
+    return fail(opts.partitions !== undefined ? '--group and --partitions exclude each other: the group assigns the partitions' : `--group must be 1-100 letters, digits, ".", "_" or "-", got ${JSON.stringify(opts.group)}`);
+  }
+  const kafkaOnly = opts.group !== undefined ? '--group' : opts.partitions !== undefined ? '--partitions' : undefined;
+  if (sources.length === 0 && kafkaOnly === undefined) source = { kind: 'default' };
   else if (sources.length === 1 && sources[0] === 'history') {
-    if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
+    if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     source = { kind: 'history' };
   } else if (sources.length === 1 && sources[0]!.startsWith('jaeger://')) {
-    if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
+    if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     const endpoint = parseJaegerSource(sources[0]!);
     if (typeof endpoint === 'string') return fail(endpoint);
     source = { kind: 'jaeger', endpoint };
@@ -105,10 +112,10 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
       if (parts.length === 0 || !parts.every((p) => /^\d+$/.test(p))) return fail(`--partitions must be a comma-separated list of partition numbers, got ${JSON.stringify(opts.partitions)}`);
       partitions = parts.map(Number);
     }
-    source = partitions === undefined ? { kind: 'kafka' } : { kind: 'kafka', partitions };
+    source = partitions !== undefined ? { kind: 'kafka', partitions } : opts.group !== undefined ? { kind: 'kafka', group: opts.group } : { kind: 'kafka' };
   } else {
     if (sources.some((s) => s === 'kafka' || s === 'history' || s.startsWith('jaeger://'))) return fail('--source is one of kafka, history, jaeger://HOST:PORT or trace files');
-    if (opts.partitions !== undefined) return fail('--partitions applies to --source kafka only');
+    if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     source = { kind: 'files', patterns: sources };
   }
 
@@ -139,6 +146,8 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
   const tty = progress.isTTY === true;
   let shown = false;
   const startedAt = performance.now();
+  const grouped = source.kind === 'kafka' && source.group !== undefined;
+  let emittedSpans = 0;
   const result = await runReplay({
     rules: rules.rules,
     fromMs: range.fromMs,
@@ -148,6 +157,16 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     logger,
     ...(opts.skipByTriggers === undefined ? {} : { skipByTriggers: opts.skipByTriggers }),
     ...(opts.fullScan === true ? { fullScan: true } : {}),
+    // A group member sends each partition's violation spans before marking the partition done.
+    ...(grouped && opts.emit === true
+      ? {
+          onPartitionDone: async (violations: readonly ReplayViolation[]) => {
+            const emitted = await emitViolations(violations, config.downstream);
+            emittedSpans += emitted.sent;
+            return emitted.ok ? { ok: true as const } : { ok: false as const, error: `${emitted.error} (${emittedSpans} violation spans sent)` };
+          },
+        }
+      : {}),
     ...(tty
       ? {
           onProgress: (p: ReplayProgress) => {
@@ -163,7 +182,9 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
   const report = result.report;
   out.stdout(format === 'json' ? formatJson(report) : formatTable(report));
 
-  if (opts.emit === true && report.violations.length > 0) {
+  if (grouped && opts.emit === true) {
+    out.stderr(`betrace replay: ${emittedSpans} violation span${emittedSpans === 1 ? '' : 's'} exported to ${config.downstream.endpoint}`);
+  } else if (opts.emit === true && report.violations.length > 0) {
     const emitted = await emitViolations(report.violations, config.downstream);
     if (!emitted.ok) return fail(`${emitted.error} (${emitted.sent} of ${report.violations.length} violation spans sent)`);
     out.stderr(`betrace replay: ${emitted.sent} violation span${emitted.sent === 1 ? '' : 's'} exported to ${config.downstream.endpoint}`);

@@ -225,13 +225,7 @@ export class ReplayEngine {
 
   /** Violations so far, by trace start then rule order. */
   violations(): ReplayViolation[] {
-    const order = new Map(this.ruleIds.map((id, i) => [id, i]));
-    return [...this.#violations.values()].sort(
-      (a, b) =>
-        a.trace_start_unix_ms - b.trace_start_unix_ms ||
-        (a.trace_id < b.trace_id ? -1 : a.trace_id > b.trace_id ? 1 : 0) ||
-        (order.get(a.rule_id) ?? 0) - (order.get(b.rule_id) ?? 0),
-    );
+    return sortViolations([...this.#violations.values()], this.ruleIds);
   }
 
   /** Ends every lane still open (evaluates what they hold). A source with an index fetches what is pending first. */
@@ -502,6 +496,17 @@ export function createReplayEngine(options: ReplayEngineOptions): ReplayEngine {
 }
 
 /** UTC day, YYYY-MM-DD. */
+/** Sorts `violations` in place by trace start, trace id, then the order of `ruleIds`. */
+export function sortViolations(violations: ReplayViolation[], ruleIds: readonly string[]): ReplayViolation[] {
+  const order = new Map(ruleIds.map((id, i) => [id, i]));
+  return violations.sort(
+    (a, b) =>
+      a.trace_start_unix_ms - b.trace_start_unix_ms ||
+      (a.trace_id < b.trace_id ? -1 : a.trace_id > b.trace_id ? 1 : 0) ||
+      (order.get(a.rule_id) ?? 0) - (order.get(b.rule_id) ?? 0),
+  );
+}
+
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }

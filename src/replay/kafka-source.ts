@@ -324,7 +324,7 @@ async function fetchRecords(reader: Consumer, topic: string, locations: readonly
 }
 
 /** Offsets of the partitions at `timestamp` (-2: earliest, -1: latest); -1 for a time past the end. */
-async function offsetsAt(admin: Admin, topic: string, partitions: readonly number[], timestamp: bigint): Promise<Map<number, bigint>> {
+export async function offsetsAt(admin: Admin, topic: string, partitions: readonly number[], timestamp: bigint): Promise<Map<number, bigint>> {
   const listed = await admin.listOffsets({ topics: [{ name: topic, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) }] });
   return new Map((listed[0]?.partitions ?? []).map((p) => [p.partitionIndex, p.offset]));
 }

@@ -6,10 +6,11 @@
 import type { Config } from '../config/index.ts';
 import type { CompiledRule } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { createReplayEngine, type ReplayEngine } from './engine.ts';
+import { createReplayEngine, type ReplayEngine, type ReplayViolation } from './engine.ts';
 import { readFileSource, resolveTraceFiles, resolveTraceFilesUnder } from './file-source.ts';
 import { readHistorySource } from './history-source.ts';
 import { readJaegerSource, type JaegerEndpoint } from './jaeger-source.ts';
+import { runGroupReplay } from './kafka-group.ts';
 import { readKafkaSource } from './kafka-source.ts';
 import { buildReport, type ReplayReport } from './report.ts';
 import type { SourceResult } from './source.ts';
@@ -18,7 +19,8 @@ export type ReplaySource =
   /** The running transport's history: the spans topic with Kafka, the local history with the embedded transport. */
   | { readonly kind: 'default' }
   | { readonly kind: 'history' }
-  | { readonly kind: 'kafka'; readonly partitions?: readonly number[] }
+  /** `group`: share the partitions with the other replays of that name (kafka-group.ts). */
+  | { readonly kind: 'kafka'; readonly partitions?: readonly number[]; readonly group?: string }
   | { readonly kind: 'files'; readonly patterns: readonly string[]; /** Only files inside this directory (API replays). */ readonly root?: string }
   /** A Jaeger's stored traces, through its query API v3 (jaeger-source.ts). */
   | { readonly kind: 'jaeger'; readonly endpoint: JaegerEndpoint };
@@ -53,6 +55,11 @@ export interface ReplayRunOptions {
   readonly signal?: AbortSignal;
   /** Called as the input is read (at most a few times a second). */
   readonly onProgress?: (p: ReplayProgress) => void;
+  /**
+   * Group replay: called with the violations of each partition once it is read, before
+   * the partition is marked done for the group (e.g. `--emit`); an error fails the replay.
+   */
+  readonly onPartitionDone?: (violations: readonly ReplayViolation[]) => Promise<{ readonly ok: true } | { readonly ok: false; readonly error: string }>;
 }
 
 export type ReplayRunResult = { readonly ok: true; readonly report: ReplayReport } | { readonly ok: false; readonly error: string };
@@ -76,9 +83,9 @@ export function progressOf(engine: ReplayEngine, startedAt: number, fraction: nu
   return p;
 }
 
-export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
-  const startedAt = performance.now();
-  const engine = createReplayEngine({
+/** The engine of one replay (of one partition, in a group replay). */
+export function engineFor(o: ReplayRunOptions): ReplayEngine {
+  return createReplayEngine({
     rules: o.rules,
     fromMs: o.fromMs,
     toMs: o.toMs,
@@ -87,6 +94,13 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
     ...(o.skipByTriggers === undefined ? {} : { skipByTriggers: o.skipByTriggers }),
     ...(o.maxLiveSpans === undefined ? {} : { maxLiveSpans: o.maxLiveSpans }),
   });
+}
+
+export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
+  const requested = o.source.kind === 'default' ? (o.config.transport.kind === 'kafka' ? { kind: 'kafka' as const } : { kind: 'history' as const }) : o.source;
+  if (requested.kind === 'kafka' && requested.group !== undefined) return runGroupReplay(o, requested.group);
+  const startedAt = performance.now();
+  const engine = engineFor(o);
   let lastProgress = 0;
   const onProgress = (fraction: number | undefined) => {
     if (o.onProgress === undefined) return;
@@ -96,7 +110,6 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
     o.onProgress(progressOf(engine, startedAt, fraction));
   };
   let source: SourceResult;
-  const requested = o.source.kind === 'default' ? (o.config.transport.kind === 'kafka' ? { kind: 'kafka' as const } : { kind: 'history' as const }) : o.source;
   if (requested.kind === 'history') {
     source = await readHistorySource(engine, {
       dir: o.config.transport.history.dir,

@@ -6,14 +6,15 @@
  *
  * tempo.yaml: one pod, every span and violation span to Tempo's distributor.
  * beside-collector.yaml: betrace off the trace path, fed by a Collector's Kafka exporter:
- * workers and the API only, no receiver (no OTLP port, no Service) and no forwarder.
+ * workers and the API only, no receiver (no OTLP port, no Service) and no forwarder; with
+ * `replayJob`, a Job whose pods share a replay through `betrace replay --group`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRuleFile } from '../../src/rules/rule-file.ts';
-import { helmLint, ofKind, parseChartConfig, renderChart, repoRoot, type K8sObject, type ValuesOptions } from './helm.ts';
+import { helmLint, helmTemplate, ofKind, parseChartConfig, renderChart, repoRoot, type K8sObject, type ValuesOptions } from './helm.ts';
 
 const TEMPO = 'http://tempo-distributor.tempo.svc:4317';
 const SEED = 'config/rules/seed-invariants.yaml';
@@ -101,5 +102,35 @@ describe('helm chart: the README Kubernetes setups', () => {
     assert.equal(config.transport.partitioner, 'sarama', "the Collector exporter's default partitioner (sticky_key, sarama_compat)");
     assert.equal(config.downstream.endpoint, TEMPO);
     assertSeedRulesMounted(objects);
+  });
+
+  it('a replay Job beside the Collector: N pods run the same `betrace replay --group`, with the config and rule files the workers get', async () => {
+    const install = readmeInstall('beside-collector.yaml');
+    const options = { ...install, set: { ...install.set, 'replayJob.enabled': 'true', 'replayJob.name': 'incident-42', 'replayJob.parallelism': '4', 'replayJob.rules[0]': 'payment-idempotency', 'replayJob.rules[1]': 'admin-audit-log', 'replayJob.emit': 'true' } };
+    assert.equal((await helmLint(options)).code, 0);
+    const objects = await renderChart(options);
+    const [job] = ofKind(objects, 'Job');
+    assert.ok(job, 'a Job');
+    assert.equal(job.metadata.name, 'rel-betrace-replay-incident-42');
+    assert.equal(job.spec.parallelism, 4);
+    assert.equal(job.spec.completions, undefined, 'done once the pods exit 0, each once every partition is done');
+    const pod = job.spec.template.spec;
+    const args = pod.containers[0].args as string[];
+    const flag = (name: string) => args[args.indexOf(name) + 1];
+    assert.equal(args[0], 'replay');
+    assert.equal(flag('--group'), 'incident-42');
+    assert.equal(flag('--source'), 'kafka');
+    assert.ok(args.includes('--emit'));
+    const worker = ofKind(objects, 'Deployment').find((d) => d.metadata.name.endsWith('-worker'))!;
+    assert.equal(flag('--config'), (worker.spec.template.spec.containers[0].args as string[])[2], "the workers' config file");
+    const volumes = (spec: { volumes: Array<{ name: string; configMap?: { name: string } }> }) => Object.fromEntries(spec.volumes.filter((v) => v.configMap).map((v) => [v.name, v.configMap!.name]));
+    assert.deepEqual(volumes(pod), volumes(worker.spec.template.spec), 'the same config and rules ConfigMaps');
+    const rules = parseRuleFile(ofKind(objects, 'ConfigMap').find((c) => c.metadata.name.endsWith('-rules'))!.data['seed-invariants.yaml'], SEED).rules.map((r) => r.definition.id);
+    for (const id of flag('--rule')!.split(',')) assert.ok(rules.includes(id), `rule ${id} is in the mounted rule files`);
+
+    const noName = await helmTemplate({ ...options, set: { ...options.set, 'replayJob.name': '' } });
+    assert.match(noName.stderr, /replayJob\.name must be 1-40 lowercase letters/);
+    const allInOne = await helmTemplate({ ...readmeInstall('tempo.yaml'), set: { 'auth.token': 't', 'replayJob.enabled': 'true', 'replayJob.name': 'x', 'replayJob.rules[0]': 'a' } });
+    assert.match(allInOne.stderr, /replayJob replays from Kafka/);
   });
 });

@@ -261,12 +261,7 @@ spec:
             {{- if $spool }}
             - { name: spool, mountPath: {{ include "betrace.spoolDir" $root }} }
             {{- end }}
-            {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.caSecret }}
-            - { name: kafka-ca, mountPath: /etc/betrace/kafka/ca, readOnly: true }
-            {{- end }}
-            {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.clientSecret }}
-            - { name: kafka-client, mountPath: /etc/betrace/kafka/client, readOnly: true }
-            {{- end }}
+            {{- include "betrace.kafkaTlsMounts" $root | nindent 12 }}
       volumes:
         - name: config
           configMap:
@@ -301,21 +296,7 @@ spec:
           emptyDir:
             sizeLimit: {{ $v.spool.size }}
         {{- end }}
-        {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.caSecret }}
-        - name: kafka-ca
-          secret:
-            secretName: {{ $root.Values.kafka.tls.caSecret }}
-            items:
-              - { key: {{ $root.Values.kafka.tls.caKey | quote }}, path: ca.crt }
-        {{- end }}
-        {{- if and (not $root.Values.allInOne.enabled) $root.Values.kafka.tls.enabled $root.Values.kafka.tls.clientSecret }}
-        - name: kafka-client
-          secret:
-            secretName: {{ $root.Values.kafka.tls.clientSecret }}
-            items:
-              - { key: {{ $root.Values.kafka.tls.clientCertKey | quote }}, path: tls.crt }
-              - { key: {{ $root.Values.kafka.tls.clientKeyKey | quote }}, path: tls.key }
-        {{- end }}
+        {{- include "betrace.kafkaTlsVolumes" $root | nindent 8 }}
       {{- with $v.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
@@ -369,4 +350,33 @@ spec:
 {{- if $env -}}
 {{- toYaml $env -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Mounts of the Kafka TLS secrets (split roles with kafka.tls). */}}
+{{- define "betrace.kafkaTlsMounts" -}}
+{{- if and (not .Values.allInOne.enabled) .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
+- { name: kafka-ca, mountPath: /etc/betrace/kafka/ca, readOnly: true }
+{{- end }}
+{{- if and (not .Values.allInOne.enabled) .Values.kafka.tls.enabled .Values.kafka.tls.clientSecret }}
+- { name: kafka-client, mountPath: /etc/betrace/kafka/client, readOnly: true }
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of the Kafka TLS secrets (split roles with kafka.tls). */}}
+{{- define "betrace.kafkaTlsVolumes" -}}
+{{- if and (not .Values.allInOne.enabled) .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.tls.caSecret }}
+    items:
+      - { key: {{ .Values.kafka.tls.caKey | quote }}, path: ca.crt }
+{{- end }}
+{{- if and (not .Values.allInOne.enabled) .Values.kafka.tls.enabled .Values.kafka.tls.clientSecret }}
+- name: kafka-client
+  secret:
+    secretName: {{ .Values.kafka.tls.clientSecret }}
+    items:
+      - { key: {{ .Values.kafka.tls.clientCertKey | quote }}, path: tls.crt }
+      - { key: {{ .Values.kafka.tls.clientKeyKey | quote }}, path: tls.key }
+{{- end }}
 {{- end -}}
