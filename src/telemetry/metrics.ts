@@ -36,6 +36,7 @@ export interface Metrics {
   readonly historyIndexGaps: Counter;
   readonly indexRecordsWritten: Counter;
   readonly indexWritesFailed: Counter;
+  readonly indexRecordsGivenUp: Counter;
   readonly transportProduceRefused: Counter<'reason'>;
   readonly transportUndecodableRecords: Counter;
   readonly exporterSpansSent: Counter<'exporter'>;
@@ -237,6 +238,11 @@ export function createMetrics(): Metrics {
     indexWritesFailed: new Counter({
       name: 'betrace_index_writes_failed_total',
       help: 'Kafka mode: failed writes to the index topic (retried; the traces\' records are acknowledged only once written).',
+      registers,
+    }),
+    indexRecordsGivenUp: new Counter({
+      name: 'betrace_index_records_given_up_total',
+      help: 'Kafka mode: index records larger than the index topic accepts (logged), not written: replay reads those traces\' records in full (slower, same answer).',
       registers,
     }),
     transportProduceRefused: new Counter({

@@ -14,7 +14,7 @@
  * spanCount (u32), untimedSpans (u32), parts (u16: traces the Kafka record holds).
  */
 import type { KafkaConfig } from '../config/index.ts';
-import { Producer, chunkBySize, describeKafkaError, kafkaClientOptions } from '../kafka/client.ts';
+import { Producer, chunkBySize, describeKafkaError, hasKafkaErrorCode, kafkaClientOptions } from '../kafka/client.ts';
 import type { Component } from '../component.ts';
 import { RateLimitedLog, type Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -233,6 +233,21 @@ export class TraceIndexWriter implements Component {
         // Not written: the records stay unacknowledged until it is (or another owner indexes them).
         if (!this.#running) return;
         this.#metrics.indexWritesFailed.inc();
+        if (hasKafkaErrorCode(err, 'MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE')) {
+          // The topic's max.message.bytes is lower than CALL_BYTES: halves, down to single records.
+          if (batch.length > 1) {
+            const half = Math.ceil(batch.length / 2);
+            await Promise.all([this.#send(batch.slice(0, half)), this.#send(batch.slice(half))]);
+            return;
+          }
+          // Never writable: given up, so that the partition's commits go on. The trace's records are
+          // then covered by no index record, which replay reads in full: slower, the same answer.
+          this.#metrics.indexRecordsGivenUp.inc();
+          this.#log.warn('index_too_large', { topic: this.#topic, bytes: messages[0]!.value.length, trace_id: Buffer.from(batch[0]!.summary.traceId, 'latin1').toString('hex'), error: describeKafkaError(err) }, 'an index record is larger than the index topic accepts: not written (replay reads its trace\'s records in full)');
+          this.#written(batch[0]!);
+          this.#wake();
+          return;
+        }
         this.#log.warn('index_topic', { error: describeKafkaError(err), records: batch.length, attempt }, `cannot write to ${this.#topic}: retrying (the traces' records are acknowledged once it is written)`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** attempt, 5000)));
       }

@@ -126,16 +126,16 @@ describe('replay through the Kafka trace index', () => {
     const admin = client.admin();
     await admin.connect();
     try {
-      // An index topic that refuses every record (max.message.bytes below any batch).
-      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: kafka.index_topic, numPartitions: 2, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '64' }] }] });
       const sim = history('kack', 40, Date.now() - 3_600_000, 1000);
-      await produceHistory(brokers, kafka.spans_topic, 2, recordsOf(sim));
       const committed = async (): Promise<number> => {
         const offsets = await admin.fetchOffsets({ groupId: kafka.worker_group, topics: [kafka.spans_topic] });
         return offsets[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
       };
       const worker = await startTestPipeline({ transport: { kind: 'kafka', partitions: 2, kafka }, worker: { trace_idle_timeout: '200ms', late_span_grace: '1s' } }, { roles: ['worker', 'api'] });
       try {
+        // The index topic gone while traffic flows: every write refused (retryable) until it is back.
+        await admin.deleteTopics({ topics: [kafka.index_topic] });
+        await produceHistory(brokers, kafka.spans_topic, 2, recordsOf(sim));
         const until = async (what: string, ok: () => Promise<boolean>) => {
           const deadline = Date.now() + 60_000;
           while (!(await ok())) {
@@ -147,12 +147,58 @@ describe('replay through the Kafka trace index', () => {
         // Every trace evaluated and past its grace period: only the index holds the commit back.
         await new Promise((r) => setTimeout(r, 3000));
         assert.equal(await committed(), 0, 'nothing committed while the index cannot be written');
-        await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: kafka.index_topic, configEntries: [{ name: 'max.message.bytes', value: '1048588' }] }] });
+        await until('the index topic created again', async () => admin.createTopics({ waitForLeaders: true, topics: [{ topic: kafka.index_topic, numPartitions: 2, replicationFactor: 1 }] }).catch(() => false));
         const records = recordsOf(sim).length;
         await until('the records committed once indexed', async () => (await committed()) === records);
         assert.ok((await metricValue(worker.apiUrl, 'betrace_index_records_written_total')) >= sim.length);
       } finally {
         await worker.stop();
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('gives up an index record the topic can never take: the records are committed, and replay reads them in full', async () => {
+    const prefix = uniqueName('kindex-big');
+    const kafka = { brokers, spans_topic: `${prefix}.spans`, rules_topic: `${prefix}.rules`, violations_topic: `${prefix}.violations`, index_topic: `${prefix}.index`, worker_group: `${prefix}-w`, session_timeout: '6s' };
+    const client = new Kafka({ clientId: 'kindex-big', brokers, logLevel: logLevel.NOTHING });
+    const admin = client.admin();
+    await admin.connect();
+    try {
+      // max.message.bytes below any index record: a batch is halved down to single records, each refused for good.
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: kafka.index_topic, numPartitions: 2, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '64' }] }] });
+      const startMs = Date.now() - 3_600_000;
+      const sim = history('kbig', 60, startMs, 1000);
+      const records = recordsOf(sim).length;
+      await produceHistory(brokers, kafka.spans_topic, 2, recordsOf(sim));
+      const config = join(dir, `${prefix}.yaml`);
+      await writeFile(config, stringify({ transport: { kind: 'kafka', partitions: 2, kafka } }));
+      const worker = await startTestPipeline({ transport: { kind: 'kafka', partitions: 2, kafka }, worker: { trace_idle_timeout: '200ms', late_span_grace: '1s' } }, { roles: ['worker', 'api'] });
+      try {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const offsets = await admin.fetchOffsets({ groupId: kafka.worker_group, topics: [kafka.spans_topic] });
+          if (offsets[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0) === records) break;
+          assert.ok(Date.now() < deadline, 'every record committed although no index record could be written');
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        assert.equal(await metricValue(worker.apiUrl, 'betrace_index_records_given_up_total'), sim.length);
+        assert.equal(await metricValue(worker.apiUrl, 'betrace_index_records_written_total'), 0);
+      } finally {
+        await worker.stop();
+      }
+      const range = { from: startMs - 60_000, to: startMs + 120_000 };
+      const saved = configFile;
+      configFile = config;
+      try {
+        const full = await replay(range, true);
+        const indexed = await replay(range);
+        assert.ok(full.total > 0);
+        assert.deepEqual(replayAnswer(indexed), replayAnswer(full));
+        assert.match(indexed.source, new RegExp(`0 index records; .* ${records} not indexed, read in full`));
+      } finally {
+        configFile = saved;
       }
     } finally {
       await admin.disconnect();
