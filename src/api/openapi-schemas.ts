@@ -127,7 +127,7 @@ const ReplayRequest = {
     },
     files: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'With source files: paths or globs under api.replay_dir.' },
     partitions: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 }, description: 'With source kafka: the partitions to read.' },
-    jaeger: { type: 'string', pattern: '^jaeger://', description: 'With source jaeger: jaeger://HOST:PORT[?search_depth=N], the query service\'s gRPC API (16685 by default).' },
+    jaeger: { type: 'string', pattern: '^jaegers?://', description: 'With source jaeger: jaeger://HOST:PORT[?search_depth=N], the query service\'s gRPC API (16685 by default); jaegers:// for TLS, verified against the system\'s CAs.' },
   },
 };
 

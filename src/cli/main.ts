@@ -59,7 +59,7 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
     .option('--rule <ids...>', 'rule ids from the rule files of the configuration (rules.paths); comma-separated or repeated')
     .option('--from <time>', 'start, inclusive: RFC 3339, unix seconds, 30d/2h/15m ago, or now')
     .option('--to <time>', 'end, exclusive (same forms)')
-    .option('--source <source...>', '"history" (the local history), "kafka" (the spans topic), "jaeger://HOST:PORT[?search_depth=N]" (a Jaeger\'s query gRPC API) or trace files / globs (OTLP JSON or protobuf); default: the running transport\'s history')
+    .option('--source <source...>', '"history" (the local history), "kafka" (the spans topic), "jaeger://HOST:PORT[?search_depth=N]" (a Jaeger\'s query gRPC API; "jaegers://HOST:PORT[?ca=FILE]" over TLS) or trace files / globs (OTLP JSON or protobuf); default: the running transport\'s history')
     .option('--format <format>', 'table or json', 'table')
     .option('--emit', 'export the violation spans downstream (downstream.endpoint)')
     .option('--fail-on-violation', 'exit 2 when any violation is found')

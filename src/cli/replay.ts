@@ -1,6 +1,6 @@
 /**
  * `betrace replay (--rules FILE | --rule ID…) --from TIME --to TIME
- *   [--source kafka | --source history | --source jaeger://HOST:PORT | --source FILE…] [--format table|json] [--emit]
+ *   [--source kafka | --source history | --source jaeger[s]://HOST:PORT | --source FILE…] [--format table|json] [--emit]
  *   [--fail-on-violation] [--config FILE] [--partitions LIST | --group NAME] [--full-scan]`
  *
  * Evaluates rules on past traces (the BeTrace Method's "Rule Replay"): the
@@ -29,7 +29,7 @@ export interface ReplayCommandOptions {
   rule?: string | string[];
   from?: string;
   to?: string;
-  /** `kafka`, `history`, `jaeger://HOST:PORT` or trace files / globs (default: the running transport's history). */
+  /** `kafka`, `history`, `jaeger://HOST:PORT` (`jaegers://` for TLS) or trace files / globs (default: the running transport's history). */
   source?: string | string[];
   format?: string;
   emit?: boolean;
@@ -100,7 +100,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
   else if (sources.length === 1 && sources[0] === 'history') {
     if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     source = { kind: 'history' };
-  } else if (sources.length === 1 && sources[0]!.startsWith('jaeger://')) {
+  } else if (sources.length === 1 && /^jaegers?:\/\//.test(sources[0]!)) {
     if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     const endpoint = parseJaegerSource(sources[0]!);
     if (typeof endpoint === 'string') return fail(endpoint);
@@ -114,7 +114,7 @@ export async function replayCommand(opts: ReplayCommandOptions, out: ReplayOutpu
     }
     source = partitions !== undefined ? { kind: 'kafka', partitions } : opts.group !== undefined ? { kind: 'kafka', group: opts.group } : { kind: 'kafka' };
   } else {
-    if (sources.some((s) => s === 'kafka' || s === 'history' || s.startsWith('jaeger://'))) return fail('--source is one of kafka, history, jaeger://HOST:PORT or trace files');
+    if (sources.some((s) => s === 'kafka' || s === 'history' || /^jaegers?:\/\//.test(s))) return fail('--source is one of kafka, history, jaeger://HOST:PORT (jaegers:// for TLS) or trace files');
     if (kafkaOnly !== undefined) return fail(`${kafkaOnly} applies to --source kafka only`);
     source = { kind: 'files', patterns: sources };
   }

@@ -25,7 +25,8 @@
  * Plaintext gRPC only. A trace removed between its search and its fetch (retention) is
  * counted in the description.
  */
-import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -51,28 +52,45 @@ export interface JaegerEndpoint {
   /** host:port of the query service's gRPC listener. */
   readonly address: string;
   readonly searchDepth: number;
+  /** `jaegers://`: TLS, verified against the system's roots or `caFile`. */
+  readonly tls: boolean;
+  /** PEM file of the CA that issued the query service's certificate (`?ca=FILE`, command line only). */
+  readonly caFile?: string;
 }
 
-/** Parses `jaeger://HOST:PORT[?search_depth=N]`; an error string when it is malformed. */
-export function parseJaegerSource(source: string): JaegerEndpoint | string {
+/**
+ * Parses `jaeger://HOST:PORT[?search_depth=N]` (plaintext) or `jaegers://HOST:PORT[?search_depth=N][&ca=FILE]`
+ * (TLS); an error string when it is malformed. `files: false` (API replay jobs) refuses `ca`: a
+ * request does not name files on the server.
+ */
+export function parseJaegerSource(source: string, options: { readonly files?: boolean } = {}): JaegerEndpoint | string {
+  const form = 'jaeger://HOST:PORT, or jaegers://HOST:PORT for TLS';
   let url: URL;
   try {
     url = new URL(source);
   } catch {
-    return `--source ${source}: not a URL (jaeger://HOST:PORT)`;
+    return `--source ${source}: not a URL (${form})`;
   }
-  if (url.protocol !== 'jaeger:') {
-    return `--source ${source}: not a jaeger URL (jaeger://HOST:PORT)`;
+  if (url.protocol !== 'jaeger:' && url.protocol !== 'jaegers:') {
+    return `--source ${source}: not a jaeger URL (${form})`;
   }
-  if (url.hostname === '' || url.port === '') return `--source ${source}: give the host and port of Jaeger's query gRPC API (jaeger://HOST:PORT, 16685 by default)`;
+  const tls = url.protocol === 'jaegers:';
+  if (url.hostname === '' || url.port === '') return `--source ${source}: give the host and port of Jaeger's query gRPC API (${form}; 16685 by default)`;
   if (url.pathname !== '' && url.pathname !== '/') return `--source ${source}: a jaeger URL has no path`;
   let searchDepth = DEFAULT_JAEGER_SEARCH_DEPTH;
+  let caFile: string | undefined;
   for (const [key, value] of url.searchParams) {
-    if (key !== 'search_depth') return `--source ${source}: unknown parameter ${key} (search_depth is the one parameter)`;
-    if (!/^[1-9][0-9]{0,8}$/.test(value)) return `--source ${source}: search_depth must be a positive integer`;
-    searchDepth = Number(value);
+    if (key === 'search_depth') {
+      if (!/^[1-9][0-9]{0,8}$/.test(value)) return `--source ${source}: search_depth must be a positive integer`;
+      searchDepth = Number(value);
+    } else if (key === 'ca') {
+      if (!tls) return `--source ${source}: ca is for TLS (jaegers://HOST:PORT?ca=FILE)`;
+      if (options.files === false) return `--source ${source}: ca names a file on the server, which a replay job may not; jaegers:// verifies against the system's CAs`;
+      if (value === '') return `--source ${source}: ca=FILE names the PEM file of the CA`;
+      caFile = value;
+    } else return `--source ${source}: unknown parameter ${key} (search_depth${tls ? ' and ca are the parameters' : ' is the one parameter'})`;
   }
-  return { address: url.host, searchDepth };
+  return { address: url.host, searchDepth, tls, ...(caFile === undefined ? {} : { caFile }) };
 }
 
 export interface JaegerSourceOptions {
@@ -102,9 +120,9 @@ class QueryClient {
   readonly #client: Client;
   readonly #address: string;
 
-  constructor(address: string) {
-    this.#address = address;
-    this.#client = new Client(address, credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+  constructor(address: string, channel: ChannelCredentials, tls: boolean) {
+    this.#address = `${tls ? 'jaegers' : 'jaeger'}://${address}`;
+    this.#client = new Client(address, channel, { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   }
 
   close(): void {
@@ -199,7 +217,23 @@ interface Search {
 /** Reads the candidates of the rules from Jaeger into `engine`. */
 export async function readJaegerSource(engine: ReplayEngine, options: JaegerSourceOptions): Promise<SourceResult> {
   const { endpoint, signal } = options;
-  const client = new QueryClient(endpoint.address);
+  let channel = credentials.createInsecure();
+  if (endpoint.tls) {
+    let ca: Buffer | undefined;
+    if (endpoint.caFile !== undefined) {
+      try {
+        ca = await readFile(endpoint.caFile);
+      } catch (err) {
+        return { ok: false, error: `cannot read the CA of jaegers://${endpoint.address} (ca=${endpoint.caFile}): ${(err as Error).message}` };
+      }
+    }
+    try {
+      channel = credentials.createSsl(ca);
+    } catch (err) {
+      return { ok: false, error: `the CA of jaegers://${endpoint.address} (ca=${endpoint.caFile}) is not PEM certificates: ${(err as Error).message}` };
+    }
+  }
+  const client = new QueryClient(endpoint.address, channel, endpoint.tls);
   const started = performance.now();
   const cancelled = () => {
     if (signal?.aborted === true) throw new SourceError('replay cancelled');

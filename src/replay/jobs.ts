@@ -35,7 +35,7 @@ export interface ReplayJobRequest {
   readonly to: string;
   readonly source?: 'kafka' | 'history' | 'files' | 'jaeger';
   readonly files?: readonly string[];
-  /** With source jaeger: `jaeger://HOST:PORT[?search_depth=N]`. */
+  /** With source jaeger: `jaeger://HOST:PORT[?search_depth=N]`, or `jaegers://` for TLS. */
   readonly jaeger?: string;
   readonly partitions?: readonly number[];
 }
@@ -104,7 +104,7 @@ export function validateReplayRequest(body: unknown, nowMs: number): Validated {
     if (b.files !== undefined) return { ok: false, error: 'files is for source "files"' };
     if (b.partitions !== undefined) return { ok: false, error: 'partitions is for source "kafka"' };
     if (b.jaeger === undefined) return { ok: false, error: 'source "jaeger" needs jaeger: the URL of its query gRPC API (jaeger://HOST:PORT)' };
-    const endpoint = parseJaegerSource(b.jaeger);
+    const endpoint = parseJaegerSource(b.jaeger, { files: false });
     if (typeof endpoint === 'string') return { ok: false, error: endpoint.replace(/^--source /, 'jaeger ') };
     source = { kind: 'jaeger', endpoint };
   }

@@ -94,6 +94,8 @@ export interface Jaeger {
 export interface JaegerOptions {
   /** The memory storage's max_traces (default 100,000, Jaeger's all-in-one setting); a search's depth may not exceed it. */
   readonly maxTraces?: number;
+  /** The query gRPC API over TLS with this certificate and key (PEM files). */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /**
@@ -115,7 +117,11 @@ export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> 
       telemetry: { metrics: { level: 'none' }, logs: { level: 'warn' } },
     },
     extensions: {
-      jaeger_query: { storage: { traces: 'memstore' }, grpc: { endpoint: queryGrpc }, http: { endpoint: queryHttp } },
+      jaeger_query: {
+        storage: { traces: 'memstore' },
+        grpc: { endpoint: queryGrpc, ...(options.tls === undefined ? {} : { tls: { cert_file: options.tls.cert, key_file: options.tls.key } }) },
+        http: { endpoint: queryHttp },
+      },
       jaeger_storage: { backends: { memstore: { memory: { max_traces: options.maxTraces ?? 100_000 } } } },
     },
     receivers: { otlp: { protocols: { grpc: { endpoint: otlpGrpc }, http: { endpoint: otlpHttp } } } },

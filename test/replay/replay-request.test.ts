@@ -40,11 +40,13 @@ describe('replay requests', () => {
     assert.deepEqual(source({ source: 'history' }), { kind: 'history' });
     assert.deepEqual(source({ files: ['x.json'] }), { kind: 'files', patterns: ['x.json'] });
     assert.deepEqual(source({ partitions: [1] }), { kind: 'kafka', partitions: [1] });
-    assert.deepEqual(source({ jaeger: 'jaeger://127.0.0.1:16685' }), { kind: 'jaeger', endpoint: { address: '127.0.0.1:16685', searchDepth: 1000 } });
-    assert.deepEqual(source({ source: 'jaeger', jaeger: 'jaeger://127.0.0.1:16685?search_depth=50' }), { kind: 'jaeger', endpoint: { address: '127.0.0.1:16685', searchDepth: 50 } });
+    assert.deepEqual(source({ jaeger: 'jaeger://127.0.0.1:16685' }), { kind: 'jaeger', endpoint: { address: '127.0.0.1:16685', searchDepth: 1000, tls: false } });
+    assert.deepEqual(source({ source: 'jaeger', jaeger: 'jaeger://127.0.0.1:16685?search_depth=50' }), { kind: 'jaeger', endpoint: { address: '127.0.0.1:16685', searchDepth: 50, tls: false } });
+    assert.deepEqual(source({ jaeger: 'jaegers://127.0.0.1:16685' }), { kind: 'jaeger', endpoint: { address: '127.0.0.1:16685', searchDepth: 1000, tls: true } });
+    assert.match(error({ rule_ids: ['a'], from: '2d', to: 'now', jaeger: 'jaegers://127.0.0.1:16685?ca=/etc/passwd' }) ?? '', /ca names a file on the server, which a replay job may not/);
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'jaeger' }), 'source "jaeger" needs jaeger: the URL of its query gRPC API (jaeger://HOST:PORT)');
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'kafka', jaeger: 'jaeger://127.0.0.1:16685' }), 'jaeger is for source "jaeger"');
-    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', jaeger: 'http://127.0.0.1:16685' }), 'jaeger must be a string matching ^jaeger://, got "http://127.0.0.1:16685"');
+    assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', jaeger: 'http://127.0.0.1:16685' }), 'jaeger must be a string matching ^jaegers?://, got "http://127.0.0.1:16685"');
     assert.match(error({ rule_ids: ['a'], from: '2d', to: 'now', jaeger: 'jaeger://127.0.0.1' }) ?? '', /^jaeger jaeger:\/\/127\.0\.0\.1: give the host and port/);
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files' }), 'source "files" needs files: a non-empty array of paths or globs');
     assert.equal(error({ rule_ids: ['a'], from: '2d', to: 'now', source: 'files', files: ['x.json'], partitions: [0] }), 'partitions is for source "kafka"');

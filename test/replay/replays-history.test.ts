@@ -6,7 +6,8 @@
  * Replay's verdicts and violation ids are those of live evaluation, and traces
  * straddling the range's edges are evaluated whole. The same traces, sent by the
  * OpenTelemetry SDK to a real Jaeger v2, replayed through Jaeger's query API with a search
- * depth under the corpus (so the searches are sliced), give the report of Kafka.
+ * depth under the corpus (so the searches are sliced), give the report of Kafka; a
+ * Jaeger serving its query API over TLS gives the same, verified against the test CA.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { replayCommand } from '../../src/cli/replay.ts';
 import { decodeSpans } from '../../src/otlp/index.ts';
 import type { ReplayReport } from '../../src/replay/index.ts';
 import { createRuleSet, loadRuleFile, type SpanRecord } from '../../src/rules/index.ts';
+import { makeTestCerts } from '../helpers/certs.ts';
 import { startJaeger, type Jaeger } from '../helpers/jaeger.ts';
 import { getTestKafka, uniqueName } from '../helpers/kafka.ts';
 import { startTestPipeline, waitUntil } from '../helpers/pipeline.ts';
@@ -354,7 +356,7 @@ describe('replay over 30 days of history', () => {
       const down = capture();
       const status = await replayCommand({ rules: RULES, ...ranges, source: 'jaeger://127.0.0.1:1', env: {} }, down.out, notTTY);
       assert.equal(status, 1);
-      assert.match(down.stderr.join('\n'), /^betrace replay: cannot reach Jaeger's query API at 127\.0\.0\.1:1: UNAVAILABLE /);
+      assert.match(down.stderr.join('\n'), /^betrace replay: cannot reach Jaeger's query API at jaeger:\/\/127\.0\.0\.1:1: UNAVAILABLE /);
       for (const [url, message] of [
         ['jaeger://127.0.0.1', /give the host and port/],
         [`jaeger://${jaeger.queryGrpcAddress}?depth=3`, /unknown parameter depth/],
@@ -368,6 +370,38 @@ describe('replay over 30 days of history', () => {
       const deep = capture();
       assert.equal(await replayCommand({ rules: RULES, ...ranges, source: `jaeger://${jaeger.queryGrpcAddress}?search_depth=20000`, env: {} }, deep.out, notTTY), 1);
       assert.match(deep.stderr.join('\n'), /^betrace replay: Jaeger FindTraces failed: .*search depth/);
+    });
+
+    it('reads-a-jaeger-over-tls-verified-against-the-given-ca', async () => {
+      const certs = makeTestCerts();
+      const secure = await startJaeger({ maxTraces: 10_000, tls: { cert: certs.serverCert, key: certs.serverKey } });
+      try {
+        // Days 13 and 12 only (violations on day 12), replayed from both Jaegers over those days.
+        const days = { from: new Date(dayStart(13)).toISOString(), to: new Date(dayStart(11)).toISOString() };
+        await sendWithSdk(traces.filter((t) => t.startMs >= dayStart(13) - DAY_MS && t.startMs < dayStart(11) + DAY_MS), secure.otlpGrpcUrl);
+        const plain = capture();
+        assert.equal(await replayCommand({ rules: RULES, ...days, source, format: 'json', env: {} }, plain.out, notTTY), 0, plain.stderr.join('\n'));
+        const expectedReport = JSON.parse(plain.stdout.join('\n')) as ReplayReport;
+        assert.ok(expectedReport.total >= 7, `day 12's violations (${expectedReport.total})`);
+        const tls = capture();
+        const tlsSource = `jaegers://${secure.queryGrpcAddress}?search_depth=${SEARCH_DEPTH}&ca=${encodeURIComponent(certs.ca)}`;
+        assert.equal(await replayCommand({ rules: RULES, ...days, source: tlsSource, format: 'json', env: {} }, tls.out, notTTY), 0, tls.stderr.join('\n'));
+        assert.deepEqual(answerOf(JSON.parse(tls.stdout.join('\n')) as ReplayReport), answerOf(expectedReport));
+        for (const [url, message] of [
+          // Plaintext to the TLS listener, TLS without the CA that issued its certificate, a CA file that is not there.
+          [`jaeger://${secure.queryGrpcAddress}`, /^betrace replay: cannot reach Jaeger's query API at jaeger:\/\/127\.0\.0\.1:\d+: UNAVAILABLE/],
+          [`jaegers://${secure.queryGrpcAddress}`, /^betrace replay: cannot reach Jaeger's query API at jaegers:\/\/127\.0\.0\.1:\d+: UNAVAILABLE .*certificate/i],
+          [`jaegers://${secure.queryGrpcAddress}?ca=${encodeURIComponent(join(certs.dir, 'missing.pem'))}`, /^betrace replay: cannot read the CA of jaegers:\/\/127\.0\.0\.1:\d+ \(ca=.*missing\.pem\): ENOENT/],
+          [`jaeger://${secure.queryGrpcAddress}?ca=x`, /ca is for TLS/],
+        ] as const) {
+          const c = capture();
+          assert.equal(await replayCommand({ rules: RULES, ...days, source: url, env: {} }, c.out, notTTY), 1, url);
+          assert.match(c.stderr.join('\n'), message, url);
+        }
+      } finally {
+        await secure.close();
+        await rm(certs.dir, { recursive: true, force: true });
+      }
     });
   });
 });
