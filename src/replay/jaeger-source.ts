@@ -281,6 +281,7 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
     await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, Math.max(1, ids.size)) }, fetchOne));
     cancelled();
 
+    const historyStartMs = await historyStartAfter(client, services, fromMs, engine.toMs, signal);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const how = triggers !== null
       ? `the rules' trigger spans searched in ${searches.length} service/operation pair${searches.length === 1 ? '' : 's'}`
@@ -289,7 +290,7 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
     return {
       ok: true,
       description: `Jaeger at ${endpoint.address}: ${how}, ${queries} searches of depth ${endpoint.searchDepth}, ${ids.size} traces fetched${gone}`,
-      fromHistoryStart: false,
+      ...(historyStartMs === undefined ? { fromHistoryStart: false } : { fromHistoryStart: true, historyStartMs }),
     };
   } catch (err) {
     if (err instanceof SourceError) return { ok: false, error: err.message };
@@ -305,6 +306,33 @@ export async function readJaegerSource(engine: ReplayEngine, options: JaegerSour
  * `depth` traces is halved and searched again; a slice answered with under a quarter of
  * it doubles the next slice. Adds the ids found to `ids`; returns the searches made.
  */
+/** Before it no time is plausible (src/otlp isPlausibleTimeMs): where a search for anything earlier starts. */
+const EARLIEST_MS = Date.UTC(2000, 0, 1);
+
+/**
+ * Where Jaeger's history starts when that is after `fromMs` (a memory storage past its
+ * max_traces, a retention): undefined when some service holds a span that started before
+ * `fromMs`; else the earliest span start it holds in [fromMs, toMs), to the millisecond,
+ * found by searches of depth 1 halving the range (Infinity when it holds none there).
+ */
+async function historyStartAfter(client: QueryClient, services: readonly string[], fromMs: number, toMs: number, signal: AbortSignal | undefined): Promise<number | undefined> {
+  const holds = async (lo: number, hi: number): Promise<boolean> => {
+    for (const service of services) if ((await client.find(service, '', lo, hi, 1, signal)).length > 0) return true;
+    return false;
+  };
+  if (fromMs <= EARLIEST_MS || (await holds(EARLIEST_MS, fromMs))) return undefined;
+  if (!(await holds(fromMs, toMs))) return Infinity;
+  // Jaeger's start_time_max is inclusive: no span starts in [fromMs, lo], one does in [fromMs, hi].
+  let lo = fromMs;
+  let hi = toMs;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await holds(fromMs, mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
 async function searchRange(client: QueryClient, search: Search, fromMs: number, toMs: number, depth: number, ids: Set<string>, signal: AbortSignal | undefined): Promise<number> {
   let queries = 0;
   let width = Math.max(1, toMs - fromMs);

@@ -66,11 +66,14 @@ export function buildReport(input: {
   elapsedMs: number;
   /** The source read from the start of its history (SourceResult.fromHistoryStart). */
   fromHistoryStart: boolean;
+  /** Where the source's history starts, when the source found it (SourceResult.historyStartMs); else the first record read. */
+  historyStartMs?: number | undefined;
   untimedTraceIds: readonly string[];
 }): ReplayReport {
   const { counters: c, violations } = input;
-  const empty = c.firstRecordMs === Infinity;
-  const startsLater = input.fromHistoryStart && !empty && c.firstRecordMs > input.fromMs;
+  const first = input.historyStartMs ?? c.firstRecordMs;
+  const empty = first === Infinity;
+  const startsLater = input.fromHistoryStart && !empty && first > input.fromMs;
   const perDay: Record<string, { violations: number; trace_ids: string[]; by_rule: Record<string, number> }> = {};
   const perRule: Record<string, number> = {};
   for (const id of input.rules) perRule[id] = 0;
@@ -110,7 +113,7 @@ export function buildReport(input: {
     spans_without_time: c.spansWithoutTime,
     traces_without_time: c.tracesWithoutTime,
     untimed_trace_ids: input.untimedTraceIds,
-    history_start: startsLater ? new Date(c.firstRecordMs).toISOString() : null,
+    history_start: startsLater ? new Date(first).toISOString() : null,
     incomplete: startsLater || (input.fromHistoryStart && empty),
     violations,
     per_day: sortedDays,

@@ -157,6 +157,7 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayRunResult> {
       violations: engine.violations(),
       elapsedMs: performance.now() - startedAt,
       fromHistoryStart: source.fromHistoryStart,
+      historyStartMs: source.historyStartMs,
       untimedTraceIds: engine.untimedTraceIds,
     }),
   };

@@ -12,6 +12,12 @@ export type SourceResult =
        * reported incomplete.
        */
       readonly fromHistoryStart: boolean;
+      /**
+       * Where the source's history starts, when the source finds it otherwise than by
+       * reading it all (Jaeger: by search; Infinity when it holds nothing); else the
+       * first record read is taken.
+       */
+      readonly historyStartMs?: number;
     }
   | { readonly ok: false; readonly error: string };
 

@@ -297,6 +297,7 @@ describe('replay over 30 days of history', () => {
       const report = JSON.parse(c.stdout.join('\n')) as ReplayReport;
       assert.deepEqual(answerOf(report), answerOf(kafkaReport));
       assert.deepEqual(violationsByDay(report), expectedByDay(expected));
+      assert.equal(report.incomplete, false, 'Jaeger holds traces from before the range');
       // Searched by the rules' trigger span names, in slices: more searches than (service, operation) pairs.
       const m = /trigger spans searched in (\d+) service\/operation pairs, (\d+) searches of depth 40, (\d+) traces fetched/.exec(report.source);
       assert.ok(m, report.source);
@@ -370,6 +371,20 @@ describe('replay over 30 days of history', () => {
       const deep = capture();
       assert.equal(await replayCommand({ rules: RULES, ...ranges, source: `jaeger://${jaeger.queryGrpcAddress}?search_depth=20000`, env: {} }, deep.out, notTTY), 1);
       assert.match(deep.stderr.join('\n'), /^betrace replay: Jaeger FindTraces failed: .*search depth/);
+    });
+
+    it('says-where-jaegers-history-starts-when-the-range-begins-before-it', async () => {
+      // Ten days before the corpus to three days into it: Jaeger holds nothing before its first span.
+      const earliest = Math.min(...traces.flatMap((t) => t.spans.map((sp) => sp.startMs)));
+      const early = { from: new Date(earliest - 10 * DAY_MS).toISOString(), to: new Date(earliest + 3 * DAY_MS).toISOString() };
+      const c = capture();
+      assert.equal(await replayCommand({ rules: RULES, ...early, source, format: 'json', env: {} }, c.out, notTTY), 0, c.stderr.join('\n'));
+      const report = JSON.parse(c.stdout.join('\n')) as ReplayReport;
+      assert.equal(report.incomplete, true);
+      assert.equal(report.history_start, new Date(earliest).toISOString());
+      const table = capture();
+      assert.equal(await replayCommand({ rules: RULES, ...early, source, env: {} }, table.out, notTTY), 0);
+      assert.match(table.stdout.join('\n'), new RegExp(`history in the source starts at ${new Date(earliest).toISOString().replace(/\./g, '\\.')}, after the range's start`));
     });
 
     it('reads-a-jaeger-over-tls-verified-against-the-given-ca', async () => {
