@@ -442,7 +442,8 @@ class KafkaConsumer implements TransportConsumer {
       // A few MiB per fetch is as fast as more (8 and 32 MiB measured no better); a worker copies what it keeps.
       maxBytesPerPartition: Math.max(2 * 1024 * 1024, options.config.maxRecordBytes),
       maxBytes: Math.max(8 * 1024 * 1024, options.config.maxRecordBytes),
-      maxWaitTime: 250,
+      // How long the broker holds a fetch that finds nothing (a record answers it at once): what an idle consumer costs.
+      maxWaitTime: 2000,
       autocommit: false,
     });
     // Revocation begins: commit what is done before the partitions go (the client does not wait for it).
@@ -470,7 +471,8 @@ class KafkaConsumer implements TransportConsumer {
     this.#timer = setInterval(() => {
       this.#syncAssignments();
       void this.#commit();
-      void this.#checkLag();
+      // How far behind counts only while catching up after trouble (caughtUp): not asked otherwise.
+      if (Date.now() - this.#troubleAt < CATCH_UP_MS) void this.#checkLag();
     }, 1000);
     this.#timer.unref();
   }

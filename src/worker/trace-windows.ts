@@ -130,6 +130,11 @@ export class TraceWindows {
     return this.#clock.paused;
   }
 
+  /** Nothing live, being evaluated or in its grace period: advance() has nothing to do until the next add(). */
+  get quiet(): boolean {
+    return this.#live.size === 0 && this.#evaluating.size === 0 && this.#grace.size === 0;
+  }
+
   /** Stops idle clocks (the worker paused the transport). */
   pause(): void {
     this.#clock.pause();

@@ -161,6 +161,7 @@ export class Worker implements Component {
   }
 
   #add(record: ConsumedRecord): void {
+    this.#wake();
     const { metrics } = this.#o;
     const hasRoot = this.#o.windows.rootIdleMs > 0 && (record.rootSpans === undefined ? this.#holdsRoot(record.payload) : record.rootSpans > 0);
     const outcome = this.#windows.add(record, hasRoot);
@@ -239,6 +240,16 @@ export class Worker implements Component {
     this.#arena.trim();
     this.#updateGauges();
     this.#applyBackpressure();
+    // Nothing to cut, expire or give back until a record arrives: an idle worker does not wake every tick.
+    if (this.#windows.quiet && this.#inFlight.size === 0 && !this.#backpressured && this.#arena.bytes === 0) {
+      clearInterval(this.#tick);
+      this.#tick = undefined;
+    }
+  }
+
+  /** Ticks again (a record arrived, an evaluation settled). */
+  #wake(): void {
+    if (this.#running && this.#tick === undefined) this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? DEFAULT_TICK_MS);
   }
 
   #evaluate(trace: CompletedTrace): void {
@@ -319,6 +330,7 @@ export class Worker implements Component {
       await ledger.write(trace.partition, fresh);
     }
     const { entry, arrived } = this.#windows.settle(trace, emitted);
+    this.#wake();
     const debug = logger.isLevelEnabled('debug');
     for (const record of fresh) {
       metrics.violations.inc({ rule_id: record.rule_id, severity: record.severity });
@@ -361,7 +373,7 @@ export class Worker implements Component {
     if (this.#running) return;
     this.#running = true;
     await this.#consumer.start();
-    this.#tick = setInterval(() => this.#onTick(), this.#o.windows.tickMs ?? DEFAULT_TICK_MS);
+    this.#wake();
   }
 
   /** The consumer stopped delivering: finish what can be finished, so that its final commit carries it. */
@@ -380,6 +392,7 @@ export class Worker implements Component {
     if (!this.#running) return;
     this.#running = false;
     clearInterval(this.#tick);
+    this.#tick = undefined;
     await this.#consumer.shutdown();
   }
 }

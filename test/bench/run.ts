@@ -44,6 +44,8 @@ process.stderr.write('pipeline…\n');
 Object.assign(figures, await part('pipeline-bench.ts'));
 process.stderr.write('replay…\n');
 Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-bench.ts')).map(([k, v]) => [`replay_${k}`, v])));
+process.stderr.write('idle roles…\n');
+Object.assign(figures, await part('idle-bench.ts'));
 process.stderr.write('replay at scale…\n');
 Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-scale-bench.ts')).map(([k, v]) => [`replay_scale_${k}`, v])));
 
@@ -61,6 +63,8 @@ const rows: Row[] = [
   ['replay from Kafka (4 rules / 1 rule)', `${f('replay_kafka_all_rules_spans_per_s')} / ${f('replay_kafka_one_rule_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
   ['replay cost per trace, 5M / 50k traces (files; local log)', `full scan x${f('replay_scale_files_full_cost_ratio', 2)}; x${f('replay_scale_history_full_cost_ratio', 2)} (trigger scan x${f('replay_scale_files_trigger_cost_ratio', 2)}; x${f('replay_scale_history_trigger_cost_ratio', 2)})`, '<= 1.2x'],
   ['replay full scan at 5M traces (files; local log)', `${f('replay_scale_files_5000000_full_spans_per_s')}; ${f('replay_scale_history_5000000_full_spans_per_s')} spans/s per process`, '>= 500k spans/s'],
+  ['idle CPU (receiver, worker, forwarder, api; all-in-one)', `${['receiver', 'worker', 'forwarder', 'api', 'all_in_one'].map((r) => `${f(`idle_${r}_cpu_percent`, 2)}%`).join(', ')} of a core`, '<= 0.2% each'],
+  ['idle RSS (same roles)', `${['receiver', 'worker', 'forwarder', 'api', 'all_in_one'].map((r) => `${f(`idle_${r}_rss_mib`)} MiB`).join(', ')}`, ''],
   ['replay from files, 2 processes', `x${f('replay_scale_files_two_processes_speedup', 2)} of 1 process`, '>= 1.8x'],
 ];
 const table = [

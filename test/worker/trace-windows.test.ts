@@ -62,6 +62,21 @@ describe('trace windows', () => {
     assert.equal(t.w.liveTraces, 0);
   });
 
+  it('is quiet (nothing for the worker\'s tick to do) only with nothing live, evaluating or in its grace period', () => {
+    const t = setup();
+    assert.equal(t.w.quiet, true, 'empty');
+    t.w.add(t.rec(A));
+    assert.equal(t.w.quiet, false, 'live');
+    const [done] = t.advance(5100);
+    assert.equal(t.w.quiet, false, 'being evaluated');
+    t.w.settle(done!, new Set());
+    assert.equal(t.w.quiet, false, 'in its grace period');
+    t.advance(29_000);
+    assert.equal(t.w.quiet, false, 'still in its grace period');
+    t.advance(1100);
+    assert.equal(t.w.quiet, true, 'grace period over');
+  });
+
   it('cuts a trace at trace_max_duration even while spans keep coming, marked partial', () => {
     const t = setup({ maxDurationMs: 10_000 });
     const done = [];
