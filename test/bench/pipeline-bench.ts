@@ -22,7 +22,7 @@ const here = import.meta.dirname;
 const root = join(here, '..', '..');
 const cli = join(root, 'src', 'cli', 'main.ts');
 const rules100 = join(here, 'fixtures', 'rules-100.yaml');
-const SERVER_CPU = '0';
+export const SERVER_CPU = '0';
 const CLIENT_CPU = '1';
 
 export function cpuSeconds(pid: number): number {
@@ -58,7 +58,7 @@ function spawnPinned(cpu: string, args: string[], env: Record<string, string> = 
   return { child, output: () => out };
 }
 
-async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, intervalMs: number | (() => number) = 50): Promise<T> {
+export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, intervalMs: number | (() => number) = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -71,7 +71,7 @@ async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, time
 /** Polling a measured process's /metrics costs it CPU: not more often than this. */
 const METRICS_POLL_MS = 200;
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -81,7 +81,7 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** Runs the load generator; resolves with its report. */
-async function runClient(file: string, url: string, concurrency: number, rate?: number): Promise<{ ackedSpans: number; refused: number; seconds: number; sendTimes?: number[] }> {
+export async function runClient(file: string, url: string, concurrency: number, rate?: number): Promise<{ ackedSpans: number; refused: number; seconds: number; sendTimes?: number[] }> {
   const args = [join(here, 'load-client.ts'), file, url, String(concurrency), ...(rate ? [String(rate)] : [])];
   const { child, output } = spawnPinned(CLIENT_CPU, args);
   await new Promise((r) => child.once('exit', r));
@@ -94,7 +94,7 @@ async function runClient(file: string, url: string, concurrency: number, rate?: 
 }
 
 /** A downstream OTLP/gRPC sink that only counts (and notes violation spans' arrival). */
-async function countingSink(): Promise<{ url: string; spans: () => number; violations: Map<string, number>; close(): void }> {
+export async function countingSink(): Promise<{ url: string; spans: () => number; violations: Map<string, number>; close(): void }> {
   let spans = 0;
   const violations = new Map<string, number>();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
@@ -152,7 +152,7 @@ export async function benchReceiver(kind: 'embedded' | 'kafka', w: Workload, fil
   return { spansPerSecond: r.ackedSpans / r.seconds, cpuSecondsPerMillionSpans: (cpu / r.ackedSpans) * 1e6, peakRssBytes };
 }
 
-function betraceConfig(settings: Record<string, unknown>): string {
+export function betraceConfig(settings: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'betrace-bench-'));
   const file = join(dir, 'betrace.yaml');
   writeFileSync(
@@ -169,7 +169,7 @@ function betraceConfig(settings: Record<string, unknown>): string {
   return file;
 }
 
-async function metric(apiUrl: string, name: string): Promise<number> {
+export async function metric(apiUrl: string, name: string): Promise<number> {
   return (await metrics(apiUrl, [name]))[0]!;
 }
 
@@ -184,7 +184,7 @@ async function metrics(apiUrl: string, names: readonly string[]): Promise<number
   return totals;
 }
 
-async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
+export async function startBetrace(config: string, roles: string, cpu = SERVER_CPU): Promise<{ child: ChildProcess; apiUrl: string; grpcUrl: string }> {
   const p = spawnPinned(cpu, [cli, 'run', '--config', config, '--roles', roles], { BETRACE_LOG_LEVEL: 'info' }, true);
   const api = await waitFor(() => /"address":"([^"]+)","msg":"admin API listening"/.exec(p.output())?.[1], 60_000, `betrace admin port (${p.output().slice(-1000)})`);
   const grpcAddr = /"address":"([^"]+)","msg":"OTLP\/gRPC receiver listening"/.exec(p.output())?.[1];
@@ -203,7 +203,7 @@ function workloadRecords(w: Workload): Array<{ key: string; value: Buffer; times
   return out;
 }
 
-async function createTopic(kafka: KafkaBroker, topic: string, partitions: number): Promise<void> {
+export async function createTopic(kafka: KafkaBroker, topic: string, partitions: number): Promise<void> {
   const client = new Kafka({ clientId: 'bench-admin', brokers: kafka.brokers, logLevel: logLevel.NOTHING });
   const admin = client.admin();
   await admin.connect();

@@ -17,10 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { betraceCacheDir, ensureGoTool, runTool } from './tools.ts';
 
 /** Builder manifests (test/helpers/otelcol/*.yaml), each giving its own binary (`dist.name`). */
-export type CollectorFlavour = 'otlp' | 'kafka';
+export type CollectorFlavour = 'otlp' | 'kafka' | 'bench';
 const MANIFESTS: Record<CollectorFlavour, string> = {
   otlp: fileURLToPath(new URL('./otelcol/builder.yaml', import.meta.url)),
   kafka: fileURLToPath(new URL('./otelcol/builder-kafka.yaml', import.meta.url)),
+  // The side-by-side bench's (test/bench/collector-bench.ts).
+  bench: fileURLToPath(new URL('../bench/otelcol/builder-bench.yaml', import.meta.url)),
 };
 
 const building = new Map<CollectorFlavour, Promise<string>>();
