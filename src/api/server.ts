@@ -126,7 +126,7 @@ class InvalidBody extends Error {
   }
 }
 
-const BODY_NAMES: Partial<Record<ComponentName, string>> = { RuleInput: 'the rule', ReplayRequest: 'the replay request' };
+const BODY_NAMES: Partial<Record<ComponentName, string>> = { RuleInput: 'the rule', RuleDraft: 'the rule', RuleTry: 'the rule', ReplayRequest: 'the replay request' };
 
 /** A response with the Error body, for route schemas. */
 export const errorResponse = (description: string): ResponseSchema => jsonResponse(description, 'Error');
