@@ -17,7 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import { CONSOLE_CSP } from '../../src/console/routes.ts';
 import { axeViolations, launchChromium } from '../helpers/browser.ts';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink.ts';
-import { startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
+import { metricValue, startTestPipeline, waitUntil, type TestPipeline } from '../helpers/pipeline.ts';
 import { createTestApp, otlpExporter, type TestApp } from '../helpers/sdk.ts';
 
 const TOKEN = 'console-test-token-7f3a';
@@ -226,7 +226,36 @@ describe('the web console in Chromium', () => {
     await page.waitForSelector('tr[data-rule="marker"] .state:text-is("enabled")');
   });
 
-  it('shows a typo at its line and column as it is typed, the canonical reading once fixed, tries the rule on a pasted trace and saves it', async () => {
+  it('works from the keyboard: the skip link, the navigation, the confirmation dialog (Escape cancels)', async () => {
+    await open('rules', 'tr[data-rule="marker"]');
+    const focused = () => page.evaluate(() => {
+      const el = (globalThis as unknown as { document: { activeElement: { id: string; textContent: string } | null } }).document.activeElement;
+      return { id: el?.id ?? '', text: el?.textContent?.trim() ?? '' };
+    });
+    await page.keyboard.press('Tab');
+    assert.equal((await focused()).text, 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal((await focused()).id, 'main');
+    await page.getByRole('link', { name: 'Violations' }).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('h1:text-is("Violations")');
+    assert.equal(new URL(page.url()).hash, '#/violations');
+    await open('rules', 'tr[data-rule="marker"]');
+    await page.getByRole('button', { name: 'Disable all rules…' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    // The modal dialog takes the focus (its first button), and Escape closes it having changed nothing.
+    assert.equal((await focused()).text, 'Disable 1 rules');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await page.locator('tr[data-rule="marker"] .state').textContent(), 'enabled');
+  });
+
+  it('shows a typo at its line and column as it is typed, the canonical reading once fixed, tries the rule on a pasted trace and on the last hour, and saves it', async () => {
+    // A trace the draft will find in the last hour's history (no rule in force sees it now).
+    const earlier = await send('db.timeout');
+    await waitUntil(async () => (await metricValue(betrace.apiUrl, 'betrace_history_records')) >= 3, 30_000, 'three traces in the history');
     await open('rules', '#rule-condition');
     await page.getByLabel('Id').fill('no-db-timeouts');
     await page.getByLabel('Severity').selectOption('critical');
@@ -251,6 +280,13 @@ describe('the web console in Chromium', () => {
     assert.equal(await page.locator('#try-result .verdict').textContent(), 'violates');
     assert.match((await page.locator('#try-result tbody').textContent()) ?? '', /db\.timeout \(pasted-shop, 2025-12-06T05:46:40\.100Z\)/);
     await checkPage('rules-editor-try');
+
+    await page.getByText("Try it on the last hour's traces").click();
+    await page.getByRole('button', { name: 'Try on the last hour' }).click();
+    await page.waitForSelector('#recent-result caption');
+    assert.match((await page.locator('#recent-result caption').textContent()) ?? '', /^1 of \d+ traces of the last hour violate the rule$/);
+    assert.match((await page.locator('#recent-result tbody').textContent()) ?? '', new RegExp(earlier));
+    assert.equal(await page.locator('#recent-result tbody tr').count(), 1);
 
     await page.getByRole('button', { name: 'Create rule' }).click();
     await page.waitForSelector('#save-status:has-text("Saved no-db-timeouts, version 1.")');
@@ -315,8 +351,8 @@ describe('the web console in Chromium', () => {
   it('shows spans in and out, live traces, drops and refusals, and readiness', async () => {
     await open('health', '#spans-in');
     assert.equal(await page.locator('#ready-status').textContent(), 'ready');
-    // Spans accepted so far: 2 + 3 + 2 from the SDK (each trace's root and children).
-    assert.match((await page.locator('#spans-in').textContent()) ?? '', /\(7 in all\)/);
+    // Spans accepted so far: 2 + 3 + 2 + 2 from the SDK (each trace's root and children).
+    assert.match((await page.locator('#spans-in').textContent()) ?? '', /\(9 in all\)/);
     // The second read gives rates.
     await page.waitForSelector('#spans-in:has-text("/s")');
     assert.match((await page.locator('#spans-in dd').textContent()) ?? '', /^\d+\.\d\/s/);

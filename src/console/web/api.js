@@ -44,3 +44,18 @@ export function describeError(err) {
   if (err instanceof ApiError && err.code === 'FORBIDDEN') return 'The API token is not valid: enter the right one above.';
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * Follows replay job `id` (GET /v1/replay/{id} every second while it runs), handing each
+ * read to `onUpdate`; resolves with the job once done or failed, or undefined when
+ * `stopped()` says the page went away.
+ */
+export async function followReplay(id, onUpdate, stopped = () => false) {
+  for (;;) {
+    const job = await call('GET', `/v1/replay/${encodeURIComponent(id)}`);
+    if (stopped()) return undefined;
+    onUpdate(job);
+    if (job.status !== 'running') return job;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}

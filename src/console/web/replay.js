@@ -1,8 +1,8 @@
 // The replay page: start a job (POST /v1/replay: rules, range, source), follow its
-// progress (GET /v1/replay/{id}, every second while it runs), and show its report: the
+// progress (followReplay: GET /v1/replay/{id} every second while it runs), and show its report: the
 // violations per day as a chart (inline SVG) and a table, downloadable as JSON.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { call, describeError } from './api.js';
+import { call, describeError, followReplay } from './api.js';
 import { html } from './html.js';
 
 const SOURCES = [
@@ -73,20 +73,11 @@ export function ReplayPage() {
   const [files, setFiles] = useState('');
   const [job, setJob] = useState(undefined);
   const [error, setError] = useState('');
-  const timer = useRef(undefined);
+  const gone = useRef(false);
   useEffect(() => {
     call('GET', '/v1/rules').then((r) => setRules(r.rules.map((x) => x.id)), (err) => setError(describeError(err)));
-    return () => clearTimeout(timer.current);
+    return () => void (gone.current = true);
   }, []);
-  const follow = (id) => {
-    call('GET', `/v1/replay/${encodeURIComponent(id)}`).then(
-      (j) => {
-        setJob({ ...j, id });
-        if (j.status === 'running') timer.current = setTimeout(() => follow(id), 1000);
-      },
-      (err) => setError(describeError(err)),
-    );
-  };
   const start = async (e) => {
     e.preventDefault();
     setError('');
@@ -101,7 +92,7 @@ export function ReplayPage() {
     try {
       const { id } = await call('POST', '/v1/replay', body);
       setJob({ id, status: 'running' });
-      follow(id);
+      await followReplay(id, setJob, () => gone.current);
     } catch (err) {
       setError(describeError(err));
     }

@@ -1,10 +1,11 @@
 // The rules page: the list (source, severity, state, version, violations in the last
 // hour and day), enable/disable, "disable all" as one confirmed action (the runbook's
 // emergency), and the editor of API rules: compile errors at line:column as you type
-// (POST /v1/rules/validate), the canonical reading beside it, and a try on a pasted
-// OTLP/JSON trace (POST /v1/rules/try) before saving.
+// (POST /v1/rules/validate), the canonical reading beside it, and a try before saving:
+// on a pasted OTLP/JSON trace (POST /v1/rules/try), or on the traces of the last hour (a
+// replay of the draft over the running transport's history, POST /v1/replay).
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { call, describeError } from './api.js';
+import { call, describeError, followReplay } from './api.js';
 import { html, nanosToIso } from './html.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
@@ -76,6 +77,25 @@ function Caret({ text, line, column }) {
   return html`<pre class="caret" aria-hidden="true">${source}\n${' '.repeat(Math.max(0, column - 1))}^</pre>`;
 }
 
+/** What the replay of the draft over the last hour found: the violating traces, newest last. */
+function RecentResult({ job }) {
+  if (job === undefined) return null;
+  const report = job.result;
+  return html`<div aria-live="polite" id="recent-result">
+    ${job.status === 'running' ? html`<p>Replaying${job.progress ? `: ${job.progress.traces} traces read` : ''}…</p>` : null}
+    ${job.status === 'failed' ? html`<p class="error">${job.error}</p>` : null}
+    ${report
+      ? html`<table class="list">
+          <caption>${report.affected_traces} of ${report.traces_scanned} traces of the last hour violate the rule</caption>
+          <thead><tr><th scope="col">Trace</th><th scope="col">Started</th><th scope="col">Witness spans</th></tr></thead>
+          <tbody>${report.violations.slice(0, 50).map(
+            (v) => html`<tr><td><code>${v.trace_id}</code></td><td>${new Date(v.trace_start_unix_ms).toISOString()}</td><td>${v.witness_count}: <code>${v.span_ids.slice(0, 4).join(', ')}</code></td></tr>`,
+          )}</tbody>
+        </table>`
+      : null}
+  </div>`;
+}
+
 const EMPTY = { id: '', name: '', severity: 'high', description: '', message: '', condition: '' };
 
 function Editor({ editing, onSaved, onCancel }) {
@@ -111,6 +131,18 @@ function Editor({ editing, onSaved, onCancel }) {
       setTried(await call('POST', '/v1/rules/try', { ...body(), trace }));
     } catch (err) {
       setTried({ error: describeError(err) });
+    }
+  };
+  const [recent, setRecent] = useState(undefined);
+  // The draft as a rule file for the replay: JSON is YAML, so no quoting of our own.
+  const tryRecent = async () => {
+    setRecent({ status: 'running' });
+    try {
+      const rules_yaml = JSON.stringify({ rules: [{ id: draft.id.trim() || 'draft', ...body() }] });
+      const { id } = await call('POST', '/v1/replay', { rules_yaml, from: '1h', to: 'now' });
+      await followReplay(id, setRecent);
+    } catch (err) {
+      setRecent({ status: 'failed', error: describeError(err) });
     }
   };
   const save = async (e) => {
@@ -185,6 +217,12 @@ function Editor({ editing, onSaved, onCancel }) {
               </table>`
             : null}
         </div>
+      </details>
+      <details>
+        <summary>Try it on the last hour's traces</summary>
+        <p class="hint">Replays the draft over the last hour of the running transport's history (needs the API token).</p>
+        <button type="button" onClick=${tryRecent} disabled=${!check?.ok || recent?.status === 'running'}>Try on the last hour</button>
+        <${RecentResult} job=${recent} />
       </details>
       <div class="buttons">
         <button type="submit" class="primary" disabled=${!check?.ok}>${editing ? 'Save changes' : 'Create rule'}</button>
