@@ -1,12 +1,13 @@
 /**
  * A rule tried before it is saved, on a pasted OTLP/JSON trace (POST /v1/rules/try):
  * the spans grouped by trace id, the rule evaluated on each trace as a worker would
- * (one rule, the default budget, enabled whatever the draft says), and for each trace
- * whether it violates, with its witness spans (name, service, times). Lives beside
+ * (one rule, the default budget per trace and TRY_BUDGET_MS in all, enabled whatever the
+ * draft says), and for each trace whether it violates, with its witness spans (name,
+ * service, times). Lives beside
  * replay, which evaluates rules on recorded traces too; the admin API calls it.
  */
 import { SpanDecoder, traceFileRequests, TraceFileError } from '../otlp/index.ts';
-import { createRuleSet, type CompiledRule, type SpanRecord } from '../rules/index.ts';
+import { DEFAULT_BUDGET_MS, createRuleSet, type CompiledRule, type SpanRecord } from '../rules/index.ts';
 
 export interface TriedWitness {
   readonly span_id: string;
@@ -26,6 +27,15 @@ export interface TriedTrace {
   /** The evaluation ran out of its budget: no verdict. */
   readonly budget_exceeded?: boolean;
 }
+
+/** A paste holds at most this many traces (more: refused, saying so). */
+export const MAX_TRIED_TRACES = 1000;
+/**
+ * The time a try may take in all: it runs on the admin API's thread, so a paste of many
+ * traces must not hold it for their budgets added up. Each trace gets the default budget, or
+ * what is left of this; traces past it get no verdict (`budget_exceeded`).
+ */
+export const TRY_BUDGET_MS = 1000;
 
 export type TryResult = { ok: true; spans: number; traces: TriedTrace[] } | { ok: false; error: string };
 
@@ -49,10 +59,14 @@ export function tryRuleOnTrace(rule: CompiledRule, text: string): TryResult {
     if (list === undefined) byTrace.set(s.traceId, [s]);
     else list.push(s);
   }
+  if (byTrace.size > MAX_TRIED_TRACES) return { ok: false, error: `the paste holds ${byTrace.size} traces: at most ${MAX_TRIED_TRACES} are tried at once` };
   const set = createRuleSet([{ ...rule, definition: { ...rule.definition, enabled: true } }]);
+  const deadline = performance.now() + TRY_BUDGET_MS;
   const traces = [...byTrace.keys()].sort().map((traceId): TriedTrace => {
     const traceSpans = byTrace.get(traceId)!;
-    const result = set.evaluate(traceSpans);
+    const left = deadline - performance.now();
+    if (left <= 0) return { trace_id: traceId, spans: traceSpans.length, violated: false, budget_exceeded: true };
+    const result = set.evaluate(traceSpans, { budgetMs: Math.min(DEFAULT_BUDGET_MS, left) });
     const v = result.violations[0];
     if (result.budgetExceeded === true && v === undefined) return { trace_id: traceId, spans: traceSpans.length, violated: false, budget_exceeded: true };
     if (v === undefined) return { trace_id: traceId, spans: traceSpans.length, violated: false };

@@ -74,6 +74,10 @@ describe('rule drafts: validate and try', () => {
     const empty = await post('/v1/rules/try', { condition: 'not trace.has(x)', trace: '{"resourceSpans": []}' });
     assert.equal(empty.body.error.code, 'INVALID_TRACE');
     assert.match(empty.body.error.message, /no spans/);
+    const many = JSON.stringify({ resourceSpans: Array.from({ length: 1001 }, (_, i) => span(i.toString(16).padStart(32, '0').replace(/^0/, 'a'), '1111111111111111', 'x', 'shop')) });
+    const tooMany = await post('/v1/rules/try', { condition: 'not trace.has(x)', trace: many });
+    assert.equal(tooMany.body.error.code, 'INVALID_TRACE');
+    assert.match(tooMany.body.error.message, /1001 traces: at most 1000/);
     const unknownField = await post('/v1/rules/validate', { condition: 'true', severty: 'high' });
     assert.equal(unknownField.status, 400);
     assert.equal(unknownField.body.error.code, 'INVALID_RULE');

@@ -90,7 +90,13 @@ describe('the web console in Chromium', () => {
     await page.waitForSelector(ready);
   };
 
+  /** axe finds nothing, and the page fits a laptop screen's width (no sideways scrolling); a screenshot kept. */
   const checkPage = async (name: string): Promise<void> => {
+    const width = await page.evaluate(() => {
+      const root = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+      return { scroll: root.scrollWidth, client: root.clientWidth };
+    });
+    assert.ok(width.scroll <= width.client, `the ${name} page is ${width.scroll} px wide in a ${width.client} px window`);
     const found = await axeViolations(page);
     assert.deepEqual(found, [], `axe on the ${name} page: ${JSON.stringify(found, null, 2)}`);
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
@@ -112,7 +118,8 @@ describe('the web console in Chromium', () => {
     );
     app = createTestApp({ service: 'console-shop', exporters: [otlpExporter('http', betrace.httpUrl)] });
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1366, height: 860 } });
+    // A laptop screen: 1280 × 800.
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('console', (m) => void (m.type() === 'error' && pageErrors.push(m.text())));
     page.on('pageerror', (e) => void pageErrors.push(e.message));
     page.on('request', (r) => {
