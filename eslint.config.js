@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '**/*.generated.js', 'deploy/helm/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '**/*.generated.js', 'deploy/helm/**', 'src/console/assets/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -105,5 +105,14 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The web console runs in the browser (bundled by deploy/build-console.mjs).
+    files: ['src/console/web/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'sessionStorage', 'fetch', 'URL', 'URLSearchParams', 'Blob', 'setTimeout', 'clearTimeout', 'addEventListener', 'removeEventListener', 'performance', 'console'].map((g) => [g, 'readonly']),
+      ),
+    },
   },
 );

@@ -1,5 +1,6 @@
 // Copies the non-TypeScript files the built program reads at run time (protobuf
-// schemas, the OpenAPI document) from src/ to dist/, keeping their relative paths.
+// schemas, the OpenAPI document) from src/ to dist/, keeping their relative paths,
+// and the built web console (src/console/assets, from build-console.mjs) whole.
 import { cpSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,10 +9,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
 const dist = join(root, 'dist');
 const assetExtensions = ['.proto', '.json'];
+const consoleAssets = join(src, 'console', 'assets');
 
 function walk(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
+    if (path === consoleAssets) continue;
     if (statSync(path).isDirectory()) walk(path);
     else if (assetExtensions.some((ext) => name.endsWith(ext))) {
       const target = join(dist, relative(src, path));
@@ -21,3 +24,5 @@ function walk(dir) {
   }
 }
 walk(src);
+// The console's files, whatever their extension (the console's server reads them beside itself).
+cpSync(consoleAssets, join(dist, 'console', 'assets'), { recursive: true });

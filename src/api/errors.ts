@@ -8,6 +8,7 @@ export const API_ERRORS = {
   INVALID_RULE: [400, 'the rule does not match the RuleInput schema: `errors` holds one `{path, message}` per bad field, naming it and what it must be (an unknown field with the closest one)'],
   INVALID_CONDITION: [400, 'the condition does not compile (`line`, `column`, `message`, e.g. `unknown function trace.hsa (did you mean trace.has?)`)'],
   INVALID_PARAMETER: [400, 'a query parameter is malformed (e.g. start_time not unix seconds)'],
+  INVALID_TRACE: [400, 'the trace to try a rule on is not OTLP JSON, or holds no span'],
   RULE_NOT_FOUND: [404, 'no rule with this id'],
   RULE_EXISTS: [409, 'POST of an id that exists (use PUT to replace)'],
   RULE_READ_ONLY: [409, 'the rule comes from a rule file: change the file (enable/disable work)'],

@@ -12,6 +12,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
 import { mountReplayRoutes } from './replay-routes.ts';
 import { mountRulesRoutes } from './rules-routes.ts';
+import { mountConsole } from '../console/routes.ts';
 import { ApiServer } from './server.ts';
 import { mountViolationRoutes } from './violations-routes.ts';
 
@@ -23,6 +24,7 @@ export function everyRoute(): ApiServer {
   mountRulesRoutes(api, { registry: {} as RuleRegistry, store: {} as RuleStore, logger, auth: never });
   mountViolationRoutes(api, () => undefined);
   mountReplayRoutes(api, {} as ReplayJobs, never);
+  mountConsole(api);
   return api;
 }
 

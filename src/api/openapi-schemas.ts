@@ -78,6 +78,79 @@ const Rule = {
   },
 };
 
+/** A rule being written (POST /v1/rules/validate): only the condition is needed. */
+const RuleDraft = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['condition'],
+  properties: { ...RuleInput.properties, severity: ref('Severity') },
+};
+
+const Diagnostic = {
+  type: 'object',
+  required: ['line', 'column', 'message'],
+  properties: { line: { type: 'integer' }, column: { type: 'integer' }, message: { type: 'string' }, code: { type: 'string' } },
+};
+
+const RuleCheck = {
+  type: 'object',
+  required: ['ok'],
+  properties: {
+    ok: { type: 'boolean' },
+    errors: { type: 'array', items: Diagnostic, description: 'When not ok: where the condition (1-based line and column) is wrong' },
+    warnings: { type: 'array', items: Diagnostic },
+    canonical: { type: 'string', description: 'How betrace reads the condition (betrace rules check --explain)' },
+    notes: { type: 'array', items: { type: 'string' }, description: 'The notes of that reading: the implication idiom, the traces it runs on' },
+  },
+};
+
+/** A draft rule and an OTLP/JSON trace to evaluate it on (POST /v1/rules/try). */
+const RuleTry = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['condition', 'trace'],
+  properties: {
+    ...RuleInput.properties,
+    trace: { type: 'string', minLength: 1, description: 'OTLP/JSON text: an ExportTraceServiceRequest (or one per line), ids in hex or base64' },
+  },
+};
+
+const RuleTryResult = {
+  type: 'object',
+  required: ['spans', 'traces'],
+  properties: {
+    spans: { type: 'integer' },
+    traces: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['trace_id', 'spans', 'violated'],
+        properties: {
+          trace_id: { type: 'string' },
+          spans: { type: 'integer' },
+          violated: { type: 'boolean' },
+          message: { type: 'string' },
+          witness_count: { type: 'integer' },
+          witnesses: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                span_id: { type: 'string' },
+                name: { type: 'string' },
+                service: { type: 'string' },
+                start_time_unix_nano: { type: 'string' },
+                end_time_unix_nano: { type: 'string' },
+              },
+            },
+          },
+          budget_exceeded: { type: 'boolean' },
+        },
+      },
+    },
+  },
+};
+
 const RuleList = { type: 'object', required: ['rules'], properties: { rules: { type: 'array', items: ref('Rule') } } };
 
 const Violation = {
@@ -132,7 +205,7 @@ const ReplayRequest = {
 };
 
 /** Every component schema, by the name routes reference it with. */
-export const COMPONENTS = { Error: ErrorBody, Severity, RuleInput, Rule, RuleList, Violation, ViolationList, ReplayRequest } as const;
+export const COMPONENTS = { Error: ErrorBody, Severity, RuleInput, RuleDraft, RuleCheck, RuleTry, RuleTryResult, Rule, RuleList, Violation, ViolationList, ReplayRequest } as const;
 
 export type ComponentName = keyof typeof COMPONENTS;
 

@@ -8,7 +8,8 @@
  * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
  * Enabling an enabled rule, or disabling a disabled one, changes nothing (same version).
  */
-import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
+import { compileRule, explainNotes, ruleTextProblems, type CompiledRule, type RuleDefinition, type Severity } from '../rules/index.ts';
+import { tryRuleOnTrace } from '../replay/try-rule.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
 import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
@@ -71,6 +72,26 @@ const SWITCH_SCHEMAS: Record<'enable' | 'disable', RouteSchema> = {
   },
 };
 
+/** A rule definition compiled, or the API's answer to it: INVALID_RULE (text that is not Unicode) or INVALID_CONDITION (line, column). */
+function compileDefinition(def: RuleDefinition): { rule: CompiledRule } | { error: ApiResponse } {
+  const text = ruleTextProblems(def);
+  if (text.length > 0) {
+    return { error: apiError('INVALID_RULE', text.map((p) => p.message).join('; '), { errors: text.map((p) => ({ path: `/${p.field.replace(/\[(\d+)\]$/, '/$1')}`, field: p.field, offset: p.index, message: p.message })) }) };
+  }
+  const compiled = compileRule(def);
+  if (!compiled.ok) {
+    const first = compiled.errors[0]!;
+    return {
+      error: apiError('INVALID_CONDITION', first.message, {
+        line: first.line,
+        column: first.column,
+        errors: compiled.errors.map((e) => ({ line: e.line, column: e.column, message: e.message, code: e.code })),
+      }),
+    };
+  }
+  return { rule: compiled.rule };
+}
+
 export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
   const { registry, store, logger, auth } = o;
 
@@ -96,23 +117,21 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
       ...(body.message !== undefined ? { message: body.message } : {}),
       condition: body.condition,
     };
-    const text = ruleTextProblems(def);
-    if (text.length > 0) {
-      return { error: apiError('INVALID_RULE', text.map((p) => p.message).join('; '), { errors: text.map((p) => ({ path: `/${p.field.replace(/\[(\d+)\]$/, '/$1')}`, field: p.field, offset: p.index, message: p.message })) }) };
-    }
-    const compiled = compileRule(def);
-    if (!compiled.ok) {
-      const first = compiled.errors[0]!;
-      return {
-        error: apiError('INVALID_CONDITION', first.message, {
-          line: first.line,
-          column: first.column,
-          errors: compiled.errors.map((e) => ({ line: e.line, column: e.column, message: e.message, code: e.code })),
-        }),
-      };
-    }
-    return { def };
+    const compiled = compileDefinition(def);
+    return 'error' in compiled ? compiled : { def };
   };
+
+  /** The draft of a rule in the console's editor (validate, try): what is not given, as a new API rule has it. */
+  const draftOf = (body: Partial<RuleDefinition> & { condition: string }): RuleDefinition => ({
+    id: body.id ?? 'draft',
+    name: body.name ?? body.id ?? 'draft',
+    description: body.description ?? '',
+    severity: body.severity ?? 'info',
+    enabled: true,
+    tags: body.tags ?? [],
+    ...(body.message !== undefined ? { message: body.message } : {}),
+    condition: body.condition,
+  });
 
   const write = async (entry: StoredRule): Promise<ApiResponse | undefined> => {
     try {
@@ -141,6 +160,63 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
     path: '/v1/rules',
     schema: { summary: 'List rules', response: { 200: jsonResponse('Rules', 'RuleList') } },
     handler: () => ({ status: 200, body: { rules: registry.all().map(ruleJson) } }),
+  });
+
+  // Validate and try compute and change nothing: no token needed, as for reads (the console's editor calls them as you type).
+  api.addRoute({
+    method: 'POST',
+    path: '/v1/rules/validate',
+    schema: {
+      summary: 'Check a draft condition: its errors at line and column, or its canonical reading (what rules check --explain prints); saves nothing',
+      body: { $ref: 'RuleDraft' },
+      response: {
+        200: jsonResponse('The verdict: ok with canonical and notes (and warnings), or not ok with errors', 'RuleCheck'),
+        400: errorResponse('The body is not a draft (INVALID_RULE, INVALID_JSON)'),
+        413: errorResponse('The body is over the limit (BODY_TOO_LARGE)'),
+      },
+    },
+    invalidBody: invalidRule,
+    handler: (req) => {
+      const def = draftOf(req.body as RuleDefinition);
+      const compiled = compileRule(def);
+      const text = ruleTextProblems(def);
+      if (text.length > 0 || !compiled.ok) {
+        const errors = compiled.ok ? [] : compiled.errors.map((e) => ({ line: e.line, column: e.column, message: e.message, code: e.code }));
+        return { status: 200, body: { ok: false, errors: [...text.map((p) => ({ line: 1, column: 1, message: p.message, code: 'bad-text' })), ...errors] } };
+      }
+      return {
+        status: 200,
+        body: {
+          ok: true,
+          canonical: compiled.rule.canonical,
+          notes: explainNotes(compiled.rule),
+          warnings: compiled.warnings.map((w) => ({ line: w.line, column: w.column, message: w.message, code: w.code })),
+        },
+      };
+    },
+  });
+
+  api.addRoute({
+    method: 'POST',
+    path: '/v1/rules/try',
+    schema: {
+      summary: 'Evaluate a draft rule on a pasted OTLP/JSON trace: which traces violate it, with their witness spans; saves nothing',
+      body: { $ref: 'RuleTry' },
+      response: {
+        200: jsonResponse('Each trace of the paste, whether it violates the rule, and its witnesses', 'RuleTryResult'),
+        400: errorResponse('The rule does not compile (INVALID_CONDITION, INVALID_RULE), the trace is not OTLP JSON (INVALID_TRACE), or INVALID_JSON'),
+        413: errorResponse('The body is over the limit (BODY_TOO_LARGE)'),
+      },
+    },
+    invalidBody: invalidRule,
+    handler: (req) => {
+      const body = req.body as RuleDefinition & { trace: string };
+      const { trace, ...rest } = body;
+      const compiled = compileDefinition(draftOf(rest));
+      if ('error' in compiled) return compiled.error;
+      const tried = tryRuleOnTrace(compiled.rule, trace);
+      return tried.ok ? { status: 200, body: { spans: tried.spans, traces: tried.traces } } : apiError('INVALID_TRACE', tried.error);
+    },
   });
 
   api.addRoute({

@@ -40,6 +40,8 @@ export interface ApiResponse {
   readonly headers?: Readonly<Record<string, string>>;
   /** Raw text body (e.g. Prometheus exposition) instead of JSON. */
   readonly text?: string;
+  /** Raw bytes (e.g. the console's files), sent with `headers` as given: they name the Content-Type. */
+  readonly bytes?: Buffer;
 }
 
 export type RouteHandler = (req: ApiRequest) => Promise<ApiResponse> | ApiResponse;
@@ -126,7 +128,7 @@ class InvalidBody extends Error {
   }
 }
 
-const BODY_NAMES: Partial<Record<ComponentName, string>> = { RuleInput: 'the rule', ReplayRequest: 'the replay request' };
+const BODY_NAMES: Partial<Record<ComponentName, string>> = { RuleInput: 'the rule', RuleDraft: 'the rule', RuleTry: 'the rule', ReplayRequest: 'the replay request' };
 
 /** A response with the Error body, for route schemas. */
 export const errorResponse = (description: string): ResponseSchema => jsonResponse(description, 'Error');
@@ -435,6 +437,7 @@ export class ApiServer implements Component {
 
   #send(reply: FastifyReply, response: ApiResponse): FastifyReply {
     reply.code(response.status);
+    if (response.bytes !== undefined) return reply.headers({ ...response.headers }).send(response.bytes);
     if (response.text !== undefined) {
       return reply.headers({ 'Content-Type': 'text/plain; charset=utf-8', ...response.headers }).send(response.text);
     }

@@ -7,7 +7,7 @@
  * the one in force: the winner the pipeline picks (resolveRuleIds), whatever the
  * order of the arguments.
  */
-import { describeDuplicateRuleId, formatFileDiagnostic, formatRulePlace, loadRuleFile, resolveRuleIds, type PlacedRule } from '../rules/index.ts';
+import { describeDuplicateRuleId, explainNotes, formatFileDiagnostic, formatRulePlace, loadRuleFile, resolveRuleIds, type PlacedRule } from '../rules/index.ts';
 
 export interface RulesCheckOutput {
   stdout: (s: string) => void;
@@ -45,12 +45,11 @@ export async function rulesCheck(files: string[], opts: { explain: boolean }, ou
       const id = rule.definition.id;
       rules++;
       if (opts.explain) {
-        const notes: string[] = [];
-        if (rule.leadingHas) notes.push('the leading trace.has(…) and … is read as an implication');
-        if (!rule.definition.enabled) notes.push('disabled');
+        const extra: string[] = [];
+        if (!rule.definition.enabled) extra.push('disabled');
         const ignored = duplicates.find((d) => d.ignored.place.source === 'file' && d.ignored.place.file === file && d.id === id);
-        if (ignored !== undefined) notes.push(`ignored: the definition at ${formatRulePlace(ignored.inForce.place)} is in force`);
-        notes.push(rule.triggers === null ? 'runs on every trace' : `runs on traces with ${[...rule.triggers].join(', ')}; ${rule.passesWithoutTriggers ? 'passes' : 'FAILS'} without them`);
+        if (ignored !== undefined) extra.push(`ignored: the definition at ${formatRulePlace(ignored.inForce.place)} is in force`);
+        const notes = explainNotes(rule, extra);
         out.stdout(`${id}: ${rule.canonical}`);
         for (const n of notes) out.stdout(`  # ${n}`);
       }

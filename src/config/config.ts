@@ -129,6 +129,8 @@ export interface Config {
     readonly tls: TlsConfig | undefined;
     readonly maxConnections: number;
     readonly readTimeoutMs: number;
+    /** Serve the web console at /ui (with the api role). */
+    readonly console: boolean;
   };
   /** Retention of data_dir/violations.jsonl (embedded mode). */
   readonly violations: { readonly maxAgeMs: number; readonly maxBytes: number };

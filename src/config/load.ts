@@ -320,6 +320,7 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       tls: tlsConfig(fail, 'api.tls', api.tls as Raw, baseDir),
       maxConnections: api.max_connections as number,
       readTimeoutMs: dur('api.read_timeout', api.read_timeout),
+      console: api.console as boolean,
     },
     violations: {
       maxAgeMs: positiveDuration(fail, 'violations.max_age', r.violations!.max_age as string, true),

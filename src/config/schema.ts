@@ -350,6 +350,10 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       description:
         'The Jaegers (host:port of the query gRPC API) that replays started through the API (POST /v1/replay, source "jaeger") may read. Empty: Jaeger replays through the API are refused (the CLI reads any Jaeger its user names).',
     },
+    console: bool(
+      'Serve the web console at /ui on the admin port (with the api role): rules, violations, replay and health in a browser, calling this API with the token entered in the browser session (src/console/README.md).',
+      true,
+    ),
     tls: tls('TLS (and mTLS) on the admin API.'),
   }),
   violations: obj('Embedded mode: the violation file data_dir/violations.jsonl, read back at start and served by GET /v1/violations (in Kafka mode the violations topic keeps them, by its retention).', {

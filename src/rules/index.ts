@@ -9,7 +9,7 @@ export type { DiagnosticCode, ErrorCode, FileDiagnostic, RuleDiagnostic, Warning
 export { ERROR_CODES, MAX_CONDITION_BYTES, MAX_NESTING_DEPTH, WARNING_CODES, formatFileDiagnostic } from './diagnostics.ts';
 export type { CompileResult, CompiledRule, RuleDefinition, Severity } from './rule.ts';
 export type { RuleTextProblem } from './rule.ts';
-export { RULE_ID_PATTERN, SEVERITIES, checkCondition, compileRule, ruleTextProblems, violationId } from './rule.ts';
+export { RULE_ID_PATTERN, SEVERITIES, checkCondition, compileRule, explainNotes, ruleTextProblems, violationId } from './rule.ts';
 export type { EvaluateOptions, EvaluationResult, Violation } from './evaluate.ts';
 export { DEFAULT_BUDGET_MS, MAX_WITNESS_SPAN_IDS, RuleSet, createRuleSet, evaluateTrace } from './evaluate.ts';
 export type { RuleFileResult } from './rule-file.ts';

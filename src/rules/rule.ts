@@ -149,6 +149,19 @@ export function compileRule(def: RuleDefinition): CompileResult {
 }
 
 /**
+ * The notes of the canonical reading (`betrace rules check --explain`, the API's
+ * POST /v1/rules/validate): how the rule was understood beyond its printed condition.
+ * `extra` (e.g. "disabled") goes between the idiom note and the trigger note.
+ */
+export function explainNotes(rule: CompiledRule, extra: readonly string[] = []): string[] {
+  const notes: string[] = [];
+  if (rule.leadingHas) notes.push('the leading trace.has(…) and … is read as an implication');
+  notes.push(...extra);
+  notes.push(rule.triggers === null ? 'runs on every trace' : `runs on traces with ${[...rule.triggers].join(', ')}; ${rule.passesWithoutTriggers ? 'passes' : 'FAILS'} without them`);
+  return notes;
+}
+
+/**
  * The violation id (docs/contract.md "Violation id"): lowercase hex of the first 16 bytes of
  * SHA-256 over `ruleId + "\n" + canonical + "\n" + traceIdHex`. One-shot
  * `hash` takes half the time of a Hash object (about 1.1 µs against 2.5 µs).

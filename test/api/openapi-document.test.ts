@@ -24,7 +24,7 @@ describe('the OpenAPI document', () => {
     const doc = (await api.document()) as { paths: Record<string, Record<string, Operation>> };
     const served = api.served().map((r) => `${r.method} ${r.url}`).sort();
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
-    assert.equal(served.length, 14, served.join(', '));
+    assert.equal(served.length, 18, served.join(', '));
     assert.deepEqual(documented, served);
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {

@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { runProgram } from '../helpers/cli.ts';
-import { cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -26,9 +26,10 @@ describe('the packed package', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'betrace-pack-'));
     const source = join(dir, 'source');
-    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'config', 'src', 'deploy/tsconfig.build.json', 'deploy/copy-assets.mjs']) {
+    for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin', 'config', 'src', 'deploy/tsconfig.build.json', 'deploy/copy-assets.mjs', 'deploy/build-console.mjs']) {
       mkdirSync(dirname(join(source, path)), { recursive: true });
-      cpSync(join(root, path), join(source, path), { recursive: true, filter: (f) => !f.endsWith('.generated.js') });
+      // Generated files stay behind (the grammar, the console's build): prepack must make them.
+      cpSync(join(root, path), join(source, path), { recursive: true, filter: (f) => !f.endsWith('.generated.js') && !f.includes('/src/console/assets') });
     }
     symlinkSync(join(root, 'node_modules'), join(source, 'node_modules'));
     const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], source);
@@ -49,6 +50,17 @@ describe('the packed package', () => {
     }
     assert.deepEqual(files.filter((f) => /^(src|test)\//.test(f) || f.endsWith('.ts')), []);
     assert.equal(readlinkSync(join(project, 'node_modules', '.bin', 'betrace')), '../betrace/bin/betrace.js');
+  });
+
+  it('holds the built web console in dist/console/assets, where the console routes read it', async () => {
+    assert.ok(files.includes('dist/console/assets/index.html'));
+    const bundles = files.filter((f) => /^dist\/console\/assets\/(app-[A-Z0-9]+\.js|style-[A-Z0-9]+\.css)$/.test(f));
+    assert.equal(bundles.length, 2, files.filter((f) => f.startsWith('dist/console')).join(', '));
+    assert.deepEqual(files.filter((f) => f.startsWith('dist/console/web')), [], 'the sources are bundled, not shipped');
+    const routes = join(project, 'node_modules', 'betrace', 'dist', 'console', 'routes.js');
+    const { CONSOLE_ASSETS } = (await import(routes)) as { CONSOLE_ASSETS: string };
+    const html = readFileSync(join(CONSOLE_ASSETS, 'index.html'), 'utf8');
+    for (const bundle of bundles) assert.ok(html.includes(`/ui/assets/${bundle.slice('dist/console/assets/'.length)}`), `index.html names ${bundle}`);
   });
 
   it('npx betrace --help, rules check and config check work there', async () => {

@@ -209,12 +209,16 @@ describe('deploy/Dockerfile', () => {
         }
       }
       symlinkSync(join(repoRoot, 'node_modules'), join(app, 'node_modules'));
+      // The working tree's console build is not sent: the image builds its own.
+      assert.ok(!existsSync(join(app, 'src', 'console', 'assets')), 'src/console/assets is left out of the context');
       assert.ok(build.some((i) => i.op === 'RUN' && i.args === 'npm run build'));
       const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
       await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: app, env, maxBuffer: 16 * 1024 * 1024 });
       const entry = json(final.find((i) => i.op === 'ENTRYPOINT')!.args)[1]!;
       const built = join(app, posix.relative('/app', entry));
       assert.ok(existsSync(built), `${entry} exists after npm run build`);
+      // The web console, built by npm run build from src/console/web (npm ci --ignore-scripts skipped prepare).
+      assert.ok(existsSync(join(app, 'dist', 'console', 'assets', 'index.html')), 'dist/console/assets/index.html exists after npm run build');
       const { stdout } = await promisify(execFile)(process.execPath, [built, '--version'], { cwd: app, env });
       assert.match(stdout, /\d+\.\d+\.\d+/);
     } finally {

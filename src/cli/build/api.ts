@@ -1,10 +1,11 @@
 /**
  * The admin API, on every process (health, readiness, metrics), and the api role's routes: rules,
- * violations (the store, or the violations topic's index with Kafka) and replay jobs. Imported by
+ * violations (the store, or the violations topic's index with Kafka), replay jobs and the web console (/ui). Imported by
  * pipeline.ts only.
  */
 import { ApiServer, mountRulesRoutes, mountViolationRoutes } from '../../api/index.ts';
 import { mountReplayRoutes } from '../../api/replay-routes.ts';
+import { mountConsole } from '../../console/routes.ts';
 import { ReplayJobs } from '../../replay/jobs.ts';
 import type { RuleStore } from '../../ruleset/rule-store.ts';
 import { checkHeaders, createTokenCheck } from '../../server/index.ts';
@@ -55,6 +56,8 @@ export function mountApiRole(s: Shared, api: ApiServer, ruleStore: RuleStore, vi
     },
   });
   mountReplayRoutes(api, jobs, checkHeaders(createTokenCheck(config.api.token)));
+  // The console calls the routes above from the browser: served where they are, when api.console is on.
+  if (config.api.console) mountConsole(api);
   // A replay reads the transport and evaluates: stopped with the consumers.
   lifecycle.add('replay jobs', 'consumers', onShutdown(() => jobs.shutdown()));
 }
