@@ -8,7 +8,7 @@
  * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
  * Enabling an enabled rule, or disabling a disabled one, changes nothing (same version).
  */
-import { compileRule, ruleTextProblems, type RuleDefinition, type Severity } from '../rules/index.ts';
+import { alertRouteJson, compileRule, readAlertRouteValue, ruleTextProblems, type AlertProblem, type RuleDefinition, type Severity } from '../rules/index.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
 import { quarantineKey, type RuleStore, type StoredRule } from '../ruleset/rule-store.ts';
@@ -28,6 +28,7 @@ export function ruleJson(r: RegisteredRule): Record<string, unknown> {
     tags: d.tags,
     ...(d.message !== undefined ? { message: d.message } : {}),
     condition: d.condition,
+    ...(d.alerts !== undefined ? { alerts: alertRouteJson(d.alerts) } : {}),
     canonical: r.rule.canonical,
     source: r.source,
     ...(r.file !== undefined ? { file: r.file } : {}),
@@ -96,6 +97,14 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
       ...(body.message !== undefined ? { message: body.message } : {}),
       condition: body.condition,
     };
+    if ((body as { alerts?: unknown }).alerts !== undefined) {
+      const problems: AlertProblem[] = [];
+      const route = readAlertRouteValue((body as { alerts?: unknown }).alerts, problems);
+      if (route === undefined) {
+        return { error: apiError('INVALID_RULE', problems.map((p) => p.message).join('; '), { errors: problems.map((p) => ({ path: p.path, message: p.message })) }) };
+      }
+      def.alerts = route;
+    }
     const text = ruleTextProblems(def);
     if (text.length > 0) {
       return { error: apiError('INVALID_RULE', text.map((p) => p.message).join('; '), { errors: text.map((p) => ({ path: `/${p.field.replace(/\[(\d+)\]$/, '/$1')}`, field: p.field, offset: p.index, message: p.message })) }) };
