@@ -25,6 +25,8 @@ import { Outbox, type OutboxEntry } from './outbox.ts';
 /** The rules in force, as the notifier asks about them (the rule registry). */
 export interface RuleLookup {
   get(id: string): { readonly state: 'enabled' | 'disabled' | 'quarantined'; readonly definition: Readonly<RuleDefinition> } | undefined;
+  /** Called whenever a rule changes state (disabled, quarantined, removed): what waits for it is dropped then. */
+  onChange(listener: () => void): () => void;
 }
 
 /** Violations in one message at most; more wait for the next. */
@@ -74,6 +76,7 @@ export class Notifier implements Component, ViolationSink {
   #timer: NodeJS.Timeout | undefined;
   #wakeAt = Infinity;
   #running = false;
+  #unsubscribe: (() => void) | undefined;
   readonly #sends = new Set<Promise<void>>();
   readonly #writes = new Set<Promise<void>>();
 
@@ -88,6 +91,7 @@ export class Notifier implements Component, ViolationSink {
   async start(): Promise<void> {
     const pending = await this.#outbox.open();
     this.#running = true;
+    this.#unsubscribe = this.#o.rules.onChange(() => this.#schedule(0));
     for (const e of pending) this.#lane(e).waiting.push(e);
     if (pending.length > 0) this.#o.logger.info({ pending: pending.length }, 'notifications: sending what the outbox held at start');
     this.#schedule(0);
@@ -285,6 +289,7 @@ export class Notifier implements Component, ViolationSink {
     if (!this.#running) return;
     await Promise.allSettled([...this.#writes]);
     this.#running = false;
+    this.#unsubscribe?.();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await Promise.allSettled([...this.#sends]);
