@@ -120,6 +120,8 @@ const Violation = {
     start_time_unix_nano: { type: 'string' },
     end_time_unix_nano: { type: 'string' },
     evaluated_at_ms: { type: 'integer' },
+    services: { type: 'array', items: { type: 'string' }, description: "The witnesses' services (resource service.name), else the root's; at most 8" },
+    witness_names: { type: 'array', items: { type: 'string' }, description: "The witnesses' distinct span names; at most 8" },
     trace_url: { type: 'string', description: 'The trace in your tracing UI (notifications.trace_url); absent without one' },
   },
 };

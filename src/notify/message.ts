@@ -57,10 +57,31 @@ export function listedTraces(n: Notification): Array<{ traceId: string; violatio
   }));
 }
 
+function distinct(lists: ReadonlyArray<readonly string[] | undefined>, max = 8): string[] {
+  const out: string[] = [];
+  for (const l of lists) for (const x of l ?? []) if (out.length < max && !out.includes(x)) out.push(x);
+  return out;
+}
+
+/** The services of the message's violations (their witnesses', else their roots'), at most 8. */
+export function servicesOf(n: Notification): string[] {
+  return distinct(n.violations.map((v) => v.services));
+}
+
+/** The witness span names of the message's violations, at most 8. */
+export function witnessNamesOf(n: Notification): string[] {
+  return distinct(n.violations.map((v) => v.witness_names));
+}
+
 /** Plain text of the whole message (email body, fallbacks). */
 export function plainText(n: Notification): string {
   const first = n.violations[0]!;
-  const lines = [summary(n), '', `Rule: ${n.ruleName} (${n.ruleId})`, `Severity: ${n.severity}`, `Message: ${first.message}`, `Violations: ${n.violations.length}`, ''];
+  const lines = [summary(n), '', `Rule: ${n.ruleName} (${n.ruleId})`, `Severity: ${n.severity}`, `Message: ${first.message}`, `Violations: ${n.violations.length}`];
+  const services = servicesOf(n);
+  const names = witnessNamesOf(n);
+  if (services.length > 0) lines.push(`Services: ${services.join(', ')}`);
+  if (names.length > 0) lines.push(`Witness spans: ${names.join(', ')}`);
+  lines.push('');
   for (const t of listedTraces(n)) lines.push(`- trace ${t.traceId} at ${t.at}${t.link === undefined ? '' : `: ${t.link}`}`);
   if (n.violations.length > n.maxTraces) lines.push(`- and ${n.violations.length - n.maxTraces} more`);
   lines.push('', `Idempotency key: ${n.key}`);

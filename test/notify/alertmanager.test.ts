@@ -67,6 +67,8 @@ describe('Alertmanager', () => {
       for (const a of alerts) {
         assert.equal(a.labels.alertname, 'payment-idempotency');
         assert.equal(a.labels.severity, 'critical');
+        assert.equal(a.labels.service, 'notify-test');
+        assert.equal(a.annotations.witness_names, 'payment.retry');
         assert.match(a.annotations.trace_id!, /^[0-9a-f]{32}$/);
         assert.equal(a.annotations.trace_url, `http://grafana.example/explore?trace=${a.annotations.trace_id}`);
         assert.equal(a.annotations.message, 'payment.retry failed');

@@ -132,11 +132,16 @@ describe('notification channels: Slack, PagerDuty, email, webhook', () => {
     assert.deepEqual(hookIds().sort(), ids, 'webhook: each violation once');
     assert.deepEqual(mailTraces().sort(), traces, 'email: each trace once');
 
-    for (const r of slack.received) assert.deepEqual(slackProblems(r.body), [], JSON.stringify(r.body));
+    for (const r of slack.received) {
+      assert.deepEqual(slackProblems(r.body), [], JSON.stringify(r.body));
+      const fields = r.body.blocks.flatMap((b: any) => b.fields ?? []).map((f: any) => f.text);
+      assert.ok(fields.includes('*Services*\nnotify-test') && fields.includes('*Witness spans*\ninventory.reserve'), JSON.stringify(fields));
+    }
     assert.equal(slack.received[0]!.path, '/services/T000/B000/XXXX', 'the webhook URL from url_file');
     for (const r of pagerduty.received) {
       assert.deepEqual(pagerdutyProblems(r.body), []);
       assert.equal(r.body.payload.severity, 'critical');
+      assert.equal(r.body.payload.source, 'notify-test', "the violation's service");
       assert.ok(ids.includes(r.body.dedup_key), 'dedup_key is a violation id');
       assert.ok(r.body.links.every((l: any) => /^http:\/\/jaeger\.example:16686\/trace\/[0-9a-f]{32}$/.test(l.href)), 'trace links from notifications.trace_url');
     }
@@ -148,6 +153,8 @@ describe('notification channels: Slack, PagerDuty, email, webhook', () => {
       assert.match(m, /^To: oncall@company\.com/m);
       assert.match(m, /^Message-ID: <[0-9a-f]+@betrace>/im);
       assert.match(m, /^Subject: \[critical\] /m);
+      assert.match(m, /^Services: notify-test$/m);
+      assert.match(m, /^Witness spans: inventory\.reserve$/m);
     }
     const api = (await (await fetch(`${betrace.apiUrl}/v1/violations`)).json()) as { violations: Array<{ trace_id: string; trace_url: string }> };
     for (const v of api.violations) assert.equal(v.trace_url, `http://jaeger.example:16686/trace/${v.trace_id}`, 'the violations API links each trace');

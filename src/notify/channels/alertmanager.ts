@@ -3,7 +3,8 @@
  * one alert, so Alertmanager's routing, grouping, silences and inhibition apply to them as to
  * any alert. Labels: alertname (the rule id), rule_id, severity, violation_id (the idempotency
  * key: an alert posted again with the same labels is the same alert to Alertmanager, not a new
- * one); annotations: summary, message, trace_id, trace_url; generatorURL the trace link.
+ * one), service (the first of the violation's services); annotations: summary, message,
+ * rule_name, trace_id, trace_url, services, witness_names; generatorURL the trace link.
  */
 import type { Notification } from '../message.ts';
 import { cut } from '../message.ts';
@@ -21,13 +22,22 @@ export function alertmanagerAlerts(n: Notification, resolveTimeoutMs: number, no
   return n.violations.map((v) => {
     const link = n.traceUrl(v.trace_id);
     return {
-      labels: { alertname: n.ruleId, rule_id: n.ruleId, severity: n.severity, violation_id: v.violation_id, ...(n.test === true ? { test: 'true' } : {}) },
+      labels: {
+        alertname: n.ruleId,
+        rule_id: n.ruleId,
+        severity: n.severity,
+        violation_id: v.violation_id,
+        ...(v.services?.[0] === undefined ? {} : { service: v.services[0] }),
+        ...(n.test === true ? { test: 'true' } : {}),
+      },
       annotations: {
         summary: cut(`${n.ruleId}: ${v.message}`, 1024),
         message: v.message,
         rule_name: n.ruleName,
         trace_id: v.trace_id,
         ...(link === undefined ? {} : { trace_url: link }),
+        ...((v.services ?? []).length === 0 ? {} : { services: v.services!.join(', ') }),
+        ...((v.witness_names ?? []).length === 0 ? {} : { witness_names: v.witness_names!.join(', ') }),
       },
       startsAt: new Date(v.evaluated_at_ms).toISOString(),
       endsAt: new Date(Math.max(now, v.evaluated_at_ms) + resolveTimeoutMs).toISOString(),

@@ -2,10 +2,10 @@
  * PagerDuty Events API v2: one `trigger` event per message, `dedup_key` the idempotency key
  * (PagerDuty folds a repeat into the same incident). Severities map critical → critical,
  * high → error, medium → warning, low and info → info; the summary is cut to the API's 1,024
- * characters.
+ * characters; `source` is the first service of the violations (else `betrace`).
  */
 import type { Severity } from '../../rules/index.ts';
-import { cut, listedTraces, summary, type Notification } from '../message.ts';
+import { cut, listedTraces, servicesOf, summary, witnessNamesOf, type Notification } from '../message.ts';
 import { postJson, type Channel, type SendResult } from './channel.ts';
 
 const SEVERITY: Record<Severity, 'critical' | 'error' | 'warning' | 'info'> = { critical: 'critical', high: 'error', medium: 'warning', low: 'info', info: 'info' };
@@ -19,13 +19,13 @@ export function pagerdutyEvent(n: Notification, routingKey: string): Record<stri
     dedup_key: n.key,
     payload: {
       summary: cut(summary(n), 1024),
-      source: 'betrace',
+      source: servicesOf(n)[0] ?? 'betrace',
       severity: SEVERITY[n.severity],
       timestamp: new Date(first.evaluated_at_ms).toISOString(),
       component: n.ruleId,
       group: n.ruleName,
       class: 'betrace.violation',
-      custom_details: { rule_id: n.ruleId, message: first.message, violations: n.violations.length, traces: traces.map((t) => t.traceId), test: n.test === true },
+      custom_details: { rule_id: n.ruleId, message: first.message, services: servicesOf(n), witness_names: witnessNamesOf(n), violations: n.violations.length, traces: traces.map((t) => t.traceId), test: n.test === true },
     },
     links: traces.flatMap((t) => (t.link === undefined ? [] : [{ href: t.link, text: `trace ${t.traceId}` }])),
   };

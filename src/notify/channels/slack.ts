@@ -1,11 +1,11 @@
 /**
  * Slack incoming webhook (one per Slack channel), a Block Kit message: a header, the rule,
- * severity and count, the traces with their links, the idempotency key in a context block.
+ * severity, count, services and witness span names, the traces with their links, the idempotency key in a context block.
  * Within Slack's limits: at most 50 blocks, header text at most 150 characters, section and
  * context texts at most 3,000, top-level `text` (the notification fallback) at most 3,000.
  * The webhook URL is the secret: errors name the Slack channel only.
  */
-import { cut, listedTraces, summary, type Notification } from '../message.ts';
+import { cut, listedTraces, servicesOf, summary, witnessNamesOf, type Notification } from '../message.ts';
 import { postJson, type Channel, type SendResult } from './channel.ts';
 
 /** Slack's escaping of mrkdwn text (&, <, >). */
@@ -25,6 +25,8 @@ export function slackMessage(n: Notification): { text: string; blocks: unknown[]
         { type: 'mrkdwn', text: cut(`*Rule*\n${esc(n.ruleName)} (\`${esc(n.ruleId)}\`)`, 2000) },
         { type: 'mrkdwn', text: `*Severity*\n${n.severity}` },
         { type: 'mrkdwn', text: `*Violations*\n${n.violations.length}` },
+        { type: 'mrkdwn', text: cut(`*Services*\n${esc(servicesOf(n).join(', ')) || '–'}`, 2000) },
+        { type: 'mrkdwn', text: cut(`*Witness spans*\n${esc(witnessNamesOf(n).join(', ')) || '–'}`, 2000) },
       ],
     },
     { type: 'section', text: { type: 'mrkdwn', text: cut(esc(first.message) || ' ', 3000) } },
