@@ -33,6 +33,8 @@ export interface RuleLookup {
 export const MAX_MESSAGE_VIOLATIONS = 1000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
+/** How long shutdown waits for sends in flight. */
+const SHUTDOWN_GRACE_MS = 2_000;
 
 interface Lane {
   readonly key: string;
@@ -77,6 +79,7 @@ export class Notifier implements Component, ViolationSink {
   #wakeAt = Infinity;
   #running = false;
   #unsubscribe: (() => void) | undefined;
+  #closed = false;
   readonly #sends = new Set<Promise<void>>();
   readonly #writes = new Set<Promise<void>>();
 
@@ -255,6 +258,7 @@ export class Notifier implements Component, ViolationSink {
   }
 
   #markDone(entries: readonly OutboxEntry[]): void {
+    if (this.#closed) return;
     this.#outbox.done(entries.map((e) => e.id)).catch((err: unknown) => {
       this.#rateLimited.warn('outbox done', { err: String(err) }, 'notifications: a sent mark could not be written; those may be sent again after a restart (same key)');
     });
@@ -284,7 +288,7 @@ export class Notifier implements Component, ViolationSink {
     return n;
   }
 
-  /** Stops sending; waits for the sends in flight (their outcome is recorded) and closes the outbox. */
+  /** Stops sending; waits a little for the sends in flight (their outcome is recorded) and closes the outbox. */
   async shutdown(): Promise<void> {
     if (!this.#running) return;
     await Promise.allSettled([...this.#writes]);
@@ -292,7 +296,11 @@ export class Notifier implements Component, ViolationSink {
     this.#unsubscribe?.();
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await Promise.allSettled([...this.#sends]);
+    // A send still unanswered after the grace stays pending in the outbox: sent again after the next start, same key.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#sends]), new Promise<void>((r) => (grace = setTimeout(r, SHUTDOWN_GRACE_MS)))]);
+    clearTimeout(grace);
+    this.#closed = true;
     await this.#outbox.close();
     if (this.pending > 0) this.#o.logger.info({ pending: this.pending }, 'notifications: left in the outbox for the next start');
   }

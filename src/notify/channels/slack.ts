@@ -15,8 +15,16 @@ function esc(text: string): string {
 
 export function slackMessage(n: Notification): { text: string; blocks: unknown[] } {
   const first = n.violations[0]!;
-  const traces = listedTraces(n).map((t) => `• ${t.link === undefined ? `\`${t.traceId}\`` : `<${t.link}|${t.traceId}>`} at ${t.at}`);
-  if (n.violations.length > n.maxTraces) traces.push(`• and ${n.violations.length - n.maxTraces} more`);
+  // Whole lines only (a cut link would break the mrkdwn), within the section's 3,000 characters.
+  let tracesText = '*Traces*';
+  let listed = 0;
+  for (const t of listedTraces(n)) {
+    const line = `\n• ${t.link === undefined ? `\`${t.traceId}\`` : `<${t.link}|${t.traceId}>`} at ${t.at}`;
+    if (tracesText.length + line.length > 2950) break;
+    tracesText += line;
+    listed++;
+  }
+  if (n.violations.length > listed) tracesText += `\n• and ${n.violations.length - listed} more`;
   const blocks: unknown[] = [
     { type: 'header', text: { type: 'plain_text', text: cut(summary(n), 150) } },
     {
@@ -30,7 +38,7 @@ export function slackMessage(n: Notification): { text: string; blocks: unknown[]
       ],
     },
     { type: 'section', text: { type: 'mrkdwn', text: cut(esc(first.message) || ' ', 3000) } },
-    { type: 'section', text: { type: 'mrkdwn', text: cut(`*Traces*\n${traces.join('\n')}`, 3000) } },
+    { type: 'section', text: { type: 'mrkdwn', text: tracesText } },
     { type: 'context', elements: [{ type: 'mrkdwn', text: cut(`betrace${n.test === true ? ' test' : ''} · key \`${n.key}\``, 3000) }] },
   ];
   return { text: cut(summary(n), 3000), blocks };
