@@ -5,7 +5,8 @@
  * notifier in the same step), a line `{"done": [IDS]}` once the entries were sent, dead-lettered
  * or suppressed. At start the file is read back (a torn last line, an interrupted write, is
  * skipped and counted) and rewritten with the pending entries only, into a temporary file renamed
- * over it; it is compacted the same way when done lines outnumber pending ones.
+ * over it; it is compacted the same way when it holds COMPACT_SLACK lines beyond twice the pending
+ * entries.
  *
  * So a notification is lost only with its violation, and is sent once more only when the
  * process died between the channel's acceptance and the done line: with the same idempotency
