@@ -194,6 +194,8 @@ export class Notifier implements Component, ViolationSink {
       this.#o.logger.info({ ruleId: lane.ruleId, destination: destinationName(lane.destination), dropped: dropped.length, reason }, 'notifications: not sent, the rule is no longer in force');
       this.#markDone(dropped);
     }
+    // Made again if the rule comes back into force (its rate window starts afresh).
+    this.#lanes.delete(lane.key);
     return true;
   }
 
