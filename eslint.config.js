@@ -73,6 +73,11 @@ export default tseslint.config(
       group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../otlp/**', '../cli/**'],
     },
     {
+      files: ['src/notify/**/*.ts'],
+      message: 'Notifications take violations from the worker through the sink interface and know nothing of the data path or the API.',
+      group: ['../receiver/**', '../transport/**', '../worker/**', '../exporter/**', '../api/**', '../replay/**', '../cli/**', '../otlp/**', '../server/**', '../../receiver/**', '../../transport/**', '../../worker/**', '../../exporter/**', '../../api/**', '../../replay/**', '../../cli/**'],
+    },
+    {
       files: ['src/server/**/*.ts'],
       message: 'The shared server plumbing (auth, TLS, listeners, bodies) serves the receiver and the admin API and knows nothing of what they serve.',
       group: ['../receiver/**', '../transport/**', '../worker/**', '../rules/**', '../exporter/**', '../ruleset/**', '../violations/**', '../replay/**', '../api/**', '../cli/**', '../otlp/**'],

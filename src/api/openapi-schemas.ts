@@ -31,6 +31,25 @@ const ErrorBody = {
 
 const Severity = { type: 'string', enum: ['critical', 'high', 'medium', 'low', 'info'] };
 
+const Destination = {
+  description: 'A channel kind alone ("alertmanager", "pagerduty", "webhook": its default target) or one {kind: target} pair: {"slack": "#incidents"}, {"email": "oncall@example.com"}, {"pagerduty": "KEY_NAME"}, {"webhook": "NAME"}',
+  oneOf: [
+    { type: 'string', enum: ['alertmanager', 'pagerduty', 'slack', 'email', 'webhook'] },
+    { type: 'object', minProperties: 1, maxProperties: 1, additionalProperties: { type: 'string', minLength: 1, maxLength: 256 } },
+  ],
+};
+
+const AlertRoute = {
+  type: 'object',
+  description: "Who is notified when the rule fires (a rule file's alerts: entry); without it, notifications.defaults for the rule's severity",
+  additionalProperties: false,
+  properties: {
+    severity: ref('Severity'),
+    notification: ref('Destination'),
+    channels: { type: 'array', maxItems: 32, items: ref('Destination') },
+  },
+};
+
 const RuleInput = {
   type: 'object',
   additionalProperties: false,
@@ -44,6 +63,7 @@ const RuleInput = {
     tags: { type: 'array', items: { type: 'string', maxLength: 128 }, maxItems: 64 },
     message: { type: 'string', maxLength: 4096 },
     condition: { type: 'string', minLength: 1 },
+    alerts: ref('AlertRoute'),
   },
 };
 
@@ -59,6 +79,7 @@ const Rule = {
     tags: { type: 'array', items: { type: 'string' } },
     message: { type: 'string' },
     condition: { type: 'string' },
+    alerts: ref('AlertRoute'),
     canonical: { type: 'string', description: 'How betrace reads the condition' },
     source: { type: 'string', enum: ['file', 'api'] },
     file: { type: 'string' },
@@ -172,6 +193,9 @@ const Violation = {
     start_time_unix_nano: { type: 'string' },
     end_time_unix_nano: { type: 'string' },
     evaluated_at_ms: { type: 'integer' },
+    services: { type: 'array', items: { type: 'string' }, description: "The witnesses' services (resource service.name), else the root's; at most 8" },
+    witness_names: { type: 'array', items: { type: 'string' }, description: "The witnesses' distinct span names; at most 8" },
+    trace_url: { type: 'string', description: 'The trace in your tracing UI (notifications.trace_url); absent without one' },
   },
 };
 
@@ -205,7 +229,7 @@ const ReplayRequest = {
 };
 
 /** Every component schema, by the name routes reference it with. */
-export const COMPONENTS = { Error: ErrorBody, Severity, RuleInput, RuleDraft, RuleCheck, RuleTry, RuleTryResult, Rule, RuleList, Violation, ViolationList, ReplayRequest } as const;
+export const COMPONENTS = { Error: ErrorBody, Severity, Destination, AlertRoute, RuleInput, RuleDraft, RuleCheck, RuleTry, RuleTryResult, Rule, RuleList, Violation, ViolationList, ReplayRequest } as const;
 
 export type ComponentName = keyof typeof COMPONENTS;
 

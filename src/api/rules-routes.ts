@@ -8,7 +8,7 @@
  * and since when). Enabling, replacing or deleting a rule lifts its quarantine.
  * Enabling an enabled rule, or disabling a disabled one, changes nothing (same version).
  */
-import { compileRule, explainNotes, ruleTextProblems, type CompiledRule, type RuleDefinition, type Severity } from '../rules/index.ts';
+import { alertRouteJson, compileRule, explainNotes, readAlertRouteValue, ruleTextProblems, type AlertProblem, type CompiledRule, type RuleDefinition, type Severity } from '../rules/index.ts';
 import { tryRuleOnTrace } from '../replay/try-rule.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RegisteredRule, RuleRegistry } from '../ruleset/rule-registry.ts';
@@ -29,6 +29,7 @@ export function ruleJson(r: RegisteredRule): Record<string, unknown> {
     tags: d.tags,
     ...(d.message !== undefined ? { message: d.message } : {}),
     condition: d.condition,
+    ...(d.alerts !== undefined ? { alerts: alertRouteJson(d.alerts) } : {}),
     canonical: r.rule.canonical,
     source: r.source,
     ...(r.file !== undefined ? { file: r.file } : {}),
@@ -117,6 +118,14 @@ export function mountRulesRoutes(api: ApiServer, o: RulesRoutesOptions): void {
       ...(body.message !== undefined ? { message: body.message } : {}),
       condition: body.condition,
     };
+    if ((body as { alerts?: unknown }).alerts !== undefined) {
+      const problems: AlertProblem[] = [];
+      const route = readAlertRouteValue((body as { alerts?: unknown }).alerts, problems);
+      if (route === undefined) {
+        return { error: apiError('INVALID_RULE', problems.map((p) => p.message).join('; '), { errors: problems.map((p) => ({ path: p.path, message: p.message })) }) };
+      }
+      def.alerts = route;
+    }
     const compiled = compileDefinition(def);
     return 'error' in compiled ? compiled : { def };
   };

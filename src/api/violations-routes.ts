@@ -10,7 +10,8 @@ function unixSeconds(name: string, text: string | null): number | undefined | st
   return Number(text);
 }
 
-export function mountViolationRoutes(api: ApiServer, reader: () => ViolationReader | undefined): void {
+/** `traceUrl`: notifications.trace_url (`{trace_id}` replaced); '' for none: each violation then has no trace_url. */
+export function mountViolationRoutes(api: ApiServer, reader: () => ViolationReader | undefined, traceUrl = ''): void {
   api.addRoute({
     method: 'GET',
     path: '/v1/violations',
@@ -71,7 +72,8 @@ export function mountViolationRoutes(api: ApiServer, reader: () => ViolationRead
         ...(cursor ? { cursor } : {}),
       };
       const page = source.query(query);
-      return { status: 200, body: { violations: page.violations, next_cursor: page.nextCursor } };
+      const violations = traceUrl === '' ? page.violations : page.violations.map((v) => ({ ...v, trace_url: traceUrl.replaceAll('{trace_id}', v.trace_id) }));
+      return { status: 200, body: { violations, next_cursor: page.nextCursor } };
     },
   });
 }

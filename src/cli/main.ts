@@ -15,6 +15,7 @@ import { rulesCheck } from './rules-check.ts';
 import { rulesTest } from './rules-test.ts';
 import { replayCommand, type ReplayCommandOptions } from './replay.ts';
 import { demoCommand } from './demo.ts';
+import { notifyTest } from './notify-test.ts';
 
 export function buildProgram(out: Output, setStatus: (status: Promise<number> | number) => void): Command {
   const program = new Command('betrace')
@@ -114,6 +115,18 @@ export function buildProgram(out: Output, setStatus: (status: Promise<number> | 
           out,
         ),
       );
+    });
+
+  program
+    .command('notify')
+    .description('Notification tools.')
+    .command('test')
+    .description("Send a sample notification (marked as a test) through each destination of a rule's route.")
+    .requiredOption('--rule <id>', 'the rule (from the rule files of the configuration, or --rules)')
+    .option('-c, --config <file>', 'configuration file (notifications, rules.paths)')
+    .option('--rules <file>', 'rule file holding the rule (default: rules.paths of the configuration)')
+    .action((opts: { rule: string; config?: string; rules?: string }) => {
+      setStatus(notifyTest(opts, out));
     });
 
   const config = program.command('config').description('Configuration tools.');

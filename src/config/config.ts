@@ -1,4 +1,5 @@
 /** The validated, normalized configuration every component is built from. Frozen after load. */
+import type { Destination, Severity } from '../rules/index.ts';
 
 export interface ListenConfig {
   readonly enabled: boolean;
@@ -74,6 +75,27 @@ export interface SpoolConfig {
   readonly degradedAfterMs: number;
 }
 
+/** notifications: routes' defaults, grouping, and the channels with their secrets read. */
+export interface NotificationsConfig {
+  /** '' when no link; `{trace_id}` is replaced. */
+  readonly traceUrl: string;
+  /** By rule severity: the destinations of rules without an alerts entry. */
+  readonly defaults: Readonly<Record<Severity, readonly Destination[]>>;
+  readonly groupWindowMs: number;
+  readonly maxMessages: number;
+  readonly rateWindowMs: number;
+  readonly maxTracesPerMessage: number;
+  readonly maxRetryTimeMs: number;
+  /** '' when off. */
+  readonly alertmanager: { readonly url: string; readonly resolveTimeoutMs: number };
+  /** Slack channel name → incoming webhook URL. */
+  readonly slack: Readonly<Record<string, string>>;
+  readonly pagerduty: { readonly url: string; readonly routingKeys: Readonly<Record<string, string>> };
+  readonly webhooks: Readonly<Record<string, { readonly url: string; readonly secret: string }>>;
+  /** host '' when off. */
+  readonly email: { readonly host: string; readonly port: number; readonly secure: boolean; readonly username: string; readonly password: string; readonly from: string };
+}
+
 export interface Config {
   /** Directory of the config file; relative paths in it are resolved against this. */
   readonly baseDir: string;
@@ -134,6 +156,7 @@ export interface Config {
   };
   /** Retention of data_dir/violations.jsonl (embedded mode). */
   readonly violations: { readonly maxAgeMs: number; readonly maxBytes: number };
+  readonly notifications: NotificationsConfig;
   readonly dataDir: string;
   /** shutdown_timeout: from SIGTERM to stopping regardless. */
   readonly shutdownTimeoutMs: number;

@@ -11,7 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { schemaErrorMessages, shown as show } from '../expected.ts';
-import type { Config, HistoryConfig, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
+import { SEVERITIES, readDestinationValue, type AlertProblem, type Destination, type Severity } from '../rules/index.ts';
+import type { Config, NotificationsConfig, HistoryConfig, KafkaConfig, ListenConfig, SpoolConfig, TlsConfig } from './config.ts';
 import { configSchema, schemaKeys, type SchemaNode } from './schema.ts';
 import { DOWNSTREAM_ENDPOINT_VARIABLES } from './self-loop.ts';
 import { isLoopbackHost, parseDurationMs, parseEndpoint, parseSizeBytes } from './units.ts';
@@ -213,7 +214,7 @@ function listen(raw: Raw): ListenConfig {
   return { enabled: raw.enabled as boolean, host: ep.host, port: ep.port };
 }
 
-function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
+function normalize(raw: Raw, baseDir: string, fail: Fail, env: NodeJS.ProcessEnv): Config {
   const r = raw as Record<string, Raw>;
   const receiver = r.receiver!;
   const transport = r.transport!;
@@ -326,9 +327,74 @@ function normalize(raw: Raw, baseDir: string, fail: Fail): Config {
       maxAgeMs: positiveDuration(fail, 'violations.max_age', r.violations!.max_age as string, true),
       maxBytes: parseSizeBytes(r.violations!.max_bytes as string | number)!,
     },
+    notifications: notificationsConfig(fail, r.notifications as Raw, baseDir, env),
     dataDir,
     shutdownTimeoutMs: dur('shutdown_timeout', raw.shutdown_timeout),
     log: { level: (r.log!.level as string) },
+  };
+}
+
+function notificationsConfig(fail: Fail, raw: Raw, baseDir: string, env: NodeJS.ProcessEnv): NotificationsConfig {
+  const at = 'notifications';
+  const defaultsRaw = raw.defaults as Record<string, unknown[]>;
+  const defaults = {} as Record<Severity, Destination[]>;
+  for (const sev of SEVERITIES) {
+    const problems: AlertProblem[] = [];
+    defaults[sev] = (defaultsRaw[sev] ?? []).flatMap((v, i) => readDestinationValue(v, `${at}.defaults.${sev}.${i}`, problems) ?? []);
+    for (const p of problems) fail(p.path, `${p.path}: ${p.message}`);
+  }
+  /** Exactly one of NAME, NAME_file (relative to the config file), NAME_env; the value, trimmed. */
+  const secret = (path: string, entry: Raw, name: string): string => {
+    const given = [name, `${name}_file`, `${name}_env`].filter((k) => entry[k] !== undefined);
+    if (given.length !== 1) {
+      fail(path, `${path} needs exactly one of ${name}, ${name}_file, ${name}_env, got ${given.length === 0 ? 'none' : given.join(' and ')}`);
+      return '';
+    }
+    if (entry[name] !== undefined) return entry[name] as string;
+    if (entry[`${name}_env`] !== undefined) {
+      const value = env[entry[`${name}_env`] as string];
+      if (value === undefined || value === '') fail(`${path}.${name}_env`, `${path}.${name}_env names the environment variable ${show(entry[`${name}_env`])}, which is not set`);
+      return (value ?? '').trim();
+    }
+    const file = entry[`${name}_file`] as string;
+    try {
+      return readFileSync(resolve(baseDir, file), 'utf8').trim();
+    } catch (err) {
+      fail(`${path}.${name}_file`, `${path}.${name}_file cannot be read, got ${show(file)}: ${(err as Error).message}`);
+      return '';
+    }
+  };
+  const secrets = (path: string, map: Record<string, Raw>, name: string): Record<string, string> =>
+    Object.fromEntries(Object.entries(map).map(([k, v]) => [k, secret(`${path}.${k}`, v, name)]));
+  const traceUrl = raw.trace_url as string;
+  if (traceUrl !== '' && !traceUrl.includes('{trace_id}')) fail(`${at}.trace_url`, `${at}.trace_url must hold {trace_id}, like "http://jaeger:16686/trace/{trace_id}", got ${show(traceUrl)}`);
+  const am = raw.alertmanager as Raw;
+  const pd = raw.pagerduty as Raw;
+  const email = raw.email as Raw;
+  let password = email.password as string;
+  if (password === '' && email.password_file !== '') {
+    try {
+      password = readFileSync(resolve(baseDir, email.password_file as string), 'utf8').trim();
+    } catch (err) {
+      fail(`${at}.email.password_file`, `${at}.email.password_file cannot be read, got ${show(email.password_file)}: ${(err as Error).message}`);
+    }
+  }
+  if (email.host !== '' && email.from === '') fail(`${at}.email.from`, `${at}.email.from must be set (the sender address) when ${at}.email.host is`);
+  return {
+    traceUrl,
+    defaults,
+    groupWindowMs: positiveDuration(fail, `${at}.group_window`, raw.group_window as string, true),
+    maxMessages: raw.max_messages as number,
+    rateWindowMs: positiveDuration(fail, `${at}.rate_window`, raw.rate_window as string, false),
+    maxTracesPerMessage: raw.max_traces_per_message as number,
+    maxRetryTimeMs: positiveDuration(fail, `${at}.max_retry_time`, raw.max_retry_time as string, false),
+    alertmanager: { url: (am.url as string).replace(/\/+$/, ''), resolveTimeoutMs: positiveDuration(fail, `${at}.alertmanager.resolve_timeout`, am.resolve_timeout as string, false) },
+    slack: secrets(`${at}.slack.webhooks`, (raw.slack as Raw).webhooks as Record<string, Raw>, 'url'),
+    pagerduty: { url: pd.url as string, routingKeys: secrets(`${at}.pagerduty.routing_keys`, pd.routing_keys as Record<string, Raw>, 'key') },
+    webhooks: Object.fromEntries(
+      Object.entries(raw.webhooks as Record<string, Raw>).map(([k, v]) => [k, { url: v.url as string, secret: v.secret === undefined && v.secret_file === undefined && v.secret_env === undefined ? '' : secret(`${at}.webhooks.${k}`, v, 'secret') }]),
+    ),
+    email: { host: email.host as string, port: email.port as number, secure: email.secure as boolean, username: email.username as string, password, from: email.from as string },
   };
 }
 
@@ -483,10 +549,15 @@ export function parseConfig(
       throw configError(source, problems);
     }
   }
-  const config = normalize(raw, options.baseDir ?? process.cwd(), (path, message) => {
-    // A key already reported by the schema is judged on its default here: not a problem of its own.
-    if (!problems.some((p) => path === p.path || path.startsWith(`${p.path}.`))) problems.push(place(path, message));
-  });
+  const config = normalize(
+    raw,
+    options.baseDir ?? process.cwd(),
+    (path, message) => {
+      // A key already reported by the schema is judged on its default here: not a problem of its own.
+      if (!problems.some((p) => path === p.path || path.startsWith(`${p.path}.`))) problems.push(place(path, message));
+    },
+    options.env ?? process.env,
+  );
   if (problems.length > 0) throw configError(source, problems);
   return deepFreeze(config);
 }

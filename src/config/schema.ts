@@ -17,6 +17,7 @@ export interface SchemaNode {
   minimum?: number;
   maximum?: number;
   minLength?: number;
+  required?: readonly string[];
   format?: 'duration' | 'size' | 'endpoint';
   oneOf?: SchemaNode[];
   /** Documentation only: the environment variable that overrides this key. */
@@ -52,6 +53,14 @@ function tls(description: string): SchemaNode {
       description: 'PEM CA bundle: when set, clients must present a certificate signed by it (mTLS).',
     },
   });
+}
+
+function secretProperties(name: string): Record<string, SchemaNode> {
+  return { [name]: { type: 'string', minLength: 1 }, [`${name}_file`]: { type: 'string', minLength: 1 }, [`${name}_env`]: { type: 'string', minLength: 1 } };
+}
+/** A secret given inline, in a file, or in an environment variable: exactly one of NAME, NAME_file, NAME_env. */
+function secretObject(name: string): SchemaNode {
+  return { type: 'object', additionalProperties: false, properties: secretProperties(name) };
 }
 
 export const configSchema: SchemaNode = obj('The betrace configuration file.', {
@@ -362,6 +371,57 @@ export const configSchema: SchemaNode = obj('The betrace configuration file.', {
       'Bound of the file: past it the oldest violations are removed, down to three quarters of it (about 1 KiB per violation: 256MiB holds about 250,000).',
       '256MiB',
     ),
+  }),
+  notifications: obj('Notifications of violations to the people who own the rule (src/notify/README.md): routes per rule (a rule file\'s `alerts:`), the defaults below by severity, and the channels. Embedded transport only: with Kafka nothing is sent (logged at start).', {
+    trace_url: {
+      type: 'string',
+      default: '',
+      description: 'Link to a trace in your tracing UI, `{trace_id}` replaced by the trace id (e.g. `http://jaeger:16686/trace/{trace_id}`); in every notification and in GET /v1/violations (`trace_url`). Empty: no link.',
+    },
+    defaults: obj('Destinations of the rules without an `alerts:` entry, by the rule\'s severity: lists of `alertmanager`, `pagerduty`, `{slack: "#incidents"}`, `{email: oncall@example.com}`, `{webhook: NAME}`.', Object.fromEntries(
+      ['critical', 'high', 'medium', 'low', 'info'].map((sev) => [sev, { type: 'array', items: {}, default: [], description: `Destinations of ${sev} rules without an alert entry (empty: not notified).` } satisfies SchemaNode]),
+    )),
+    group_window: duration('Violations of one rule to one destination within this long of the first are sent as one message ("23 violations of X in 5m", with the first traces).', '30s'),
+    max_messages: int('Most messages per rule and destination within rate_window; past it violations wait and join the next message.', 10),
+    rate_window: duration('The window of max_messages.', '1h'),
+    max_traces_per_message: int('Traces listed in one grouped message (the count covers all of them).', 5, 1, 50),
+    max_retry_time: duration('How long a message is retried on retryable failures (connection errors, 408, 429, 5xx) before it is dead-lettered (counted, logged).', '1h'),
+    alertmanager: obj('Prometheus Alertmanager (API v2): every violation is an alert; grouping, silences and inhibition are Alertmanager\'s.', {
+      url: { type: 'string', default: '', description: 'Base URL of Alertmanager (alerts go to URL/api/v2/alerts), e.g. http://alertmanager:9093.' },
+      resolve_timeout: duration('endsAt of each alert: how long after it Alertmanager resolves it.', '5m'),
+    }),
+    slack: obj('Slack incoming webhooks, one per Slack channel (each webhook posts to one channel).', {
+      webhooks: {
+        type: 'object',
+        default: {},
+        additionalProperties: secretObject('url'),
+        description: 'By Slack channel name as rules write it ("#incidents"): {url} or {url_file} (a mounted Secret) or {url_env} (the name of an environment variable).',
+      },
+    }),
+    pagerduty: obj('PagerDuty Events API v2.', {
+      url: { type: 'string', default: 'https://events.pagerduty.com/v2/enqueue', description: 'The Events API v2 enqueue URL.' },
+      routing_keys: {
+        type: 'object',
+        default: {},
+        additionalProperties: secretObject('key'),
+        description: 'Integration (routing) keys by name; `pagerduty` alone in a route uses `default`. Each {key} or {key_file} or {key_env}.',
+      },
+    }),
+    webhooks: {
+      type: 'object',
+      default: {},
+      additionalProperties: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string', minLength: 1 }, ...secretProperties('secret') } },
+      description: 'Generic webhooks by name (`webhook` alone in a route uses `default`): {url, secret | secret_file | secret_env}. JSON POSTs signed with HMAC-SHA256 of the body under the secret (header X-Betrace-Signature: sha256=HEX).',
+    },
+    email: obj('Email over SMTP (nodemailer).', {
+      host: { type: 'string', default: '', description: 'SMTP server host; empty: email is off.' },
+      port: int('SMTP port.', 587, 1, 65535),
+      secure: bool('TLS from the start (port 465); false: STARTTLS when the server offers it.', false),
+      username: { type: 'string', default: '', description: 'SMTP user; empty: no authentication.' },
+      password: { type: 'string', default: '', description: 'SMTP password; prefer password_file or BETRACE_SMTP_PASSWORD.', 'x-env': 'BETRACE_SMTP_PASSWORD' },
+      password_file: { type: 'string', default: '', description: 'File holding the SMTP password.' },
+      from: { type: 'string', default: '', description: 'Sender address (From:).' },
+    }),
   }),
   data_dir: {
     type: 'string',

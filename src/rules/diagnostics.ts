@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   'unknown-key': 'a key that rule files do not have',
   'bad-id': 'an id that does not match [a-z0-9][a-z0-9._-]*',
   'bad-severity': 'a severity other than critical, high, medium, low, info',
+  'bad-alert': 'an `alerts:` entry that is malformed: no rule of that id in the file, an unknown channel, an empty target (an unquoted `#channel` is a YAML comment)',
   'bad-text': 'a rule field holding text that is not valid Unicode (a lone surrogate)',
   'io': 'the file cannot be read',
 } as const;

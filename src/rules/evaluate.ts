@@ -22,6 +22,8 @@ import type { SpanRecord } from './span.ts';
 import { Scratch, TraceIndex } from './trace-index.ts';
 
 export const MAX_WITNESS_SPAN_IDS = 32;
+/** Services and witness span names a violation lists at most (what notifications show). */
+export const MAX_VIOLATION_NAMES = 8;
 export { DEFAULT_BUDGET_MS };
 
 export interface Violation {
@@ -41,6 +43,10 @@ export interface Violation {
   witnessCount: number;
   /** Spans in the evaluated trace (after de-duplication). */
   spanCount: number;
+  /** The distinct services (resource service.name) of the listed witnesses, else of the root; at most MAX_VIOLATION_NAMES. */
+  services: string[];
+  /** The distinct span names of the listed witnesses, in witness order; at most MAX_VIOLATION_NAMES. */
+  witnessNames: string[];
   /** Earliest start / latest end of the witnesses, or of the whole trace if none. */
   startTimeUnixNano: bigint;
   endTimeUnixNano: bigint;
@@ -257,6 +263,15 @@ function buildViolation(rule: CompiledRule, ids: RuleViolationIds, index: TraceI
   const shown = Math.min(witnesses.length, MAX_WITNESS_SPAN_IDS);
   const witnessSpanIds: string[] = [];
   for (let k = 0; k < shown; k++) witnessSpanIds.push(spans[witnesses[k]!]!.spanId);
+  const services: string[] = [];
+  const witnessNames: string[] = [];
+  const named = shown > 0 ? witnesses.slice(0, shown) : root === null ? [] : [root.index];
+  for (const i of named) {
+    const s = spans[i]!;
+    const service = s.resource['service.name'];
+    if (typeof service === 'string' && services.length < MAX_VIOLATION_NAMES && !services.includes(service)) services.push(service);
+    if (shown > 0 && witnessNames.length < MAX_VIOLATION_NAMES && !witnessNames.includes(s.name)) witnessNames.push(s.name);
+  }
   return {
     ruleId: def.id,
     ruleName: def.name,
@@ -270,6 +285,8 @@ function buildViolation(rule: CompiledRule, ids: RuleViolationIds, index: TraceI
     witnessSpanIds,
     witnessCount: witnesses.length,
     spanCount: index.size,
+    services,
+    witnessNames,
     startTimeUnixNano: first < 0 ? 0n : spans[first]!.startTimeUnixNano,
     endTimeUnixNano: last < 0 ? 0n : spans[last]!.endTimeUnixNano,
   };

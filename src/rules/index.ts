@@ -20,3 +20,5 @@ export { TraceIndex, VIOLATION_SPAN_NAME } from './trace-index.ts';
 export { attributeKeys } from './attribute-keys.ts';
 export type { DuplicateRuleId, PlacedRule, ResolvedRuleIds, RulePlace } from './rule-ids.ts';
 export { describeDuplicateRuleId, formatRulePlace, resolveRuleIds } from './rule-ids.ts';
+export type { AlertProblem, AlertRoute, ChannelKind, Destination } from './alerts.ts';
+export { CHANNEL_KINDS, alertRouteJson, destinationName, readAlertRouteValue, readDestinationValue } from './alerts.ts';

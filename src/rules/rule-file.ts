@@ -12,6 +12,7 @@ import type { Node as YamlNode, Scalar } from 'yaml';
 import type { DiagnosticCode, FileDiagnostic, RuleDiagnostic } from './diagnostics.ts';
 import { didYouMean } from '../expected.ts';
 import { RULE_ID_PATTERN, SEVERITIES, compileRule, textProblem } from './rule.ts';
+import { readAlertEntryNode, type AlertProblem, type AlertRoute } from './alerts.ts';
 import type { CompiledRule, RuleDefinition, Severity } from './rule.ts';
 
 export interface RuleFileResult {
@@ -107,21 +108,29 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
     return { rules, positions, errors, warnings };
   }
   let list: YamlNode | null = null;
+  let alertList: YamlNode | null = null;
   for (const pair of root.items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : '';
     if (key === 'rules') list = pair.value;
-    else errors.push(at(nodeAt(pair.key), 'unknown-key', `unknown top-level key ${JSON.stringify(key)} (a rule file has only \`rules:\`)`));
+    else if (key === 'alerts') alertList = pair.value;
+    else errors.push(at(nodeAt(pair.key), 'unknown-key', `unknown top-level key ${JSON.stringify(key)} (a rule file has \`rules:\` and \`alerts:\`)${didYouMean(key, ['rules', 'alerts'])}`));
   }
-  if (list === null || (isScalar(list) && list.value === null)) return { rules, positions, errors, warnings };
-  if (!isSeq(list)) {
+  const alerts = readAlerts(alertList, text, (p) => errors.push(at(p.offset, 'bad-alert', p.message)));
+  if (list !== null && !isSeq(list) && !(isScalar(list) && list.value === null)) {
     errors.push(at(nodeAt(list), 'bad-rule', '`rules:` must be a list of rules'));
     return { rules, positions, errors, warnings };
   }
 
   const seen = new Map<string, number>();
-  for (const item of list.items as (YamlNode | null)[]) {
+  const items = list !== null && isSeq(list) ? (list.items as (YamlNode | null)[]) : [];
+  for (const item of items) {
     const def = readRule(item, text, at, errors);
     if (def === null) continue;
+    const route = alerts.get(def.definition.id);
+    if (route !== undefined) {
+      route.used = true;
+      def.definition.alerts = route.route;
+    }
     const compiled = compileRule(def.definition);
     const mapDiag = (d: RuleDiagnostic): FileDiagnostic => {
       const offset = def.conditionToSource(offsetIn(def.definition.condition, d.line, d.column));
@@ -148,7 +157,32 @@ export function parseRuleFile(text: string, file = '<input>'): RuleFileResult {
     positions.set(def.definition.id, { line: p.line, column: p.col });
     rules.push(compiled.rule);
   }
+  for (const [id, a] of alerts) {
+    if (!a.used) errors.push(at(a.offset, 'bad-alert', `alert for rule ${JSON.stringify(id)}: no rule of that id in this file (an alert sits in the file of its rule)`, id));
+  }
   return { rules, positions, errors, warnings };
+}
+
+/** The `alerts:` list by rule id; each problem goes to `report`. */
+function readAlerts(list: YamlNode | null, source: string, report: (p: AlertProblem) => void): Map<string, { route: AlertRoute; offset: number | undefined; used: boolean }> {
+  const out = new Map<string, { route: AlertRoute; offset: number | undefined; used: boolean }>();
+  if (list === null || (isScalar(list) && list.value === null)) return out;
+  if (!isSeq(list)) {
+    report({ offset: list.range?.[0], path: 'alerts', message: '`alerts:` must be a list of alerts (rule_id, severity, notification, channels)' });
+    return out;
+  }
+  for (const item of list.items as (YamlNode | null)[]) {
+    const problems: AlertProblem[] = [];
+    const entry = readAlertEntryNode(item, source, problems);
+    problems.forEach(report);
+    if (entry === undefined) continue;
+    if (out.has(entry.ruleId)) {
+      report({ offset: entry.ruleIdOffset, path: 'alerts', message: `a second alert for rule ${JSON.stringify(entry.ruleId)}: give each rule one alert, with every channel in its \`channels:\`` });
+      continue;
+    }
+    out.set(entry.ruleId, { route: entry.route, offset: entry.ruleIdOffset, used: false });
+  }
+  return out;
 }
 
 interface ReadRule {

@@ -2,6 +2,7 @@
  * A rule from definition to compiled form: parse → validate → compile. The
  * pipeline's entry point is compileRule(); it never throws on bad input.
  */
+import type { AlertRoute } from './alerts.ts';
 import { hash } from 'node:crypto';
 import { compileCondition, triggerNames } from './compile.ts';
 import type { BoolNode } from './compile.ts';
@@ -27,6 +28,8 @@ export interface RuleDefinition {
   /** The violation message; default: description, else name. */
   message?: string;
   condition: string;
+  /** Who is notified when the rule fires (src/notify/README.md); default: notifications.defaults by severity. */
+  alerts?: AlertRoute;
 }
 
 export interface CompiledRule {

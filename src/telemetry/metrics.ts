@@ -76,6 +76,13 @@ export interface Metrics {
   readonly rulesReloadErrors: Counter;
   readonly rulesReloadFailing: Gauge;
   readonly ruleFilesRemoved: Counter;
+  readonly notificationsSent: Counter<'channel'>;
+  readonly notificationsFailed: Counter<'channel' | 'reason'>;
+  readonly notificationsRetried: Counter<'channel'>;
+  readonly notificationsQueued: Gauge<'channel'>;
+  readonly notificationsOldestPendingAge: Gauge<'channel'>;
+  readonly notificationsSuppressed: Counter<'reason'>;
+  readonly notificationsDamagedLines: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -455,6 +462,47 @@ export function createMetrics(): Metrics {
     ruleFilesRemoved: new Counter({
       name: 'betrace_rule_files_removed_total',
       help: 'Rule files that disappeared from rules.paths (their rules were taken out of force).',
+      registers,
+    }),
+    notificationsSent: new Counter({
+      name: 'betrace_notifications_sent_total',
+      help: 'Notification messages accepted by their channel, by channel (alertmanager, pagerduty, slack, email, webhook); a grouped message counts once.',
+      labelNames: ['channel'],
+      registers,
+    }),
+    notificationsFailed: new Counter({
+      name: 'betrace_notifications_failed_total',
+      help: 'Notification messages given up on (dead-lettered, logged), by channel and reason (permanent: refused as not retryable, retry_time: notifications.max_retry_time spent, not_configured: the route names a destination the configuration lacks).',
+      labelNames: ['channel', 'reason'],
+      registers,
+    }),
+    notificationsRetried: new Counter({
+      name: 'betrace_notifications_retried_total',
+      help: 'Notification sends retried after a retryable failure (connection error, timeout, 408, 429, 5xx, SMTP 4xx), by channel.',
+      labelNames: ['channel'],
+      registers,
+    }),
+    notificationsQueued: new Gauge({
+      name: 'betrace_notifications_queued',
+      help: 'Violations in the notification outbox not yet sent, by channel (one per violation and destination).',
+      labelNames: ['channel'],
+      registers,
+    }),
+    notificationsOldestPendingAge: new Gauge({
+      name: 'betrace_notifications_oldest_pending_seconds',
+      help: 'Age of the oldest violation in the outbox not yet sent, by channel (0 when none waits).',
+      labelNames: ['channel'],
+      registers,
+    }),
+    notificationsSuppressed: new Counter({
+      name: 'betrace_notifications_suppressed_total',
+      help: 'Violations not notified because their rule stopped being in force before they were sent, by reason (rule_disabled, rule_quarantined, rule_removed).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    notificationsDamagedLines: new Counter({
+      name: 'betrace_notifications_outbox_damaged_lines_total',
+      help: 'Lines of the notification outbox skipped at start as not JSON or not an outbox entry (a torn last line after a crash).',
       registers,
     }),
   };

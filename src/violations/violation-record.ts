@@ -23,6 +23,10 @@ export interface ViolationRecord {
   readonly end_time_unix_nano: string;
   /** When the worker evaluated the trace, unix milliseconds. */
   readonly evaluated_at_ms: number;
+  /** The witnesses' services (resource service.name), else the root's; absent in records written before they were kept. */
+  readonly services?: readonly string[];
+  /** The witnesses' distinct span names; absent in records written before they were kept. */
+  readonly witness_names?: readonly string[];
 }
 
 export function toViolationRecord(v: Violation, partial: boolean, evaluatedAtMs: number): ViolationRecord {
@@ -43,6 +47,8 @@ export function toViolationRecord(v: Violation, partial: boolean, evaluatedAtMs:
     start_time_unix_nano: v.startTimeUnixNano.toString(),
     end_time_unix_nano: v.endTimeUnixNano.toString(),
     evaluated_at_ms: evaluatedAtMs,
+    services: v.services,
+    witness_names: v.witnessNames,
   };
 }
 
@@ -81,6 +87,8 @@ export function violationRecordProblem(value: unknown): string | undefined {
     bool('root_missing') ??
     (typeof r.start_time_unix_nano === 'string' && NANOS.test(r.start_time_unix_nano) ? undefined : 'start_time_unix_nano is not a decimal string') ??
     (typeof r.end_time_unix_nano === 'string' && NANOS.test(r.end_time_unix_nano) ? undefined : 'end_time_unix_nano is not a decimal string') ??
-    count('evaluated_at_ms')
+    count('evaluated_at_ms') ??
+    (r.services === undefined ? undefined : strings('services')) ??
+    (r.witness_names === undefined ? undefined : strings('witness_names'))
   );
 }

@@ -91,7 +91,7 @@ export function packViolations(violations: readonly Violation[], ruleSlot: (v: V
   if (violations.length === 0) return [];
   const first = violations[0]!;
   const out: ViolationsWire[number][] = [first.traceId, first.rootSpanId, first.rootMissing, first.spanCount];
-  for (const v of violations) out.push(ruleSlot(v), v.violationId, v.witnessSpanIds, v.witnessCount, v.startTimeUnixNano, v.endTimeUnixNano);
+  for (const v of violations) out.push(ruleSlot(v), v.violationId, v.witnessSpanIds, v.witnessCount, v.startTimeUnixNano, v.endTimeUnixNano, v.services, v.witnessNames);
   return out;
 }
 
@@ -103,7 +103,7 @@ export function unpackViolations(wire: ViolationsWire, rules: readonly RuleField
   const rootSpanId = wire[1] as string;
   const rootMissing = wire[2] as boolean;
   const spanCount = wire[3] as number;
-  for (let i = 4; i < wire.length; i += 6) {
+  for (let i = 4; i < wire.length; i += 8) {
     const [ruleId, ruleName, severity, tags, message] = rules[wire[i] as number]!;
     out.push({
       ruleId,
@@ -120,6 +120,8 @@ export function unpackViolations(wire: ViolationsWire, rules: readonly RuleField
       spanCount,
       startTimeUnixNano: wire[i + 4] as bigint,
       endTimeUnixNano: wire[i + 5] as bigint,
+      services: wire[i + 6] as string[],
+      witnessNames: wire[i + 7] as string[],
     });
   }
   return out;

@@ -47,7 +47,7 @@ describe('rule errors of the admin API', () => {
     assert.deepEqual(
       r.body.error.errors?.map((e) => e.message),
       [
-        'unknown key extra (allowed: id, name, description, severity, enabled, tags, message, condition)',
+        'unknown key extra (allowed: id, name, description, severity, enabled, tags, message, condition, alerts)',
         'id must be a string matching ^[a-z0-9][a-z0-9._-]*$, of at most 128 characters, got "Bad Id"',
         'severity must be one of critical, high, medium, low, info, got "hihg" (did you mean high?)',
       ],

@@ -12,14 +12,13 @@
  * instead of the UI.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { stringify } from 'yaml';
 import path from 'node:path';
 import { freePorts } from './kafka.ts';
-import { betraceCacheDir, runTool } from './tools.ts';
+import { betraceCacheDir, cachedTool, cachedToolAt, goRunner, installBuiltTool } from './tools.ts';
 
 export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
 export const JAEGER_VERSION = 'v1.75.0';
@@ -39,45 +38,21 @@ export function ensureJaeger(): Promise<string> {
 }
 
 async function build(): Promise<string> {
-  const binDir = path.join(betraceCacheDir(), 'bin');
-  const binary = path.join(binDir, BINARY_NAME);
-  const marker = path.join(binDir, `.${BINARY_NAME}.version`);
-  if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === JAEGER_VERSION) return binary;
+  const { binary, marker } = cachedTool(BINARY_NAME);
+  const cached = await cachedToolAt(BINARY_NAME, JAEGER_VERSION);
+  if (cached !== undefined) return cached;
   const work = path.join(betraceCacheDir(), 'jaeger-build');
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   await writeFile(path.join(work, 'go.mod'), 'module betrace.test/jaeger-build\n\ngo 1.24\n');
-  const env = { ...process.env, CGO_ENABLED: '0' };
-  const go = async (args: string[]): Promise<void> => {
-    const { code, output } = await runTool('go', args, env, work).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') {
-        throw new Error(
-          `ensureJaeger: the \`go\` command was not found on PATH. Install Go (https://go.dev/dl/) so the test ` +
-            `suite can build ${JAEGER_PACKAGE}@${JAEGER_VERSION} from the Go module proxy, or put a Jaeger ` +
-            `${JAEGER_VERSION} \`cmd/jaeger\` binary at ${binary} and write "${JAEGER_VERSION}" to ${marker}.`,
-          { cause: err },
-        );
-      }
-      throw err;
-    });
-    if (code !== 0) {
-      throw new Error(
-        `ensureJaeger: \`go ${args.join(' ')}\` failed (exit ${code}) in ${work}; building Jaeger needs Go and the ` +
-          `Go module proxy (GOPROXY=${process.env.GOPROXY ?? 'default'}):\n${output.slice(-4000)}`,
-      );
-    }
-  };
+  const run = goRunner('ensureJaeger', `${JAEGER_PACKAGE}@${JAEGER_VERSION}`, { binary, marker, version: JAEGER_VERSION }, { ...process.env, CGO_ENABLED: '0' });
+  const go = (args: string[]) => run(args, work);
   await go(['get', '-tool', `${JAEGER_PACKAGE}@${JAEGER_VERSION}`]);
   const built = path.join(work, BINARY_NAME);
   // The version `jaeger version` reports, as Jaeger's release build sets it.
   const ldflags = `-X github.com/jaegertracing/jaeger/internal/version.latestVersion=${JAEGER_VERSION}`;
   await go(['build', '-trimpath', `-ldflags=${ldflags}`, '-o', built, JAEGER_PACKAGE]);
-  await mkdir(binDir, { recursive: true });
-  await rm(binary, { force: true });
-  await rename(built, binary);
-  await writeFile(marker, `${JAEGER_VERSION}\n`);
-  await rm(work, { recursive: true, force: true });
-  return binary;
+  return installBuiltTool(BINARY_NAME, built, JAEGER_VERSION, work);
 }
 
 export interface Jaeger {

@@ -9,12 +9,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { betraceCacheDir, ensureGoTool, runTool } from './tools.ts';
+import { betraceCacheDir, cachedToolAt, ensureGoTool, installBuiltTool, runTool } from './tools.ts';
 
 /** Builder manifests (test/helpers/otelcol/*.yaml), each giving its own binary (`dist.name`). */
 export type CollectorFlavour = 'otlp' | 'kafka' | 'bench';
@@ -43,10 +43,8 @@ async function build(manifestPath: string): Promise<string> {
   const name = /^ {2}name: (\S+)$/m.exec(manifest)?.[1];
   if (!name) throw new Error(`${manifestPath}: no dist.name`);
   const version = createHash('sha256').update(manifest).digest('hex').slice(0, 16);
-  const binDir = path.join(betraceCacheDir(), 'bin');
-  const binary = path.join(binDir, name);
-  const marker = path.join(binDir, `.${name}.version`);
-  if (existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === version) return binary;
+  const cached = await cachedToolAt(name, version);
+  if (cached !== undefined) return cached;
   const builder = await ensureGoTool('otelcol-builder');
   const work = path.join(betraceCacheDir(), `${name}-build`);
   await rm(work, { recursive: true, force: true });
@@ -64,12 +62,7 @@ async function build(manifestPath: string): Promise<string> {
   if (code !== 0 || !existsSync(built)) {
     throw new Error(`ensureOtelCollector: the Collector builder failed (exit ${code}); it needs Go and the Go module proxy:\n${output.slice(-4000)}`);
   }
-  await mkdir(binDir, { recursive: true });
-  await rm(binary, { force: true });
-  await rename(built, binary);
-  await writeFile(marker, `${version}\n`);
-  await rm(work, { recursive: true, force: true });
-  return binary;
+  return installBuiltTool(name, built, version, work);
 }
 
 export interface OtelCollector {

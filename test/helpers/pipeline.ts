@@ -22,7 +22,7 @@ export interface TestPipeline {
 /** Deep-merges `overrides` (YAML-shaped, snake_case) over test defaults: port 0 everywhere. */
 export async function startTestPipeline(
   overrides: Record<string, unknown> = {},
-  options: { roles?: Role[]; dataDir?: string; evaluatorThreadModule?: URL } = {},
+  options: { roles?: Role[]; dataDir?: string; evaluatorThreadModule?: URL; env?: NodeJS.ProcessEnv } = {},
 ): Promise<TestPipeline> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'betrace-test-'));
   const base: Record<string, unknown> = {
@@ -32,7 +32,7 @@ export async function startTestPipeline(
     log: { level: 'info' },
   };
   const merged = merge(base, overrides);
-  const config = parseConfig(stringify(merged), { source: 'test-config', env: {}, baseDir: dataDir });
+  const config = parseConfig(stringify(merged), { source: 'test-config', env: options.env ?? {}, baseDir: dataDir });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {

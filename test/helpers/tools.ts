@@ -10,7 +10,7 @@
 // from, so bumping a pin below rebuilds on next use.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -102,4 +102,54 @@ export function runTool(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, output }));
   });
+}
+
+/** Where a tool built by the suite lives in the cache, and its version marker. */
+export function cachedTool(name: string): { binDir: string; binary: string; marker: string } {
+  const binDir = path.join(betraceCacheDir(), 'bin');
+  return { binDir, binary: path.join(binDir, name), marker: path.join(binDir, `.${name}.version`) };
+}
+
+/** The cached binary when its marker names `version`, else undefined. */
+export async function cachedToolAt(name: string, version: string): Promise<string | undefined> {
+  const { binary, marker } = cachedTool(name);
+  return existsSync(binary) && (await readFile(marker, 'utf8').catch(() => '')).trim() === version ? binary : undefined;
+}
+
+/**
+ * Runs `go ARGS` in `cwd` for the build of `spec` by `caller` (ensureJaeger, …), resolving to its
+ * output; a missing `go` or a failed command throws with what to do (install Go, or put the
+ * binary and its marker in the cache).
+ */
+export function goRunner(caller: string, spec: string, tool: { binary: string; marker: string; version: string }, env: NodeJS.ProcessEnv): (args: string[], cwd: string) => Promise<string> {
+  return async (args, cwd) => {
+    const { code, output } = await runTool('go', args, env, cwd).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') {
+        throw new Error(
+          `${caller}: the \`go\` command was not found on PATH. Install Go (https://go.dev/dl/) so the test ` +
+            `suite can build ${spec} from the Go module proxy, or put a ${spec} binary at ${tool.binary} and write "${tool.version}" to ${tool.marker}.`,
+          { cause: err },
+        );
+      }
+      throw err;
+    });
+    if (code !== 0) {
+      throw new Error(
+        `${caller}: \`go ${args.join(' ')}\` failed (exit ${code}) in ${cwd}; building ${spec} needs Go and the ` +
+          `Go module proxy (GOPROXY=${process.env.GOPROXY ?? 'default'}):\n${output.slice(-4000)}`,
+      );
+    }
+    return output;
+  };
+}
+
+/** Moves a binary built in `work` into the cache, writes its version marker, removes `work`. */
+export async function installBuiltTool(name: string, built: string, version: string, work: string): Promise<string> {
+  const { binDir, binary, marker } = cachedTool(name);
+  await mkdir(binDir, { recursive: true });
+  await rm(binary, { force: true });
+  await rename(built, binary);
+  await writeFile(marker, `${version}\n`);
+  await rm(work, { recursive: true, force: true });
+  return binary;
 }

@@ -42,6 +42,7 @@ describe('shutdown order', () => {
         'consumers: evaluator pool',
         'exporters: forwarder exporter',
         'exporters: violations exporter',
+        'exporters: notifier',
         'stores: violation store',
         'stores: rule store',
         'stores: rule files',
@@ -49,7 +50,7 @@ describe('shutdown order', () => {
         'api: admin api',
       ]);
       await p.pipeline.shutdown();
-      assert.equal(stopped(p.logs).length, 14, 'a second shutdown stops nothing again');
+      assert.equal(stopped(p.logs).length, 15, 'a second shutdown stops nothing again');
     } finally {
       await sink.close();
     }
@@ -75,6 +76,7 @@ describe('shutdown order', () => {
         'intake: producer',
         'consumers: worker',
         'consumers: evaluator pool',
+        'exporters: notifier',
         'stores: violation store',
         'stores: rule store',
         'stores: rule files',

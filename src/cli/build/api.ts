@@ -39,7 +39,7 @@ export function mountApiRole(s: Shared, api: ApiServer, ruleStore: RuleStore, vi
     lifecycle.add('violation index', 'stores', index);
     reader = index;
   }
-  mountViolationRoutes(api, () => reader);
+  mountViolationRoutes(api, () => reader, s.config.notifications.traceUrl);
   const jobs = new ReplayJobs({
     config,
     logger,

@@ -9,6 +9,7 @@ import { RuleQuarantine } from '../../ruleset/rule-quarantine.ts';
 import type { RuleStore } from '../../ruleset/rule-store.ts';
 import { TraceIndexWriter } from '../../transport/kafka-index.ts';
 import { ViolationLedger } from '../../violations/kafka-ledger.ts';
+import { Notifier } from '../../notify/index.ts';
 import { ViolationStore, type ViolationSink } from '../../violations/index.ts';
 import { EvaluatorPool, Worker } from '../../worker/index.ts';
 import { once } from '../lifecycle.ts';
@@ -41,6 +42,24 @@ export function buildWorker(s: Shared, ruleStore: RuleStore, evaluatorThreadModu
         return h.degraded ? { ready: true, degraded: h.reason } : { ready: true };
       },
     ]);
+  }
+  // Notifications: embedded mode only; with Kafka nothing is sent (said at start when routes are set).
+  const n = config.notifications;
+  if (ledger === undefined) {
+    const notifier = new Notifier({ config: n, dataDir: config.dataDir, rules, logger, metrics });
+    lifecycle.add('notifier', 'exporters', notifier);
+    sinks.push(notifier);
+  } else {
+    // Started after the rule files, so their alerts are known.
+    lifecycle.add('notifications (not in Kafka mode)', 'stores', {
+      start: () => {
+        if (Object.values(n.defaults).some((d) => d.length > 0) || rules.all().some((r) => r.definition.alerts !== undefined)) {
+          logger.warn('notifications are sent with transport.kind embedded only: with Kafka no notification is sent (notifications.defaults and alerts: are ignored)');
+        }
+        return Promise.resolve();
+      },
+      shutdown: () => Promise.resolve(),
+    });
   }
   const pool = new EvaluatorPool({
     threads: config.worker.evaluationThreads,
