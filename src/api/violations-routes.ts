@@ -1,4 +1,4 @@
-/** GET /v1/violations: filters start_time, end_time, severity, rule_id, trace_id, limit, cursor; newest first. */
+/** GET /v1/violations: filters start_time, end_time, severity, rule_id, trace_id, service, limit, cursor; newest first. */
 import { SEVERITIES } from '../rules/index.ts';
 import { decodeViolationCursor, type ViolationQuery, type ViolationReader } from '../violations/violation-store.ts';
 import { apiError } from './errors.ts';
@@ -25,6 +25,7 @@ export function mountViolationRoutes(api: ApiServer, reader: () => ViolationRead
           severity: { type: 'string', description: 'critical, high, medium, low or info (case-insensitive)' },
           rule_id: { type: 'string' },
           trace_id: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' },
+          service: { type: 'string', description: 'Violations naming this service (service.name) among their services' },
           limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
           cursor: { type: 'string', description: 'A next_cursor from a previous page; any other value: 400 INVALID_PARAMETER' },
         },
@@ -68,6 +69,7 @@ export function mountViolationRoutes(api: ApiServer, reader: () => ViolationRead
         ...(severity ? { severity } : {}),
         ...(q.get('rule_id') ? { ruleId: q.get('rule_id')! } : {}),
         ...(traceId ? { traceId } : {}),
+        ...(q.get('service') ? { service: q.get('service')! } : {}),
         ...(limit !== undefined ? { limit } : {}),
         ...(cursor ? { cursor } : {}),
       };

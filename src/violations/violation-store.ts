@@ -37,6 +37,8 @@ export interface ViolationQuery {
   readonly severity?: string;
   readonly ruleId?: string;
   readonly traceId?: string;
+  /** Among the record's services (records without them match no service). */
+  readonly service?: string;
   readonly limit?: number;
   /** Opaque cursor from a previous page (checked with `isViolationCursor`). */
   readonly cursor?: string;
@@ -484,6 +486,7 @@ export function queryRecords(records: readonly ViolationRecord[], firstSeq: numb
     if (severity !== undefined && r.severity !== severity) continue;
     if (q.ruleId !== undefined && r.rule_id !== q.ruleId) continue;
     if (q.traceId !== undefined && r.trace_id !== q.traceId.toLowerCase()) continue;
+    if (q.service !== undefined && r.services?.includes(q.service) !== true) continue;
     if (startNs !== undefined || endNs !== undefined) {
       const t = BigInt(r.start_time_unix_nano);
       if (startNs !== undefined && t < startNs) continue;

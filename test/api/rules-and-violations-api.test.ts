@@ -136,6 +136,9 @@ describe('rules and violations API (embedded)', () => {
     const first = emit();
     await app.flush();
     await waitUntil(async () => (await call(betrace.apiUrl, 'GET', `/v1/violations?trace_id=${first}`)).body.violations.length === 1, 10_000, 'violation of the new rule');
+    // By service: the app's names it, another does not.
+    assert.equal((await call(betrace.apiUrl, 'GET', `/v1/violations?trace_id=${first}&service=api-live`)).body.violations.length, 1);
+    assert.equal((await call(betrace.apiUrl, 'GET', `/v1/violations?trace_id=${first}&service=elsewhere`)).body.violations.length, 0);
     const disabled = await call(betrace.apiUrl, 'POST', '/v1/rules/no-refund-without-charge/disable');
     assert.equal(disabled.status, 200);
     assert.equal(disabled.body.enabled, false);

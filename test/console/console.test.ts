@@ -322,7 +322,19 @@ describe('the web console in Chromium', () => {
     assert.equal(await link.getAttribute('href'), `https://traces.example/trace/${traceId}`);
     await row.locator('summary').click();
     assert.match((await row.locator('ul.ids').textContent()) ?? '', /^[0-9a-f]{16}$/);
+    assert.equal(await row.locator('.witness-names').textContent(), 'Spans: db.timeout');
+    assert.equal(await row.locator('.services').textContent(), 'Services: console-shop');
     await checkPage('violations');
+    // By service: the app's keeps the row, another finds none.
+    await page.getByLabel('Service').fill('console-shop');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await waitUntil(async () => (await page.locator('#violations caption').textContent())?.includes('(1 shown)') === true, 10_000, 'the service filter applied');
+    await page.getByLabel('Service').fill('elsewhere');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForSelector('#violations td:has-text("No violation matches.")');
+    await page.getByLabel('Service').fill('');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await row.waitFor();
 
     // An API without a trace link template gives no trace_url: no link is made up.
     await page.route('**/v1/violations?*', async (route) => {

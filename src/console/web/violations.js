@@ -1,5 +1,5 @@
-// The violations page: filters (rule, severity, time, trace id), newest first, paged by
-// the API's cursor; each violation with its witness spans and, when the API gives one
+// The violations page: filters (rule, severity, time, trace id, service), newest first, paged
+// by the API's cursor; each violation with its services, witness span names and ids and, when the API gives one
 // (`trace_url`), a link to the trace in the user's tracing backend.
 import { useEffect, useState } from 'preact/hooks';
 import { call, describeError } from './api.js';
@@ -16,6 +16,7 @@ function query(filters, cursor) {
   if (filters.rule !== '') q.set('rule_id', filters.rule);
   if (filters.severity !== '') q.set('severity', filters.severity);
   if (filters.traceId.trim() !== '') q.set('trace_id', filters.traceId.trim());
+  if (filters.service.trim() !== '') q.set('service', filters.service.trim());
   const from = seconds(filters.from);
   const to = seconds(filters.to);
   if (from !== undefined) q.set('start_time', String(from));
@@ -31,7 +32,7 @@ function TraceLink({ v }) {
   return html`<a href=${url} rel="noopener noreferrer" target="_blank">Open trace<span class="visually-hidden"> ${v.trace_id} (new tab)</span></a>`;
 }
 
-const EMPTY = { rule: '', severity: '', from: '', to: '', traceId: '' };
+const EMPTY = { rule: '', severity: '', from: '', to: '', traceId: '', service: '' };
 
 export function ViolationsPage() {
   const [rules, setRules] = useState([]);
@@ -69,6 +70,7 @@ export function ViolationsPage() {
       <div><label for="f-from">From (local time)</label><input id="f-from" type="datetime-local" value=${form.from} onInput=${set('from')} /></div>
       <div><label for="f-to">To (local time)</label><input id="f-to" type="datetime-local" value=${form.to} onInput=${set('to')} /></div>
       <div><label for="f-trace">Trace id</label><input id="f-trace" value=${form.traceId} onInput=${set('traceId')} pattern="[0-9a-fA-F]{32}" size="34" /></div>
+      <div><label for="f-service">Service</label><input id="f-service" value=${form.service} onInput=${set('service')} size="16" /></div>
       <div class="buttons"><button type="submit" class="primary">Apply filters</button>
         <button type="button" onClick=${() => (setForm(EMPTY), setCursors([]), setCursor(undefined), setFilters(EMPTY))}>Clear</button></div>
     </form>
@@ -89,6 +91,8 @@ export function ViolationsPage() {
                 <td><code>${v.trace_id}</code> <${TraceLink} v=${v} /></td>
                 <td>
                   <details><summary>${v.witness_count} of ${v.span_count} spans</summary>
+                    ${v.witness_names?.length ? html`<div class="witness-names">Spans: ${v.witness_names.join(', ')}</div>` : null}
+                    ${v.services?.length ? html`<div class="services">Services: ${v.services.join(', ')}</div>` : null}
                     <ul class="ids">${v.span_ids.map((id) => html`<li><code>${id}</code></li>`)}</ul>
                     <div class="hint">Witnesses from ${nanosToIso(v.start_time_unix_nano)} to ${nanosToIso(v.end_time_unix_nano)}; root span <code>${v.root_span_id}</code></div>
                   </details>
