@@ -44,6 +44,8 @@ process.stderr.write('pipeline…\n');
 Object.assign(figures, await part('pipeline-bench.ts'));
 process.stderr.write('replay…\n');
 Object.assign(figures, Object.fromEntries(Object.entries(await part('replay-bench.ts')).map(([k, v]) => [`replay_${k}`, v])));
+process.stderr.write('side by side with the OpenTelemetry Collector…\n');
+Object.assign(figures, await part('collector-bench.ts'));
 process.stderr.write('idle roles…\n');
 Object.assign(figures, await part('idle-bench.ts'));
 process.stderr.write('replay at scale…\n');
@@ -63,6 +65,8 @@ const rows: Row[] = [
   ['replay from Kafka (4 rules / 1 rule)', `${f('replay_kafka_all_rules_spans_per_s')} / ${f('replay_kafka_one_rule_spans_per_s')} spans/s per process`, '>= 300k spans/s'],
   ['replay cost per trace, 5M / 50k traces (files; local log)', `full scan x${f('replay_scale_files_full_cost_ratio', 2)}; x${f('replay_scale_history_full_cost_ratio', 2)} (trigger scan x${f('replay_scale_files_trigger_cost_ratio', 2)}; x${f('replay_scale_history_trigger_cost_ratio', 2)})`, '<= 1.2x'],
   ['replay full scan at 5M traces (files; local log)', `${f('replay_scale_files_5000000_full_spans_per_s')}; ${f('replay_scale_history_5000000_full_spans_per_s')} spans/s per process`, '>= 500k spans/s'],
+  ['OTLP → OTLP pass-through against the Collector (batch processor)', `x${f('pass_through_cpu_ratio', 2)} its CPU-s/1M spans (${f('pass_through_betrace_cpu_s_per_1m_spans', 2)} / ${f('pass_through_collector_cpu_s_per_1m_spans', 2)}); peak RSS x${f('pass_through_rss_ratio', 2)}`, '<= 0.5x CPU; <= 1.5x RSS'],
+  ['OTLP → Kafka (acks all) against the Collector', `x${f('otlp_to_kafka_cpu_ratio', 2)} its CPU-s/1M spans (${f('otlp_to_kafka_betrace_cpu_s_per_1m_spans', 2)} / ${f('otlp_to_kafka_collector_cpu_s_per_1m_spans', 2)}); peak RSS x${f('otlp_to_kafka_rss_ratio', 2)}`, '<= 0.5x CPU'],
   ['idle CPU (receiver, worker, forwarder, api; all-in-one)', `${['receiver', 'worker', 'forwarder', 'api', 'all_in_one'].map((r) => `${f(`idle_${r}_cpu_percent`, 2)}%`).join(', ')} of a core`, '<= 0.2% each'],
   ['idle RSS (same roles)', `${['receiver', 'worker', 'forwarder', 'api', 'all_in_one'].map((r) => `${f(`idle_${r}_rss_mib`)} MiB`).join(', ')}`, ''],
   ['replay from files, 2 processes', `x${f('replay_scale_files_two_processes_speedup', 2)} of 1 process`, '>= 1.8x'],
